@@ -1,0 +1,48 @@
+# placehub: every set-up step is here, so a fresh machine needs only Python 3.11+,
+# Java 17+, Maven and make. Local state (.venv, .cache, .state) is git-ignored.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test unit integration check fmt broker-start broker-stop clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## demo: the simulated place (broker, worker, partners, API); Ctrl-C to stop
+demo: $(STAMP)
+	$(BIN)/placehub demo
+
+## test: unit and integration tests against the real local broker (started if needed)
+test: $(STAMP) broker-start
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(STAMP) broker-start
+	$(BIN)/python -m pytest tests/integration
+
+## check: lint and type-check (CI runs it too)
+check: $(STAMP)
+	$(BIN)/ruff check hub connectors tests
+	$(BIN)/ruff format --check hub connectors tests
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format hub connectors tests
+	$(BIN)/ruff check --fix hub connectors tests
+
+broker-start: $(STAMP)
+	$(BIN)/placehub broker start
+
+broker-stop: $(STAMP)
+	$(BIN)/placehub broker stop
+
+clean: broker-stop
+	rm -rf .state

@@ -1,0 +1,979 @@
+"""Run a local Apache Kafka broker (KRaft mode, no ZooKeeper) from Maven Central jars.
+
+Why this exists: placehub needs a real Kafka for development, the integration tests and a
+small single-machine place, and there is no Docker to run one. Kafka 4 needs nothing but a
+JVM, so ``placehub broker start`` fetches the jars pinned in ``deploy/local/pom.xml`` once
+into an ignored cache, formats KRaft storage once, and runs the broker as a detached
+process. Its pid file, logs, data and rendered ``server.properties`` all live under
+``settings.broker_dir`` (ignored by git), one ``node-<id>`` folder per node.
+
+``start`` is idempotent, ``stop`` asks for a controlled shutdown before it kills, and every
+problem an operator can fix (no ``java``/``mvn``, a port already taken) is a one-line
+``SetupError``. Pids are only ever signalled after checking that the process really is the
+``kafka.Kafka`` we started from this ``broker_dir``, so a broker run by someone else (or a
+recycled pid) is never touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaAdminClient
+
+from hub.config import PROJECT_ROOT, Settings
+from hub.errors import BrokerError, ConfigError, SetupError
+
+__all__ = [
+    "HOST",
+    "LOG4J2_CONFIG",
+    "MAX_NODES",
+    "NODE_PORT_STEP",
+    "POM_FILE",
+    "BrokerStatus",
+    "NodeLayout",
+    "check_port_free",
+    "ephemeral_port_warning",
+    "fetch_jars",
+    "new_cluster_id",
+    "node_layout",
+    "render_server_properties",
+    "require_tool",
+    "start",
+    "status",
+    "stop",
+    "wait_until_answering",
+]
+
+HOST = "127.0.0.1"
+POM_FILE = PROJECT_ROOT / "deploy" / "local" / "pom.xml"
+LOG4J2_CONFIG = PROJECT_ROOT / "deploy" / "local" / "log4j2.properties"
+# Node i (1-based) listens on broker_port + STEP*(i-1) and controller_port + STEP*(i-1):
+# 19092/19093, 19192/19193, 19292/19293 with the defaults.
+NODE_PORT_STEP = 100
+MAX_NODES = 9
+MIN_JAVA = 17
+
+_KAFKA_MAIN = "kafka.Kafka"
+_KAFKA_JAR_GLOB = "kafka_2.13-*.jar"
+_CLUSTER_FILE = "cluster.json"
+_JAVA_HINT = "install OpenJDK 17+ (apt-get install openjdk-17-jre-headless)"
+_MVN_HINT = "it is needed once to fetch the Kafka jars; install Maven (apt-get install maven)"
+_POLL_S = 0.5
+_KILL_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    """What ``placehub broker status`` reports about the broker(s) under ``broker_dir``."""
+
+    running: bool  # a live process whose pid we recorded
+    answering: bool  # it answered a metadata request
+    pid: int | None
+    bootstrap_servers: str
+    log_file: Path
+    nodes: int = 1
+    pids: tuple[int, ...] = field(default=())
+
+    def describe(self) -> str:
+        """One human line: running or not, pid(s), where it answers, where its log is."""
+        what = "broker" if self.nodes == 1 else f"{self.nodes}-node cluster"
+        if not self.running:
+            flag = f" --nodes {self.nodes}" if self.nodes > 1 else ""
+            return (
+                f"{what} not running ({self.bootstrap_servers}); "
+                f"start it with `placehub broker start{flag}`"
+            )
+        pids = self.pids or ((self.pid,) if self.pid is not None else ())
+        who = ("pid " if len(pids) == 1 else "pids ") + ", ".join(str(p) for p in pids)
+        if self.nodes > 1 and len(pids) < self.nodes:
+            who = f"only {len(pids)} of {self.nodes} nodes: {who}"
+        if self.answering:
+            return (
+                f"{what} running ({who}), answering on {self.bootstrap_servers}; "
+                f"log: {self.log_file}"
+            )
+        return (
+            f"{what} running ({who}) but not answering on {self.bootstrap_servers}; "
+            f"see {self.log_file}"
+        )
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    """Where one node keeps its files and which ports it binds."""
+
+    node_id: int
+    dir: Path
+    broker_port: int
+    controller_port: int
+
+    @property
+    def properties_file(self) -> Path:
+        """The rendered ``server.properties`` the JVM is started with."""
+        return self.dir / "server.properties"
+
+    @property
+    def data_dir(self) -> Path:
+        """Kafka's ``log.dirs``: partitions and the KRaft metadata log."""
+        return self.dir / "data"
+
+    @property
+    def pid_file(self) -> Path:
+        """Pid of the running JVM; absent when stopped."""
+        return self.dir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's own log (log4j2, size-capped)."""
+        return self.dir / "broker.log"
+
+    @property
+    def out_file(self) -> Path:
+        """The JVM's stdout/stderr: crashes and anything before logging starts."""
+        return self.dir / "broker.out"
+
+    @property
+    def address(self) -> str:
+        """host:port clients connect to."""
+        return f"{HOST}:{self.broker_port}"
+
+
+@dataclass(frozen=True)
+class _ClusterRecord:
+    cluster_id: str
+    nodes: int
+    bootstrap_servers: str
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def _abs(path: Path) -> Path:
+    """Absolute, so the JVM (started in the node folder) and pid checks see the same paths."""
+    return path.expanduser().absolute()
+
+
+def node_layout(settings: Settings, nodes: int = 1) -> list[NodeLayout]:
+    """The folders and ports of each node of an ``nodes``-node local cluster."""
+    if not 1 <= nodes <= MAX_NODES:
+        raise ConfigError(
+            f"--nodes {nodes} is not supported: use 1 to {MAX_NODES} (1 or 3 is usual)"
+        )
+    return [
+        NodeLayout(
+            node_id=i,
+            dir=_abs(settings.broker_dir) / f"node-{i}",
+            broker_port=settings.broker_port + NODE_PORT_STEP * (i - 1),
+            controller_port=settings.controller_port + NODE_PORT_STEP * (i - 1),
+        )
+        for i in range(1, nodes + 1)
+    ]
+
+
+def _validate_ports(layout: Sequence[NodeLayout]) -> None:
+    ports: dict[int, str] = {}
+    for node in layout:
+        for port, setting in (
+            (node.broker_port, "PLACEHUB_BROKER_PORT"),
+            (node.controller_port, "PLACEHUB_CONTROLLER_PORT"),
+        ):
+            if port > 65535:
+                raise ConfigError(
+                    f"{setting}: node {node.node_id} would need port {port} (> 65535); "
+                    f"pick a lower port"
+                )
+            if port in ports:
+                raise ConfigError(
+                    f"{setting}: port {port} would be used twice ({ports[port]} and {setting}); "
+                    f"keep PLACEHUB_BROKER_PORT and PLACEHUB_CONTROLLER_PORT apart by 1 to "
+                    f"{NODE_PORT_STEP - 1}"
+                )
+            ports[port] = setting
+
+
+def _ephemeral_range() -> tuple[int, int] | None:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return None
+
+
+def ephemeral_port_warning(layout: Sequence[NodeLayout]) -> str | None:
+    """A warning if a listen port lies in the OS range for outgoing connections, else None."""
+    span = _ephemeral_range()
+    if span is None:
+        return None
+    ports = sorted(
+        port
+        for node in layout
+        for port in (node.broker_port, node.controller_port)
+        if span[0] <= port <= span[1]
+    )
+    if not ports:
+        return None
+    return (
+        f"warning: port(s) {', '.join(map(str, ports))} lie in the OS ephemeral range "
+        f"{span[0]}-{span[1]}; an outgoing connection may hold one and make start-up fail "
+        f"with 'Address already in use' (ports below {span[0]} are safe)"
+    )
+
+
+def _bootstrap(layout: Sequence[NodeLayout]) -> str:
+    return ",".join(node.address for node in layout)
+
+
+def render_server_properties(settings: Settings, node: NodeLayout, nodes: int = 1) -> str:
+    """The ``server.properties`` text for one node of an ``nodes``-node combined-mode cluster."""
+    layout = node_layout(settings, nodes)
+    voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in layout)
+    replication = min(3, nodes)
+    min_isr = min(2, nodes)
+    lines = {
+        # KRaft, each node is both broker and controller; static quorum.
+        "process.roles": "broker,controller",
+        "node.id": str(node.node_id),
+        "controller.quorum.voters": voters,
+        "controller.listener.names": "CONTROLLER",
+        # Bind to loopback only: this broker has no authentication.
+        "listeners": f"PLAINTEXT://{HOST}:{node.broker_port},CONTROLLER://{HOST}:{node.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{node.broker_port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(node.data_dir),
+        # Topics.
+        "num.partitions": str(settings.partitions),
+        "auto.create.topics.enable": "true",
+        "default.replication.factor": str(replication),
+        "min.insync.replicas": str(min_isr),
+        # Internal topics sized for one machine.
+        "offsets.topic.replication.factor": str(replication),
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": str(replication),
+        "transaction.state.log.min.isr": str(min_isr),
+        "transaction.state.log.num.partitions": "10",
+        "share.coordinator.state.topic.replication.factor": str(replication),
+        "share.coordinator.state.topic.min.isr": str(min_isr),
+        "group.initial.rebalance.delay.ms": "0",
+        # Small-machine resource use.
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.recovery.threads.per.data.dir": "1",
+        "log.segment.bytes": str(16 * 1024 * 1024),
+        "log.retention.hours": "168",
+        "log.retention.check.interval.ms": "60000",
+        "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+    }
+    header = (
+        "# Rendered by hub/broker.py on every `placehub broker start`; edits are overwritten.\n"
+        "# Change PLACEHUB_* settings instead.\n"
+    )
+    return header + "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id, in the same form as ``kafka-storage random-uuid``."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cluster_id.startswith("-"):  # Kafka avoids ids that look like CLI flags
+            return cluster_id
+
+
+def check_port_free(port: int, *, setting: str = "PLACEHUB_BROKER_PORT", host: str = HOST) -> None:
+    """Raise SetupError in one line if ``host:port`` cannot be bound (someone listens there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the JVM: sockets of a just-stopped broker in TIME_WAIT are not "in use".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise SetupError(
+                    f"port {port} on {host} is already in use by another process; "
+                    f"stop it or set {setting}"
+                ) from None
+            raise SetupError(f"cannot bind {host}:{port} ({exc.strerror}); set {setting}") from None
+
+
+def require_tool(name: str, hint: str) -> str:
+    """The full path of ``name`` on PATH, or a one-line SetupError saying how to install it."""
+    path = shutil.which(name)
+    if path is None:
+        raise SetupError(f"{name} not found on PATH: {hint}")
+    return path
+
+
+def _java_major(version_output: str) -> int | None:
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
+    if match is None:
+        return None
+    major = int(match.group(1))
+    if major == 1 and match.group(2) is not None:  # "1.8.0_392"
+        major = int(match.group(2))
+    return major
+
+
+def _require_java() -> str:
+    java = require_tool("java", _JAVA_HINT)
+    try:
+        done = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SetupError(f"{java} -version failed ({exc}): {_JAVA_HINT}") from None
+    major = _java_major(done.stderr + done.stdout)
+    if major is not None and major < MIN_JAVA:
+        raise SetupError(f"{java} is Java {major}; Kafka 4 needs Java {MIN_JAVA}+: {_JAVA_HINT}")
+    return java
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _proc_state(pid: int) -> str | None:
+    """The /proc state letter of ``pid`` (``None`` if there is no such process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[0]
+
+
+def _is_our_broker(pid: int, node: NodeLayout) -> bool:
+    """True if ``pid`` is alive and is the kafka.Kafka JVM started for ``node``."""
+    if pid <= 1 or pid == os.getpid():
+        return False
+    if Path("/proc").is_dir():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        state = _proc_state(pid)
+        if state is None or state in ("Z", "X"):  # zombies are dead brokers nobody reaped yet
+            return False
+        args = [a.decode(errors="replace") for a in argv]
+        return _KAFKA_MAIN in args and str(node.properties_file) in args
+    try:  # no /proc (macOS): trust the pid file
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(node: NodeLayout) -> int | None:
+    try:
+        return int(node.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _live_pid(node: NodeLayout) -> int | None:
+    """The recorded pid of ``node`` if that process is our live broker."""
+    pid = _read_pid(node)
+    if pid is not None and _is_our_broker(pid, node):
+        return pid
+    return None
+
+
+def _clean_stale_pid(node: NodeLayout) -> int | None:
+    """Like ``_live_pid``, but removes a pid file that no longer names our broker."""
+    pid = _live_pid(node)
+    if pid is None:
+        node.pid_file.unlink(missing_ok=True)
+    return pid
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the broker's process group (only the JVM is in it)."""
+    try:
+        pgid = os.getpgid(pid)
+        if pgid > 1 and pgid != os.getpgrp():
+            os.killpg(pgid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_gone(pids: dict[int, NodeLayout], timeout_s: float) -> dict[int, NodeLayout]:
+    """Wait until the processes exit; return the ones still alive after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    alive = dict(pids)
+    while alive:
+        alive = {pid: node for pid, node in alive.items() if _is_our_broker(pid, node)}
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    return alive
+
+
+def _terminate(pids: dict[int, NodeLayout], timeout_s: float) -> None:
+    """SIGTERM (controlled shutdown), then SIGKILL what is left after ``timeout_s``."""
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    alive = _wait_gone(pids, timeout_s)
+    for pid in alive:
+        _signal(pid, signal.SIGKILL)
+    alive = _wait_gone(alive, _KILL_WAIT_S)
+    for node in pids.values():
+        if _read_pid(node) not in alive:
+            node.pid_file.unlink(missing_ok=True)
+    if alive:
+        raise BrokerError(
+            f"broker pid(s) {', '.join(map(str, alive))} survived SIGKILL; check `ps` and the "
+            f"logs under {next(iter(alive.values())).dir.parent}"
+        )
+
+
+def _launch(node: NodeLayout, java: str, libs: Path, heap_mb: int) -> int:
+    """Start one node's JVM fully detached (its own session, not our child); return its pid."""
+    command = [
+        java,
+        f"-Xms{heap_mb}m",
+        f"-Xmx{heap_mb}m",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-XX:InitiatingHeapOccupancyPercent=35",
+        "-XX:+ExplicitGCInvokesConcurrent",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+        f"-Dkafka.logs.dir={node.dir}",
+        "-cp",
+        f"{libs}/*",
+        _KAFKA_MAIN,
+        str(node.properties_file),
+    ]
+    with node.out_file.open("a") as out:
+        out.write(f"=== placehub broker start {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n")
+    # sh backgrounds the JVM and exits at once, so the JVM is re-parented away from us:
+    # no zombie when it stops, no "still running" warning when this Python process exits.
+    script = 'out="$1"; shift; "$@" </dev/null >>"$out" 2>&1 & echo $!'
+    try:
+        done = subprocess.run(
+            ["/bin/sh", "-c", script, "sh", str(node.out_file), *command],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+            start_new_session=True,
+            cwd=node.dir,
+        )
+        pid = int(done.stdout.strip())
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        raise BrokerError(f"could not launch the broker JVM ({exc}); see {node.out_file}") from None
+    _write_atomic(node.pid_file, f"{pid}\n")
+    return pid
+
+
+# --------------------------------------------------------------------------- logs
+
+_ERROR_LINE = re.compile(r"\bERROR\b|^Error:|^Exception in thread|^\S+(Exception|Error): ")
+_LOG_PREFIX = re.compile(r"^\[[^\]]+\]\s+ERROR\s+")
+
+
+def _tail(path: Path, offset: int = 0, max_bytes: int = 256 * 1024) -> list[str]:
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            start = offset if offset <= size else 0  # the log rolled over
+            handle.seek(max(start, size - max_bytes))
+            return handle.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def _last_error(lines: Sequence[str]) -> str | None:
+    """The last ERROR line (plus the exception line under it, if any), shortened."""
+    if lines and lines[0].startswith("=== placehub broker start"):
+        lines = lines[1:]
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i].strip()
+        if not _ERROR_LINE.search(line):
+            continue
+        message = _LOG_PREFIX.sub("", line)
+        if i + 1 < len(lines):
+            follow = lines[i + 1].strip()
+            if re.match(r"^[\w.$]+(Exception|Error)\b", follow) and follow not in message:
+                message = f"{message}: {follow}"
+        return message if len(message) <= 300 else message[:297] + "..."
+    return None
+
+
+def _startup_failure(node: NodeLayout, log_offset: int, out_offset: int) -> str:
+    """``broker exited during start-up; see <log>`` plus its last error line, if any."""
+    error = _last_error(_tail(node.log_file, log_offset)) or _last_error(
+        _tail(node.out_file, out_offset)
+    )
+    log = node.log_file if node.log_file.exists() else node.out_file
+    where = f"node {node.node_id} " if node.node_id > 1 else ""
+    message = f"broker {where}exited during start-up; see {log}"
+    return f"{message} (last error: {error})" if error else message
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+# --------------------------------------------------------------------------- metadata probe
+
+
+def _admin_client(bootstrap_servers: str, timeout_s: float) -> Any:
+    """A KafkaAdminClient, or an exception; never leaves its IO thread behind on failure."""
+    timeout_ms = max(200, int(timeout_s * 1000))
+    admin = KafkaAdminClient.__new__(KafkaAdminClient)
+    try:
+        admin.__init__(
+            bootstrap_servers=bootstrap_servers.split(","),
+            client_id="placehub-broker-probe",
+            bootstrap_timeout_ms=timeout_ms,
+            request_timeout_ms=max(timeout_ms, 1000),
+            reconnect_backoff_ms=100,
+            reconnect_backoff_max_ms=1000,
+        )
+    except BaseException:
+        # A failed constructor leaves its network thread running and close() refuses to run.
+        for part, method in (("_client", "close"), ("_net", "stop"), ("_metrics", "close")):
+            with contextlib.suppress(Exception):
+                component = getattr(admin, part, None)
+                if component is not None:
+                    getattr(component, method)()
+        raise
+    return admin
+
+
+def _tcp_open(bootstrap_servers: str) -> bool:
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or HOST, int(port)), timeout=0.5):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _probe(bootstrap_servers: str, timeout_s: float, expected_brokers: int = 1) -> str | None:
+    """None if the cluster answers a metadata request with ``expected_brokers`` live brokers."""
+    if not _tcp_open(bootstrap_servers):
+        return "connection refused"
+    try:
+        admin = _admin_client(bootstrap_servers, timeout_s)
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+    try:
+        cluster = admin.describe_cluster()
+        brokers = [b for b in cluster.get("brokers", []) if not b.get("is_fenced", False)]
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+    if len(brokers) < expected_brokers:
+        return f"{len(brokers)} of {expected_brokers} brokers registered"
+    return None
+
+
+def wait_until_answering(
+    bootstrap_servers: str, timeout_s: float, *, expected_brokers: int = 1
+) -> None:
+    """Block until Kafka at ``bootstrap_servers`` answers a metadata request; else BrokerError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        reason = _probe(bootstrap_servers, min(5.0, max(remaining, 0.5)), expected_brokers)
+        if reason is None:
+            return
+        if time.monotonic() + _POLL_S >= deadline:
+            raise BrokerError(
+                f"Kafka at {bootstrap_servers} did not answer a metadata request within "
+                f"{timeout_s:g}s ({reason})"
+            )
+        time.sleep(_POLL_S)
+
+
+def _wait_for_start(
+    launched: dict[int, NodeLayout],
+    offsets: dict[int, tuple[int, int]],
+    nodes: int,
+    timeout_s: float,
+) -> None:
+    """Wait until every launched node itself answers and sees all ``nodes`` brokers live."""
+    deadline = time.monotonic() + timeout_s
+    waiting = dict(launched)
+    while True:
+        for pid, node in launched.items():
+            if not _is_our_broker(pid, node):
+                raise BrokerError(_startup_failure(node, *offsets[pid]))
+        reason = "not started"
+        for pid, node in list(waiting.items()):
+            remaining = deadline - time.monotonic()
+            probe = _probe(node.address, min(5.0, max(remaining, 0.5)), nodes)
+            if probe is None:
+                del waiting[pid]
+            else:
+                reason = probe
+                break
+        if not waiting:
+            return
+        if time.monotonic() + _POLL_S >= deadline:
+            node = next(iter(waiting.values()))
+            raise BrokerError(
+                f"broker did not answer on {node.address} within {timeout_s:g}s ({reason}); "
+                f"stopped it; see {node.log_file}"
+            )
+        time.sleep(_POLL_S)
+
+
+# --------------------------------------------------------------------------- jars and storage
+
+
+def fetch_jars(settings: Settings, *, progress: Callable[[str], None] = print) -> Path:
+    """The folder with the Kafka broker jars, fetched with Maven the first time only."""
+    cache = _abs(settings.jar_cache_dir)
+    libs = cache / "libs"
+    if any(libs.glob(_KAFKA_JAR_GLOB)):
+        return libs
+    mvn = require_tool("mvn", _MVN_HINT)
+    cache.mkdir(parents=True, exist_ok=True)
+    # Fetch into a scratch folder and rename it, so an interrupted fetch never looks complete.
+    for stale in cache.glob("libs.partial-*"):
+        if time.time() - _mtime(stale) > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(prefix="libs.partial-", dir=cache))
+    progress(f"fetching the Kafka broker jars with Maven into {libs} (once)...")
+    try:
+        done = subprocess.run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(POM_FILE),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={scratch}",
+                "-DincludeScope=runtime",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0 or not any(scratch.glob(_KAFKA_JAR_GLOB)):
+            output = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+            errors = [line for line in output if "[ERROR]" in line] or output
+            detail = re.sub(r"\x1b\[[0-9;]*m", "", errors[0]).strip() if errors else "no output"
+            raise SetupError(
+                f"mvn could not fetch the Kafka jars (exit {done.returncode}): {detail[:300]}; "
+                f"check network access to Maven Central, then run `placehub broker start` again"
+            )
+        if libs.exists() and not any(libs.glob(_KAFKA_JAR_GLOB)):
+            shutil.rmtree(libs)  # an empty or foreign folder in the way
+        try:
+            scratch.rename(libs)
+        except OSError:
+            if not any(libs.glob(_KAFKA_JAR_GLOB)):  # else a concurrent fetch won the race
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    progress(f"fetched {sum(1 for _ in libs.glob('*.jar'))} jars")
+    return libs
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
+
+
+def _meta_cluster_id(node_dir: Path) -> str | None:
+    try:
+        text = (node_dir / "data" / "meta.properties").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^cluster\.id=(\S+)", text, re.MULTILINE)
+    return match.group(1) if match else ""
+
+
+def _read_cluster(settings: Settings) -> _ClusterRecord | None:
+    """What ``broker_dir`` last ran: its cluster.json, else guessed from meta.properties."""
+    try:
+        raw = json.loads((settings.broker_dir / _CLUSTER_FILE).read_text())
+        return _ClusterRecord(
+            str(raw["cluster_id"]), int(raw["nodes"]), str(raw["bootstrap_servers"])
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    formatted = sorted(
+        d for d in settings.broker_dir.glob("node-*") if _meta_cluster_id(d) is not None
+    )
+    if not formatted:
+        return None
+    cluster_id = _meta_cluster_id(formatted[0]) or new_cluster_id()
+    nodes = len(formatted)
+    return _ClusterRecord(
+        cluster_id, nodes, _bootstrap(node_layout(settings, min(nodes, MAX_NODES)))
+    )
+
+
+def _format(
+    layout: Sequence[NodeLayout],
+    cluster_id: str,
+    java: str,
+    libs: Path,
+    progress: Callable[[str], None],
+) -> None:
+    """Format KRaft storage of the nodes that have no meta.properties yet, in parallel."""
+    todo = [node for node in layout if not (node.data_dir / "meta.properties").exists()]
+    if not todo:
+        return
+    progress(f"formatting KRaft storage (cluster id {cluster_id}) in {todo[0].dir.parent}")
+    running: list[tuple[NodeLayout, subprocess.Popen[str]]] = []
+    for node in todo:
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            java,
+            "-Xmx256m",
+            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+            f"-Dkafka.logs.dir={node.dir}",
+            "-cp",
+            f"{libs}/*",
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(node.properties_file),
+        ]
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=node.dir,
+        )
+        running.append((node, proc))
+    failures: list[str] = []
+    for node, proc in running:
+        try:
+            output, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        if proc.returncode != 0:
+            lines = [line for line in output.splitlines() if line.strip()]
+            detail = _last_error(lines) or (lines[-1] if lines else f"exit {proc.returncode}")
+            failures.append(f"node {node.node_id}: {detail}")
+    if failures:
+        raise SetupError(
+            f"formatting KRaft storage under {layout[0].dir.parent} failed: {'; '.join(failures)}"
+        )
+
+
+def _prepare(
+    settings: Settings,
+    layout: Sequence[NodeLayout],
+    to_launch: Sequence[NodeLayout],
+    java: str,
+    libs: Path,
+    progress: Callable[[str], None],
+) -> None:
+    """Render server.properties, record the cluster, format storage where needed."""
+    nodes = len(layout)
+    record = _read_cluster(settings)
+    formatted = [d for d in settings.broker_dir.glob("node-*") if _meta_cluster_id(d) is not None]
+    if record is not None and formatted and record.nodes != nodes:
+        raise ConfigError(
+            f"{settings.broker_dir} holds a {record.nodes}-node broker's data; to start "
+            f"{nodes} node(s) delete that folder (its topics are lost) or set PLACEHUB_BROKER_DIR"
+        )
+    cluster_id = record.cluster_id if record is not None and formatted else new_cluster_id()
+    for node in to_launch:
+        node.dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(node.properties_file, render_server_properties(settings, node, nodes))
+    _write_atomic(
+        settings.broker_dir / _CLUSTER_FILE,
+        json.dumps(
+            {"cluster_id": cluster_id, "nodes": nodes, "bootstrap_servers": _bootstrap(layout)},
+            indent=2,
+        )
+        + "\n",
+    )
+    _format(to_launch, cluster_id, java, libs, progress)
+
+
+# --------------------------------------------------------------------------- public commands
+
+
+@contextlib.contextmanager
+def _exclusive(broker_dir: Path, progress: Callable[[str], None]) -> Iterator[None]:
+    """Serialise start/stop on one broker_dir across processes (two shells, two test runs)."""
+    broker_dir.mkdir(parents=True, exist_ok=True)
+    with (broker_dir / ".lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress(f"waiting for another `placehub broker` command on {broker_dir}...")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # the lock goes with the file descriptor
+
+
+def _current(settings: Settings) -> tuple[int, list[NodeLayout], dict[int, int]]:
+    """(node count, layout, {node_id: live pid}) for what ``broker_dir`` holds."""
+    record = _read_cluster(settings)
+    nodes = record.nodes if record is not None and 1 <= record.nodes <= MAX_NODES else 1
+    layout = node_layout(settings, nodes)
+    live = {node.node_id: pid for node in layout if (pid := _live_pid(node)) is not None}
+    return nodes, layout, live
+
+
+def status(settings: Settings) -> BrokerStatus:
+    """Whether our broker process is alive and whether it answers a metadata request."""
+    record = _read_cluster(settings)
+    nodes, layout, live = _current(settings)
+    bootstrap = record.bootstrap_servers if live and record is not None else _bootstrap(layout)
+    answering = bool(live) and _probe(bootstrap, 3.0) is None
+    first = next((node for node in layout if node.node_id in live), layout[0])
+    pids = tuple(live[node_id] for node_id in sorted(live))
+    return BrokerStatus(
+        running=bool(live),
+        answering=answering,
+        pid=pids[0] if pids else None,
+        bootstrap_servers=bootstrap,
+        log_file=first.log_file,
+        nodes=nodes,
+        pids=pids,
+    )
+
+
+def start(
+    settings: Settings,
+    *,
+    nodes: int = 1,
+    timeout_s: float = 60.0,
+    progress: Callable[[str], None] = print,
+) -> BrokerStatus:
+    """Start the local broker (or ``nodes``-node cluster) and wait until it answers; idempotent."""
+    layout = node_layout(settings, nodes)
+    _validate_ports(layout)
+    with _exclusive(settings.broker_dir, progress):
+        return _start_locked(settings, layout, timeout_s, progress)
+
+
+def _start_locked(
+    settings: Settings,
+    layout: list[NodeLayout],
+    timeout_s: float,
+    progress: Callable[[str], None],
+) -> BrokerStatus:
+    nodes = len(layout)
+    running_nodes, running_layout, live = _current(settings)
+    for node in running_layout:
+        _clean_stale_pid(node)
+    if live:
+        if running_nodes != nodes:
+            raise ConfigError(
+                f"a {running_nodes}-node broker is already running from {settings.broker_dir}; "
+                f"run `placehub broker stop` before starting {nodes} node(s)"
+            )
+        if len(live) == nodes:
+            current = status(settings)
+            if current.answering:
+                progress("already running")
+                return current
+            progress("broker process already running; waiting for it to answer...")
+            try:
+                wait_until_answering(current.bootstrap_servers, timeout_s, expected_brokers=1)
+            except BrokerError as exc:
+                raise BrokerError(
+                    f"broker is running (pid {current.pid}) but not answering: {exc}; see "
+                    f"{current.log_file}, or `placehub broker stop` and start again"
+                ) from None
+            return status(settings)
+    if (warning := ephemeral_port_warning(layout)) is not None:
+        progress(warning)
+    to_launch = [node for node in layout if node.node_id not in live]
+    java = _require_java()
+    for node in to_launch:
+        check_port_free(node.broker_port, setting="PLACEHUB_BROKER_PORT")
+        check_port_free(node.controller_port, setting="PLACEHUB_CONTROLLER_PORT")
+    libs = fetch_jars(settings, progress=progress)
+    _prepare(settings, layout, to_launch, java, libs, progress)
+
+    bootstrap = _bootstrap(layout)
+    what = "broker" if nodes == 1 else f"{nodes}-node cluster"
+    progress(
+        f"starting {what} on {bootstrap} (heap {settings.broker_heap_mb} MB"
+        f"{' each' if nodes > 1 else ''})..."
+    )
+    began = time.monotonic()
+    launched: dict[int, NodeLayout] = {}
+    offsets: dict[int, tuple[int, int]] = {}
+    try:
+        for node in to_launch:
+            log_offset, out_offset = _size(node.log_file), _size(node.out_file)
+            pid = _launch(node, java, libs, settings.broker_heap_mb)
+            launched[pid] = node
+            offsets[pid] = (log_offset, out_offset)
+        _wait_for_start(launched, offsets, nodes, timeout_s)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _terminate(launched, 10.0)
+        raise
+    progress(f"ready in {time.monotonic() - began:.1f}s")
+    return status(settings)
+
+
+def stop(settings: Settings, *, timeout_s: float = 30.0) -> BrokerStatus:
+    """Shut our broker down cleanly (SIGTERM, SIGKILL after ``timeout_s``); harmless if stopped."""
+    if not settings.broker_dir.is_dir():
+        return status(settings)
+    with _exclusive(settings.broker_dir, lambda _: None):
+        _stop_locked(settings, timeout_s)
+    return status(settings)
+
+
+def _stop_locked(settings: Settings, timeout_s: float) -> None:
+    _, layout, _ = _current(settings)
+    # Every node folder, not only the recorded count: nothing we started is left behind.
+    nodes = {n.dir: n for n in layout}
+    for extra in node_layout(settings, MAX_NODES):
+        if extra.dir not in nodes and extra.pid_file.exists():
+            nodes[extra.dir] = extra
+    live: dict[int, NodeLayout] = {}
+    for node in nodes.values():
+        pid = _clean_stale_pid(node)
+        if pid is not None:
+            live[pid] = node
+    if live:
+        _terminate(live, timeout_s)

@@ -1,0 +1,72 @@
+"""Typed settings, read once at start-up from ``PLACEHUB_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub.errors import ConfigError
+
+__all__ = ["PROJECT_ROOT", "Settings", "load_settings"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The test key is public on purpose: tests and the demo must give the same tokens.
+TEST_PLACE_KEY = "placehub-test-key-not-for-production"
+
+
+class Settings(BaseSettings):
+    """Everything placehub can be configured with; units are in the names."""
+
+    model_config = SettingsConfigDict(env_prefix="PLACEHUB_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    topic_prefix: str = Field(
+        default="",
+        description="Prepended to every topic name; lets tests and places share a broker.",
+    )
+    app_id: str = "placehub"
+    partitions: int = Field(default=4, ge=1, le=256)
+    replication_factor: int = Field(default=1, ge=1)
+    place_key: SecretStr | None = None
+    place_key_file: Path | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    state_dir: Path = PROJECT_ROOT / ".state"
+    users_file: Path = PROJECT_ROOT / "deploy" / "local" / "users.yaml"
+    partners_file: Path = PROJECT_ROOT / "deploy" / "local" / "partners.yaml"
+    request_timeout_ms: int = Field(default=30_000, ge=100)
+    broker_port: int = Field(default=19092, ge=1, le=65535)
+    controller_port: int = Field(default=19093, ge=1, le=65535)
+    broker_heap_mb: int = Field(default=512, ge=128)
+    broker_dir: Path = PROJECT_ROOT / ".state" / "broker"
+    jar_cache_dir: Path = PROJECT_ROOT / ".cache" / "kafka"
+
+    def place_key_bytes(self) -> bytes:
+        """The HMAC key for pseudonymisation: from the file, the variable, or the test key."""
+        if self.place_key_file is not None:
+            try:
+                return self.place_key_file.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"PLACEHUB_PLACE_KEY_FILE: cannot read {self.place_key_file}: {exc.strerror}"
+                ) from exc
+        if self.place_key is not None:
+            return self.place_key.get_secret_value().encode()
+        return TEST_PLACE_KEY.encode()
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Settings from the environment, failing fast with the offending key named."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PLACEHUB_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
