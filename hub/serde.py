@@ -1,0 +1,99 @@
+"""Models to framed bytes and back, through the registry: the hub's one serialiser."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from pydantic import ValidationError
+
+from hub.codec import decode_body, encode, split_frame
+from hub.errors import DecodeError, EventRejected
+from hub.models import AvroRecord
+from hub.registry import RegisteredSchema, load_schema
+
+__all__ = ["AvroModel", "SchemaSource", "Serde", "validation_errors"]
+
+
+class AvroModel(Protocol):
+    """A model with an ``.avsc`` file named by ``avro_schema``."""
+
+    avro_schema: ClassVar[str]
+
+    def to_avro(self) -> dict[str, Any]: ...
+
+
+class SchemaSource(Protocol):
+    """Where schemas are registered and looked up (the ``_schemas`` topic, or a test dict)."""
+
+    def register(self, subject: str, schema: dict[str, Any]) -> RegisteredSchema: ...
+
+    def knows(self, schema_id: int) -> bool: ...
+
+    def by_id(self, schema_id: int) -> RegisteredSchema: ...
+
+
+M = TypeVar("M", bound=AvroRecord)
+
+
+class Serde:
+    """Encodes models under a subject and decodes framed records by their schema id."""
+
+    def __init__(self, registry: SchemaSource) -> None:
+        self.registry = registry
+        self._registered: dict[tuple[str, str], RegisteredSchema] = {}
+
+    def schema_for(self, schema_name: str, subject: str) -> RegisteredSchema:
+        """The registered schema ``schema_name`` under ``subject`` (registers it once)."""
+        key = (schema_name, subject)
+        found = self._registered.get(key)
+        if found is None:
+            found = self.registry.register(subject, load_schema(schema_name))
+            self._registered[key] = found
+        return found
+
+    def needs_lookup(self, data: bytes | None) -> bool:
+        """True if decoding ``data`` would have to read the registry topic first."""
+        try:
+            schema_id, _ = split_frame(data)
+        except DecodeError:
+            return False
+        return not self.registry.knows(schema_id)
+
+    def lookup(self, data: bytes | None) -> None:
+        """Load the writer schema of ``data`` into the cache (blocking; run it in a thread)."""
+        with contextlib.suppress(DecodeError):  # the decode that follows reports it
+            self.registry.by_id(split_frame(data)[0])
+
+    def encode(self, model: AvroModel, subject: str) -> bytes:
+        """Framed Avro bytes of ``model`` under ``subject``."""
+        registered = self.schema_for(model.avro_schema, subject)
+        return encode(registered.parsed, registered.schema_id, model.to_avro())
+
+    def decode_record(self, data: bytes | None, schema_name: str) -> dict[str, Any]:
+        """The ``schema_name`` record in ``data``; DecodeError if it cannot be read as one."""
+        schema_id, body = split_frame(data)
+        writer = self.registry.by_id(schema_id)
+        if writer.schema.get("name") != schema_name:
+            raise DecodeError(
+                f"schema id {schema_id} is a {writer.schema.get('name')}, not a {schema_name}"
+            )
+        return decode_body(body, writer.parsed)
+
+    def decode(self, data: bytes | None, model: type[M]) -> M:
+        """Decode and validate ``data`` as ``model`` (EventRejected names the bad fields)."""
+        record = self.decode_record(data, model.avro_schema)
+        try:
+            return model.from_avro(record)
+        except ValidationError as exc:
+            raise EventRejected(validation_errors(exc)) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EventRejected([("", str(exc))]) from None
+
+
+def validation_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """(JSON pointer, message) pairs for a pydantic error, without echoing input values."""
+    return [
+        ("/" + "/".join(str(part) for part in err["loc"]), err["msg"])
+        for err in exc.errors(include_input=False)
+    ]

@@ -1,0 +1,55 @@
+"""Topic names from the design's contract, with the deployment's prefix applied."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["PARTNER_ID_PATTERN", "Topics"]
+
+# Partner ids become part of topic names, so they are restricted to safe characters.
+PARTNER_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The hub's topic names for one deployment (``prefix`` lets tests share a broker)."""
+
+    prefix: str = ""
+
+    def partner(self, partner_id: str) -> str:
+        """The raw topic only ``partner_id`` may write to."""
+        return f"{self.prefix}partner.{partner_id}.events"
+
+    def partner_of(self, topic: str) -> str | None:
+        """The partner id a partner topic belongs to, or None for other topics."""
+        match = re.fullmatch(rf"{re.escape(self.prefix)}partner\.([a-z0-9-]+)\.events", topic)
+        return match.group(1) if match else None
+
+    @property
+    def consent(self) -> str:
+        return f"{self.prefix}consent.records"
+
+    @property
+    def identity_links(self) -> str:
+        return f"{self.prefix}identity.links"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}hub.events"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}hub.dlq"
+
+    @property
+    def quarantine(self) -> str:
+        return f"{self.prefix}hub.quarantine"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}hub.audit"
+
+    @property
+    def schemas(self) -> str:
+        return f"{self.prefix}_schemas"

@@ -1,0 +1,67 @@
+"""Valid model instances for unit tests, built the way a partner's connector would."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from connectors.pseudonymise import token
+from hub.models import (
+    BasisKind,
+    ConsentRecord,
+    ConsentStatus,
+    HousingEvent,
+    HousingKind,
+    LawfulBasis,
+    PartnerEvent,
+    Payload,
+    Subject,
+)
+
+KEY = b"unit-test-key"
+NHS_TOKEN = token("nhs", "9434765919", KEY)
+COUNCIL_TOKEN = token("council", "HSG-0042", KEY)
+WHEN = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+
+
+def event(
+    partner_id: str = "council-housing",
+    tokens: list[str] | None = None,
+    consent_id: str = "c-1",
+    payload: Payload | None = None,
+    occurred_at: datetime = WHEN,
+    event_id: str | None = None,
+) -> PartnerEvent:
+    body = payload or HousingEvent(kind=HousingKind.ARREARS)
+    return PartnerEvent(
+        event_id=event_id or str(uuid.uuid4()),
+        partner_id=partner_id,
+        source_system="northgate",
+        source_ref="HSG-0042",
+        event_type=body.event_type,
+        occurred_at=occurred_at,
+        recorded_at=WHEN,
+        subject=Subject(tokens=tokens or [NHS_TOKEN], area_code="E05000001"),
+        basis=LawfulBasis(kind=BasisKind.CONSENT, consent_id=consent_id, purpose="early-help"),
+        payload=body,
+    )
+
+
+def consent(
+    consent_id: str = "c-1",
+    status: ConsentStatus = ConsentStatus.GIVEN,
+    purposes: list[str] | None = None,
+    partners: list[str] | None = None,
+    tokens: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> ConsentRecord:
+    return ConsentRecord(
+        consent_id=consent_id,
+        partner_id="council-housing",
+        subject_tokens=tokens or [NHS_TOKEN],
+        purposes=purposes or ["early-help"],
+        sharing_partners=partners or ["council-housing", "city-health"],
+        status=status,
+        recorded_at=WHEN,
+        expires_at=expires_at,
+    )
