@@ -1,0 +1,84 @@
+"""The HTTP API, served by each Faust worker's web server.
+
+Handlers are thin: authenticate, check the role, call one function, format the reply.
+Every read of person data writes an ``AuditRecord`` to ``hub.audit``, whatever its outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.app import Hub
+from hub.models import AuditRecord, utc_now
+from hub.users import Role, User
+from hub.view import PersonView, minimise
+
+__all__ = ["install_web"]
+
+_READERS = {Role.PRACTITIONER, Role.ADMIN}
+
+
+def install_web(hub: Hub) -> None:
+    """Add the ``/v1`` API and ``/metrics`` to the hub's Faust web server."""
+    app = hub.app
+
+    async def audit(user: User, person_id: str, outcome: str) -> None:
+        record = AuditRecord(
+            audit_id=str(uuid.uuid4()),
+            at=utc_now(),
+            actor=user.id,
+            role=user.role.value,
+            action="person.read",
+            person_id=person_id,
+            outcome=outcome,  # type: ignore[arg-type]
+        )
+        value = hub.serde.encode(record, f"{hub.topics.audit}-value")
+        await hub.audit_topic.send(key=person_id.encode(), value=value)
+
+    def problem(view: View, status: int, title: str) -> Response:
+        return view.json({"status": status, "title": title}, status=status)
+
+    class PersonPage(View):
+        """``GET /v1/people/{person_id}``: the view, minimised to the caller."""
+
+        # Faust's stub types views as (view, request); match_info adds the path parameter.
+        @app.table_route(table=hub.views, match_info="person_id")  # type: ignore[arg-type]
+        async def get(self, request: Request, person_id: str) -> Response:
+            user = hub.users.authenticate(request.headers.get("Authorization"))
+            if user is None:
+                return problem(self, 401, "a valid bearer token is required")
+            if user.role not in _READERS:
+                await audit(user, person_id, "denied")
+                hub.metrics.person_reads.labels("denied").inc()
+                return problem(self, 403, f"role {user.role.value} may not read person views")
+            stored = hub.views.get(person_id)
+            outcome = "ok" if stored else "not-found"
+            await audit(user, person_id, outcome)
+            hub.metrics.person_reads.labels(outcome).inc()
+            if not stored:
+                return problem(self, 404, "no person with that id is visible to you")
+            body: dict[str, Any] = minimise(PersonView.model_validate(stored), user.partner)
+            return self.json(body)
+
+    class MetricsPage(View):
+        """``GET /metrics``: Prometheus exposition of the hub's counters."""
+
+        async def get(self, request: Request) -> Response:
+            return self.bytes(
+                generate_latest(hub.metrics.registry),
+                content_type=CONTENT_TYPE_LATEST.split(";")[0],
+            )
+
+    class HealthPage(View):
+        """``GET /v1/health``: liveness, for scripts waiting on start-up."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+    app.page("/v1/people/{person_id}")(PersonPage)
+    app.page("/metrics")(MetricsPage)
+    app.page("/v1/health")(HealthPage)

@@ -1,0 +1,27 @@
+"""Run one hub worker: the Faust app with the gate, view and API."""
+
+from __future__ import annotations
+
+import faust
+
+from hub.app import Hub
+from hub.config import Settings
+from hub.web import install_web
+
+__all__ = ["build_hub", "run_worker"]
+
+
+def build_hub(settings: Settings) -> Hub:
+    """The hub with its web API installed (separate so tests can build one in-process)."""
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
+    hub = Hub(settings)
+    hub.prepare()
+    install_web(hub)
+    return hub
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run a worker until interrupted (blocks; Faust handles signals)."""
+    hub = build_hub(settings)
+    worker = faust.Worker(hub.app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,130 @@
+"""Helpers for integration tests: worker processes and reading topics directly."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from hub.config import PROJECT_ROOT, Settings
+
+Record = tuple[bytes | None, bytes | None, dict[str, bytes]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class WorkerProcess:
+    """A ``placehub worker`` child process for one test's isolated hub."""
+
+    settings: Settings
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.web_host}:{self.settings.web_port}"
+
+    def start(self, timeout_s: float = 90) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"worker exited; see {self.log_path}"
+            try:
+                if requests.get(f"{self.url}/v1/health", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"worker did not become ready; see {self.log_path}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def get(self, path: str, token: str | None = "demo-admin") -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.get(f"{self.url}{path}", headers=headers, timeout=10)
+
+    def wait_for(
+        self,
+        path: str,
+        predicate: Callable[[requests.Response], bool],
+        timeout_s: float = 30,
+        token: str = "demo-admin",
+    ) -> requests.Response:
+        """Poll ``path`` until ``predicate(response)`` holds; returns the last response."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            response = self.get(path, token)
+            if predicate(response) or time.monotonic() > deadline:
+                return response
+            time.sleep(0.2)
+
+
+def read_topic(settings: Settings, topic: str, timeout_s: float = 10) -> list[Record]:
+    """Every record now in ``topic``: (key, value, headers)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        records: list[Record] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend((r.key, r.value, dict(r.headers)) for r in batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def wait_for_records(
+    settings: Settings, topic: str, count: int, timeout_s: float = 30
+) -> list[Record]:
+    """Poll ``topic`` until it holds at least ``count`` records; returns them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = read_topic(settings, topic)
+        if len(records) >= count or time.monotonic() > deadline:
+            return records
+        time.sleep(0.3)
+
+
+def produce_raw(settings: Settings, topic: str, value: bytes, key: bytes = b"k") -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    try:
+        producer.send(topic, key=key, value=value).get(timeout=10)
+    finally:
+        producer.close()

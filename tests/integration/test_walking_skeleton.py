@@ -1,0 +1,218 @@
+"""The walking skeleton, end to end through the real broker: SDK → gate → view → API."""
+
+from __future__ import annotations
+
+import struct
+from datetime import UTC, datetime
+
+from kafka import KafkaConsumer
+
+from connectors import ConsentDraft, EventDraft, Publisher
+from connectors.pseudonymise import token
+from hub.identity import person_id_for
+from hub.models import (
+    BasisKind,
+    DeadLetter,
+    HealthEvent,
+    HealthKind,
+    HousingEvent,
+    HousingKind,
+    LawfulBasis,
+)
+from hub.registry import SchemaRegistry
+from hub.serde import Serde
+from hub.topics import Topics
+from tests.integration.helpers import WorkerProcess, produce_raw, read_topic, wait_for_records
+
+NHS = "943 476 5919"  # a valid-format synthetic NHS number, planted to be searched for
+WHEN = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+
+
+def consent(consent_id: str = "c-1") -> ConsentDraft:
+    return ConsentDraft(
+        consent_id=consent_id,
+        identifiers={"nhs": NHS},
+        purposes=["early-help"],
+        sharing_partners=["council-housing", "city-health", "northfield-school"],
+    )
+
+
+def housing_event(consent_id: str = "c-1") -> EventDraft:
+    return EventDraft(
+        source_ref="HSG-0042",
+        identifiers={"nhs": NHS, "council": "HSG-0042"},
+        basis=LawfulBasis(kind=BasisKind.CONSENT, consent_id=consent_id, purpose="early-help"),
+        payload=HousingEvent(kind=HousingKind.ARREARS),
+        occurred_at=WHEN,
+        area_code="E05000001",
+    )
+
+
+def health_event() -> EventDraft:
+    return EventDraft(
+        source_ref="RX1-778",
+        identifiers={"nhs": NHS},
+        basis=LawfulBasis(kind=BasisKind.CONSENT, consent_id="c-1", purpose="early-help"),
+        payload=HealthEvent(kind=HealthKind.AE_ATTENDANCE),
+        occurred_at=WHEN,
+    )
+
+
+def person_path(worker: WorkerProcess) -> str:
+    nhs_token = token("nhs", NHS, worker.settings.place_key_bytes())
+    return f"/v1/people/{person_id_for(nhs_token)}"
+
+
+def publish_joined_up_person(worker: WorkerProcess) -> None:
+    with Publisher("council-housing", "northgate", worker.settings) as housing:
+        housing.publish_consent(consent())
+        housing.publish(housing_event())
+    with Publisher("city-health", "emis", worker.settings) as health:
+        health.publish(health_event())
+
+
+def test_two_partners_one_person_joined_up_view(worker: WorkerProcess) -> None:
+    publish_joined_up_person(worker)
+    path = person_path(worker)
+
+    reply = worker.wait_for(
+        path, lambda r: r.ok and r.json()["event_count"] == 2, token="demo-practitioner-housing"
+    )
+
+    view = reply.json()
+    assert view["event_count"] == 2
+    assert set(view["partners"]) == {"council-housing", "city-health"}
+    assert view["needs"] == {"housing": ["arrears"], "health": ["ae_attendance"]}
+    # A practitioner sees only their own partner's local record reference.
+    assert view["partners"]["council-housing"]["source_refs"] == ["HSG-0042"]
+    assert "source_refs" not in view["partners"]["city-health"]
+    school_view = worker.get(path, token="demo-practitioner-school").json()
+    assert all("source_refs" not in contact for contact in school_view["partners"].values())
+
+
+def test_reads_are_authenticated_role_checked_and_audited(worker: WorkerProcess) -> None:
+    publish_joined_up_person(worker)
+    path = person_path(worker)
+    worker.wait_for(path, lambda r: r.ok)
+
+    assert worker.get(path, token=None).status_code == 401
+    assert worker.get(path, token="not-a-token").status_code == 401
+    assert worker.get(path, token="demo-steward").status_code == 403
+    assert worker.get("/v1/people/p-nobody", token="demo-practitioner-housing").status_code == 404
+
+    audit = wait_for_records(worker.settings, Topics(worker.settings.topic_prefix).audit, 4)
+    # At least: the admin's read(s) while waiting, the steward's denial, the 404.
+    assert len(audit) >= 3
+    assert all(value is not None and value[0] == 0 for _, value, _ in audit)
+
+
+def test_event_without_consent_is_quarantined_not_viewed(worker: WorkerProcess) -> None:
+    with Publisher("council-housing", "northgate", worker.settings) as housing:
+        receipt = housing.publish(housing_event(consent_id="c-never-given"))
+
+    topics = Topics(worker.settings.topic_prefix)
+    held = wait_for_records(worker.settings, topics.quarantine, 1)
+
+    assert len(held) == 1
+    key, _, headers = held[0]
+    assert key == b"c-never-given"
+    assert b"consent c-never-given is not known" in headers["placehub-reason"]
+    assert worker.get(person_path(worker)).status_code == 404
+    assert read_topic(worker.settings, topics.events) == []
+    assert receipt.event_id
+
+
+def test_quarantined_event_is_released_when_its_consent_arrives(worker: WorkerProcess) -> None:
+    with Publisher("council-housing", "northgate", worker.settings) as housing:
+        housing.publish(housing_event(consent_id="c-late"))
+        wait_for_records(worker.settings, Topics(worker.settings.topic_prefix).quarantine, 1)
+        housing.publish_consent(consent("c-late"))
+
+    reply = worker.wait_for(person_path(worker), lambda r: r.ok)
+
+    assert reply.status_code == 200
+    assert reply.json()["event_count"] == 1
+
+
+def test_garbage_lands_in_the_dlq_with_reason_and_original_bytes(worker: WorkerProcess) -> None:
+    settings = worker.settings
+    topics = Topics(settings.topic_prefix)
+    serde = Serde(SchemaRegistry(settings))
+    with Publisher("council-housing", "northgate", settings) as housing:
+        good = serde.encode(
+            housing.to_event(housing_event()), f"{topics.partner('council-housing')}-value"
+        )
+    bad_inputs = {
+        b"not avro at all": "not the Confluent magic byte",
+        b"\x00\x00": "shorter than the 5-byte Confluent header",
+        b"\x00" + struct.pack(">I", 12345) + b"\x02": "schema id 12345 is not registered",
+        good[:-7]: "truncated",
+        good + b"\xff\xff": "trailing bytes",
+    }
+    for value in bad_inputs:
+        produce_raw(settings, topics.partner("council-housing"), value)
+
+    letters = wait_for_records(settings, topics.dlq, len(bad_inputs))
+
+    decoded = [serde.decode(value, DeadLetter) for _, value, _ in letters]
+    by_original = {letter.original: letter for letter in decoded}
+    assert set(by_original) == set(bad_inputs)
+    for original, expected in bad_inputs.items():
+        letter = by_original[original]
+        assert expected in letter.reason
+        assert letter.source_topic == topics.partner("council-housing")
+
+
+def test_event_on_another_partners_topic_is_dead_lettered(worker: WorkerProcess) -> None:
+    settings = worker.settings
+    topics = Topics(settings.topic_prefix)
+    with Publisher("council-housing", "northgate", settings) as housing:
+        event = housing.to_event(housing_event())
+        forged = Serde(SchemaRegistry(settings)).encode(
+            event, f"{topics.partner('city-health')}-value"
+        )
+    produce_raw(settings, topics.partner("city-health"), forged)
+
+    letters = wait_for_records(settings, topics.dlq, 1)
+
+    assert len(letters) == 1
+    assert b"arrived on the topic of city-health" in letters[0][1]
+
+
+def test_worker_restart_restores_the_view_from_its_changelog(worker: WorkerProcess) -> None:
+    publish_joined_up_person(worker)
+    path = person_path(worker)
+    before = worker.wait_for(path, lambda r: r.ok and r.json()["event_count"] == 2).json()
+
+    worker.stop()
+    worker.start()
+
+    after = worker.wait_for(path, lambda r: r.ok).json()
+    assert after == before
+    # Restored from the changelog, not rebuilt: the new process folded nothing.
+    metrics = worker.get("/metrics").text
+    assert "placehub_view_updates_total 0.0" in metrics
+
+
+def test_no_raw_identifier_reaches_any_topic(worker: WorkerProcess) -> None:
+    publish_joined_up_person(worker)
+    worker.wait_for(person_path(worker), lambda r: r.ok and r.json()["event_count"] == 2)
+    settings = worker.settings
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    ours = [
+        t
+        for t in consumer.topics()
+        if t.startswith(settings.topic_prefix) or t.startswith(settings.app_id)
+    ]
+    consumer.close()
+    planted = [NHS.encode(), NHS.replace(" ", "").encode()]
+
+    scanned = 0
+    for topic in ours:
+        for key, value, headers in read_topic(settings, topic):
+            scanned += 1
+            blob = (key or b"") + (value or b"") + b"".join(headers.values())
+            for raw in planted:
+                assert raw not in blob, f"raw NHS number found in {topic}"
+    assert scanned >= 6  # consent, 2 events, hub.events, changelogs: the scan saw real data
+    assert any("changelog" in t for t in ours)
