@@ -1,0 +1,103 @@
+"""The ``placehub`` command: thin wrappers that parse, call one function and report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+
+from connectors.simulate import Place
+from hub import broker
+from hub.config import load_settings
+from hub.demo import run_demo
+from hub.errors import HubError
+from hub.worker import run_worker
+
+__all__ = ["main"]
+
+
+def _broker(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.action == "start":
+        state = broker.start(settings, nodes=args.nodes)
+    elif args.action == "stop":
+        state = broker.stop(settings)
+    else:
+        state = broker.status(settings)
+    if args.json:
+        print(json.dumps(asdict(state), default=str))
+    else:
+        print(state.describe())
+    return 0 if args.action == "stop" or state.answering else 1
+
+
+def _worker(args: argparse.Namespace) -> int:
+    run_worker(load_settings(), loglevel=args.loglevel)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    place = Place(seed=args.seed, people=args.people)
+    counts = place.publish(load_settings(), args.events, rate_per_s=args.rate)
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        for partner, count in counts.items():
+            print(f"{partner:<20} {count:>8} events published")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return run_demo(load_settings(), people=args.people, rate_per_s=args.rate)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="placehub", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    broker = commands.add_parser("broker", help="run the local Kafka broker (KRaft)")
+    broker.add_argument("action", choices=["start", "stop", "status"])
+    broker.add_argument("--nodes", type=int, default=1, help="brokers in the local cluster")
+    broker.add_argument("--json", action="store_true", help="report as JSON")
+    broker.set_defaults(run=_broker)
+
+    worker = commands.add_parser("worker", help="run a hub worker (gate, view, API)")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    worker.set_defaults(run=_worker)
+
+    simulate = commands.add_parser("simulate", help="publish a synthetic place's events")
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--people", type=int, default=200)
+    simulate.add_argument("--events", type=int, default=1000)
+    simulate.add_argument(
+        "--rate", type=float, default=None, help="events per second (default: as fast as possible)"
+    )
+    simulate.add_argument("--json", action="store_true", help="report as JSON")
+    simulate.set_defaults(run=_simulate)
+
+    demo = commands.add_parser(
+        "demo", help="the whole place, simulated: broker, worker, partners, API"
+    )
+    demo.add_argument("--people", type=int, default=200)
+    demo.add_argument("--rate", type=float, default=20.0, help="events per second once running")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``placehub`` console command."""
+    args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except HubError as exc:
+        print(f"placehub: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
