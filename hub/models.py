@@ -30,7 +30,10 @@ __all__ = [
     "HealthKind",
     "HousingEvent",
     "HousingKind",
+    "IdentityLink",
     "LawfulBasis",
+    "LinkMethod",
+    "LinkStatus",
     "PartnerEvent",
     "Payload",
     "Subject",
@@ -270,6 +273,36 @@ class ConsentRecord(AvroRecord):
         if not set(event.subject.tokens) & set(self.subject_tokens):
             return f"consent {self.consent_id} is about a different person"
         return None
+
+
+class LinkMethod(StrEnum):
+    SAME_RECORD = "SAME_RECORD"
+    VERIFIED_MATCH = "VERIFIED_MATCH"
+    PRACTITIONER_CONFIRMED = "PRACTITIONER_CONFIRMED"
+
+
+class LinkStatus(StrEnum):
+    ASSERTED = "ASSERTED"
+    RETRACTED = "RETRACTED"
+
+
+class IdentityLink(AvroRecord):
+    """Two tokens asserted (or no longer asserted) to be one person; mirrors ``IdentityLink.avsc``."""
+
+    avro_schema: ClassVar[str] = "IdentityLink"
+
+    link_id: Code
+    partner_id: PartnerId
+    tokens: list[Token] = Field(min_length=2, max_length=2)
+    method: LinkMethod
+    status: LinkStatus
+    recorded_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _two_different_tokens(self) -> Self:
+        if self.tokens[0] == self.tokens[1]:
+            raise ValueError("a link needs two different tokens")
+        return self
 
 
 class DeadLetter(AvroRecord):
