@@ -287,7 +287,7 @@ class LinkStatus(StrEnum):
 
 
 class IdentityLink(AvroRecord):
-    """Two tokens asserted (or no longer asserted) to be one person; mirrors ``IdentityLink.avsc``."""
+    """Two tokens asserted (or retracted) to be one person; mirrors ``IdentityLink.avsc``."""
 
     avro_schema: ClassVar[str] = "IdentityLink"
 
