@@ -8,6 +8,7 @@ is readable, prints how to read it, then keeps the place busy until Ctrl-C.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -43,6 +44,8 @@ def wait_for_http(url: str, timeout_s: float, token: str | None = None) -> bytes
 
 def run_demo(settings: Settings, people: int, rate_per_s: float) -> int:
     """Run the simulated place until interrupted; returns the exit code."""
+    # SIGTERM (e.g. from `timeout` or a supervisor) must also stop the worker child.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     broker.start(settings)
     log_path = settings.state_dir / "demo-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
