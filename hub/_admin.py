@@ -37,10 +37,16 @@ def ensure_topic(settings: Settings, name: str, *, partitions: int, compact: boo
     _created.add((settings.bootstrap_servers, name))
 
 
-def declare_topics(settings: Settings, partner_topics: list[str]) -> None:
-    """Create every topic a worker reads or writes, with the right partitions and policy."""
+def declare_topics(settings: Settings, partner_topics: list[str], internal: dict[str, int]) -> None:
+    """Create every topic a worker reads or writes, with the right partitions and policy.
+
+    ``internal`` maps the deployment's internal topics to their partition counts.
+    """
     names = Topics(settings.topic_prefix)
     ensure_topic(settings, names.schemas, partitions=1, compact=True)
     ensure_topic(settings, names.consent, partitions=settings.partitions, compact=True)
-    for name in [*partner_topics, names.events, names.quarantine, names.dlq, names.audit]:
+    contract = [names.events, names.quarantine, names.dlq, names.audit, names.identity_links]
+    for name in [*partner_topics, *contract]:
         ensure_topic(settings, name, partitions=settings.partitions)
+    for name, partitions in internal.items():
+        ensure_topic(settings, name, partitions=partitions)

@@ -1,39 +1,75 @@
-"""Faust wiring: topics, tables and agents that carry out the gate's and the view's decisions.
+"""Faust wiring: topics, tables and agents that carry out the hub's decisions.
 
-Reading order: ``gate`` (partner topics → hub.events / hub.quarantine / hub.dlq), then
-``release`` (consents arrive → held events are let through), then ``view`` (hub.events →
-the PersonView table). The rules themselves live in ``hub.gate``, ``hub.identity`` and
-``hub.view`` as pure functions; this module only moves records.
+Data flow, one agent each (rules live in pure modules; this one only moves records):
+
+- ``gate`` (partner topics): decode, check the lawful basis (``hub.gate``), count
+  (``hub.accounting``), and send each record to exactly one of identity, quarantine, DLQ.
+- ``release`` (consent.records + hub.quarantine, both keyed by consent id): keep the
+  consents table, hold quarantined events, release them when a basis arrives, drop them
+  with an audit record when the hold expires or consent is withdrawn, start erasure.
+- ``links`` (identity.links): validate partners' link assertions and pass them on.
+- ``identity`` (one partition, so joins are serial and deterministic): map tokens to
+  people (``hub.identity``), forward events keyed by person to hub.events, and tell the
+  view about merges, splits and erasures.
+- ``view`` (hub.events + view transfers, keyed by person): fold events into the
+  PersonView table (``hub.view``); apply merges, splits and erasures.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import faust
 from faust.types import EventT
 
+from hub import accounting
 from hub._admin import declare_topics
+from hub.agreements import load_agreements
 from hub.config import Settings
 from hub.errors import InputError
 from hub.gate import Decision, Outcome, admit, lawful_basis_problem
-from hub.identity import resolve
+from hub.identity import RECORD_SOURCE, IdentityStore, forget, join, retract
 from hub.metrics import Metrics
-from hub.models import AuditRecord, ConsentRecord, DeadLetter, PartnerEvent, utc_now
+from hub.models import (
+    AuditRecord,
+    ConsentRecord,
+    ConsentStatus,
+    DeadLetter,
+    IdentityLink,
+    LinkStatus,
+    PartnerEvent,
+    utc_now,
+)
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
 from hub.topics import Topics
 from hub.users import UserDirectory
-from hub.view import PersonView, fold
+from hub.view import (
+    PersonView,
+    TimelineEntry,
+    absorb,
+    entry_for,
+    erase_basis,
+    fold,
+    prune,
+    split,
+)
 
 __all__ = ["Hub"]
 
 log = logging.getLogger(__name__)
+
+# Header names on internal records (values are ASCII; never person data beyond tokens).
+OP = "placehub-op"
+REASON = "placehub-reason"
 
 
 def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
@@ -48,6 +84,10 @@ def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> fa
     )
 
 
+def _headers(message: Any) -> dict[str, bytes]:
+    return {key: value for key, value in (message.headers or [])}
+
+
 class Hub:
     """One hub worker: the Faust app plus the services its agents and web views use."""
 
@@ -59,6 +99,7 @@ class Hub:
         self.metrics = Metrics()
         self.users = UserDirectory.load(settings.users_file)
         self.partners = load_partners(settings.partners_file)
+        self.agreements = load_agreements(settings.agreements_dir)
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap_servers}",
@@ -75,6 +116,9 @@ class Hub:
         self._define_topics()
         self._define_tables()
         self._define_agents()
+        self.metrics.watch_ledger(self)
+
+    # -- set-up --------------------------------------------------------------------------
 
     def _define_topics(self) -> None:
         app, names, n = self.app, self.topics, self.settings.partitions
@@ -84,8 +128,42 @@ class Hub:
         self.quarantine_topic = _raw_topic(app, names.quarantine, partitions=n)
         self.dlq_topic = _raw_topic(app, names.dlq, partitions=n)
         self.audit_topic = _raw_topic(app, names.audit, partitions=n)
-        # Consents and held events are both keyed by consent id, so they are co-partitioned.
-        self.consent_and_quarantine = _raw_topic(app, names.consent, names.quarantine)
+        self.consent_topic = _raw_topic(app, names.consent, partitions=n)
+        self.links_topic = _raw_topic(app, names.identity_links, partitions=n)
+        # Internal: identity is one partition so joins are serial; transfers move entries
+        # between people and are keyed (so partitioned) like hub.events.
+        self.identity_topic = _raw_topic(app, self.internal("identity"), partitions=1)
+        self.transfer_topic = _raw_topic(app, self.internal("view-transfer"), partitions=n)
+        self.control_topic = _raw_topic(app, self.internal("release-control"), partitions=n)
+        # Consents, held events and their checks are all keyed by consent id: co-partitioned.
+        self.release_input = _raw_topic(
+            app, names.consent, names.quarantine, self.internal("release-control")
+        )
+        self.view_input = _raw_topic(app, names.events, self.internal("view-transfer"))
+
+    def internal(self, name: str) -> str:
+        """The name of one of this deployment's internal topics."""
+        return f"{self.settings.app_id}-{name}"
+
+    def _define_tables(self) -> None:
+        app, n = self.app, self.settings.partitions
+        self.consents = app.GlobalTable("consents", default=None, partitions=n)
+        self.ledger = app.GlobalTable("ledger", default=None, partitions=n)
+        self.held = app.Table("held", default=None, partitions=n)
+        self.views = app.Table("views", default=None, partitions=n)
+        self.identity = IdentityStore(
+            token_person=app.Table("identity-tokens", default=None, partitions=1),
+            people=app.Table("identity-people", default=None, partitions=1),
+        )
+
+    def _define_agents(self) -> None:
+        agent = self.app.agent
+        agent(self.partner_topics, name="gate")(self._gate)
+        agent(self.release_input, name="release")(self._release)
+        agent(self.links_topic, name="links")(self._links)
+        agent(self.identity_topic, name="identity")(self._identity)
+        agent(self.view_input, name="view")(self._view)
+        self.app.timer(self.settings.maintenance_interval_s)(self._maintain)
 
     def prepare(self) -> None:
         """Create topics and register the schemas this worker writes, before Faust starts.
@@ -93,40 +171,85 @@ class Hub:
         Done up front because the registry speaks to Kafka synchronously, which must not
         happen on the event loop.
         """
-        declare_topics(self.settings, self.partner_topic_names)
-        self.serde.schema_for(DeadLetter.avro_schema, f"{self.topics.dlq}-value")
-        self.serde.schema_for(AuditRecord.avro_schema, f"{self.topics.audit}-value")
+        n = self.settings.partitions
+        internal = {"identity": 1, "view-transfer": n, "release-control": n}
+        declare_topics(
+            self.settings,
+            self.partner_topic_names,
+            {self.internal(name): count for name, count in internal.items()},
+        )
+        for model, topic in ((DeadLetter, self.topics.dlq), (AuditRecord, self.topics.audit)):
+            self.serde.schema_for(model.avro_schema, f"{topic}-value")
         self.registry.subjects()  # warm the cache with every schema already registered
 
-    def _define_tables(self) -> None:
-        app, n = self.app, self.settings.partitions
-        self.consents = app.GlobalTable("consents", default=None, partitions=n)
-        self.identity = app.GlobalTable("identity", default=None, partitions=n)
-        self.held = app.Table("held", default=None, partitions=n)
-        self.views = app.Table("views", default=None, partitions=n)
-
-    def _define_agents(self) -> None:
-        self.app.agent(self.partner_topics, name="gate")(self._gate)
-        self.app.agent(self.consent_and_quarantine, name="release")(self._release)
-        self.app.agent(self.events_topic, name="view")(self._view)
-
-    # -- gate ---------------------------------------------------------------------------
+    # -- shared steps --------------------------------------------------------------------
 
     def consent_of(self, consent_id: str) -> ConsentRecord | None:
-        """The latest consent record the hub holds for ``consent_id``."""
+        """The consent the hub holds for ``consent_id`` (None if unknown or withdrawn)."""
         stored = self.consents.get(consent_id)
-        return ConsentRecord.model_validate(stored) if stored else None
+        if not stored or stored.get("withdrawn"):
+            return None
+        return ConsentRecord.model_validate(stored)
+
+    def basis_problem(self, event: PartnerEvent) -> str | None:
+        """Why ``event`` has no lawful basis now, or None."""
+        consent_id = event.basis.consent_id
+        stored = self.consents.get(consent_id) if consent_id else None
+        if stored and stored.get("withdrawn"):
+            return f"consent {consent_id} has been withdrawn"
+        return lawful_basis_problem(
+            event, self.consent_of(consent_id) if consent_id else None, self.agreements, utc_now()
+        )
+
+    def _count(self, stage: str, message: Any, tally: accounting.Tally) -> None:
+        """Count what one record did, once, even if it is processed again after a crash."""
+        if not tally:
+            return
+        key = accounting.ledger_key(stage, message.topic, message.partition)
+        entry = self.ledger.get(key)
+        if not accounting.already_counted(entry, message.offset):
+            self.ledger[key] = accounting.count(entry, message.offset, tally)
+
+    async def _audit(self, action: str, person_id: str | None, actor: str = "hub") -> None:
+        record = AuditRecord(
+            audit_id=str(uuid.uuid4()),
+            at=utc_now(),
+            actor=actor,
+            role="system",
+            action=action,
+            person_id=person_id,
+            outcome="ok",
+        )
+        value = self.serde.encode(record, f"{self.topics.audit}-value")
+        await self.audit_topic.send(key=(person_id or action).encode(), value=value)
+
+    async def _dead_letter(self, message: Any, reason: str) -> None:
+        letter = DeadLetter(
+            reason=reason,
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            original=message.value or b"",
+            failed_at=utc_now(),
+        )
+        value = self.serde.encode(letter, f"{self.topics.dlq}-value")
+        await self.dlq_topic.send(key=message.key, value=value)
+
+    async def _to_identity(self, op: str, key: str, raw: bytes) -> None:
+        await self.identity_topic.send(key=key.encode(), value=raw, headers={OP: op.encode()})
+
+    # -- gate ----------------------------------------------------------------------------
 
     async def _gate(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         event: EventT[bytes]
         async for event in stream.events():
             message = event.message
             partner = self.topics.partner_of(message.topic) or "unknown"
-            self.metrics.received.labels(partner).inc()
             if self.serde.needs_lookup(message.value):
                 await asyncio.to_thread(self.serde.lookup, message.value)
-            decision = admit(message.value, partner, self.serde, self.consent_of, utc_now())
+            decision = admit(message.value, partner, self.serde, self.basis_problem)
             await self._carry_out(decision, message)
+            self._count("gate", message, {partner: ["received", _GATE_BUCKET[decision.outcome]]})
             self.metrics.outcomes.labels(partner, decision.outcome.value).inc()
             yield None
 
@@ -134,85 +257,259 @@ class Hub:
         raw: bytes = message.value
         if decision.outcome is Outcome.ADMIT:
             assert decision.event is not None
-            await self._admit(decision.event, raw)
+            await self._to_identity("event", decision.event.event_id, raw)
         elif decision.outcome is Outcome.QUARANTINE:
             assert decision.event is not None
-            key = decision.event.basis.consent_id or decision.event.event_id
+            basis = decision.event.basis
+            key = basis.consent_id or basis.agreement_id or decision.event.event_id
             await self.quarantine_topic.send(
-                key=key.encode(), value=raw, headers={"placehub-reason": decision.reason.encode()}
+                key=key.encode(), value=raw, headers={REASON: decision.reason.encode()}
             )
         else:
-            letter = DeadLetter(
-                reason=decision.reason,
-                source_topic=message.topic,
-                source_partition=message.partition,
-                source_offset=message.offset,
-                original=raw or b"",
-                failed_at=utc_now(),
-            )
-            await self.dlq_topic.send(
-                key=message.key, value=self.serde.encode(letter, f"{self.topics.dlq}-value")
-            )
+            await self._dead_letter(message, decision.reason)
 
-    async def _admit(self, event: PartnerEvent, raw: bytes) -> None:
-        person_id, new_tokens = resolve(event.subject.tokens, self.identity.get)
-        for token in new_tokens:
-            self.identity[token] = person_id
-        await self.events_topic.send(key=person_id.encode(), value=raw)
-
-    # -- release ------------------------------------------------------------------------
+    # -- release -------------------------------------------------------------------------
 
     async def _release(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         event: EventT[bytes]
         async for event in stream.events():
             message = event.message
+            op = _headers(message).get(OP, b"").decode()
+            key = (message.key or b"").decode()
+            tally: accounting.Tally = {}
             if message.topic == self.topics.consent:
-                await self._on_consent(message)
+                await self._on_consent(message, tally)
+            elif op == "expire-consent":
+                await self._on_expired_consent(key, tally)
+            elif op == "expire-holds":
+                await self._drop_expired_holds(key, tally)
             elif message.value is not None:
-                await self._hold_or_release(message.value)
+                await self._hold_or_release(message.value, tally)
+            self._count("release", message, tally)
             yield None
 
-    async def _on_consent(self, message: Any) -> None:
+    async def _on_consent(self, message: Any, tally: accounting.Tally) -> None:
         try:
             consent = self.serde.decode(message.value, ConsentRecord)
         except InputError as exc:
-            await self._carry_out(
-                Decision(Outcome.DEAD_LETTER, reason=f"{type(exc).__name__}: {exc}"), message
-            )
+            await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
+            return
+        if consent.status is ConsentStatus.WITHDRAWN:
+            await self._withdraw(consent.consent_id, message.value, tally)
             return
         self.consents[consent.consent_id] = consent.model_dump(mode="json")
-        held: list[str] = self.held.get(consent.consent_id) or []
+        held = self.held.get(consent.consent_id) or []
         if held:
             del self.held[consent.consent_id]
-            for encoded in held:
-                await self._hold_or_release(base64.b64decode(encoded))
+            for item in held:
+                await self._hold_or_release(base64.b64decode(item["raw"]), tally)
 
-    async def _hold_or_release(self, raw: bytes) -> None:
+    async def _on_expired_consent(self, consent_id: str, tally: accounting.Tally) -> None:
+        consent = self.consent_of(consent_id)
+        if consent is not None and not consent.is_live(utc_now()):
+            raw = self.serde.encode(consent, f"{self.topics.consent}-value")
+            await self._withdraw(consent_id, raw, tally)
+
+    async def _withdraw(self, consent_id: str, raw: bytes, tally: accounting.Tally) -> None:
+        """Consent withdrawn or expired: forget it, drop what it held, erase what it shared."""
+        self.consents[consent_id] = {"withdrawn": True}
+        for item in self.held.pop(consent_id, None) or []:
+            await self._drop_held(item, "quarantine.drop.withdrawn", tally)
+        await self._to_identity("erase", consent_id, raw)
+
+    async def _hold_or_release(self, raw: bytes, tally: accounting.Tally) -> None:
+        """Release a quarantined event if it now has a basis, else hold it (once)."""
         event = self.serde.decode(raw, PartnerEvent)  # it passed the gate's decode once already
-        consent = self.consent_of(event.basis.consent_id) if event.basis.consent_id else None
-        if lawful_basis_problem(event, consent, utc_now()) is None:
+        if self.basis_problem(event) is None:
+            await self._to_identity("event", event.event_id, raw)
             self.metrics.released.inc()
-            await self._admit(event, raw)
+            tally.setdefault(event.partner_id, []).append("released")
             return
-        key = event.basis.consent_id or event.event_id
-        held: list[str] = list(self.held.get(key) or [])
-        encoded = base64.b64encode(raw).decode()
-        if encoded not in held:
-            self.held[key] = [*held, encoded]
+        key = event.basis.consent_id or event.basis.agreement_id or event.event_id
+        held: list[dict[str, str]] = list(self.held.get(key) or [])
+        if all(item["event_id"] != event.event_id for item in held):
+            item = {
+                "event_id": event.event_id,
+                "partner_id": event.partner_id,
+                "raw": base64.b64encode(raw).decode(),
+                "held_at": utc_now().isoformat(),
+            }
+            self.held[key] = [*held, item]
 
-    # -- view ---------------------------------------------------------------------------
+    async def _drop_expired_holds(self, key: str, tally: accounting.Tally) -> None:
+        hold = timedelta(seconds=self.settings.quarantine_hold_s)
+        now = utc_now()
+        held = self.held.get(key) or []
+        expired = [i for i in held if now - datetime.fromisoformat(i["held_at"]) >= hold]
+        if not expired:
+            return
+        kept = [i for i in held if i not in expired]
+        if kept:
+            self.held[key] = kept
+        else:
+            del self.held[key]
+        for item in expired:
+            await self._drop_held(item, "quarantine.drop.expired", tally)
+
+    async def _drop_held(self, item: dict[str, str], action: str, tally: accounting.Tally) -> None:
+        await self._audit(action, None)
+        tally.setdefault(item["partner_id"], []).append("dropped")
+
+    async def _maintain(self) -> None:
+        """Periodic checks, sent as records so the owning agent acts on them."""
+        now = utc_now()
+        for consent_id, stored in list(self.consents.items()):
+            expires = stored.get("expires_at") if stored else None
+            if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now:
+                await self.control_topic.send(
+                    key=consent_id.encode(), value=None, headers={OP: b"expire-consent"}
+                )
+        hold = timedelta(seconds=self.settings.quarantine_hold_s)
+        for key, held in list(self.held.items()):
+            if any(now - datetime.fromisoformat(i["held_at"]) >= hold for i in held or []):
+                await self.control_topic.send(
+                    key=key.encode(), value=None, headers={OP: b"expire-holds"}
+                )
+
+    # -- identity ------------------------------------------------------------------------
+
+    async def _links(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        event: EventT[bytes]
+        async for event in stream.events():
+            message = event.message
+            try:
+                link = self.serde.decode(message.value, IdentityLink)
+            except InputError as exc:
+                await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
+            else:
+                await self._to_identity("link", link.link_id, message.value or b"")
+            yield None
+
+    async def _identity(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        event: EventT[bytes]
+        async for event in stream.events():
+            message = event.message
+            op = _headers(message).get(OP, b"").decode()
+            if op == "event":
+                partner_event = self.serde.decode(message.value, PartnerEvent)
+                change = join(self.identity, partner_event.subject.tokens, RECORD_SOURCE)
+                await self._announce_merges(change.merged, change.person_id)
+                assert change.person_id is not None
+                await self.events_topic.send(key=change.person_id.encode(), value=message.value)
+            elif op == "link":
+                link = self.serde.decode(message.value, IdentityLink)
+                source = f"link:{link.link_id}"
+                if link.status is LinkStatus.ASSERTED:
+                    change = join(self.identity, link.tokens, source)
+                    await self._announce_merges(change.merged, change.person_id)
+                else:
+                    change = retract(self.identity, link.tokens[0], link.tokens[1], source)
+                    for old, parts in change.splits.items():
+                        await self._to_view(old, "split", json.dumps(parts))
+            elif op == "erase":
+                consent = self.serde.decode(message.value, ConsentRecord)
+                for person_id in forget(self.identity, consent.subject_tokens):
+                    await self._to_view(person_id, "erase", f"consent:{consent.consent_id}")
+            yield None
+
+    async def _announce_merges(self, merged: list[str], into: str | None) -> None:
+        for old in merged:
+            assert into is not None
+            await self._to_view(old, "merge", into)
+
+    async def _to_view(self, person_id: str, op: str, argument: str) -> None:
+        """A command for the view of ``person_id``, ordered with that person's events."""
+        await self.events_topic.send(
+            key=person_id.encode(), value=None, headers={OP: op.encode(), "arg": argument.encode()}
+        )
+
+    # -- view ----------------------------------------------------------------------------
+
+    def view_of(self, person_id: str) -> PersonView | None:
+        """The stored view of ``person_id`` (on the worker that owns it)."""
+        stored = self.views.get(person_id)
+        return PersonView.model_validate(stored) if stored else None
+
+    def _store_view(self, person_id: str, view: PersonView | None) -> None:
+        if view is None:
+            self.views.pop(person_id, None)
+        else:
+            self.views[person_id] = view.model_dump(mode="json")
 
     async def _view(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         event: EventT[bytes]
         async for event in stream.events():
             message = event.message
-            assert message.key is not None, "hub.events records are always keyed by person"
+            assert message.key is not None, "view input is always keyed by person"
             person_id = message.key.decode()
-            partner_event = self.serde.decode(message.value, PartnerEvent)
-            stored = self.views.get(person_id)
-            current = PersonView.model_validate(stored) if stored else None
-            updated = fold(current, person_id, partner_event)
-            if updated is not None:
-                self.views[person_id] = updated.model_dump(mode="json")
-                self.metrics.view_updates.inc()
+            headers = _headers(message)
+            op = headers.get(OP, b"").decode()
+            argument = headers.get("arg", b"").decode()
+            if message.topic != self.topics.events:
+                entries = [
+                    TimelineEntry.model_validate(e) for e in json.loads(message.value or b"[]")
+                ]
+                self._store_view(person_id, absorb(self.view_of(person_id), person_id, entries))
+            elif not op:
+                await self._fold(message, person_id)
+            elif op == "merge":
+                await self._transfer(self.views.pop(person_id, None), argument)
+            elif op == "split":
+                await self._split(person_id, json.loads(argument))
+            elif op == "erase":
+                await self._erase(message, person_id, argument)
             yield None
+
+    async def _fold(self, message: Any, person_id: str) -> None:
+        entry = entry_for(self.serde.decode(message.value, PartnerEvent))
+        current = self.view_of(person_id)
+        updated = fold(current, person_id, entry)
+        if updated is not None:
+            pruned = prune(updated, utc_now(), self._retention)
+            self._store_view(person_id, pruned)
+            self.metrics.view_updates.inc()
+        self._count("view", message, {entry.partner_id: ["folded" if updated else "duplicate"]})
+
+    def _retention(self, basis: str) -> timedelta:
+        return self.agreements.retention(
+            basis, timedelta(days=self.settings.consent_retention_days)
+        )
+
+    async def _transfer(self, stored: dict[str, Any] | None, into: str) -> None:
+        if stored:
+            entries = PersonView.model_validate(stored).model_dump(mode="json")["entries"]
+            await self.transfer_topic.send(key=into.encode(), value=json.dumps(entries).encode())
+
+    async def _split(self, person_id: str, parts: dict[str, list[str]]) -> None:
+        view = self.view_of(person_id)
+        if view is None:
+            return
+        if person_id not in parts:
+            self.views.pop(person_id, None)
+        for new_id, entries in split(view, parts).items():
+            if new_id == person_id:
+                self._store_view(person_id, PersonView(person_id=person_id, entries=entries))
+            elif entries:
+                payload = [e.model_dump(mode="json") for e in entries]
+                await self.transfer_topic.send(
+                    key=new_id.encode(), value=json.dumps(payload).encode()
+                )
+
+    async def _erase(self, message: Any, person_id: str, basis: str) -> None:
+        view = self.view_of(person_id)
+        if view is None:
+            return
+        remaining, removed = erase_basis(view, basis)
+        self._store_view(person_id, remaining)
+        tally: accounting.Tally = {}
+        for entry in removed:
+            tally.setdefault(entry.partner_id, []).append("erased")
+        self._count("view", message, tally)
+        await self._audit("person.erase", person_id)
+
+
+_GATE_BUCKET = {
+    Outcome.ADMIT: "admitted",
+    Outcome.QUARANTINE: "quarantined",
+    Outcome.DEAD_LETTER: "dead_lettered",
+}

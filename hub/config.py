@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     state_dir: Path = PROJECT_ROOT / ".state"
     users_file: Path = PROJECT_ROOT / "deploy" / "local" / "users.yaml"
     partners_file: Path = PROJECT_ROOT / "deploy" / "local" / "partners.yaml"
+    agreements_dir: Path = PROJECT_ROOT / "deploy" / "local" / "agreements"
+    consent_retention_days: int = Field(default=730, ge=1)
+    quarantine_hold_s: float = Field(default=7 * 24 * 3600, gt=0)
+    maintenance_interval_s: float = Field(default=60, gt=0)
     request_timeout_ms: int = Field(default=30_000, ge=100)
     broker_port: int = Field(default=19092, ge=1, le=65535)
     controller_port: int = Field(default=19093, ge=1, le=65535)

@@ -1,7 +1,7 @@
 """The gate: every partner record is decoded, checked, and sent to exactly one place.
 
-``admit`` is the decision as a pure function of the bytes, the topic and the consents the
-hub knows, so the rules are unit-tested without Kafka. The Faust agent in ``hub.app``
+``admit`` is the decision as a pure function of the bytes, the topic and the lawful-basis
+check, so the rules are unit-tested without Kafka. The Faust agent in ``hub.app``
 only carries out the outcome.
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from hub.agreements import AgreementBook
 from hub.errors import InputError
 from hub.models import BasisKind, ConsentRecord, PartnerEvent
 from hub.serde import Serde
@@ -37,12 +38,16 @@ class Decision:
 
 
 def lawful_basis_problem(
-    event: PartnerEvent, consent: ConsentRecord | None, at: datetime
+    event: PartnerEvent, consent: ConsentRecord | None, agreements: AgreementBook, at: datetime
 ) -> str | None:
     """None when ``event`` has a live lawful basis at ``at``; else why not."""
     basis = event.basis
     if basis.kind is BasisKind.AGREEMENT:
-        return f"data-sharing agreement {basis.agreement_id} is not loaded in this deployment"
+        assert basis.agreement_id is not None
+        agreement = agreements.get(basis.agreement_id)
+        if agreement is None:
+            return f"data-sharing agreement {basis.agreement_id} is not in this deployment"
+        return agreement.problem_with(event, at)
     if consent is None:
         return f"consent {basis.consent_id} is not known to the hub (yet)"
     return consent.covers(event, at)
@@ -52,8 +57,7 @@ def admit(
     data: bytes | None,
     topic_partner: str,
     serde: Serde,
-    consent_of: Callable[[str], ConsentRecord | None],
-    at: datetime,
+    basis_problem: Callable[[PartnerEvent], str | None],
 ) -> Decision:
     """Decide where a record read from ``topic_partner``'s topic goes."""
     try:
@@ -66,8 +70,7 @@ def admit(
             event,
             f"event says partner {event.partner_id} but arrived on the topic of {topic_partner}",
         )
-    consent = consent_of(event.basis.consent_id) if event.basis.consent_id else None
-    problem = lawful_basis_problem(event, consent, at)
+    problem = basis_problem(event)
     if problem is not None:
         return Decision(Outcome.QUARANTINE, event, problem)
     return Decision(Outcome.ADMIT, event)

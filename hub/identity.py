@@ -1,21 +1,44 @@
 """Identity: which person a set of pseudonymous tokens belongs to.
 
-A person is the union of the tokens seen together on events. A person's id is minted
-from the strongest token it was first seen with (NHS number before UPN before council
-reference before the name key), so it is deterministic on tokens and never reveals them.
-Merging two people who turn out to be one is not done yet: an event that links two known
-people is filed under the smaller id.
+A person is a connected component of tokens. Edges come from events that carry several
+tokens (the partner holds both identifiers on one record) and from ``IdentityLink``
+assertions; each edge remembers its sources, so retracting a wrong link removes exactly
+that evidence and splits the person again if nothing else joins them.
+
+A person's id is minted from the strongest token of its component (NHS number before UPN
+before council reference before the name key), so the final ids depend only on the
+tokens and links seen, never on the order they arrived in: replays and restarts agree.
+
+The functions here are pure over two mappings (Faust tables in the worker, dicts in
+tests); values are replaced, never mutated in place, so every change reaches a changelog.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["SCHEME_STRENGTH", "person_id_for", "resolve"]
+__all__ = [
+    "RECORD_SOURCE",
+    "SCHEME_STRENGTH",
+    "IdentityChange",
+    "IdentityStore",
+    "forget",
+    "join",
+    "mint",
+    "person_id_for",
+    "retract",
+]
 
 SCHEME_STRENGTH = ("nhs", "upn", "council", "person")
+# Source of an edge seen on a partner's record (both identifiers on one event).
+RECORD_SOURCE = "record"
+
+Person = dict[str, Any]  # {"tokens": [...], "edges": {"a|b": [sources]}}
 
 
 def _strength(token: str) -> tuple[int, str]:
@@ -25,15 +48,128 @@ def _strength(token: str) -> tuple[int, str]:
 
 
 def person_id_for(token: str) -> str:
-    """The person id first minted for ``token``: 'p-' + 20 base32 characters of its hash."""
+    """The person id minted from ``token``: 'p-' + 20 base32 characters of its hash."""
     digest = hashlib.sha256(b"person|" + token.encode()).digest()
     return "p-" + base64.b32encode(digest).decode()[:20].lower()
 
 
-def resolve(tokens: Iterable[str], lookup: Callable[[str], str | None]) -> tuple[str, list[str]]:
-    """The person id for ``tokens`` and the tokens that must now be linked to it."""
+def mint(tokens: Iterable[str]) -> str:
+    """The id of the person made of ``tokens``: from the strongest one."""
+    return person_id_for(min(tokens, key=_strength))
+
+
+@dataclass
+class IdentityStore:
+    """The identity state: token → person id, and person id → tokens and edges."""
+
+    token_person: MutableMapping[str, str]
+    people: MutableMapping[str, Person]
+
+
+@dataclass
+class IdentityChange:
+    """What a join or retraction did, for the view to follow."""
+
+    person_id: str | None = None
+    merged: list[str] = field(default_factory=list)  # old ids now part of person_id
+    splits: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # old → new → tokens
+
+
+def _edge(a: str, b: str) -> str:
+    return "|".join(sorted((a, b)))
+
+
+def join(
+    store: IdentityStore, tokens: Iterable[str], source: str = RECORD_SOURCE
+) -> IdentityChange:
+    """Record that ``tokens`` are one person (evidence ``source``); merge people if needed."""
     ordered = sorted(set(tokens), key=_strength)
-    known = {token: lookup(token) for token in ordered}
-    people = sorted({person for person in known.values() if person is not None})
-    person_id = people[0] if people else person_id_for(ordered[0])
-    return person_id, [token for token, person in known.items() if person is None]
+    people = sorted({p for t in ordered if (p := store.token_person.get(t)) is not None})
+    new_edges = {_edge(a, b) for a, b in itertools.pairwise(ordered)}
+    if len(people) == 1:
+        current = store.people[people[0]]
+        unchanged = all(t in current["tokens"] for t in ordered) and all(
+            source in current["edges"].get(e, ()) for e in new_edges
+        )
+        if unchanged:  # the common case: a known person, nothing new to record
+            return IdentityChange(person_id=people[0])
+    all_tokens = set(ordered)
+    edges: dict[str, list[str]] = {}
+    for person in people:
+        record = store.people[person]
+        all_tokens.update(record["tokens"])
+        for key, sources in record["edges"].items():
+            edges[key] = sorted(set(edges.get(key, [])) | set(sources))
+    for key in new_edges:
+        edges[key] = sorted(set(edges.get(key, [])) | {source})
+    person_id = mint(all_tokens)
+    for person in people:
+        if person != person_id:
+            del store.people[person]
+    store.people[person_id] = {"tokens": sorted(all_tokens), "edges": edges}
+    for token in all_tokens:
+        if store.token_person.get(token) != person_id:
+            store.token_person[token] = person_id
+    return IdentityChange(person_id=person_id, merged=[p for p in people if p != person_id])
+
+
+def retract(store: IdentityStore, a: str, b: str, source: str) -> IdentityChange:
+    """Withdraw ``source``'s evidence that ``a`` and ``b`` are one person; split if it was all."""
+    person_id = store.token_person.get(a)
+    if person_id is None or store.token_person.get(b) != person_id:
+        return IdentityChange()
+    record = store.people[person_id]
+    edges = {key: list(sources) for key, sources in record["edges"].items()}
+    key = _edge(a, b)
+    remaining = [s for s in edges.get(key, []) if s != source]
+    if remaining:
+        edges[key] = remaining
+    else:
+        edges.pop(key, None)
+    components = _components(record["tokens"], edges)
+    if len(components) == 1:
+        store.people[person_id] = {"tokens": record["tokens"], "edges": edges}
+        return IdentityChange(person_id=person_id)
+    parts: dict[str, list[str]] = {}
+    del store.people[person_id]
+    for component in components:
+        new_id = mint(component)
+        parts[new_id] = sorted(component)
+        store.people[new_id] = {
+            "tokens": parts[new_id],
+            "edges": {k: v for k, v in edges.items() if k.split("|", 1)[0] in component},
+        }
+        for token in component:
+            store.token_person[token] = new_id
+    return IdentityChange(splits={person_id: parts})
+
+
+def forget(store: IdentityStore, tokens: Iterable[str]) -> list[str]:
+    """Erase every person any of ``tokens`` belongs to; returns their ids."""
+    people = sorted({p for t in tokens if (p := store.token_person.get(t)) is not None})
+    for person in people:
+        for token in store.people[person]["tokens"]:
+            store.token_person.pop(token, None)
+        del store.people[person]
+    return people
+
+
+def _components(tokens: list[str], edges: dict[str, list[str]]) -> list[set[str]]:
+    neighbours: dict[str, set[str]] = {t: set() for t in tokens}
+    for key in edges:
+        a, b = key.split("|", 1)
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    seen: set[str] = set()
+    components = []
+    for start in tokens:
+        if start in seen:
+            continue
+        component, frontier = {start}, [start]
+        while frontier:
+            for other in neighbours[frontier.pop()] - component:
+                component.add(other)
+                frontier.append(other)
+        seen |= component
+        components.append(component)
+    return components

@@ -1,99 +1,170 @@
-"""The person-centred view: what the hub knows of one person, folded from their events.
+"""The person-centred view: what the hub may show of one person, folded from their events.
 
-Pure functions over plain data, so the fold is testable without Kafka and the Faust
-table can store the view as JSON.
+A view is a set of timeline entries (one per event id, codes only). Everything else a
+caller sees (partners involved, last contact, needs by domain) is derived from the
+entries when the view is read. That keeps folding, merging, splitting and erasing simple
+set operations whose result does not depend on arrival order, so a replay or a restart
+after a crash ends in exactly the same view.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from hub.models import PartnerEvent
 
-__all__ = ["MAX_TIMELINE", "PartnerContact", "PersonView", "TimelineEntry", "fold", "minimise"]
+__all__ = [
+    "MAX_ENTRIES",
+    "PersonView",
+    "TimelineEntry",
+    "absorb",
+    "entry_for",
+    "erase_basis",
+    "fold",
+    "minimise",
+    "prune",
+    "split",
+]
 
-# Bounded so one very active person cannot grow a table row without limit.
-MAX_TIMELINE = 500
+# A hard bound per person, so one very active person cannot grow a table row without
+# limit; retention normally prunes long before this.
+MAX_ENTRIES = 1000
 
 
 class TimelineEntry(BaseModel):
-    """One event in a person's timeline: codes only."""
+    """One event in a person's timeline: codes and pseudonymous tokens only."""
 
     event_id: str
     event_type: str
     partner_id: str
     occurred_at: datetime
     purpose: str
-
-
-class PartnerContact(BaseModel):
-    """One partner's involvement with the person."""
-
-    last_contact: datetime
-    source_refs: list[str] = Field(default_factory=list)
+    basis: str  # "consent:<id>" or "agreement:<id>"
+    source_ref: str
+    tokens: list[str]
+    area_code: str | None = None
+    age_band: str | None = None
 
 
 class PersonView(BaseModel):
     """The joined-up view of one person across partners."""
 
     person_id: str
-    tokens: list[str] = Field(default_factory=list)
-    partners: dict[str, PartnerContact] = Field(default_factory=dict)
-    needs: dict[str, list[str]] = Field(default_factory=dict)
-    timeline: list[TimelineEntry] = Field(default_factory=list)
-    area_code: str | None = None
-    age_band: str | None = None
-    event_count: int = 0
+    entries: list[TimelineEntry] = Field(default_factory=list)
 
     def has_event(self, event_id: str) -> bool:
-        """True if ``event_id`` is already folded in (replays must not double count)."""
-        return any(entry.event_id == event_id for entry in self.timeline)
+        """True if ``event_id`` is already in the view (replays must not double count)."""
+        return any(entry.event_id == event_id for entry in self.entries)
 
 
-def fold(view: PersonView | None, person_id: str, event: PartnerEvent) -> PersonView | None:
-    """``view`` with ``event`` added, or None when the event is already in it."""
-    current = view or PersonView(person_id=person_id)
-    if current.has_event(event.event_id):
-        return None
-    updated = current.model_copy(deep=True)
-    updated.tokens = sorted(set(updated.tokens) | set(event.subject.tokens))
-    contact = updated.partners.get(event.partner_id)
-    if contact is None:
-        contact = updated.partners[event.partner_id] = PartnerContact(
-            last_contact=event.occurred_at
-        )
-    contact.last_contact = max(contact.last_contact, event.occurred_at)
-    if event.source_ref not in contact.source_refs:
-        contact.source_refs.append(event.source_ref)
-    family, kind = event.event_type.split(".", 1)
-    kinds = updated.needs.setdefault(family, [])
-    if kind not in kinds:
-        kinds.append(kind)
-    updated.timeline.append(
-        TimelineEntry(
-            event_id=event.event_id,
-            event_type=event.event_type,
-            partner_id=event.partner_id,
-            occurred_at=event.occurred_at,
-            purpose=event.basis.purpose,
-        )
+def entry_for(event: PartnerEvent) -> TimelineEntry:
+    """The timeline entry an event contributes."""
+    basis = event.basis
+    kind, basis_id = (
+        ("consent", basis.consent_id) if basis.consent_id else ("agreement", basis.agreement_id)
     )
-    updated.timeline.sort(key=lambda entry: entry.occurred_at)
-    del updated.timeline[:-MAX_TIMELINE]
-    updated.area_code = event.subject.area_code or updated.area_code
-    if event.subject.age_band is not None:
-        updated.age_band = event.subject.age_band.value
-    updated.event_count += 1
-    return updated
+    return TimelineEntry(
+        event_id=event.event_id,
+        event_type=event.event_type,
+        partner_id=event.partner_id,
+        occurred_at=event.occurred_at,
+        purpose=basis.purpose,
+        basis=f"{kind}:{basis_id}",
+        source_ref=event.source_ref,
+        tokens=event.subject.tokens,
+        area_code=event.subject.area_code,
+        age_band=event.subject.age_band.value if event.subject.age_band else None,
+    )
 
 
-def minimise(view: PersonView, caller_partner: str | None) -> dict[str, Any]:
-    """The view as a caller may see it: tokens dropped, ``source_ref``s only for their partner."""
-    shown = view.model_dump(mode="json", exclude={"tokens"})
-    for partner_id, contact in shown["partners"].items():
-        if partner_id != caller_partner:
-            contact.pop("source_refs")
-    return shown
+def _canonical(person_id: str, entries: Iterable[TimelineEntry]) -> PersonView:
+    unique = {entry.event_id: entry for entry in entries}
+    ordered = sorted(unique.values(), key=lambda e: (e.occurred_at, e.event_id))
+    return PersonView(person_id=person_id, entries=ordered[-MAX_ENTRIES:])
+
+
+def fold(view: PersonView | None, person_id: str, entry: TimelineEntry) -> PersonView | None:
+    """``view`` with ``entry`` added, or None when that event is already in it."""
+    if view is not None and view.has_event(entry.event_id):
+        return None
+    return _canonical(person_id, [*(view.entries if view else []), entry])
+
+
+def absorb(view: PersonView | None, person_id: str, entries: Iterable[TimelineEntry]) -> PersonView:
+    """``view`` with another view's entries merged in (a merge of two people)."""
+    return _canonical(person_id, [*(view.entries if view else []), *entries])
+
+
+def split(view: PersonView, parts: dict[str, list[str]]) -> dict[str, list[TimelineEntry]]:
+    """The entries of ``view`` shared out to the people it split into, by their tokens."""
+    owner = {token: person for person, tokens in parts.items() for token in tokens}
+    shares: dict[str, list[TimelineEntry]] = {person: [] for person in parts}
+    for entry in view.entries:
+        person = next((owner[t] for t in entry.tokens if t in owner), None)
+        if person is not None:
+            shares[person].append(entry)
+    return shares
+
+
+def erase_basis(view: PersonView, basis: str) -> tuple[PersonView | None, list[TimelineEntry]]:
+    """``view`` without the entries shared under ``basis`` (None if nothing is left)."""
+    kept = [entry for entry in view.entries if entry.basis != basis]
+    removed = [entry for entry in view.entries if entry.basis == basis]
+    return (_canonical(view.person_id, kept) if kept else None), removed
+
+
+def prune(
+    view: PersonView, now: datetime, retention: Callable[[str], timedelta]
+) -> PersonView | None:
+    """``view`` without entries older than their basis's retention (None if nothing is left)."""
+    kept = [entry for entry in view.entries if now - entry.occurred_at <= retention(entry.basis)]
+    if len(kept) == len(view.entries):
+        return view
+    return _canonical(view.person_id, kept) if kept else None
+
+
+def minimise(
+    view: PersonView, caller_partner: str | None, visible: Callable[[str], bool] = lambda _: True
+) -> dict[str, Any]:
+    """The view as a caller may see it: entries whose basis they may see, no tokens,
+    ``source_ref``s only for the caller's own partner."""
+    entries = [entry for entry in view.entries if visible(entry.basis)]
+    partners: dict[str, dict[str, Any]] = {}
+    needs: dict[str, list[str]] = {}
+    for entry in entries:
+        contact = partners.setdefault(entry.partner_id, {"last_contact": entry.occurred_at})
+        contact["last_contact"] = max(contact["last_contact"], entry.occurred_at)
+        if entry.partner_id == caller_partner:
+            refs = contact.setdefault("source_refs", [])
+            if entry.source_ref not in refs:
+                refs.append(entry.source_ref)
+        family, kind = entry.event_type.split(".", 1)
+        if kind not in needs.setdefault(family, []):
+            needs[family].append(kind)
+    latest = entries[-1] if entries else None
+    return {
+        "person_id": view.person_id,
+        "event_count": len(entries),
+        "partners": {
+            p: {**c, "last_contact": c["last_contact"].isoformat().replace("+00:00", "Z")}
+            for p, c in sorted(partners.items())
+        },
+        "needs": {family: sorted(kinds) for family, kinds in sorted(needs.items())},
+        "timeline": [
+            {
+                "event_id": e.event_id,
+                "event_type": e.event_type,
+                "partner_id": e.partner_id,
+                "occurred_at": e.occurred_at.isoformat().replace("+00:00", "Z"),
+                "purpose": e.purpose,
+            }
+            for e in entries
+        ],
+        "area_code": next((e.area_code for e in reversed(entries) if e.area_code), None),
+        "age_band": next((e.age_band for e in reversed(entries) if e.age_band), None),
+        "last_event_at": latest.occurred_at.isoformat().replace("+00:00", "Z") if latest else None,
+    }

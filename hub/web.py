@@ -12,10 +12,11 @@ from typing import Any
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub.accounting import partner_status
 from hub.app import Hub
 from hub.models import AuditRecord, utc_now
 from hub.users import Role, User
-from hub.view import PersonView, minimise
+from hub.view import minimise
 
 __all__ = ["install_web"]
 
@@ -55,14 +56,33 @@ def install_web(hub: Hub) -> None:
                 await audit(user, person_id, "denied")
                 hub.metrics.person_reads.labels("denied").inc()
                 return problem(self, 403, f"role {user.role.value} may not read person views")
-            stored = hub.views.get(person_id)
-            outcome = "ok" if stored else "not-found"
+            view = hub.view_of(person_id)
+            body: dict[str, Any] | None = None
+            if view is not None:
+                body = minimise(
+                    view, user.partner, lambda basis: hub.agreements.visible_to(basis, user.role)
+                )
+            outcome = "ok" if body and body["event_count"] else "not-found"
             await audit(user, person_id, outcome)
             hub.metrics.person_reads.labels(outcome).inc()
-            if not stored:
+            if outcome != "ok":
                 return problem(self, 404, "no person with that id is visible to you")
-            body: dict[str, Any] = minimise(PersonView.model_validate(stored), user.partner)
             return self.json(body)
+
+    class PartnerStatusPage(View):
+        """``GET /v1/partners/{partner_id}/status``: that partner's accounting, and only it."""
+
+        async def get(self, request: Request, partner_id: str) -> Response:
+            user = hub.users.authenticate(request.headers.get("Authorization"))
+            if user is None:
+                return problem(self, 401, "a valid bearer token is required")
+            own_partner = user.role is Role.PARTNER and user.partner == partner_id
+            if not (own_partner or user.role in (Role.STEWARD, Role.ADMIN)):
+                return problem(self, 403, "you may only see your own partner's status")
+            if partner_id not in {partner.id for partner in hub.partners}:
+                return problem(self, 404, f"partner {partner_id} is not part of this place")
+            entries = [value for value in hub.ledger.values() if value]
+            return self.json({"partner": partner_id, **partner_status(entries, partner_id)})
 
     class MetricsPage(View):
         """``GET /metrics``: Prometheus exposition of the hub's counters."""
@@ -80,5 +100,6 @@ def install_web(hub: Hub) -> None:
             return self.json({"status": "ok"})
 
     app.page("/v1/people/{person_id}")(PersonPage)
+    app.page("/v1/partners/{partner_id}/status")(PartnerStatusPage)
     app.page("/metrics")(MetricsPage)
     app.page("/v1/health")(HealthPage)

@@ -1,0 +1,102 @@
+from datetime import timedelta
+
+from hub.models import EducationEvent, EducationKind
+from hub.view import (
+    MAX_ENTRIES,
+    PersonView,
+    absorb,
+    entry_for,
+    erase_basis,
+    fold,
+    minimise,
+    prune,
+    split,
+)
+from tests.unit import factories
+
+
+def entry(**kwargs):  # type: ignore[no-untyped-def]
+    return entry_for(factories.event(**kwargs))
+
+
+def test_fold_joins_partners_and_needs_and_ignores_replays() -> None:
+    housing = entry()
+    school = entry(
+        partner_id="northfield-school",
+        payload=EducationEvent(kind=EducationKind.SUSPENSION),
+        occurred_at=factories.WHEN - timedelta(days=1),
+    )
+    view = fold(fold(None, "p-1", housing), "p-1", school)
+    assert view is not None
+    shown = minimise(view, None)
+    assert shown["event_count"] == 2
+    assert set(shown["partners"]) == {"council-housing", "northfield-school"}
+    assert shown["needs"] == {"education": ["suspension"], "housing": ["arrears"]}
+    assert [e["partner_id"] for e in shown["timeline"]] == ["northfield-school", "council-housing"]
+    assert fold(view, "p-1", housing) is None  # the same event id twice counts once
+
+
+def test_fold_is_order_independent() -> None:
+    entries = [entry(occurred_at=factories.WHEN + timedelta(minutes=n % 3)) for n in range(6)]
+    forward = backward = None
+    for e in entries:
+        forward = fold(forward, "p", e) or forward
+    for e in reversed(entries):
+        backward = fold(backward, "p", e) or backward
+    assert forward == backward
+
+
+def test_entries_are_bounded() -> None:
+    view = absorb(
+        None,
+        "p",
+        [entry(occurred_at=factories.WHEN + timedelta(minutes=n)) for n in range(MAX_ENTRIES + 5)],
+    )
+    assert len(view.entries) == MAX_ENTRIES
+
+
+def test_absorb_merges_without_duplicates() -> None:
+    a, b = entry(), entry()
+    view = absorb(PersonView(person_id="p", entries=[a]), "p", [a, b])
+    assert [e.event_id for e in view.entries] == sorted(
+        [a.event_id, b.event_id], key=lambda i: (factories.WHEN, i)
+    )
+
+
+def test_split_shares_entries_by_token() -> None:
+    nhs_entry = entry(tokens=[factories.NHS_TOKEN])
+    council_entry = entry(tokens=[factories.COUNCIL_TOKEN])
+    view = absorb(None, "p", [nhs_entry, council_entry])
+    shares = split(view, {"p-a": [factories.NHS_TOKEN], "p-b": [factories.COUNCIL_TOKEN]})
+    assert shares == {"p-a": [nhs_entry], "p-b": [council_entry]}
+
+
+def test_erase_basis_removes_only_that_basis() -> None:
+    kept, gone = entry(consent_id="c-2"), entry(consent_id="c-1")
+    view = absorb(None, "p", [kept, gone])
+    remaining, removed = erase_basis(view, "consent:c-1")
+    assert removed == [gone] and remaining is not None and remaining.entries == [kept]
+    assert erase_basis(remaining, "consent:c-2")[0] is None
+
+
+def test_prune_drops_entries_past_retention() -> None:
+    old = entry(occurred_at=factories.WHEN - timedelta(days=40))
+    new = entry()
+    view = absorb(None, "p", [old, new])
+    pruned = prune(view, factories.WHEN, lambda basis: timedelta(days=30))
+    assert pruned is not None and pruned.entries == [new]
+
+
+def test_minimise_shows_source_refs_only_to_their_partner_and_hides_tokens() -> None:
+    view = absorb(None, "p", [entry()])
+    own = minimise(view, "council-housing")
+    other = minimise(view, "city-health")
+    assert own["partners"]["council-housing"]["source_refs"] == ["HSG-0042"]
+    assert "source_refs" not in other["partners"]["council-housing"]
+    assert factories.NHS_TOKEN not in str(own)
+
+
+def test_minimise_hides_entries_the_caller_may_not_see() -> None:
+    view = absorb(None, "p", [entry(consent_id="c-1"), entry(consent_id="c-2")])
+    shown = minimise(view, None, visible=lambda basis: basis == "consent:c-1")
+    assert shown["event_count"] == 1
