@@ -13,6 +13,7 @@ from hub import broker
 from hub.config import load_settings
 from hub.demo import run_demo
 from hub.errors import HubError
+from hub.replay import replay
 from hub.worker import run_worker
 
 __all__ = ["main"]
@@ -49,6 +50,13 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    deleted = replay(load_settings(), progress=(lambda line: None) if args.json else print)
+    if args.json:
+        print(json.dumps({"deleted_topics": deleted}))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     return run_demo(load_settings(), people=args.people, rate_per_s=args.rate)
 
@@ -76,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--json", action="store_true", help="report as JSON")
     simulate.set_defaults(run=_simulate)
+
+    replay_cmd = commands.add_parser(
+        "replay", help="delete derived state so workers rebuild it from the partner topics"
+    )
+    replay_cmd.add_argument("--json", action="store_true", help="report as JSON")
+    replay_cmd.set_defaults(run=_replay)
 
     demo = commands.add_parser(
         "demo", help="the whole place, simulated: broker, worker, partners, API"

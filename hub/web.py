@@ -94,9 +94,12 @@ def install_web(hub: Hub) -> None:
             )
 
     class HealthPage(View):
-        """``GET /v1/health``: liveness, for scripts waiting on start-up."""
+        """``GET /v1/health``: 200 once this worker has its partitions, 503 until then."""
 
         async def get(self, request: Request) -> Response:
+            ready = bool(hub.app.consumer.assignment()) and not hub.app.rebalancing
+            if not ready:
+                return self.json({"status": "starting"}, status=503)
             return self.json({"status": "ok"})
 
     app.page("/v1/people/{person_id}")(PersonPage)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,23 +41,43 @@ def hub_settings(broker_settings: Settings, tmp_path: Path) -> Settings:
     )
 
 
+WorkerFactory = Callable[..., WorkerProcess]
+
+
 @pytest.fixture
-def worker(hub_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
-    """A running worker for ``hub_settings``; stopped after the test."""
-    env = {
-        **os.environ,
-        "PLACEHUB_TOPIC_PREFIX": hub_settings.topic_prefix,
-        "PLACEHUB_APP_ID": hub_settings.app_id,
-        "PLACEHUB_WEB_PORT": str(hub_settings.web_port),
-        "PLACEHUB_STATE_DIR": str(hub_settings.state_dir),
-        "PLACEHUB_BOOTSTRAP_SERVERS": hub_settings.bootstrap_servers,
-    }
-    process = WorkerProcess(hub_settings, tmp_path / "worker.log", env=env)
-    process.start()
+def make_worker(hub_settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Start workers of ``hub_settings``' hub; extra ``PLACEHUB_*`` values as keywords.
+
+    Every worker it started is stopped after the test.
+    """
+    started: list[WorkerProcess] = []
+
+    def start(**overrides: Any) -> WorkerProcess:
+        settings = hub_settings.model_copy(update=overrides)
+        env = {**os.environ, **{f"PLACEHUB_{k.upper()}": str(v) for k, v in overrides.items()}}
+        env.update(
+            PLACEHUB_TOPIC_PREFIX=settings.topic_prefix,
+            PLACEHUB_APP_ID=settings.app_id,
+            PLACEHUB_WEB_PORT=str(settings.web_port),
+            PLACEHUB_STATE_DIR=str(settings.state_dir),
+            PLACEHUB_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+        )
+        process = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log", env=env)
+        started.append(process)
+        process.start()
+        return process
+
     try:
-        yield process
+        yield start
     finally:
-        process.stop()
+        for process in started:
+            process.stop()
+
+
+@pytest.fixture
+def worker(make_worker: WorkerFactory) -> WorkerProcess:
+    """A running worker for ``hub_settings``; stopped after the test."""
+    return make_worker()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,0 +1,69 @@
+"""``placehub replay``: rebuild every derived topic and table from the partners' topics.
+
+Derived state (hub.events, quarantine, DLQ, the Faust changelogs and internal topics, the
+consumer group's offsets) is deleted; the inputs (partner topics, consent.records,
+identity.links, _schemas) and the audit trail are kept. The next worker start reads the
+inputs from the beginning, and because every rule is order-independent it ends in the
+same state a never-interrupted run would have reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError, UnknownTopicOrPartitionError
+
+from hub.config import Settings
+from hub.errors import BrokerError, SetupError
+from hub.topics import Topics
+
+__all__ = ["derived_topics", "replay"]
+
+
+def derived_topics(settings: Settings, existing: set[str]) -> list[str]:
+    """The topics ``replay`` deletes: everything the hub derives, nothing partners wrote."""
+    names = Topics(settings.topic_prefix)
+    derived = {names.events, names.quarantine, names.dlq}
+    derived |= {t for t in existing if t.startswith(f"{settings.app_id}-")}
+    return sorted(derived & existing)
+
+
+def replay(settings: Settings, progress: Callable[[str], None] = print) -> list[str]:
+    """Delete derived state so workers rebuild it; refuses while any worker is running."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            request_timeout_ms=settings.request_timeout_ms,
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+    try:
+        group = admin.describe_groups([settings.app_id]).get(settings.app_id, {})
+        state = group.get("group_state") or "Dead"
+        if group.get("members") or state not in ("Empty", "Dead"):
+            raise SetupError(
+                f"workers of {settings.app_id} are running (group {state.lower()}); "
+                "stop them before replay"
+            )
+        doomed = derived_topics(settings, set(admin.list_topics()))
+        if doomed:
+            progress(f"deleting {len(doomed)} derived topics")
+            with contextlib.suppress(UnknownTopicOrPartitionError):
+                admin.delete_topics(doomed)
+            _wait_until_gone(admin, doomed, timeout_s=60)
+        admin.delete_groups([settings.app_id])  # reports, not raises, a group never created
+        progress("derived state deleted; start the workers to rebuild it from the partner topics")
+        return doomed
+    finally:
+        admin.close()
+
+
+def _wait_until_gone(admin: KafkaAdminClient, topics: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while set(topics) & set(admin.list_topics()):
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topics still present after {timeout_s:.0f}s: {sorted(topics)}")
+        time.sleep(0.2)

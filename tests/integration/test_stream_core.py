@@ -1,0 +1,499 @@
+"""The stream core against the real broker: lawful basis, identity, erasure, accounting,
+crash recovery, replay and several workers."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from kafka import KafkaConsumer
+
+from connectors import ConsentDraft, EventDraft, Publisher
+from connectors.pseudonymise import token
+from hub.config import Settings
+from hub.identity import mint, person_id_for
+from hub.models import (
+    BasisKind,
+    ConsentStatus,
+    EducationEvent,
+    EducationKind,
+    HealthEvent,
+    HealthKind,
+    HousingEvent,
+    HousingKind,
+    IdentityLink,
+    LawfulBasis,
+    LinkMethod,
+    LinkStatus,
+    Payload,
+    utc_now,
+)
+from hub.registry import SchemaRegistry
+from hub.serde import Serde
+from hub.topics import Topics
+from tests.integration.conftest import WorkerFactory
+from tests.integration.helpers import WorkerProcess, produce_raw, read_topic, wait_for_records
+
+NHS, REF, UPN = "943 476 5919", "HSG-0042", "A000000000000"
+PARTNERS = ["council-housing", "northfield-school", "city-health"]
+WHEN = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+
+
+def consent_draft(
+    consent_id: str, identifiers: dict[str, str], withdrawn: bool = False
+) -> ConsentDraft:
+    return ConsentDraft(
+        consent_id=consent_id,
+        identifiers=identifiers,
+        purposes=["early-help"],
+        sharing_partners=PARTNERS,
+        status=ConsentStatus.WITHDRAWN if withdrawn else ConsentStatus.GIVEN,
+    )
+
+
+def draft(
+    identifiers: dict[str, str],
+    payload: Payload,
+    consent_id: str | None = "c-1",
+    agreement_id: str | None = None,
+    event_id: str | None = None,
+    minutes: int = 0,
+) -> EventDraft:
+    basis = (
+        LawfulBasis(kind=BasisKind.CONSENT, consent_id=consent_id, purpose="early-help")
+        if agreement_id is None
+        else LawfulBasis(kind=BasisKind.AGREEMENT, agreement_id=agreement_id, purpose="early-help")
+    )
+    return EventDraft(
+        source_ref="REF-1",
+        identifiers=identifiers,
+        basis=basis,
+        payload=payload,
+        occurred_at=WHEN + timedelta(minutes=minutes),
+        event_id=event_id,
+    )
+
+
+HOUSING = HousingEvent(kind=HousingKind.ARREARS)
+SCHOOL = EducationEvent(kind=EducationKind.SUSPENSION)
+HEALTH = HealthEvent(kind=HealthKind.AE_ATTENDANCE)
+
+
+def tok(settings: Settings, scheme: str, value: str) -> str:
+    return token(scheme, value, settings.place_key_bytes())
+
+
+def publish_link(
+    settings: Settings, partner: str, link_id: str, a: str, b: str, retract: bool = False
+) -> None:
+    link = IdentityLink(
+        link_id=link_id,
+        partner_id=partner,
+        tokens=[a, b],
+        method=LinkMethod.VERIFIED_MATCH,
+        status=LinkStatus.RETRACTED if retract else LinkStatus.ASSERTED,
+        recorded_at=utc_now(),
+    )
+    topic = Topics(settings.topic_prefix).identity_links
+    produce_raw(
+        settings,
+        topic,
+        Serde(SchemaRegistry(settings)).encode(link, f"{topic}-value"),
+        key=link_id.encode(),
+    )
+
+
+def status(worker: WorkerProcess, partner: str) -> dict[str, Any]:
+    reply = worker.get(f"/v1/partners/{partner}/status")
+    assert reply.status_code == 200, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def wait_until(
+    predicate: Any, timeout_s: float = 60, interval_s: float = 0.3, describe: Any = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"not reached in time: {describe() if describe else ''}"
+        time.sleep(interval_s)
+
+
+def view(worker: WorkerProcess, person_id: str) -> dict[str, Any] | None:
+    reply = worker.get(f"/v1/people/{person_id}")
+    return reply.json() if reply.status_code == 200 else None
+
+
+def test_three_partners_three_identifiers_one_person_and_a_retracted_link_splits(
+    worker: WorkerProcess,
+) -> None:
+    s = worker.settings
+    nhs, council, upn = tok(s, "nhs", NHS), tok(s, "council", REF), tok(s, "upn", UPN)
+    with Publisher("council-housing", "northgate", s) as housing:
+        housing.publish_consent(consent_draft("c-1", {"nhs": NHS, "council": REF, "upn": UPN}))
+        housing.publish(draft({"council": REF}, HOUSING))
+    with Publisher("northfield-school", "sims", s) as school:
+        school.publish(draft({"upn": UPN}, SCHOOL))
+    with Publisher("city-health", "emis", s) as health:
+        health.publish(draft({"nhs": NHS}, HEALTH))
+    publish_link(s, "council-housing", "l-1", council, nhs)
+    publish_link(s, "northfield-school", "l-2", upn, nhs)
+    person = person_id_for(nhs)
+
+    wait_until(lambda: (v := view(worker, person)) is not None and v["event_count"] == 3)
+    joined = view(worker, person)
+    assert joined is not None and set(joined["partners"]) == set(PARTNERS)
+    assert view(worker, person_id_for(council)) is None  # merged away
+
+    publish_link(s, "northfield-school", "l-2", upn, nhs, retract=True)
+
+    wait_until(
+        lambda: (v := view(worker, person_id_for(upn))) is not None and v["event_count"] == 1
+    )
+    wait_until(lambda: (v := view(worker, person)) is not None and v["event_count"] == 2)
+    after = view(worker, person)
+    assert after is not None and set(after["partners"]) == {"council-housing", "city-health"}
+    school_only = view(worker, person_id_for(upn))
+    assert school_only is not None and set(school_only["partners"]) == {"northfield-school"}
+
+
+def live_values(settings: Settings, topic: str) -> dict[bytes | None, bytes]:
+    """The latest non-deleted value per key: what a compacted topic restores to."""
+    latest: dict[bytes | None, bytes | None] = {}
+    for key, value, _ in read_topic(settings, topic):
+        latest[key] = value
+    return {k: v for k, v in latest.items() if v is not None}
+
+
+def test_withdrawal_leaves_nothing_of_the_person(worker: WorkerProcess) -> None:
+    s = worker.settings
+    nhs, council = tok(s, "nhs", NHS), tok(s, "council", REF)
+    person = person_id_for(nhs)
+    with Publisher("council-housing", "northgate", s) as housing:
+        housing.publish_consent(consent_draft("c-1", {"nhs": NHS, "council": REF}))
+        housing.publish(draft({"nhs": NHS, "council": REF}, HOUSING))
+    with Publisher("city-health", "emis", s) as health:
+        health.publish(draft({"nhs": NHS}, HEALTH))
+    wait_until(lambda: (v := view(worker, person)) is not None and v["event_count"] == 2)
+
+    with Publisher("council-housing", "northgate", s) as housing:
+        housing.publish_consent(consent_draft("c-1", {"nhs": NHS, "council": REF}, withdrawn=True))
+        wait_until(lambda: view(worker, person) is None)
+        housing.publish(draft({"nhs": NHS}, HOUSING, minutes=5))  # after withdrawal
+
+    topics = Topics(s.topic_prefix)
+    held = wait_for_records(s, topics.quarantine, 1)
+    assert held[-1][2]["placehub-reason"] == b"consent c-1 has been withdrawn"
+    wait_until(lambda: status(worker, "council-housing")["erased"] == 1)
+    assert status(worker, "city-health")["erased"] == 1
+    assert status(worker, "city-health")["in_view"] == 0
+    # Nothing of the person survives in any table (changelogs restore to their live values).
+    consumer = KafkaConsumer(bootstrap_servers=s.bootstrap_servers)
+    changelogs = [t for t in consumer.topics() if t.startswith(s.app_id) and "changelog" in t]
+    consumer.close()
+    assert len(changelogs) >= 5
+    for changelog in changelogs:
+        for key, value in live_values(s, changelog).items():
+            blob = (key or b"") + value
+            for trace in (person.encode(), nhs.encode(), council.encode()):
+                assert trace not in blob, f"{changelog} still holds the person"
+    audit = Serde(SchemaRegistry(s))
+    actions = [
+        (record["action"], record["person_id"])
+        for _, value, _ in read_topic(s, topics.audit)
+        for record in [audit.decode_record(value, "AuditRecord")]
+    ]
+    assert ("person.erase", person) in actions
+
+
+def test_quarantine_hold_expires_and_is_dropped_with_audit(make_worker: WorkerFactory) -> None:
+    worker = make_worker(quarantine_hold_s=1, maintenance_interval_s=1)
+    s = worker.settings
+    with Publisher("council-housing", "northgate", s) as housing:
+        housing.publish(draft({"nhs": NHS}, HOUSING, consent_id="c-never"))
+
+    wait_until(lambda: status(worker, "council-housing")["dropped"] == 1)
+    current = status(worker, "council-housing")
+    assert current["held_in_quarantine"] == 0 and current["dropped_with_audit"] == 1
+    assert current["balanced"] is True
+    serde = Serde(SchemaRegistry(s))
+    actions = [
+        serde.decode_record(v, "AuditRecord")["action"]
+        for _, v, _ in read_topic(s, Topics(s.topic_prefix).audit)
+    ]
+    assert "quarantine.drop.expired" in actions
+
+
+def test_agreement_is_a_lawful_basis_and_an_unknown_one_is_quarantined(
+    worker: WorkerProcess,
+) -> None:
+    s = worker.settings
+    with Publisher("city-health", "emis", s) as health:
+        health.publish(
+            draft({"nhs": NHS}, HEALTH, consent_id=None, agreement_id="dsa-early-help-2026")
+        )
+        health.publish(draft({"nhs": NHS}, HEALTH, consent_id=None, agreement_id="dsa-unknown"))
+    person = person_id_for(tok(s, "nhs", NHS))
+
+    wait_until(lambda: view(worker, person) is not None)
+    held = wait_for_records(s, Topics(s.topic_prefix).quarantine, 1)
+    assert (
+        held[0][2]["placehub-reason"]
+        == b"data-sharing agreement dsa-unknown is not in this deployment"
+    )
+    # Stewards may not read person views at all; practitioners see agreement entries.
+    shown = worker.get(f"/v1/people/{person}", token="demo-practitioner-school").json()
+    assert shown["event_count"] == 1
+
+
+def test_accounting_adds_up_for_mixed_input(worker: WorkerProcess) -> None:
+    s = worker.settings
+    duplicate_id = str(uuid.uuid4())
+    with Publisher("council-housing", "northgate", s) as housing:
+        housing.publish_consent(consent_draft("c-1", {"nhs": NHS}))
+        housing.publish_many([draft({"nhs": NHS}, HOUSING, minutes=n) for n in range(4)])
+        housing.publish(draft({"nhs": NHS}, HOUSING, event_id=duplicate_id))
+        housing.publish(draft({"nhs": NHS}, HOUSING, event_id=duplicate_id))  # harmless re-send
+        housing.publish_many([draft({"nhs": NHS}, HOUSING, consent_id="c-none")] * 2)
+    for garbage in (b"x", b"\x00\x00\x00\x00\x01", b"\x00" * 9):
+        produce_raw(s, Topics(s.topic_prefix).partner("council-housing"), garbage)
+
+    wait_until(lambda: status(worker, "council-housing")["received"] == 11)
+    wait_until(lambda: status(worker, "council-housing")["in_flight"] == 0)
+    current = status(worker, "council-housing")
+    assert {
+        k: current[k] for k in ("in_view", "held_in_quarantine", "dead_lettered", "duplicate")
+    } == {
+        "in_view": 5,
+        "held_in_quarantine": 2,
+        "dead_lettered": 3,
+        "duplicate": 1,
+    }
+    assert current["balanced"] is True
+    assert (
+        worker.get(
+            "/v1/partners/council-housing/status", token="demo-practitioner-housing"
+        ).status_code
+        == 403
+    )
+    metrics = worker.get("/metrics").text
+    assert 'placehub_records{bucket="in_view",partner="council-housing"} 5.0' in metrics
+
+
+# -- crash, replay and several workers ----------------------------------------------------
+
+
+class Place:
+    """A small synthetic place with links, and the reference views computed from it."""
+
+    def __init__(self, settings: Settings, people: int, events: int, seed: int = 11) -> None:
+        rng = random.Random(seed)
+        self.settings = settings
+        self.people = []
+        for i in range(people):
+            nhs = f"{900000000 + i * 7:09d}"
+            nhs += str(_check_digit(nhs))
+            if len(nhs) != 10:
+                continue
+            self.people.append(
+                {"nhs": nhs, "council": f"HSG-{i:05d}", "consented": rng.random() < 0.85, "i": i}
+            )
+        self.events: list[tuple[str, EventDraft, dict[str, Any]]] = []
+        for n in range(events):
+            person = rng.choice(self.people)
+            partner = rng.choice(PARTNERS)
+            identifiers = (
+                {"council": person["council"]}
+                if partner == "council-housing" and person["i"] % 3 == 0
+                else {"nhs": person["nhs"]}
+            )
+            payload = {
+                "council-housing": HOUSING,
+                "northfield-school": SCHOOL,
+                "city-health": HEALTH,
+            }[partner]
+            e = draft(
+                identifiers,
+                payload,
+                consent_id=f"c-{person['i']}",
+                event_id=str(uuid.uuid4()),
+                minutes=n,
+            )
+            self.events.append((partner, e, person))
+
+    def consents(self) -> list[ConsentDraft]:
+        return [
+            consent_draft(f"c-{p['i']}", {"nhs": p["nhs"], "council": p["council"]})
+            for p in self.people
+            if p["consented"]
+        ]
+
+    def links(self) -> list[tuple[str, str]]:
+        """Council housing links its council refs to NHS numbers for every third person."""
+        return [
+            (tok(self.settings, "council", p["council"]), tok(self.settings, "nhs", p["nhs"]))
+            for p in self.people
+            if p["i"] % 3 == 0
+        ]
+
+    def publish(self, chunk: int = 200) -> None:
+        with Publisher("council-housing", "northgate", self.settings) as housing:
+            housing.publish_consents(self.consents())
+        for n, (a, b) in enumerate(self.links()):
+            publish_link(self.settings, "council-housing", f"l-{n}", a, b)
+        publishers = {p: Publisher(p, "sim", self.settings) for p in PARTNERS}
+        try:
+            for start in range(0, len(self.events), chunk):
+                batch: dict[str, list[EventDraft]] = defaultdict(list)
+                for partner, e, _ in self.events[start : start + chunk]:
+                    batch[partner].append(e)
+                for partner, drafts in batch.items():
+                    publishers[partner].publish_many(drafts)
+        finally:
+            for publisher in publishers.values():
+                publisher.close()
+
+    def reference(self) -> dict[str, set[str]]:
+        """person id → event ids the hub must show, computed straight from the inputs."""
+        views: dict[str, set[str]] = defaultdict(set)
+        for _, e, person in self.events:
+            if person["consented"]:
+                tokens = [tok(self.settings, "nhs", person["nhs"])]
+                if person["i"] % 3 == 0 or "council" in e.identifiers:
+                    tokens.append(tok(self.settings, "council", person["council"]))
+                views[mint(tokens)].add(e.event_id or "")
+        return views
+
+    def expected_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {
+            p: {"received": 0, "in_view": 0, "held_in_quarantine": 0} for p in PARTNERS
+        }
+        for partner, _, person in self.events:
+            counts[partner]["received"] += 1
+            counts[partner]["in_view" if person["consented"] else "held_in_quarantine"] += 1
+        return counts
+
+
+def _check_digit(nine: str) -> int:
+    check = 11 - sum(int(d) * w for d, w in zip(nine, range(10, 1, -1), strict=True)) % 11
+    return 0 if check == 11 else check
+
+
+def settled(worker: WorkerProcess, place: Place) -> bool:
+    expected = place.expected_counts()
+    try:
+        for partner in PARTNERS:
+            current = status(worker, partner)
+            if current["received"] != expected[partner]["received"] or current["in_flight"]:
+                return False
+    except (requests.ConnectionError, AssertionError):
+        return False
+    return True
+
+
+def assert_matches_reference(worker: WorkerProcess, place: Place) -> None:
+    reference = place.reference()
+    expected = place.expected_counts()
+    for partner in PARTNERS:
+        current = status(worker, partner)
+        for bucket in ("received", "in_view", "held_in_quarantine"):
+            assert current[bucket] == expected[partner][bucket], (partner, bucket)
+        assert current["duplicate"] == 0 and current["dead_lettered"] == 0
+        assert current["balanced"] is True
+    mismatched = []
+    for person_id, event_ids in reference.items():
+        shown = view(worker, person_id)
+        got = {e["event_id"] for e in shown["timeline"]} if shown else set()
+        if got != event_ids:
+            mismatched.append(person_id)
+    assert mismatched == [], f"{len(mismatched)} of {len(reference)} views differ"
+
+
+def test_kill_9_part_way_then_restart_ends_equal_to_the_reference(
+    make_worker: WorkerFactory,
+) -> None:
+    worker = make_worker()
+    place = Place(worker.settings, people=150, events=3000)
+    publisher = threading.Thread(target=place.publish)
+    publisher.start()
+    wait_until(
+        lambda: sum(status(worker, p)["received"] for p in PARTNERS) >= 800,
+        timeout_s=120,
+        interval_s=0.1,
+    )
+
+    worker.stop(sig=9)  # kill -9: no flush, no commit
+    worker.start()
+    publisher.join()
+
+    wait_until(lambda: settled(worker, place), timeout_s=180, describe=lambda: _statuses(worker))
+    wait_until(lambda: _quietly(assert_matches_reference, worker, place), timeout_s=60)
+    assert_matches_reference(worker, place)
+
+
+def _statuses(worker: WorkerProcess) -> dict[str, Any]:
+    return {partner: status(worker, partner) for partner in PARTNERS}
+
+
+def _quietly(check: Any, *args: Any) -> bool:
+    try:
+        check(*args)
+    except AssertionError:
+        return False
+    return True
+
+
+def test_replay_rebuilds_the_same_views_and_counts(worker: WorkerProcess) -> None:
+    place = Place(worker.settings, people=40, events=300, seed=5)
+    place.publish()
+    wait_until(lambda: settled(worker, place), timeout_s=120)
+    wait_until(lambda: _quietly(assert_matches_reference, worker, place), timeout_s=60)
+
+    worker.stop()
+    env = worker.env
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "replay", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Topics(worker.settings.topic_prefix).events in done.stdout
+    worker.start()
+
+    wait_until(lambda: settled(worker, place), timeout_s=120)
+    wait_until(lambda: _quietly(assert_matches_reference, worker, place), timeout_s=60)
+
+
+def test_replay_refuses_while_a_worker_runs(worker: WorkerProcess) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "replay"],
+        env=worker.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "stop them before replay" in done.stderr
+
+
+def test_two_workers_each_answer_for_every_person(make_worker: WorkerFactory) -> None:
+    first = make_worker()
+    from tests.integration.helpers import free_port
+
+    second = make_worker(web_port=free_port(), state_dir=first.settings.state_dir.parent / "second")
+    place = Place(first.settings, people=30, events=200, seed=3)
+    place.publish()
+    wait_until(lambda: settled(first, place), timeout_s=120)
+    wait_until(lambda: _quietly(assert_matches_reference, first, place), timeout_s=60)
+    for person_id in place.reference():
+        assert view(first, person_id) == view(second, person_id) is not None
