@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import fastavro
+from fastavro.schema import SchemaParseException
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -60,7 +61,7 @@ def load_schema(name: str, directory: Path = SCHEMA_DIR) -> dict[str, Any]:
     try:
         raw: dict[str, Any] = json.loads(path.read_text())
         fastavro.parse_schema(raw)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SchemaParseException) as exc:
         raise ConfigError(f"{path}: not a valid Avro schema: {exc}") from exc
     return raw
 
@@ -89,7 +90,7 @@ def validate_schema(text: object) -> dict[str, Any]:
     try:
         fastavro.parse_schema(schema)
         parse(schema)
-    except (InputError, ValueError, TypeError, KeyError) as exc:
+    except (InputError, SchemaParseException, ValueError, TypeError, KeyError) as exc:
         raise RegistryError(42201, f"Invalid schema: {exc}") from None
     return cast(dict[str, Any], schema)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from hub.registry import SchemaRegistry, SubjectVersion, parse_version, validate
 __all__ = ["CONTENT_TYPE", "install_registry_api"]
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -210,6 +212,10 @@ async def _reply(view: View, work: Awaitable[Any]) -> Response:
     except HubError as exc:
         # Kafka unreachable, or the store is inconsistent: Confluent's backend-store error.
         return _error(view, 500, 50001, f"Error in the backend data store: {exc}")
+    except Exception:
+        # A bug here must still answer in the API's error shape (clients parse it).
+        log.exception("registry request failed")
+        return _error(view, 500, 500, "Internal Server Error")
 
 
 def _json(view: View, value: Any, status: int = 200) -> Response:
