@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from hub.catalogue import event_types
 from hub.registry import SchemaRegistry
 from hub.registry_api import CONTENT_TYPE
 from tests.integration.helpers import WorkerProcess
@@ -169,3 +170,13 @@ def test_registrations_survive_a_worker_restart(worker: WorkerProcess) -> None:
     assert json.loads(api.ok("GET", f"/schemas/ids/{first}")["schema"]) == json.loads(V1)
     assert api.ok("GET", "/subjects/readings-value/versions") == [1]
     assert api.ok("GET", "/config/readings-value") == {"compatibilityLevel": "FORWARD"}
+
+
+def test_the_worker_serves_the_schema_catalogue(worker: WorkerProcess) -> None:
+    response = requests.get(f"{worker.url}/catalogue", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    for event_type, _, _ in event_types():
+        assert f"<code>{event_type}</code>" in response.text
+    for name in ("PartnerEvent", "ConsentRecord", "Alert", "AlertFeedback", "PatternCell"):
+        assert f"<h2 id='{name.lower()}'>{name}</h2>" in response.text
