@@ -447,6 +447,7 @@ class SchemaRegistry:
                 self._topic,
                 key=_json_bytes(key),
                 value=None if value is None else _json_bytes(value),
+                partition=0,  # the registry is one ordered log
             ).get(timeout=self._settings.request_timeout_ms / 1000)
         except KafkaError as exc:
             raise BrokerError(f"could not write to {self._topic}: {exc}") from exc
@@ -462,14 +463,14 @@ class SchemaRegistry:
     def _new_records(self) -> Iterator[tuple[bytes | None, bytes | None]]:
         partition = TopicPartition(self._topic, 0)
         if self._consumer is None:
+            # Create the topic first: asking a broker about a missing topic may auto-create
+            # it with the broker's defaults (several partitions, not compacted).
+            ensure_topic(self._settings, self._topic, partitions=1, compact=True)
             consumer = KafkaConsumer(
                 bootstrap_servers=self._settings.bootstrap_servers,
                 enable_auto_commit=False,
                 request_timeout_ms=self._settings.request_timeout_ms,
             )
-            if consumer.partitions_for_topic(self._topic) is None:
-                consumer.close()
-                return
             consumer.assign([partition])
             consumer.seek_to_beginning(partition)
             self._consumer = consumer
