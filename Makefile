@@ -28,11 +28,13 @@ unit: $(STAMP)
 integration: $(STAMP) broker-start
 	$(BIN)/python -m pytest tests/integration
 
-## check: lint and type-check (CI runs it too)
+## check: lint, type-check, schema evolution and catalogue freshness (CI runs it too)
 check: $(STAMP)
 	$(BIN)/ruff check hub connectors tests
 	$(BIN)/ruff format --check hub connectors tests
 	$(BIN)/mypy
+	$(BIN)/placehub schemas check
+	$(BIN)/placehub schemas docs --check
 
 fmt: $(STAMP)
 	$(BIN)/ruff format hub connectors tests

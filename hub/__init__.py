@@ -3,7 +3,9 @@
 Reading guide, in the order data flows:
 
 - ``models``, ``codec``, ``registry``, ``serde``: the contracts (Avro schemas in
-  ``schemas/``), the Confluent wire format and the ``_schemas`` topic registry.
+  ``schemas/``), the Confluent wire format and the ``_schemas`` topic registry;
+  ``compatibility`` and ``contracts`` (evolution rules, the catalogue and its history),
+  ``registry_api`` (the Confluent REST API), ``catalogue`` and ``examples`` (the docs).
 - ``gate``: decode → schema → lawful basis; each record goes to exactly one of the view,
   quarantine or the dead-letter queue.
 - ``identity``: which person a set of pseudonymous tokens belongs to.

@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 from connectors.simulate import Place
-from hub import broker
+from hub import broker, catalogue, contracts
 from hub.config import load_settings
 from hub.demo import run_demo
 from hub.errors import HubError
+from hub.registry import SchemaRegistry
 from hub.replay import replay
 from hub.worker import run_worker
 
@@ -61,6 +62,50 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(load_settings(), people=args.people, rate_per_s=args.rate)
 
 
+def _schemas(args: argparse.Namespace) -> int:
+    if args.action == "check":
+        return _schemas_check(args.json)
+    if args.action == "docs":
+        return _schemas_docs(args.check)
+    settings = load_settings()
+    registry = SchemaRegistry(settings)
+    try:
+        if args.action == "register":
+            versions = contracts.register(registry, settings)
+        else:
+            versions = [v for name in registry.subject_names() for v in registry.versions(name)]
+    finally:
+        registry.close()
+    if args.json:
+        print(json.dumps([asdict(version) for version in versions]))
+    for v in [] if args.json else versions:
+        print(f"{v.subject:<48} version {v.version:<4} id {v.schema_id}")
+    return 0
+
+
+def _schemas_check(as_json: bool) -> int:
+    findings = contracts.check()
+    if as_json:
+        print(json.dumps([asdict(finding) for finding in findings]))
+    elif findings:
+        print("\n".join(map(str, findings)), file=sys.stderr)
+    else:
+        print(f"{len(contracts.load_contracts())} schemas honour their compatibility modes")
+    return 1 if findings else 0
+
+
+def _schemas_docs(check_only: bool) -> int:
+    path = catalogue.DOCS_PATH
+    if check_only:
+        current = path.exists() and path.read_text() == catalogue.render_markdown()
+        if not current:
+            print(f"{path} is stale: run `placehub schemas docs`", file=sys.stderr)
+        return 0 if current else 1
+    catalogue.write_docs()
+    print(f"wrote {path}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="placehub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +135,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay_cmd.add_argument("--json", action="store_true", help="report as JSON")
     replay_cmd.set_defaults(run=_replay)
+
+    schemas = commands.add_parser(
+        "schemas", help="the Avro contracts: check evolution, register, list, write docs"
+    )
+    schemas.add_argument(
+        "action",
+        choices=["check", "register", "list", "docs"],
+        help="check: each schema honours its mode against every earlier version; register: "
+        "register them in the _schemas topic; list: the registered subjects; docs: write "
+        "docs/catalogue.md",
+    )
+    schemas.add_argument("--json", action="store_true", help="report as JSON")
+    schemas.add_argument("--check", action="store_true", help="docs: fail if the file is stale")
+    schemas.set_defaults(run=_schemas)
 
     demo = commands.add_parser(
         "demo", help="the whole place, simulated: broker, worker, partners, API"

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import fastavro
+from fastavro.read import SchemaResolutionError
 
 from hub.errors import DecodeError
 
@@ -60,6 +61,8 @@ def decode_body(
         raise DecodeError(
             f"Avro body is truncated ({len(body)} bytes): {type(exc).__name__}"
         ) from None
+    except SchemaResolutionError as exc:
+        raise DecodeError(f"Avro body cannot be read as this hub's version of it: {exc}") from None
     except (ValueError, IndexError, UnicodeDecodeError, TypeError) as exc:
         raise DecodeError(
             f"Avro body does not match its schema: {exc.__class__.__name__}"

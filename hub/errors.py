@@ -16,6 +16,7 @@ __all__ = [
     "EventRejected",
     "HubError",
     "InputError",
+    "RegistryError",
     "SchemaNotFound",
     "SetupError",
     "UnavailableError",
@@ -64,3 +65,20 @@ class SetupError(HubError):
 
 class ConfigError(SetupError):
     """Raised when a settings value or config file is invalid; the message names the key."""
+
+
+class RegistryError(InputError):
+    """Raised when the schema registry refuses a request (unknown subject, incompatible schema).
+
+    ``error_code`` is the Confluent Schema Registry's code for the refusal (40401 subject not
+    found, 409 incompatible, 42201 invalid schema, ...), so the HTTP API can answer as it does.
+    """
+
+    def __init__(self, error_code: int, message: str) -> None:
+        self.error_code = error_code
+        super().__init__(message)
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status Confluent pairs with ``error_code`` (its first three digits)."""
+        return self.error_code if self.error_code < 1000 else self.error_code // 100

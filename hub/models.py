@@ -15,28 +15,57 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from hub.topics import PARTNER_ID_PATTERN
 
 __all__ = [
+    "MODELS_BY_SCHEMA",
+    "PAYLOAD_MODELS",
     "AgeBand",
+    "Alert",
+    "AlertFeedback",
+    "AlertSeverity",
     "ArrearsBand",
     "AttendanceBand",
     "AuditRecord",
     "AvroRecord",
     "BasisKind",
+    "Benefit",
+    "CareService",
+    "ClaimChange",
+    "ClosureReason",
+    "CommunityEvent",
+    "CommunityKind",
     "ConsentRecord",
     "ConsentStatus",
+    "DashRisk",
     "DeadLetter",
+    "DebtBand",
     "EducationEvent",
     "EducationKind",
+    "FeedbackOutcome",
     "HealthEvent",
     "HealthKind",
+    "HomelessnessDuty",
     "HousingEvent",
     "HousingKind",
     "IdentityLink",
     "LawfulBasis",
     "LinkMethod",
     "LinkStatus",
+    "NoticeType",
     "PartnerEvent",
+    "PatternCell",
     "Payload",
+    "PlanType",
+    "PoliceEvent",
+    "PoliceKind",
+    "ReferralEvent",
+    "ReferralKind",
+    "ReferralReason",
+    "SanctionLevel",
+    "SocialCareEvent",
+    "SocialCareKind",
     "Subject",
+    "WelfareEvent",
+    "WelfareKind",
+    "payload_family",
     "utc_now",
 ]
 
@@ -45,6 +74,7 @@ Token = Annotated[str, Field(pattern=TOKEN_PATTERN, description="scheme:base64ur
 PartnerId = Annotated[str, Field(pattern=PARTNER_ID_PATTERN.pattern)]
 Code = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._:-]{0,63}$")]
 SourceRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+AreaCode = Annotated[str, Field(pattern=r"^[EWSN]\d{8}$", description="ONS ward or LSOA code")]
 
 
 def utc_now() -> datetime:
@@ -87,7 +117,7 @@ class Subject(AvroRecord):
     """Who an event is about: pseudonymous tokens and coarse attributes only."""
 
     tokens: list[Token] = Field(min_length=1, max_length=16)
-    area_code: Annotated[str, Field(pattern=r"^[EWSN]\d{8}$")] | None = None
+    area_code: AreaCode | None = None
     age_band: AgeBand | None = None
 
 
@@ -146,6 +176,125 @@ class HealthKind(StrEnum):
     GP_REGISTRATION = "GP_REGISTRATION"
 
 
+class NoticeType(StrEnum):
+    SECTION_21 = "SECTION_21"
+    SECTION_8 = "SECTION_8"
+    POSSESSION_ORDER = "POSSESSION_ORDER"
+    EVICTION_WARRANT = "EVICTION_WARRANT"
+    OTHER = "OTHER"
+
+
+class HomelessnessDuty(StrEnum):
+    PREVENTION = "PREVENTION"
+    RELIEF = "RELIEF"
+    MAIN_DUTY = "MAIN_DUTY"
+    NO_DUTY = "NO_DUTY"
+
+
+class PoliceKind(StrEnum):
+    WELFARE_CONCERN = "WELFARE_CONCERN"
+    DOMESTIC_INCIDENT = "DOMESTIC_INCIDENT"
+
+
+class DashRisk(StrEnum):
+    STANDARD = "STANDARD"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+
+
+class SocialCareKind(StrEnum):
+    REFERRAL = "REFERRAL"
+    ASSESSMENT = "ASSESSMENT"
+    PLAN_OPENED = "PLAN_OPENED"
+    PLAN_CLOSED = "PLAN_CLOSED"
+
+
+class CareService(StrEnum):
+    EARLY_HELP = "EARLY_HELP"
+    CHILDREN_SOCIAL_CARE = "CHILDREN_SOCIAL_CARE"
+    ADULT_SOCIAL_CARE = "ADULT_SOCIAL_CARE"
+
+
+class PlanType(StrEnum):
+    EARLY_HELP_PLAN = "EARLY_HELP_PLAN"
+    CHILD_IN_NEED = "CHILD_IN_NEED"
+    CHILD_PROTECTION = "CHILD_PROTECTION"
+    LOOKED_AFTER = "LOOKED_AFTER"
+    CARE_AND_SUPPORT = "CARE_AND_SUPPORT"
+
+
+class ClosureReason(StrEnum):
+    NEEDS_MET = "NEEDS_MET"
+    STEPPED_DOWN = "STEPPED_DOWN"
+    ESCALATED = "ESCALATED"
+    MOVED_AWAY = "MOVED_AWAY"
+    DISENGAGED = "DISENGAGED"
+
+
+class WelfareKind(StrEnum):
+    SANCTION = "SANCTION"
+    CLAIM_CHANGE = "CLAIM_CHANGE"
+
+
+class Benefit(StrEnum):
+    UNIVERSAL_CREDIT = "UNIVERSAL_CREDIT"
+    HOUSING_BENEFIT = "HOUSING_BENEFIT"
+    PIP = "PIP"
+    ESA = "ESA"
+    JSA = "JSA"
+    COUNCIL_TAX_REDUCTION = "COUNCIL_TAX_REDUCTION"
+    OTHER = "OTHER"
+
+
+class SanctionLevel(StrEnum):
+    LOWEST = "LOWEST"
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+
+
+class ClaimChange(StrEnum):
+    NEW_CLAIM = "NEW_CLAIM"
+    CLAIM_CLOSED = "CLAIM_CLOSED"
+    AWARD_REDUCED = "AWARD_REDUCED"
+    AWARD_INCREASED = "AWARD_INCREASED"
+    PAYMENT_SUSPENDED = "PAYMENT_SUSPENDED"
+
+
+class CommunityKind(StrEnum):
+    FOOD_BANK = "FOOD_BANK"
+    DEBT_ADVICE = "DEBT_ADVICE"
+
+
+class DebtBand(StrEnum):
+    BAND_0_1000 = "BAND_0_1000"
+    BAND_1000_5000 = "BAND_1000_5000"
+    BAND_5000_15000 = "BAND_5000_15000"
+    BAND_15000_PLUS = "BAND_15000_PLUS"
+
+
+class ReferralKind(StrEnum):
+    MADE = "MADE"
+    ACCEPTED = "ACCEPTED"
+    DECLINED = "DECLINED"
+    COMPLETED = "COMPLETED"
+
+
+class ReferralReason(StrEnum):
+    HOUSING = "HOUSING"
+    FINANCIAL = "FINANCIAL"
+    MENTAL_HEALTH = "MENTAL_HEALTH"
+    PHYSICAL_HEALTH = "PHYSICAL_HEALTH"
+    SUBSTANCE_USE = "SUBSTANCE_USE"
+    DOMESTIC_ABUSE = "DOMESTIC_ABUSE"
+    SAFEGUARDING = "SAFEGUARDING"
+    EDUCATION = "EDUCATION"
+    EMPLOYMENT = "EMPLOYMENT"
+    FOOD = "FOOD"
+    SOCIAL_ISOLATION = "SOCIAL_ISOLATION"
+    OTHER = "OTHER"
+
+
 class _Payload(AvroRecord):
     avro_name: ClassVar[str]
     family: str
@@ -168,6 +317,8 @@ class HousingEvent(_Payload):
     family: Literal["housing"] = "housing"
     kind: HousingKind
     arrears_band: ArrearsBand | None = None
+    notice_type: NoticeType | None = None
+    homelessness_duty: HomelessnessDuty | None = None
 
 
 class EducationEvent(_Payload):
@@ -187,10 +338,86 @@ class HealthEvent(_Payload):
     kind: HealthKind
 
 
-Payload = Annotated[HousingEvent | EducationEvent | HealthEvent, Field(discriminator="family")]
-_PAYLOAD_BY_AVRO_NAME: dict[str, type[_Payload]] = {
-    cls.avro_name: cls for cls in (HousingEvent, EducationEvent, HealthEvent)
-}
+class PoliceEvent(_Payload):
+    """Police: welfare concerns and domestic incidents (with the DASH risk level)."""
+
+    avro_name: ClassVar[str] = "org.placehub.PoliceEvent"
+    family: Literal["police"] = "police"
+    kind: PoliceKind
+    dash_risk: DashRisk | None = None
+    children_present: bool | None = None
+
+
+class SocialCareEvent(_Payload):
+    """Social care and early help: referrals, assessments, plans opened and closed."""
+
+    avro_name: ClassVar[str] = "org.placehub.SocialCareEvent"
+    family: Literal["social_care"] = "social_care"
+    kind: SocialCareKind
+    service: CareService
+    plan_type: PlanType | None = None
+    closure_reason: ClosureReason | None = None
+
+
+class WelfareEvent(_Payload):
+    """Welfare and employment: benefit sanctions and claim changes."""
+
+    avro_name: ClassVar[str] = "org.placehub.WelfareEvent"
+    family: Literal["welfare"] = "welfare"
+    kind: WelfareKind
+    benefit: Benefit
+    sanction_level: SanctionLevel | None = None
+    claim_change: ClaimChange | None = None
+
+
+class CommunityEvent(_Payload):
+    """Community and charity support: food banks, debt advice."""
+
+    avro_name: ClassVar[str] = "org.placehub.CommunityEvent"
+    family: Literal["community"] = "community"
+    kind: CommunityKind
+    debt_band: DebtBand | None = None
+    priority_debt: bool | None = None
+
+
+class ReferralEvent(_Payload):
+    """A referral between partners (from, to, reason code) and what became of it."""
+
+    avro_name: ClassVar[str] = "org.placehub.ReferralEvent"
+    family: Literal["referral"] = "referral"
+    kind: ReferralKind
+    from_partner: PartnerId
+    to_partner: PartnerId
+    reason_code: ReferralReason
+
+
+Payload = Annotated[
+    HousingEvent
+    | EducationEvent
+    | HealthEvent
+    | PoliceEvent
+    | SocialCareEvent
+    | WelfareEvent
+    | CommunityEvent
+    | ReferralEvent,
+    Field(discriminator="family"),
+]
+PAYLOAD_MODELS: tuple[type[_Payload], ...] = (
+    HousingEvent,
+    EducationEvent,
+    HealthEvent,
+    PoliceEvent,
+    SocialCareEvent,
+    WelfareEvent,
+    CommunityEvent,
+    ReferralEvent,
+)
+_PAYLOAD_BY_AVRO_NAME: dict[str, type[_Payload]] = {cls.avro_name: cls for cls in PAYLOAD_MODELS}
+
+
+def payload_family(avro_name: str) -> str:
+    """The event family ('housing', ...) of a payload record's full Avro name."""
+    return str(_PAYLOAD_BY_AVRO_NAME[avro_name].model_fields["family"].default)
 
 
 class PartnerEvent(AvroRecord):
@@ -330,3 +557,93 @@ class AuditRecord(AvroRecord):
     action: str
     person_id: str | None = None
     outcome: Literal["ok", "not-found", "denied"]
+
+
+class AlertSeverity(StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    URGENT = "URGENT"
+
+
+PersonId = Annotated[str, Field(pattern=r"^p-[a-z2-7]{20}$")]
+EventId = Annotated[
+    str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+]
+Fact = Annotated[str, Field(pattern=r"^[a-z_]+\.[a-z_]+(:[A-Z0-9_]+)?$")]
+
+
+class Alert(AvroRecord):
+    """A rule fired on a person's view, explained in codes; mirrors ``Alert.avsc``."""
+
+    avro_schema: ClassVar[str] = "Alert"
+
+    alert_id: Code
+    person_id: PersonId
+    rule_code: Code
+    severity: AlertSeverity
+    explanation: list[Fact] = Field(min_length=1)
+    event_ids: list[EventId] = Field(min_length=1)
+    partners: list[PartnerId] = Field(min_length=1)
+    created_at: AwareDatetime
+
+
+class FeedbackOutcome(StrEnum):
+    USEFUL = "USEFUL"
+    NOT_USEFUL = "NOT_USEFUL"
+    ACTED = "ACTED"
+
+
+class AlertFeedback(AvroRecord):
+    """A practitioner's verdict on an alert; mirrors ``AlertFeedback.avsc``."""
+
+    avro_schema: ClassVar[str] = "AlertFeedback"
+
+    feedback_id: Code
+    alert_id: Code
+    partner_id: PartnerId
+    practitioner_role: Code
+    outcome: FeedbackOutcome
+    at: AwareDatetime
+
+
+class PatternCell(AvroRecord):
+    """One disclosure-controlled aggregate cell; mirrors ``PatternCell.avsc``.
+
+    The model enforces the disclosure rule itself, so an unsafe cell cannot be built:
+    a published count is a multiple of 5 and at least 5; a suppressed cell has no count.
+    """
+
+    avro_schema: ClassVar[str] = "PatternCell"
+
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    area_code: AreaCode
+    combination_code: Annotated[str, Field(pattern=r"^[a-z_]+(\+[a-z_]+)*$")]
+    count: int | None = None
+    suppressed: bool
+
+    @model_validator(mode="after")
+    def _disclosure_controlled(self) -> Self:
+        if self.window_end <= self.window_start:
+            raise ValueError("window_end must be after window_start")
+        if self.suppressed and self.count is not None:
+            raise ValueError("a suppressed cell must not carry a count")
+        if not self.suppressed and (self.count is None or self.count < 5 or self.count % 5):
+            raise ValueError("an unsuppressed count must be a multiple of 5, at least 5")
+        return self
+
+
+MODELS_BY_SCHEMA: dict[str, type[AvroRecord]] = {
+    model.avro_schema: model
+    for model in (
+        PartnerEvent,
+        ConsentRecord,
+        IdentityLink,
+        Alert,
+        AlertFeedback,
+        PatternCell,
+        DeadLetter,
+        AuditRecord,
+    )
+}

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
+import fastavro
 from pydantic import ValidationError
 
-from hub.codec import decode_body, encode, split_frame
+from hub.codec import ParsedSchema, decode_body, encode, split_frame
 from hub.errors import DecodeError, EventRejected
 from hub.models import AvroRecord
-from hub.registry import RegisteredSchema, load_schema
+from hub.registry import RegisteredSchema, load_schema, schema_id_of
 
 __all__ = ["AvroModel", "SchemaSource", "Serde", "validation_errors"]
 
@@ -42,6 +43,7 @@ class Serde:
     def __init__(self, registry: SchemaSource) -> None:
         self.registry = registry
         self._registered: dict[tuple[str, str], RegisteredSchema] = {}
+        self._readers: dict[str, RegisteredSchema] = {}
 
     def schema_for(self, schema_name: str, subject: str) -> RegisteredSchema:
         """The registered schema ``schema_name`` under ``subject`` (registers it once)."""
@@ -78,7 +80,21 @@ class Serde:
             raise DecodeError(
                 f"schema id {schema_id} is a {writer.schema.get('name')}, not a {schema_name}"
             )
-        return decode_body(body, writer.parsed)
+        reader = self._reader(schema_name)
+        if reader.schema_id == writer.schema_id:
+            return decode_body(body, writer.parsed)
+        # Another version of the contract: resolve it to ours (new fields dropped, missing
+        # ones defaulted), so partners may evolve a schema before or after the hub does.
+        return decode_body(body, writer.parsed, reader.parsed)
+
+    def _reader(self, schema_name: str) -> RegisteredSchema:
+        found = self._readers.get(schema_name)
+        if found is None:
+            schema = load_schema(schema_name)
+            parsed = cast(ParsedSchema, fastavro.parse_schema(schema))
+            found = RegisteredSchema(schema_id_of(schema), schema, parsed)
+            self._readers[schema_name] = found
+        return found
 
     def decode(self, data: bytes | None, model: type[M]) -> M:
         """Decode and validate ``data`` as ``model`` (EventRejected names the bad fields)."""

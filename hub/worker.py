@@ -5,7 +5,9 @@ from __future__ import annotations
 import faust
 
 from hub.app import Hub
+from hub.catalogue import install_catalogue_page
 from hub.config import Settings
+from hub.registry_api import install_registry_api
 from hub.web import install_web
 
 __all__ = ["build_hub", "run_worker"]
@@ -17,6 +19,8 @@ def build_hub(settings: Settings) -> Hub:
     hub = Hub(settings)
     hub.prepare()
     install_web(hub)
+    install_registry_api(hub)
+    install_catalogue_page(hub)
     return hub
 
 
