@@ -1,35 +1,47 @@
-"""Accounting: every record that enters is counted once, where its fate is decided.
+"""Accounting: where every record that entered is now, so the books can be checked.
 
-Counts live in ledger entries keyed by (stage, topic, partition). Each entry also holds the
-highest offset it has counted, written in the same table value as the counts, so after a
-crash the records that are read again are recognised and not counted twice.
+Each partner record has a *source* (topic:partition:offset) that travels with it through
+quarantine, identity and the view. Its fate is read off the state that holds it: a view
+entry (the first source of an event id is ``in_view``, later ones are ``duplicate``), a
+held quarantine item, or a ``fates`` record (``dropped`` from quarantine, ``erased`` from a
+view, each with an audit record). Only what the gate decides alone — ``received`` and
+``dead_lettered`` — is counted as a flow, in a ledger whose entries carry the highest
+offset they counted, so a record read again after a crash is not counted twice.
+
+Because fates are read from state, a crash and replay cannot double count: the same
+source lands in the same place. ``in_flight`` is whatever is not (yet) anywhere; once the
+hub is idle it is zero, and ``received = in_view + duplicate + held_in_quarantine +
+dead_lettered + dropped + erased``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["BUCKETS", "Ledger", "Tally", "already_counted", "count", "ledger_key", "partner_status"]
+__all__ = [
+    "FLOWS",
+    "Ledger",
+    "already_counted",
+    "count",
+    "ledger_key",
+    "local_books",
+    "partner_status",
+    "source_of",
+]
 
-BUCKETS = (
-    "received",  # gate: read from the partner's topic
-    "admitted",  # gate: lawful and sent on to identity and the view
-    "quarantined",  # gate: held for want of a lawful basis
-    "dead_lettered",  # gate: undecodable or invalid, with its reason in hub.dlq
-    "released",  # quarantine → view once the basis arrived
-    "dropped",  # quarantine → gone, with an audit record (hold expired, consent withdrawn)
-    "folded",  # view: a new entry in a person's view
-    "duplicate",  # view: an event id already in the view (harmless re-send or replay)
-    "erased",  # view: removed by withdrawal or expiry, with an audit record
-)
+FLOWS = ("received", "dead_lettered")
 
-Ledger = dict[str, Any]  # {"offset": int, "partners": {partner: {bucket: n}}}
-Tally = dict[str, list[str]]  # what one record did: partner -> buckets to increment
+Ledger = dict[str, Any]  # {"offset": int, "partners": {partner: {flow: n}}}
 
 
-def ledger_key(stage: str, topic: str, partition: int) -> str:
-    return f"{stage}|{topic}|{partition}"
+def source_of(topic: str, partition: int, offset: int) -> str:
+    """The identity of one partner record: where it was read (Kafka topic names have no ':')."""
+    return f"{topic}:{partition}:{offset}"
+
+
+def ledger_key(topic: str, partition: int) -> str:
+    return f"{topic}|{partition}"
 
 
 def already_counted(entry: Ledger | None, offset: int) -> bool:
@@ -37,33 +49,65 @@ def already_counted(entry: Ledger | None, offset: int) -> bool:
     return entry is not None and offset <= entry["offset"]
 
 
-def count(entry: Ledger | None, offset: int, tally: Tally) -> Ledger:
-    """A new ledger entry with ``tally`` added, counted up to ``offset``."""
+def count(entry: Ledger | None, offset: int, partner: str, flows: Iterable[str]) -> Ledger:
+    """A new ledger entry with ``flows`` of ``partner`` incremented, counted up to ``offset``."""
     partners = {p: dict(c) for p, c in (entry or {}).get("partners", {}).items()}
-    for partner, buckets in tally.items():
-        counts = partners.setdefault(partner, {})
-        for bucket in buckets:
-            assert bucket in BUCKETS, bucket
-            counts[bucket] = counts.get(bucket, 0) + 1
+    counts = partners.setdefault(partner, {})
+    for flow in flows:
+        assert flow in FLOWS, flow
+        counts[flow] = counts.get(flow, 0) + 1
     return {"offset": max(offset, (entry or {}).get("offset", -1)), "partners": partners}
 
 
-def partner_status(entries: Iterable[Ledger], partner: str) -> dict[str, int | bool]:
-    """One partner's totals, what is where now, and whether the books balance."""
-    totals = dict.fromkeys(BUCKETS, 0)
-    for entry in entries:
-        for bucket, n in entry.get("partners", {}).get(partner, {}).items():
-            totals[bucket] += n
-    in_view = totals["folded"] - totals["erased"]
-    held = totals["quarantined"] - totals["released"] - totals["dropped"]
-    in_flight = totals["admitted"] + totals["released"] - totals["folded"] - totals["duplicate"]
-    dropped_with_audit = totals["dropped"] + totals["erased"]
-    accounted = in_view + held + totals["dead_lettered"] + dropped_with_audit
+BOOKS = (*FLOWS, "in_view", "duplicate", "held_in_quarantine", "dropped", "erased")
+
+
+def local_books(
+    partner: str,
+    ledger: Iterable[Ledger],
+    views: Iterable[Mapping[str, Any]],
+    held: Iterable[list[Mapping[str, Any]]],
+    fates: Iterable[Mapping[str, str]],
+    known_fates: Mapping[str, Any],
+) -> dict[str, int]:
+    """``partner``'s books over the state given: one worker's share of the partitions.
+
+    ``known_fates`` (source → fate) keeps a record that already has a fate from also
+    being counted where it was, in the moment between the two writes.
+    """
+    books = dict.fromkeys(BOOKS, 0)
+    for entry in ledger:
+        for flow, n in entry.get("partners", {}).get(partner, {}).items():
+            books[flow] += n
+    for view in views:
+        for item in view.get("entries", []):
+            if item["partner_id"] == partner:
+                live = [s for s in item["sources"] if s not in known_fates]
+                books["in_view"] += 1 if live else 0
+                books["duplicate"] += max(0, len(live) - 1)
+    for items in held:
+        books["held_in_quarantine"] += sum(
+            1
+            for item in items
+            if item["partner_id"] == partner and item["source"] not in known_fates
+        )
+    for fate in fates:
+        if fate["partner"] == partner:
+            books[fate["fate"]] += 1
+    return books
+
+
+def partner_status(books: Iterable[Mapping[str, int]]) -> dict[str, int | bool]:
+    """One partner's books: every worker's share added up, and what is not placed yet."""
+    totals = dict.fromkeys(BOOKS, 0)
+    for share in books:
+        for name in BOOKS:
+            totals[name] += share[name]
+    placed = sum(totals[k] for k in totals if k != "received")
     return {
         **totals,
-        "in_view": in_view,
-        "held_in_quarantine": held,
-        "dropped_with_audit": dropped_with_audit,
-        "in_flight": in_flight,
-        "balanced": totals["received"] == accounted + totals["duplicate"] + in_flight,
+        "dropped_with_audit": totals["dropped"] + totals["erased"],
+        "in_flight": totals["received"] - placed,
+        # No record is in two places (in_flight is zero once the hub is idle).
+        "balanced": placed <= totals["received"],
     }

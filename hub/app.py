@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 # Header names on internal records (values are ASCII; never person data beyond tokens).
 OP = "placehub-op"
 REASON = "placehub-reason"
+SOURCE = "placehub-source"  # topic:partition:offset of the partner record, for accounting
 
 
 def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
@@ -82,6 +83,19 @@ def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> fa
         value_serializer="raw",
         partitions=partitions,
     )
+
+
+def _current_partition() -> int:
+    """The partition of the record an agent is processing now."""
+    event = faust.current_event()
+    assert event is not None, "only called while an agent processes a record"
+    partition: int = event.message.partition
+    return partition
+
+
+def _owned_key(ledger_key: str, owned: set[tuple[str, int]]) -> bool:
+    topic, _, partition = ledger_key.rpartition("|")
+    return (topic, int(partition)) in owned
 
 
 def _headers(message: Any) -> dict[str, bytes]:
@@ -109,14 +123,14 @@ class Hub:
             topic_replication_factor=settings.replication_factor,
             web_host=settings.web_host,
             web_port=settings.web_port,
-            canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+            canonical_url=settings.canonical_url,
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
         )
         self._define_topics()
         self._define_tables()
         self._define_agents()
-        self.metrics.watch_ledger(self)
+        self.metrics.watch_accounts([p.id for p in self.partners], self.status_of)
 
     # -- set-up --------------------------------------------------------------------------
 
@@ -149,8 +163,11 @@ class Hub:
         app, n = self.app, self.settings.partitions
         self.consents = app.GlobalTable("consents", default=None, partitions=n)
         self.ledger = app.GlobalTable("ledger", default=None, partitions=n)
+        self.fates = app.GlobalTable("fates", default=None, partitions=n)
         self.held = app.Table("held", default=None, partitions=n)
-        self.views = app.Table("views", default=None, partitions=n)
+        # Keyed by raw bytes, like the hub.events records that update it, so a person hashes
+        # to the same partition in the table as on the topic: table routing finds the owner.
+        self.views = app.Table("views", default=None, partitions=n, key_type=bytes)
         self.identity = IdentityStore(
             token_person=app.Table("identity-tokens", default=None, partitions=1),
             people=app.Table("identity-people", default=None, partitions=1),
@@ -201,14 +218,49 @@ class Hub:
             event, self.consent_of(consent_id) if consent_id else None, self.agreements, utc_now()
         )
 
-    def _count(self, stage: str, message: Any, tally: accounting.Tally) -> None:
-        """Count what one record did, once, even if it is processed again after a crash."""
-        if not tally:
-            return
-        key = accounting.ledger_key(stage, message.topic, message.partition)
+    def _count(self, message: Any, partner: str, flows: list[str]) -> None:
+        """Count what the gate did with one record, once, even if it is read again."""
+        key = accounting.ledger_key(message.topic, message.partition)
         entry = self.ledger.get(key)
         if not accounting.already_counted(entry, message.offset):
-            self.ledger[key] = accounting.count(entry, message.offset, tally)
+            self.ledger[key] = accounting.count(entry, message.offset, partner, flows)
+
+    def local_books(self, partner: str) -> dict[str, int]:
+        """``partner``'s books over the partitions this worker owns (its share of the place)."""
+        owned = {(tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives()}
+        events, consent = self.topics.events, self.topics.consent
+        fates = {k: v for k, v in self.fates.items() if v}
+        return accounting.local_books(
+            partner,
+            [v for k, v in self.ledger.items() if v and _owned_key(k, owned)],
+            [v for v in self.views.values() if v and (events, v["partition"]) in owned],
+            [v for v in self.held.values() if v and (consent, v[0]["partition"]) in owned],
+            [f for f in fates.values() if (f["topic"], f["partition"]) in owned],
+            fates,
+        )
+
+    def status_of(
+        self, partner: str, shares: list[dict[str, int]] | None = None
+    ) -> dict[str, int | bool]:
+        """``partner``'s books from every worker's ``shares`` (default: this worker's)."""
+        return accounting.partner_status(shares or [self.local_books(partner)])
+
+    def _set_fate(self, source: str, fate: str, partner: str) -> None:
+        event = faust.current_event()
+        assert event is not None, "fates are set while processing a record"
+        # Transfers, holds and checks are co-partitioned with hub.events or consent.records.
+        anchor = {
+            self.internal("view-transfer"): self.topics.events,
+            self.topics.quarantine: self.topics.consent,
+            self.internal("release-control"): self.topics.consent,
+        }
+        topic = anchor.get(event.message.topic, event.message.topic)
+        self.fates[source] = {
+            "fate": fate,
+            "partner": partner,
+            "topic": topic,
+            "partition": event.message.partition,
+        }
 
     async def _audit(self, action: str, person_id: str | None, actor: str = "hub") -> None:
         record = AuditRecord(
@@ -235,8 +287,9 @@ class Hub:
         value = self.serde.encode(letter, f"{self.topics.dlq}-value")
         await self.dlq_topic.send(key=message.key, value=value)
 
-    async def _to_identity(self, op: str, key: str, raw: bytes) -> None:
-        await self.identity_topic.send(key=key.encode(), value=raw, headers={OP: op.encode()})
+    async def _to_identity(self, op: str, key: str, raw: bytes, source: str = "") -> None:
+        headers = {OP: op.encode(), SOURCE: source.encode()}
+        await self.identity_topic.send(key=key.encode(), value=raw, headers=headers)
 
     # -- gate ----------------------------------------------------------------------------
 
@@ -249,22 +302,23 @@ class Hub:
                 await asyncio.to_thread(self.serde.lookup, message.value)
             decision = admit(message.value, partner, self.serde, self.basis_problem)
             await self._carry_out(decision, message)
-            self._count("gate", message, {partner: ["received", _GATE_BUCKET[decision.outcome]]})
+            dead = decision.outcome is Outcome.DEAD_LETTER
+            self._count(message, partner, ["received", "dead_lettered"] if dead else ["received"])
             self.metrics.outcomes.labels(partner, decision.outcome.value).inc()
             yield None
 
     async def _carry_out(self, decision: Decision, message: Any) -> None:
         raw: bytes = message.value
+        source = accounting.source_of(message.topic, message.partition, message.offset)
         if decision.outcome is Outcome.ADMIT:
             assert decision.event is not None
-            await self._to_identity("event", decision.event.event_id, raw)
+            await self._to_identity("event", decision.event.event_id, raw, source)
         elif decision.outcome is Outcome.QUARANTINE:
             assert decision.event is not None
             basis = decision.event.basis
             key = basis.consent_id or basis.agreement_id or decision.event.event_id
-            await self.quarantine_topic.send(
-                key=key.encode(), value=raw, headers={REASON: decision.reason.encode()}
-            )
+            headers = {REASON: decision.reason.encode(), SOURCE: source.encode()}
+            await self.quarantine_topic.send(key=key.encode(), value=raw, headers=headers)
         else:
             await self._dead_letter(message, decision.reason)
 
@@ -274,56 +328,54 @@ class Hub:
         event: EventT[bytes]
         async for event in stream.events():
             message = event.message
-            op = _headers(message).get(OP, b"").decode()
+            headers = _headers(message)
+            op = headers.get(OP, b"").decode()
             key = (message.key or b"").decode()
-            tally: accounting.Tally = {}
             if message.topic == self.topics.consent:
-                await self._on_consent(message, tally)
+                await self._on_consent(message)
             elif op == "expire-consent":
-                await self._on_expired_consent(key, tally)
+                await self._on_expired_consent(key)
             elif op == "expire-holds":
-                await self._drop_expired_holds(key, tally)
+                await self._drop_expired_holds(key)
             elif message.value is not None:
-                await self._hold_or_release(message.value, tally)
-            self._count("release", message, tally)
+                await self._hold_or_release(message.value, headers.get(SOURCE, b"").decode())
             yield None
 
-    async def _on_consent(self, message: Any, tally: accounting.Tally) -> None:
+    async def _on_consent(self, message: Any) -> None:
         try:
             consent = self.serde.decode(message.value, ConsentRecord)
         except InputError as exc:
             await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
             return
         if consent.status is ConsentStatus.WITHDRAWN:
-            await self._withdraw(consent.consent_id, message.value, tally)
+            await self._withdraw(consent.consent_id, message.value)
             return
         self.consents[consent.consent_id] = consent.model_dump(mode="json")
         held = self.held.get(consent.consent_id) or []
         if held:
             del self.held[consent.consent_id]
             for item in held:
-                await self._hold_or_release(base64.b64decode(item["raw"]), tally)
+                await self._hold_or_release(base64.b64decode(item["raw"]), item["source"])
 
-    async def _on_expired_consent(self, consent_id: str, tally: accounting.Tally) -> None:
+    async def _on_expired_consent(self, consent_id: str) -> None:
         consent = self.consent_of(consent_id)
         if consent is not None and not consent.is_live(utc_now()):
             raw = self.serde.encode(consent, f"{self.topics.consent}-value")
-            await self._withdraw(consent_id, raw, tally)
+            await self._withdraw(consent_id, raw)
 
-    async def _withdraw(self, consent_id: str, raw: bytes, tally: accounting.Tally) -> None:
+    async def _withdraw(self, consent_id: str, raw: bytes) -> None:
         """Consent withdrawn or expired: forget it, drop what it held, erase what it shared."""
         self.consents[consent_id] = {"withdrawn": True}
         for item in self.held.pop(consent_id, None) or []:
-            await self._drop_held(item, "quarantine.drop.withdrawn", tally)
+            await self._drop_held(item, "quarantine.drop.withdrawn")
         await self._to_identity("erase", consent_id, raw)
 
-    async def _hold_or_release(self, raw: bytes, tally: accounting.Tally) -> None:
+    async def _hold_or_release(self, raw: bytes, source: str) -> None:
         """Release a quarantined event if it now has a basis, else hold it (once)."""
         event = self.serde.decode(raw, PartnerEvent)  # it passed the gate's decode once already
         if self.basis_problem(event) is None:
-            await self._to_identity("event", event.event_id, raw)
+            await self._to_identity("event", event.event_id, raw, source)
             self.metrics.released.inc()
-            tally.setdefault(event.partner_id, []).append("released")
             return
         key = event.basis.consent_id or event.basis.agreement_id or event.event_id
         held: list[dict[str, str]] = list(self.held.get(key) or [])
@@ -332,11 +384,13 @@ class Hub:
                 "event_id": event.event_id,
                 "partner_id": event.partner_id,
                 "raw": base64.b64encode(raw).decode(),
+                "source": source,
                 "held_at": utc_now().isoformat(),
+                "partition": _current_partition(),
             }
             self.held[key] = [*held, item]
 
-    async def _drop_expired_holds(self, key: str, tally: accounting.Tally) -> None:
+    async def _drop_expired_holds(self, key: str) -> None:
         hold = timedelta(seconds=self.settings.quarantine_hold_s)
         now = utc_now()
         held = self.held.get(key) or []
@@ -349,11 +403,11 @@ class Hub:
         else:
             del self.held[key]
         for item in expired:
-            await self._drop_held(item, "quarantine.drop.expired", tally)
+            await self._drop_held(item, "quarantine.drop.expired")
 
-    async def _drop_held(self, item: dict[str, str], action: str, tally: accounting.Tally) -> None:
+    async def _drop_held(self, item: dict[str, str], action: str) -> None:
+        self._set_fate(item["source"], "dropped", item["partner_id"])
         await self._audit(action, None)
-        tally.setdefault(item["partner_id"], []).append("dropped")
 
     async def _maintain(self) -> None:
         """Periodic checks, sent as records so the owning agent acts on them."""
@@ -395,15 +449,19 @@ class Hub:
                 change = join(self.identity, partner_event.subject.tokens, RECORD_SOURCE)
                 await self._announce_merges(change.merged, change.person_id)
                 assert change.person_id is not None
-                await self.events_topic.send(key=change.person_id.encode(), value=message.value)
+                await self.events_topic.send(
+                    key=change.person_id.encode(),
+                    value=message.value,
+                    headers={SOURCE: _headers(message).get(SOURCE, b"")},
+                )
             elif op == "link":
                 link = self.serde.decode(message.value, IdentityLink)
-                source = f"link:{link.link_id}"
+                evidence = f"link:{link.link_id}"
                 if link.status is LinkStatus.ASSERTED:
-                    change = join(self.identity, link.tokens, source)
+                    change = join(self.identity, link.tokens, evidence)
                     await self._announce_merges(change.merged, change.person_id)
                 else:
-                    change = retract(self.identity, link.tokens[0], link.tokens[1], source)
+                    change = retract(self.identity, link.tokens[0], link.tokens[1], evidence)
                     for old, parts in change.splits.items():
                         await self._to_view(old, "split", json.dumps(parts))
             elif op == "erase":
@@ -427,14 +485,18 @@ class Hub:
 
     def view_of(self, person_id: str) -> PersonView | None:
         """The stored view of ``person_id`` (on the worker that owns it)."""
-        stored = self.views.get(person_id)
+        stored = self.views.get(person_id.encode())
         return PersonView.model_validate(stored) if stored else None
 
     def _store_view(self, person_id: str, view: PersonView | None) -> None:
         if view is None:
-            self.views.pop(person_id, None)
-        else:
-            self.views[person_id] = view.model_dump(mode="json")
+            self.views.pop(person_id.encode(), None)
+        else:  # the partition lets accounting count each view on the worker that owns it
+            partition = _current_partition()
+            self.views[person_id.encode()] = {
+                **view.model_dump(mode="json"),
+                "partition": partition,
+            }
 
     async def _view(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         event: EventT[bytes]
@@ -453,7 +515,7 @@ class Hub:
             elif not op:
                 await self._fold(message, person_id)
             elif op == "merge":
-                await self._transfer(self.views.pop(person_id, None), argument)
+                await self._transfer(self.views.pop(person_id.encode(), None), argument)
             elif op == "split":
                 await self._split(person_id, json.loads(argument))
             elif op == "erase":
@@ -461,14 +523,12 @@ class Hub:
             yield None
 
     async def _fold(self, message: Any, person_id: str) -> None:
-        entry = entry_for(self.serde.decode(message.value, PartnerEvent))
-        current = self.view_of(person_id)
-        updated = fold(current, person_id, entry)
+        source = _headers(message).get(SOURCE, b"").decode()
+        entry = entry_for(self.serde.decode(message.value, PartnerEvent), source)
+        updated, _ = fold(self.view_of(person_id), person_id, entry)
         if updated is not None:
-            pruned = prune(updated, utc_now(), self._retention)
-            self._store_view(person_id, pruned)
+            self._store_view(person_id, prune(updated, utc_now(), self._retention))
             self.metrics.view_updates.inc()
-        self._count("view", message, {entry.partner_id: ["folded" if updated else "duplicate"]})
 
     def _retention(self, basis: str) -> timedelta:
         return self.agreements.retention(
@@ -485,7 +545,7 @@ class Hub:
         if view is None:
             return
         if person_id not in parts:
-            self.views.pop(person_id, None)
+            self.views.pop(person_id.encode(), None)
         for new_id, entries in split(view, parts).items():
             if new_id == person_id:
                 self._store_view(person_id, PersonView(person_id=person_id, entries=entries))
@@ -500,16 +560,8 @@ class Hub:
         if view is None:
             return
         remaining, removed = erase_basis(view, basis)
+        for entry in removed:  # fates first: a crash in between must not lose a record
+            for source in entry.sources:
+                self._set_fate(source, "erased", entry.partner_id)
         self._store_view(person_id, remaining)
-        tally: accounting.Tally = {}
-        for entry in removed:
-            tally.setdefault(entry.partner_id, []).append("erased")
-        self._count("view", message, tally)
         await self._audit("person.erase", person_id)
-
-
-_GATE_BUCKET = {
-    Outcome.ADMIT: "admitted",
-    Outcome.QUARANTINE: "quarantined",
-    Outcome.DEAD_LETTER: "dead_lettered",
-}

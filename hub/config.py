@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     broker_dir: Path = PROJECT_ROOT / ".state" / "broker"
     jar_cache_dir: Path = PROJECT_ROOT / ".cache" / "kafka"
 
+    @property
+    def canonical_url(self) -> str:
+        """This worker's own URL, as other workers reach it."""
+        return f"http://{self.web_host}:{self.web_port}"
+
     def place_key_bytes(self) -> bytes:
         """The HMAC key for pseudonymisation: from the file, the variable, or the test key."""
         if self.place_key_file is not None:

@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from hub import accounting
-
 __all__ = ["Metrics"]
 
 
-class _LedgerCollector(Collector):
-    """Exposes the accounting ledger (which survives restarts) at scrape time."""
+class _AccountsCollector(Collector):
+    """Exposes the partners' books (which survive restarts) at scrape time."""
 
-    def __init__(self, entries: Callable[[], Iterable[accounting.Ledger]]) -> None:
-        self._entries = entries
+    def __init__(self, partners: list[str], status: Callable[[str], dict[str, int | bool]]) -> None:
+        self._partners = partners
+        self._status = status
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        entries = list(self._entries())
-        partners = sorted({p for entry in entries for p in entry.get("partners", {})})
         family = GaugeMetricFamily(
             "placehub_records",
-            "Records per partner by where they are now (the accounting identity's terms).",
+            "Records per partner by where they are now, over this worker's partitions.",
             labels=["partner", "bucket"],
         )
-        for partner in partners:
-            for bucket, value in accounting.partner_status(entries, partner).items():
+        for partner in self._partners:
+            for bucket, value in self._status(partner).items():
                 family.add_metric([partner, bucket], float(value))
         yield family
 
@@ -62,6 +58,8 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch_ledger(self, hub: Any) -> None:
-        """Export ``hub``'s accounting ledger as gauges."""
-        self.registry.register(_LedgerCollector(lambda: [v for v in hub.ledger.values() if v]))
+    def watch_accounts(
+        self, partners: list[str], status: Callable[[str], dict[str, int | bool]]
+    ) -> None:
+        """Export each partner's books (``status(partner)``) as gauges at scrape time."""
+        self.registry.register(_AccountsCollector(partners, status))

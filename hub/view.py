@@ -46,6 +46,7 @@ class TimelineEntry(BaseModel):
     basis: str  # "consent:<id>" or "agreement:<id>"
     source_ref: str
     tokens: list[str]
+    sources: list[str] = Field(default_factory=list)  # partner records that carried it
     area_code: str | None = None
     age_band: str | None = None
 
@@ -56,13 +57,9 @@ class PersonView(BaseModel):
     person_id: str
     entries: list[TimelineEntry] = Field(default_factory=list)
 
-    def has_event(self, event_id: str) -> bool:
-        """True if ``event_id`` is already in the view (replays must not double count)."""
-        return any(entry.event_id == event_id for entry in self.entries)
 
-
-def entry_for(event: PartnerEvent) -> TimelineEntry:
-    """The timeline entry an event contributes."""
+def entry_for(event: PartnerEvent, source: str) -> TimelineEntry:
+    """The timeline entry an event read from ``source`` contributes."""
     basis = event.basis
     kind, basis_id = (
         ("consent", basis.consent_id) if basis.consent_id else ("agreement", basis.agreement_id)
@@ -78,20 +75,35 @@ def entry_for(event: PartnerEvent) -> TimelineEntry:
         tokens=event.subject.tokens,
         area_code=event.subject.area_code,
         age_band=event.subject.age_band.value if event.subject.age_band else None,
+        sources=[source],
     )
 
 
 def _canonical(person_id: str, entries: Iterable[TimelineEntry]) -> PersonView:
-    unique = {entry.event_id: entry for entry in entries}
+    unique: dict[str, TimelineEntry] = {}
+    for entry in entries:
+        known = unique.get(entry.event_id)
+        if known is not None:
+            sources = sorted(set(known.sources) | set(entry.sources))
+            entry = known.model_copy(update={"sources": sources})
+        unique[entry.event_id] = entry
     ordered = sorted(unique.values(), key=lambda e: (e.occurred_at, e.event_id))
     return PersonView(person_id=person_id, entries=ordered[-MAX_ENTRIES:])
 
 
-def fold(view: PersonView | None, person_id: str, entry: TimelineEntry) -> PersonView | None:
-    """``view`` with ``entry`` added, or None when that event is already in it."""
-    if view is not None and view.has_event(entry.event_id):
-        return None
-    return _canonical(person_id, [*(view.entries if view else []), entry])
+def fold(
+    view: PersonView | None, person_id: str, entry: TimelineEntry
+) -> tuple[PersonView | None, str]:
+    """``view`` with ``entry`` added, and what that was: 'folded' (a new event),
+    'duplicate' (a known event re-sent by its partner) or 'redelivered' (the same record
+    again, after a restart: the view is unchanged and None is returned)."""
+    known = next((e for e in view.entries if e.event_id == entry.event_id), None) if view else None
+    if known is None:
+        return _canonical(person_id, [*(view.entries if view else []), entry]), "folded"
+    if set(entry.sources) <= set(known.sources):
+        return None, "redelivered"
+    assert view is not None
+    return _canonical(person_id, [*view.entries, entry]), "duplicate"
 
 
 def absorb(view: PersonView | None, person_id: str, entries: Iterable[TimelineEntry]) -> PersonView:

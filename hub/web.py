@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import aiohttp
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.accounting import partner_status
 from hub.app import Hub
 from hub.models import AuditRecord, utc_now
 from hub.users import Role, User
@@ -69,20 +69,47 @@ def install_web(hub: Hub) -> None:
                 return problem(self, 404, "no person with that id is visible to you")
             return self.json(body)
 
+    def may_see_books(view: View, request: Request, partner_id: str) -> Response | None:
+        """None if the caller may see ``partner_id``'s books, else the error reply."""
+        user = hub.users.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            return problem(view, 401, "a valid bearer token is required")
+        own_partner = user.role is Role.PARTNER and user.partner == partner_id
+        if not (own_partner or user.role in (Role.STEWARD, Role.ADMIN)):
+            return problem(view, 403, "you may only see your own partner's status")
+        if partner_id not in {partner.id for partner in hub.partners}:
+            return problem(view, 404, f"partner {partner_id} is not part of this place")
+        return None
+
     class PartnerStatusPage(View):
-        """``GET /v1/partners/{partner_id}/status``: that partner's accounting, and only it."""
+        """``GET /v1/partners/{partner_id}/status``: that partner's accounting, and only it.
+
+        Views and holds are partitioned across workers, so every worker's share is
+        gathered (``/v1/_books``) and added up here.
+        """
 
         async def get(self, request: Request, partner_id: str) -> Response:
-            user = hub.users.authenticate(request.headers.get("Authorization"))
-            if user is None:
-                return problem(self, 401, "a valid bearer token is required")
-            own_partner = user.role is Role.PARTNER and user.partner == partner_id
-            if not (own_partner or user.role in (Role.STEWARD, Role.ADMIN)):
-                return problem(self, 403, "you may only see your own partner's status")
-            if partner_id not in {partner.id for partner in hub.partners}:
-                return problem(self, 404, f"partner {partner_id} is not part of this place")
-            entries = [value for value in hub.ledger.values() if value]
-            return self.json({"partner": partner_id, **partner_status(entries, partner_id)})
+            refused = may_see_books(self, request, partner_id)
+            if refused is not None:
+                return refused
+            own = hub.settings.canonical_url
+            others = [u for u in hub.app.router.tables_metadata() if str(u).rstrip("/") != own]
+            shares = [hub.local_books(partner_id)]
+            headers = {"Authorization": request.headers.get("Authorization", "")}
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
+                for url in others:
+                    async with client.get(f"{url}/v1/_books/{partner_id}", headers=headers) as r:
+                        if r.status != 200:
+                            return problem(self, 503, "a worker did not report its share")
+                        shares.append(await r.json())
+            return self.json({"partner": partner_id, **hub.status_of(partner_id, shares)})
+
+    class BooksPage(View):
+        """``GET /v1/_books/{partner_id}``: this worker's share, for the status page."""
+
+        async def get(self, request: Request, partner_id: str) -> Response:
+            refused = may_see_books(self, request, partner_id)
+            return refused or self.json(hub.local_books(partner_id))
 
     class MetricsPage(View):
         """``GET /metrics``: Prometheus exposition of the hub's counters."""
@@ -104,5 +131,6 @@ def install_web(hub: Hub) -> None:
 
     app.page("/v1/people/{person_id}")(PersonPage)
     app.page("/v1/partners/{partner_id}/status")(PartnerStatusPage)
+    app.page("/v1/_books/{partner_id}")(BooksPage)
     app.page("/metrics")(MetricsPage)
     app.page("/v1/health")(HealthPage)

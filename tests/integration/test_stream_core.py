@@ -413,8 +413,8 @@ def assert_matches_reference(worker: WorkerProcess, place: Place) -> None:
         shown = view(worker, person_id)
         got = {e["event_id"] for e in shown["timeline"]} if shown else set()
         if got != event_ids:
-            mismatched.append(person_id)
-    assert mismatched == [], f"{len(mismatched)} of {len(reference)} views differ"
+            mismatched.append(f"{person_id}: {len(got)} shown, {len(event_ids)} expected")
+    assert mismatched == [], f"{len(mismatched)} of {len(reference)} views differ: {mismatched[:3]}"
 
 
 def test_kill_9_part_way_then_restart_ends_equal_to_the_reference(
@@ -435,27 +435,31 @@ def test_kill_9_part_way_then_restart_ends_equal_to_the_reference(
     publisher.join()
 
     wait_until(lambda: settled(worker, place), timeout_s=180, describe=lambda: _statuses(worker))
-    wait_until(lambda: _quietly(assert_matches_reference, worker, place), timeout_s=60)
-    assert_matches_reference(worker, place)
+    eventually(assert_matches_reference, worker, place)
 
 
 def _statuses(worker: WorkerProcess) -> dict[str, Any]:
     return {partner: status(worker, partner) for partner in PARTNERS}
 
 
-def _quietly(check: Any, *args: Any) -> bool:
-    try:
-        check(*args)
-    except AssertionError:
-        return False
-    return True
+def eventually(check: Any, *args: Any, timeout_s: float = 60) -> None:
+    """Run ``check`` until it passes; after ``timeout_s`` its last failure is raised."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            check(*args)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_replay_rebuilds_the_same_views_and_counts(worker: WorkerProcess) -> None:
     place = Place(worker.settings, people=40, events=300, seed=5)
     place.publish()
-    wait_until(lambda: settled(worker, place), timeout_s=120)
-    wait_until(lambda: _quietly(assert_matches_reference, worker, place), timeout_s=60)
+    wait_until(lambda: settled(worker, place), timeout_s=120, describe=lambda: _statuses(worker))
+    eventually(assert_matches_reference, worker, place)
 
     worker.stop()
     env = worker.env
@@ -470,8 +474,8 @@ def test_replay_rebuilds_the_same_views_and_counts(worker: WorkerProcess) -> Non
     assert Topics(worker.settings.topic_prefix).events in done.stdout
     worker.start()
 
-    wait_until(lambda: settled(worker, place), timeout_s=120)
-    wait_until(lambda: _quietly(assert_matches_reference, worker, place), timeout_s=60)
+    wait_until(lambda: settled(worker, place), timeout_s=120, describe=lambda: _statuses(worker))
+    eventually(assert_matches_reference, worker, place)
 
 
 def test_replay_refuses_while_a_worker_runs(worker: WorkerProcess) -> None:
@@ -493,7 +497,7 @@ def test_two_workers_each_answer_for_every_person(make_worker: WorkerFactory) ->
     second = make_worker(web_port=free_port(), state_dir=first.settings.state_dir.parent / "second")
     place = Place(first.settings, people=30, events=200, seed=3)
     place.publish()
-    wait_until(lambda: settled(first, place), timeout_s=120)
-    wait_until(lambda: _quietly(assert_matches_reference, first, place), timeout_s=60)
+    wait_until(lambda: settled(first, place), timeout_s=120, describe=lambda: _statuses(first))
+    eventually(assert_matches_reference, first, place)
     for person_id in place.reference():
         assert view(first, person_id) == view(second, person_id) is not None

@@ -1,26 +1,54 @@
-from hub.accounting import already_counted, count, ledger_key, partner_status
+from hub.accounting import (
+    already_counted,
+    count,
+    ledger_key,
+    local_books,
+    partner_status,
+    source_of,
+)
 
 
 def test_a_record_read_again_is_not_counted_again() -> None:
-    entry = count(None, 5, {"a": ["received", "admitted"]})
+    entry = count(None, 5, "a", ["received"])
     assert already_counted(entry, 5) and already_counted(entry, 3)
     assert not already_counted(entry, 6)
     assert not already_counted(None, 0)
 
 
-def test_status_sums_entries_and_balances() -> None:
-    gate = count(None, 0, {"a": ["received", "admitted"]})
-    gate = count(gate, 1, {"a": ["received", "quarantined"]})
-    gate = count(gate, 2, {"a": ["received", "dead_lettered"], "b": ["received", "admitted"]})
-    release = count(None, 0, {"a": ["released"]})
-    view = count(None, 0, {"a": ["folded"]})
-    view = count(view, 1, {"a": ["folded"]})
-    status = partner_status([gate, release, view], "a")
-    assert status["received"] == 3
-    assert status["in_view"] == 2 and status["held_in_quarantine"] == 0
-    assert status["in_flight"] == 0 and status["balanced"] is True
-    assert partner_status([gate], "b")["in_flight"] == 1  # admitted, not folded yet
+def entry(partner: str, *sources: str) -> dict[str, object]:
+    return {"partner_id": partner, "sources": list(sources)}
 
 
-def test_ledger_key_names_stage_topic_and_partition() -> None:
-    assert ledger_key("gate", "partner.a.events", 3) == "gate|partner.a.events|3"
+def test_fates_are_read_off_state_and_the_books_balance() -> None:
+    ledger = count(None, 0, "a", ["received"])
+    for offset in range(1, 7):
+        ledger = count(ledger, offset, "a", ["received"])
+    ledger = count(ledger, 7, "a", ["received", "dead_lettered"])
+    views = [{"entries": [entry("a", "s0", "s5"), entry("a", "s1"), entry("b", "x")]}]
+    held = [[{"partner_id": "a", "source": "s2"}]]
+    fates = {"s3": {"fate": "dropped", "partner": "a"}, "s4": {"fate": "erased", "partner": "a"}}
+    status = partner_status([local_books("a", [ledger], views, held, fates.values(), fates)])
+    assert status["received"] == 8
+    assert (status["in_view"], status["duplicate"], status["held_in_quarantine"]) == (2, 1, 1)
+    assert (status["dropped"], status["erased"], status["dead_lettered"]) == (1, 1, 1)
+    assert status["in_flight"] == 1 and status["balanced"] is True
+
+
+def test_a_source_with_a_fate_is_not_also_counted_where_it_was() -> None:
+    views = [{"entries": [entry("a", "s0")]}]
+    fates = {"s0": {"fate": "erased", "partner": "a"}}
+    ledger = [count(None, 0, "a", ["received"])]
+    status = partner_status([local_books("a", ledger, views, [], fates.values(), fates)])
+    assert status["in_view"] == 0 and status["erased"] == 1 and status["in_flight"] == 0
+
+
+def test_names() -> None:
+    assert ledger_key("partner.a.events", 3) == "partner.a.events|3"
+    assert source_of("partner.a.events", 3, 7) == "partner.a.events:3:7"
+
+
+def test_status_adds_up_every_workers_share() -> None:
+    one = local_books("a", [count(None, 0, "a", ["received"])], [], [], [], {})
+    two = local_books("a", [], [{"entries": [entry("a", "s0")]}], [], [], {})
+    status = partner_status([one, two])
+    assert status["received"] == 1 and status["in_view"] == 1 and status["in_flight"] == 0

@@ -15,8 +15,8 @@ from hub.view import (
 from tests.unit import factories
 
 
-def entry(**kwargs):  # type: ignore[no-untyped-def]
-    return entry_for(factories.event(**kwargs))
+def entry(source: str = "partner.council-housing.events:0:1", **kwargs):  # type: ignore[no-untyped-def]
+    return entry_for(factories.event(**kwargs), source)
 
 
 def test_fold_joins_partners_and_needs_and_ignores_replays() -> None:
@@ -26,23 +26,35 @@ def test_fold_joins_partners_and_needs_and_ignores_replays() -> None:
         payload=EducationEvent(kind=EducationKind.SUSPENSION),
         occurred_at=factories.WHEN - timedelta(days=1),
     )
-    view = fold(fold(None, "p-1", housing), "p-1", school)
+    first, outcome = fold(None, "p-1", housing)
+    assert outcome == "folded"
+    view, _ = fold(first, "p-1", school)
     assert view is not None
     shown = minimise(view, None)
     assert shown["event_count"] == 2
     assert set(shown["partners"]) == {"council-housing", "northfield-school"}
     assert shown["needs"] == {"education": ["suspension"], "housing": ["arrears"]}
     assert [e["partner_id"] for e in shown["timeline"]] == ["northfield-school", "council-housing"]
-    assert fold(view, "p-1", housing) is None  # the same event id twice counts once
+    assert fold(view, "p-1", housing) == (None, "redelivered")  # the same record again
+
+
+def test_a_resent_event_is_a_duplicate_remembered_by_its_source() -> None:
+    original = entry(source="t:0:1")
+    view, _ = fold(None, "p", original)
+    resent = original.model_copy(update={"sources": ["t:0:9"]})
+    again, outcome = fold(view, "p", resent)
+    assert outcome == "duplicate"
+    assert again is not None and again.entries[0].sources == ["t:0:1", "t:0:9"]
+    assert fold(again, "p", resent) == (None, "redelivered")
 
 
 def test_fold_is_order_independent() -> None:
     entries = [entry(occurred_at=factories.WHEN + timedelta(minutes=n % 3)) for n in range(6)]
     forward = backward = None
     for e in entries:
-        forward = fold(forward, "p", e) or forward
+        forward = fold(forward, "p", e)[0] or forward
     for e in reversed(entries):
-        backward = fold(backward, "p", e) or backward
+        backward = fold(backward, "p", e)[0] or backward
     assert forward == backward
 
 
