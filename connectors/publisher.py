@@ -178,7 +178,8 @@ class Publisher:
             try:
                 tokens.add(token(scheme, value, self._place_key))
             except IdentifierError as exc:
-                raise EventRejected([(f"/identifiers/{scheme}", str(exc))]) from None
+                message = str(exc).removeprefix(f"{scheme}: ")
+                raise EventRejected([(f"/identifiers/{scheme}", message)]) from None
         return sorted(tokens)
 
     def to_event(self, draft: EventDraft) -> PartnerEvent:

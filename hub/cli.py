@@ -7,7 +7,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
+from connectors.csv_drop import CsvDrop, IngestSummary
+from connectors.mapping import EventMapping
 from connectors.simulate import Place
 from hub import broker
 from hub.config import load_settings
@@ -49,6 +52,25 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(summary: IngestSummary, as_json: bool) -> int:
+    """Print an ingest summary; exit 0 when every row was published, 1 if some were rejected."""
+    print(summary.to_json() if as_json else summary.describe())
+    return 1 if summary.rejected else 0
+
+
+def _ingest_csv(args: argparse.Namespace) -> int:
+    drop = CsvDrop(
+        args.file,
+        args.partner,
+        EventMapping.load(args.mapping),
+        load_settings(),
+        reject_path=args.reject_file,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    return _report(drop.run(), args.json)
+
+
 def _demo(args: argparse.Namespace) -> int:
     return run_demo(load_settings(), people=args.people, rate_per_s=args.rate)
 
@@ -77,6 +99,18 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--json", action="store_true", help="report as JSON")
     simulate.set_defaults(run=_simulate)
 
+    ingest = commands.add_parser("ingest", help="publish a partner's records from a file or table")
+    sources = ingest.add_subparsers(dest="source", required=True)
+    csv_drop = sources.add_parser("csv", help="import a CSV file through a mapping (resumable)")
+    csv_drop.add_argument("file", type=Path)
+    _ingest_options(csv_drop)
+    csv_drop.add_argument(
+        "--reject-file", type=Path, default=None, help="default: FILE's name + .rejects.csv"
+    )
+    csv_drop.add_argument("--batch-size", type=int, default=500)
+    csv_drop.add_argument("--no-progress", action="store_true", help="no progress bar")
+    csv_drop.set_defaults(run=_ingest_csv)
+
     demo = commands.add_parser(
         "demo", help="the whole place, simulated: broker, worker, partners, API"
     )
@@ -84,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=20.0, help="events per second once running")
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _ingest_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--partner", required=True, help="the partner id publishing")
+    parser.add_argument("--mapping", type=Path, required=True, help="mapping YAML file")
+    parser.add_argument("--json", action="store_true", help="report the summary as JSON")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
