@@ -145,6 +145,7 @@ class SchemaRegistry:
             bootstrap_servers=self._settings.bootstrap_servers,
             enable_auto_commit=False,
             request_timeout_ms=self._settings.request_timeout_ms,
+            allow_auto_create_topics=False,  # else the broker makes it with N partitions
         )
         try:
             partition = TopicPartition(self._topic, 0)
