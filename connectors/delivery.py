@@ -10,6 +10,7 @@ after the last attempt raises ``BrokerError`` (retriable: the caller may try lat
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ class Delivery:
         self.max_backoff_ms = max_backoff_ms
         self.timeout_ms = timeout_ms or settings.request_timeout_ms
         self._producer: Any = None
+        self._lock = threading.Lock()  # deliver() may be called from several threads
 
     def deliver(self, items: Sequence[Outgoing]) -> list[Receipt]:
         """Send ``items`` and return one receipt each, in order, once all are acknowledged."""
@@ -134,6 +136,10 @@ class Delivery:
 
     def _connected(self) -> Any:
         """The producer, made on first use (so a broker that is away is retried too)."""
+        with self._lock:
+            return self._producer or self._connect()
+
+    def _connect(self) -> Any:
         if self._producer is None:
             self._producer = KafkaProducer(
                 bootstrap_servers=self.settings.bootstrap_servers,
@@ -149,9 +155,10 @@ class Delivery:
 
     def _reset(self) -> None:
         """Drop the producer after a failure, so the next attempt starts a fresh connection."""
-        if self._producer is not None:
-            self._producer.close(timeout=1)
-            self._producer = None
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=1)
 
     def _sleep_before(self, attempt: int) -> None:
         """Exponential backoff with full jitter: spreads retries when many clients failed."""
@@ -160,9 +167,10 @@ class Delivery:
 
     def close(self) -> None:
         """Flush and close the producer."""
-        if self._producer is not None:
-            self._producer.close()
-            self._producer = None
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close()
 
     def __enter__(self) -> Delivery:
         return self

@@ -6,6 +6,7 @@ import faust
 
 from hub.app import Hub
 from hub.config import Settings
+from hub.ingest import install_ingest
 from hub.web import install_web
 
 __all__ = ["build_hub", "run_worker"]
@@ -17,6 +18,7 @@ def build_hub(settings: Settings) -> Hub:
     hub = Hub(settings)
     hub.prepare()
     install_web(hub)
+    install_ingest(hub)
     return hub
 
 
