@@ -109,17 +109,17 @@ class EventDraft(BaseModel):
 
 
 def draft_errors(exc: ValidationError) -> list[tuple[str, str]]:
-    """(JSON pointer, message) for a draft, with the payload's union tag left out of the
-    pointer (``/payload/kind``, as the partner wrote it) and no input value echoed."""
+    """RFC 6901 pointers and messages for a draft, no input value echoed; the payload's
+    union tag is left out of the pointer (``/payload/kind``, as the partner wrote it)."""
     errors: list[tuple[str, str]] = []
     for err in exc.errors(include_input=False):
-        loc = [str(part) for part in err["loc"]]
+        loc = [str(part).replace("~", "~0").replace("/", "~1") for part in err["loc"]]
         if len(loc) > 2 and loc[0] == "payload":
             del loc[1]  # the discriminator's branch name, not a field the partner wrote
-        message = err["msg"]
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "union_tag_invalid":
             message = f"unknown family; expected one of {err.get('ctx', {}).get('expected_tags')}"
-        errors.append(("/" + "/".join(loc), message))
+        errors.append(("".join("/" + part for part in loc), message))
     return errors
 
 
