@@ -169,7 +169,7 @@ class Publisher:
         self.topics = Topics(self.settings.topic_prefix)
         self._place_key = self.settings.place_key_bytes()
         self._serde = Serde(registry or SchemaRegistry(self.settings))
-        self._delivery = Delivery(self.settings, attempts=attempts, backoff_ms=backoff_ms)
+        self.delivery = Delivery(self.settings, attempts=attempts, backoff_ms=backoff_ms)
 
     def tokens(self, identifiers: Mapping[str, str]) -> list[str]:
         """The pseudonymous tokens for a partner's raw identifiers, in a stable order."""
@@ -229,7 +229,7 @@ class Publisher:
 
     def deliver(self, prepared: Sequence[Outgoing]) -> list[Receipt]:
         """Send prepared events; one receipt each, in order, once every one is acknowledged."""
-        return self._delivery.deliver(prepared)
+        return self.delivery.deliver(prepared)
 
     def publish(self, draft: EventDraft) -> Receipt:
         """Publish one event and wait for the broker's acknowledgement."""
@@ -255,7 +255,7 @@ class Publisher:
 
     def close(self) -> None:
         """Flush and close the producer."""
-        self._delivery.close()
+        self.delivery.close()
 
     def __enter__(self) -> Publisher:
         return self

@@ -12,6 +12,7 @@ from pathlib import Path
 from connectors.csv_drop import CsvDrop, IngestSummary
 from connectors.mapping import EventMapping
 from connectors.simulate import Place
+from connectors.sql_poll import SqlPoll
 from hub import broker
 from hub.config import load_settings
 from hub.demo import run_demo
@@ -71,6 +72,23 @@ def _ingest_csv(args: argparse.Namespace) -> int:
     return _report(drop.run(), args.json)
 
 
+def _ingest_sql(args: argparse.Namespace) -> int:
+    poll = SqlPoll(
+        args.dsn,
+        args.query_file,
+        args.partner,
+        EventMapping.load(args.mapping),
+        load_settings(),
+        watermark=args.watermark,
+        key=args.key,
+        name=args.name,
+        batch_size=args.batch_size,
+        reject_path=args.reject_file,
+    )
+    summary = poll.poll_once() if args.once else poll.run(args.interval_s)
+    return _report(summary, args.json)
+
+
 def _demo(args: argparse.Namespace) -> int:
     return run_demo(load_settings(), people=args.people, rate_per_s=args.rate)
 
@@ -110,6 +128,19 @@ def _parser() -> argparse.ArgumentParser:
     csv_drop.add_argument("--batch-size", type=int, default=500)
     csv_drop.add_argument("--no-progress", action="store_true", help="no progress bar")
     csv_drop.set_defaults(run=_ingest_csv)
+
+    sql_poll = sources.add_parser("sql", help="poll a PostgreSQL query by a watermark column")
+    sql_poll.add_argument("--dsn", required=True, help="postgresql://user@host:port/db")
+    sql_poll.add_argument("--query-file", type=Path, required=True, help="a SELECT statement")
+    _ingest_options(sql_poll)
+    sql_poll.add_argument("--watermark", default="updated_at", help="column that grows on change")
+    sql_poll.add_argument("--key", default="id", help="unique key column (tie-break)")
+    sql_poll.add_argument("--name", default=None, help="position name (default: query file stem)")
+    sql_poll.add_argument("--batch-size", type=int, default=500)
+    sql_poll.add_argument("--reject-file", type=Path, default=None)
+    sql_poll.add_argument("--once", action="store_true", help="poll until caught up, then exit")
+    sql_poll.add_argument("--interval-s", type=float, default=30.0, help="seconds between polls")
+    sql_poll.set_defaults(run=_ingest_sql)
 
     demo = commands.add_parser(
         "demo", help="the whole place, simulated: broker, worker, partners, API"

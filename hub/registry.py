@@ -149,7 +149,7 @@ class SchemaRegistry:
         )
         try:
             partition = TopicPartition(self._topic, 0)
-            if consumer.partitions_for_topic(self._topic) is None:
+            if not consumer.partitions_for_topic(self._topic):  # None or empty: no topic yet
                 self._loaded_once = True
                 return
             consumer.assign([partition])

@@ -7,6 +7,7 @@ records, consumer groups or changelogs on the shared broker.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hub import broker
-from hub.config import Settings
+from hub.config import PROJECT_ROOT, Settings
 from tests.integration.helpers import WorkerProcess, free_port
 
 
@@ -24,6 +25,15 @@ def broker_settings() -> Settings:
     settings = Settings()
     broker.start(settings, progress=lambda line: None)
     return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of the project's PostgreSQL (scripts/postgres.sh), started if needed; never skips."""
+    script = str(PROJECT_ROOT / "scripts" / "postgres.sh")
+    subprocess.run([script, "start"], check=True, capture_output=True, timeout=300)
+    done = subprocess.run([script, "dsn"], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
 
 
 @pytest.fixture
