@@ -150,6 +150,7 @@ class Delivery:
                 request_timeout_ms=min(self.settings.request_timeout_ms, self.timeout_ms),
                 delivery_timeout_ms=self.timeout_ms + 5,
                 max_block_ms=self.timeout_ms,
+                bootstrap_timeout_ms=self.timeout_ms,
             )
         return self._producer
 

@@ -8,6 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PLACEHUB_PG_PORT:-25432}"
 DIR="$(pwd)/.state/postgres"
+if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$(pwd)"; then
+  # The checkout is not reachable by the postgres user: keep the cluster where it is.
+  DIR="/var/tmp/placehub-postgres-$(pwd | sha256sum | cut -c1-12)"
+fi
 DATA="$DIR/data"
 DSN="postgresql://placehub@127.0.0.1:$PORT/postgres"
 
