@@ -1,12 +1,12 @@
 # placehub: every set-up step is here, so a fresh machine needs only Python 3.11+,
-# Java 17+, Maven and make. Local state (.venv, .cache, .state) is git-ignored.
+# Java 17+, Maven and make (PostgreSQL for the tests comes from Debian's packages). Local state (.venv, .cache, .state) is git-ignored.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration check fmt broker-start broker-stop clean
+.PHONY: demo test unit integration check fmt broker-start broker-stop postgres-start postgres-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,27 +18,28 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/placehub demo
 
-## test: unit and integration tests against the real local broker (started if needed)
-test: $(STAMP) broker-start
+## test: unit and integration tests against the real local broker and PostgreSQL (started if needed)
+test: $(STAMP) broker-start postgres-start
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-integration: $(STAMP) broker-start
+integration: $(STAMP) broker-start postgres-start
 	$(BIN)/python -m pytest tests/integration
 
 ## check: lint, type-check, schema evolution and catalogue freshness (CI runs it too)
 check: $(STAMP)
-	$(BIN)/ruff check hub connectors tests
-	$(BIN)/ruff format --check hub connectors tests
+	$(BIN)/ruff check hub connectors tests examples
+	$(BIN)/ruff format --check hub connectors tests examples
 	$(BIN)/mypy
 	$(BIN)/placehub schemas check
 	$(BIN)/placehub schemas docs --check
+	$(BIN)/mypy --strict examples
 
 fmt: $(STAMP)
-	$(BIN)/ruff format hub connectors tests
-	$(BIN)/ruff check --fix hub connectors tests
+	$(BIN)/ruff format hub connectors tests examples
+	$(BIN)/ruff check --fix hub connectors tests examples
 
 broker-start: $(STAMP)
 	$(BIN)/placehub broker start
@@ -46,5 +47,12 @@ broker-start: $(STAMP)
 broker-stop: $(STAMP)
 	$(BIN)/placehub broker stop
 
-clean: broker-stop
+## PostgreSQL for the SQL-poll tests (scripts/postgres.sh installs it with apt-get if missing)
+postgres-start:
+	scripts/postgres.sh start
+
+postgres-stop:
+	scripts/postgres.sh stop
+
+clean: broker-stop postgres-stop
 	rm -rf .state

@@ -1,19 +1,50 @@
 """The partner side of placehub: what a partner's IT team runs.
 
-- ``publisher``: the SDK (``Publisher``, ``EventDraft``, ``ConsentDraft``).
+- ``publisher``: the SDK (``Publisher``, ``EventDraft``, ``ConsentDraft``) and its errors.
+- ``delivery``: acknowledged, retried sends to Kafka (every connector ends there).
 - ``pseudonymise``: identifier normalisation, checks and keyed tokens.
+- ``mapping``: columns to events, for the CSV drop and the SQL poll.
+- ``csv_drop``, ``sql_poll``: the file and database connectors.
 - ``simulate``: a synthetic place that publishes through the SDK.
 """
 
-from connectors.pseudonymise import IdentifierError, token
-from connectors.publisher import ConsentDraft, EventDraft, EventTooLarge, Publisher, Receipt
+from connectors.delivery import Delivery, Outgoing, Receipt
+from connectors.pseudonymise import (
+    IdentifierError,
+    normalise_council_ref,
+    normalise_nhs_number,
+    normalise_upn,
+    person_key,
+    token,
+)
+from connectors.publisher import (
+    ConsentDraft,
+    EventDraft,
+    EventTooLarge,
+    NoConsentReference,
+    Publisher,
+)
+from hub.errors import BrokerError, EventRejected
+
+# The names a partner's code catches, by failure.
+InvalidEvent = EventRejected
+BrokerUnavailable = BrokerError
 
 __all__ = [
+    "BrokerUnavailable",
     "ConsentDraft",
+    "Delivery",
     "EventDraft",
     "EventTooLarge",
     "IdentifierError",
+    "InvalidEvent",
+    "NoConsentReference",
+    "Outgoing",
     "Publisher",
     "Receipt",
+    "normalise_council_ref",
+    "normalise_nhs_number",
+    "normalise_upn",
+    "person_key",
     "token",
 ]

@@ -3,27 +3,34 @@
 A partner builds an ``EventDraft`` from its own record (raw identifiers included); the
 ``Publisher`` turns identifiers into tokens before anything leaves the process, so the
 raw values never reach Kafka, a log or an error message.
+
+Failures, by what the caller does next:
+
+- ``EventRejected`` (``InvalidEvent``): the draft is wrong; ``errors`` lists
+  (JSON pointer, message). Subclasses: ``NoConsentReference`` (no consent or agreement
+  named) and ``EventTooLarge`` (over ``max_event_bytes``). Fix the record; never retried.
+- ``BrokerError`` (``BrokerUnavailable``): Kafka did not acknowledge after every retry;
+  nothing is lost by trying the same drafts again later (event ids are fixed first).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Annotated
+from typing import Annotated, Any
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.pseudonymise import token
+from connectors.delivery import Delivery, EventTooLarge, Outgoing, Receipt
+from connectors.pseudonymise import IdentifierError, token
 from hub._admin import ensure_topic
 from hub.config import Settings, load_settings
-from hub.errors import BrokerError, EventRejected, InputError
+from hub.errors import EventRejected
 from hub.models import (
     AgeBand,
+    BasisKind,
     ConsentRecord,
     ConsentStatus,
     LawfulBasis,
@@ -36,7 +43,17 @@ from hub.registry import SchemaRegistry
 from hub.serde import AvroModel, Serde, validation_errors
 from hub.topics import Topics
 
-__all__ = ["ConsentDraft", "EventDraft", "EventTooLarge", "Publisher", "Receipt"]
+__all__ = [
+    "ConsentDraft",
+    "EventDraft",
+    "EventTooLarge",
+    "NoConsentReference",
+    "Publisher",
+    "Receipt",
+    "draft_errors",
+    "frame_event",
+    "require_basis",
+]
 
 Identifiers = Annotated[
     dict[str, str],
@@ -45,9 +62,26 @@ Identifiers = Annotated[
     ),
 ]
 
+NO_BASIS = "every event needs a lawful basis: a consent id, or a data-sharing agreement id"
 
-class EventTooLarge(InputError):
-    """Raised when an encoded event is larger than the broker accepts."""
+
+class NoConsentReference(EventRejected):
+    """Raised when an event names neither a consent nor a data-sharing agreement."""
+
+    def __init__(self, pointer: str = "/basis") -> None:
+        super().__init__([(pointer, NO_BASIS)])
+
+
+def require_basis(basis: Any, pointer: str = "/basis") -> None:
+    """Raise ``NoConsentReference`` unless ``basis`` (a model or a dict) names its basis."""
+    if isinstance(basis, LawfulBasis):
+        basis = basis.model_dump(mode="json")
+    if not isinstance(basis, Mapping):
+        raise NoConsentReference(pointer)
+    kind = basis.get("kind")
+    named = basis.get("agreement_id") if kind == BasisKind.AGREEMENT else basis.get("consent_id")
+    if kind in (BasisKind.CONSENT, BasisKind.AGREEMENT) and not named:
+        raise NoConsentReference(pointer)
 
 
 class EventDraft(BaseModel):
@@ -57,12 +91,36 @@ class EventDraft(BaseModel):
 
     source_ref: str = Field(repr=False)
     identifiers: Identifiers
-    basis: LawfulBasis
+    basis: LawfulBasis | None = None
     payload: Payload
     occurred_at: AwareDatetime
     area_code: str | None = None
     age_band: AgeBand | None = None
     event_id: str | None = None
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> EventDraft:
+        """A draft from plain data; ``EventRejected`` (JSON pointers) if it is not one."""
+        require_basis(data.get("basis"))
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise EventRejected(draft_errors(exc)) from None
+
+
+def draft_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """RFC 6901 pointers and messages for a draft, no input value echoed; the payload's
+    union tag is left out of the pointer (``/payload/kind``, as the partner wrote it)."""
+    errors: list[tuple[str, str]] = []
+    for err in exc.errors(include_input=False):
+        loc = [str(part).replace("~", "~0").replace("/", "~1") for part in err["loc"]]
+        if len(loc) > 2 and loc[0] == "payload":
+            del loc[1]  # the discriminator's branch name, not a field the partner wrote
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "union_tag_invalid":
+            message = f"unknown family; expected one of {err.get('ctx', {}).get('expected_tags')}"
+        errors.append(("".join("/" + part for part in loc), message))
+    return errors
 
 
 class ConsentDraft(BaseModel):
@@ -78,18 +136,22 @@ class ConsentDraft(BaseModel):
     expires_at: AwareDatetime | None = None
 
 
-@dataclass(frozen=True)
-class Receipt:
-    """Proof that Kafka durably holds an event: where it was written."""
-
-    event_id: str
-    topic: str
-    partition: int
-    offset: int
+def frame_event(serde: Serde, topics: Topics, event: PartnerEvent, max_bytes: int) -> Outgoing:
+    """``event`` encoded for its partner's topic, keyed by its first token, size-checked."""
+    value = serde.encode(event, f"{topics.partner(event.partner_id)}-value")
+    if len(value) > max_bytes:
+        raise EventTooLarge(len(value), max_bytes)
+    return Outgoing(
+        topics.partner(event.partner_id), event.subject.tokens[0].encode(), value, event.event_id
+    )
 
 
 class Publisher:
-    """Publishes one partner's events and consents; returns only after Kafka acknowledged."""
+    """Publishes one partner's events and consents; returns only after Kafka acknowledged.
+
+    ``attempts`` and ``backoff_ms`` bound the retries when the broker does not
+    acknowledge; each retry re-sends the same event ids, so it cannot double count.
+    """
 
     def __init__(
         self,
@@ -97,6 +159,9 @@ class Publisher:
         source_system: str,
         settings: Settings | None = None,
         registry: SchemaRegistry | None = None,
+        *,
+        attempts: int = 5,
+        backoff_ms: int = 200,
     ) -> None:
         self.settings = settings or load_settings()
         self.partner_id = partner_id
@@ -104,27 +169,23 @@ class Publisher:
         self.topics = Topics(self.settings.topic_prefix)
         self._place_key = self.settings.place_key_bytes()
         self._serde = Serde(registry or SchemaRegistry(self.settings))
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.settings.bootstrap_servers,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                request_timeout_ms=self.settings.request_timeout_ms,
-            )
-        except KafkaError as exc:
-            raise BrokerError(
-                f"cannot reach Kafka at {self.settings.bootstrap_servers}: {exc}"
-            ) from exc
+        self.delivery = Delivery(self.settings, attempts=attempts, backoff_ms=backoff_ms)
 
-    def tokens(self, identifiers: dict[str, str]) -> list[str]:
+    def tokens(self, identifiers: Mapping[str, str]) -> list[str]:
         """The pseudonymous tokens for a partner's raw identifiers, in a stable order."""
-        return sorted(
-            {token(scheme, value, self._place_key) for scheme, value in identifiers.items()}
-        )
+        tokens: set[str] = set()
+        for scheme, value in identifiers.items():
+            try:
+                tokens.add(token(scheme, value, self._place_key))
+            except IdentifierError as exc:
+                message = str(exc).removeprefix(f"{scheme}: ")
+                raise EventRejected([(f"/identifiers/{scheme}", message)]) from None
+        return sorted(tokens)
 
     def to_event(self, draft: EventDraft) -> PartnerEvent:
         """The wire event for ``draft``: identifiers tokenised, ids and times filled in."""
+        if draft.basis is None:
+            raise NoConsentReference()
         try:
             return PartnerEvent(
                 event_id=draft.event_id or str(uuid.uuid4()),
@@ -161,16 +222,22 @@ class Publisher:
         except ValidationError as exc:
             raise EventRejected(validation_errors(exc)) from None
 
+    def prepare(self, draft: EventDraft) -> Outgoing:
+        """Validate, pseudonymise and encode one draft (``EventRejected`` if it is wrong)."""
+        event = self.to_event(draft)
+        return frame_event(self._serde, self.topics, event, self.settings.max_event_bytes)
+
+    def deliver(self, prepared: Sequence[Outgoing]) -> list[Receipt]:
+        """Send prepared events; one receipt each, in order, once every one is acknowledged."""
+        return self.delivery.deliver(prepared)
+
     def publish(self, draft: EventDraft) -> Receipt:
         """Publish one event and wait for the broker's acknowledgement."""
         return self.publish_many([draft])[0]
 
     def publish_many(self, drafts: Iterable[EventDraft]) -> list[Receipt]:
-        """Publish events as one batch; returns after every one is acknowledged, in order."""
-        events = [self.to_event(draft) for draft in drafts]
-        topic = self.topics.partner(self.partner_id)
-        ensure_topic(self.settings, topic, partitions=self.settings.partitions)
-        return self._produce(topic, [(e.subject.tokens[0], e.event_id, e) for e in events])
+        """Publish events as one batch: all are checked first, so a bad one sends nothing."""
+        return self.deliver([self.prepare(draft) for draft in drafts])
 
     def publish_consent(self, draft: ConsentDraft) -> Receipt:
         """Publish one consent record (keyed by consent id) and wait for the acknowledgement."""
@@ -178,39 +245,17 @@ class Publisher:
 
     def publish_consents(self, drafts: Iterable[ConsentDraft]) -> list[Receipt]:
         """Publish consent records as one batch; returns after every one is acknowledged."""
-        records = [self.to_consent(draft) for draft in drafts]
         topic = self.topics.consent
+        items = [self._frame(topic, r.consent_id, r) for r in map(self.to_consent, drafts)]
         ensure_topic(self.settings, topic, partitions=self.settings.partitions, compact=True)
-        return self._produce(topic, [(r.consent_id, r.consent_id, r) for r in records])
+        return self.deliver(items)
 
-    def _produce(self, topic: str, items: list[tuple[str, str, AvroModel]]) -> list[Receipt]:
-        """Send (key, id, model) items, then wait for every acknowledgement, in order."""
-        pending = [(item_id, self._send(topic, key, model)) for key, item_id, model in items]
-        return [self._await(item_id, future) for item_id, future in pending]
-
-    def _send(self, topic: str, key: str, model: AvroModel) -> object:
-        value = self._serde.encode(model, f"{topic}-value")
-        try:
-            return self._producer.send(topic, key=key.encode(), value=value)
-        except MessageSizeTooLargeError as exc:
-            raise EventTooLarge(
-                f"encoded event is {len(value)} bytes, over the broker's limit"
-            ) from exc
-        except KafkaError as exc:
-            raise BrokerError(f"could not send to {topic}: {exc}") from exc
-
-    def _await(self, event_id: str, future: object) -> Receipt:
-        try:
-            metadata = future.get(timeout=self.settings.request_timeout_ms / 1000)  # type: ignore[attr-defined]
-        except MessageSizeTooLargeError as exc:
-            raise EventTooLarge(f"event {event_id} is over the broker's size limit") from exc
-        except (KafkaTimeoutError, KafkaError) as exc:
-            raise BrokerError(f"event {event_id} was not acknowledged: {exc}") from exc
-        return Receipt(event_id, metadata.topic, metadata.partition, metadata.offset)
+    def _frame(self, topic: str, key: str, model: AvroModel) -> Outgoing:
+        return Outgoing(topic, key.encode(), self._serde.encode(model, f"{topic}-value"), key)
 
     def close(self) -> None:
         """Flush and close the producer."""
-        self._producer.close()
+        self.delivery.close()
 
     def __enter__(self) -> Publisher:
         return self

@@ -1,14 +1,20 @@
-"""A synthetic place: people, partners and consents, publishing through the real SDK.
+"""A synthetic place: wards, households, people, partners, consents, needs and referrals.
 
 Deterministic for a seed, so the demo, tests and benchmarks see the same place. Every
-identifier it makes is synthetic (valid NHS numbers from a random generator), never real.
+identifier it makes is synthetic (valid-format NHS numbers and UPNs from a seeded random
+generator), never a real person's. Everything publishes through the real SDK.
+
+The place is data, not code: ``PARTNERS`` says who shares which event kinds, ``NEEDS``
+which event kinds a need makes likely (needs co-occur within a household, as hardship
+does), and ``REFERRALS`` which event at one partner tends to lead to an event at another.
+A new payload family is one more ``_PAYLOADS`` entry and a few rows in these tables.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -31,17 +37,154 @@ from hub.models import (
     Payload,
 )
 
-__all__ = ["PARTNERS", "Place", "SimPerson", "synthetic_nhs_number"]
+__all__ = [
+    "NEEDS",
+    "PARTNERS",
+    "REFERRALS",
+    "Household",
+    "PartnerProfile",
+    "Place",
+    "SimPerson",
+    "synthetic_nhs_number",
+    "synthetic_upn",
+]
 
 PURPOSE = "early-help"
-# partner id -> source system; the order is the order partners join the place.
-PARTNERS = {
-    "council-housing": "northgate-housing",
-    "northfield-school": "sims-education",
-    "city-health": "emis-health",
-}
-_BATCH = 500  # events sent before waiting for acknowledgements, when not paced
 WARDS = [f"E0500{n:04d}" for n in range(1, 13)]
+_BATCH = 500  # events sent before waiting for acknowledgements, when not paced
+_ADULT_BANDS = [AgeBand.AGE_18_24, AgeBand.AGE_25_34, AgeBand.AGE_35_49, AgeBand.AGE_50_64]
+_CHILD_BANDS = [AgeBand.AGE_5_10, AgeBand.AGE_11_15, AgeBand.AGE_16_17]
+
+
+@dataclass(frozen=True)
+class PartnerProfile:
+    """One organisation of the place: who it serves and which event kinds it records."""
+
+    id: str
+    name: str
+    sector: str
+    source_system: str
+    family: str
+    kinds: tuple[str, ...]
+    serves: Callable[[SimPerson], bool]
+
+
+def _tenant_of(landlord: str) -> Callable[[SimPerson], bool]:
+    return lambda person: person.landlord == landlord
+
+
+def _pupil_of(school: str) -> Callable[[SimPerson], bool]:
+    return lambda person: person.school == school
+
+
+def _everyone(person: SimPerson) -> bool:
+    return True
+
+
+def _adult(person: SimPerson) -> bool:
+    return person.school is None
+
+
+# The partners, in the order they join the place (at least six, several per family).
+PARTNERS: dict[str, PartnerProfile] = {
+    p.id: p
+    for p in [
+        PartnerProfile(
+            "council-housing", "City Council Housing", "housing", "northgate-housing",
+            "housing", ("ARREARS", "NOTICE_SERVED", "HOMELESSNESS_PRESENTATION"),
+            _tenant_of("council-housing"),
+        ),
+        PartnerProfile(
+            "riverside-homes", "Riverside Homes Housing Association", "housing",
+            "orchard-housing", "housing", ("ARREARS", "NOTICE_SERVED"),
+            _tenant_of("riverside-homes"),
+        ),
+        PartnerProfile(
+            "northfield-school", "Northfield Academy", "education", "sims-education",
+            "education", ("ATTENDANCE", "SUSPENSION", "EXCLUSION", "CHILD_MISSING_EDUCATION"),
+            _pupil_of("northfield-school"),
+        ),
+        PartnerProfile(
+            "southside-primary", "Southside Primary School", "education", "arbor-education",
+            "education", ("ATTENDANCE", "SUSPENSION", "CHILD_MISSING_EDUCATION"),
+            _pupil_of("southside-primary"),
+        ),
+        PartnerProfile(
+            "city-health", "City Hospitals NHS Trust", "health", "emis-health", "health",
+            ("AE_ATTENDANCE",), _everyone,
+        ),
+        PartnerProfile(
+            "minds-matter", "Minds Matter Community Mental Health", "health", "rio-health",
+            "health", ("MENTAL_HEALTH_REFERRAL",), _everyone,
+        ),
+        PartnerProfile(
+            "city-gp-federation", "City GP Federation", "health", "systmone-health", "health",
+            ("GP_REGISTRATION",), _adult,
+        ),
+    ]
+}  # fmt: skip
+
+# need -> (family, kind) -> weight: what a person with that need tends to show.
+NEEDS: dict[str, dict[tuple[str, str], float]] = {
+    "financial-hardship": {
+        ("housing", "ARREARS"): 5.0,
+        ("housing", "NOTICE_SERVED"): 1.5,
+        ("education", "ATTENDANCE"): 1.0,
+    },
+    "housing-instability": {
+        ("housing", "NOTICE_SERVED"): 2.0,
+        ("housing", "HOMELESSNESS_PRESENTATION"): 2.0,
+        ("education", "CHILD_MISSING_EDUCATION"): 1.0,
+        ("health", "GP_REGISTRATION"): 1.0,
+    },
+    "school-disengagement": {
+        ("education", "ATTENDANCE"): 4.0,
+        ("education", "SUSPENSION"): 1.5,
+        ("education", "EXCLUSION"): 0.5,
+    },
+    "poor-mental-health": {
+        ("health", "MENTAL_HEALTH_REFERRAL"): 2.0,
+        ("health", "AE_ATTENDANCE"): 2.0,
+        ("education", "ATTENDANCE"): 1.0,
+    },
+}
+# A baseline every resident has: ordinary contact with services.
+_BASELINE: dict[tuple[str, str], float] = {
+    ("health", "AE_ATTENDANCE"): 0.5,
+    ("health", "GP_REGISTRATION"): 0.2,
+    ("education", "ATTENDANCE"): 0.5,
+}
+# (family, kind) that starts a flow -> (family, kind) it leads to, and how often.
+REFERRALS: dict[tuple[str, str], list[tuple[tuple[str, str], float]]] = {
+    ("housing", "HOMELESSNESS_PRESENTATION"): [
+        (("health", "GP_REGISTRATION"), 0.5),
+        (("health", "MENTAL_HEALTH_REFERRAL"), 0.3),
+    ],
+    ("education", "EXCLUSION"): [(("health", "MENTAL_HEALTH_REFERRAL"), 0.4)],
+    ("health", "AE_ATTENDANCE"): [(("health", "MENTAL_HEALTH_REFERRAL"), 0.15)],
+    ("housing", "NOTICE_SERVED"): [(("housing", "HOMELESSNESS_PRESENTATION"), 0.25)],
+}
+
+
+def _housing(rng: random.Random, kind: str) -> Payload:
+    band = rng.choice(list(ArrearsBand)) if kind == "ARREARS" else None
+    return HousingEvent(kind=HousingKind(kind), arrears_band=band)
+
+
+def _education(rng: random.Random, kind: str) -> Payload:
+    band = rng.choice(list(AttendanceBand)[1:]) if kind == "ATTENDANCE" else None
+    return EducationEvent(kind=EducationKind(kind), attendance_band=band)
+
+
+def _health(rng: random.Random, kind: str) -> Payload:
+    return HealthEvent(kind=HealthKind(kind))
+
+
+_PAYLOADS: dict[str, Callable[[random.Random, str], Payload]] = {
+    "housing": _housing,
+    "education": _education,
+    "health": _health,
+}
 
 
 def synthetic_nhs_number(rng: random.Random) -> str:
@@ -55,42 +198,94 @@ def synthetic_nhs_number(rng: random.Random) -> str:
             return "".join(map(str, digits)) + str(check)
 
 
+def synthetic_upn(rng: random.Random) -> str:
+    """A random school UPN with a valid check letter (DfE rule; not a real pupil's)."""
+    letters = "ABCDEFGHJKLMNPQRTUVWXYZ"
+    body = "".join(str(rng.randrange(10)) for _ in range(12))
+    weighted = sum(int(ch) * weight for ch, weight in zip(body, range(2, 14), strict=True))
+    return letters[weighted % 23] + body
+
+
 @dataclass
 class SimPerson:
     """One synthetic resident: raw identifiers (kept on the partner side only)."""
 
     index: int
+    household: int
     nhs_number: str
-    council_ref: str
     ward: str
     age_band: AgeBand
     consented: bool
-    partners: list[str] = field(default_factory=list)
+    landlord: str | None = None
+    council_ref: str | None = None
+    school: str | None = None
+    upn: str | None = None
+    needs: list[str] = field(default_factory=list)
 
     @property
     def consent_id(self) -> str:
         return f"c-{self.index:06d}"
 
+    def partners(self) -> list[str]:
+        """The partners that serve this person."""
+        return [pid for pid, profile in PARTNERS.items() if profile.serves(self)]
+
+
+@dataclass
+class Household:
+    """People at one address (never the address itself): a ward, a landlord, shared needs."""
+
+    index: int
+    ward: str
+    landlord: str | None
+    needs: list[str]
+    members: list[SimPerson] = field(default_factory=list)
+
 
 class Place:
-    """The synthetic place for one seed."""
+    """The synthetic place for one seed: households of people with co-occurring needs."""
 
     def __init__(self, seed: int = 7, people: int = 100, consent_rate: float = 0.9) -> None:
         self.rng = random.Random(seed)
-        self.people = [self._person(i, consent_rate) for i in range(people)]
+        self.households: list[Household] = []
+        self.people: list[SimPerson] = []
+        while len(self.people) < people:
+            self._household(people - len(self.people), consent_rate)
+        self._follow_ups: list[tuple[datetime, SimPerson, tuple[str, str]]] = []
 
-    def _person(self, index: int, consent_rate: float) -> SimPerson:
+    def _household(self, room: int, consent_rate: float) -> None:
         rng = self.rng
-        partners = ["council-housing", *[p for p in list(PARTNERS)[1:] if rng.random() < 0.7]]
-        return SimPerson(
+        stress = rng.random()  # one household-level factor makes needs co-occur
+        needs = [need for need in NEEDS if rng.random() < stress * 0.6]
+        landlord = rng.choices(["council-housing", "riverside-homes", None], [5, 3, 2])[0]
+        household = Household(len(self.households), rng.choice(WARDS), landlord, needs)
+        adults = min(room, rng.choice([1, 1, 2, 2, 2]))
+        children = min(room - adults, rng.choice([0, 0, 1, 2, 3]))
+        for n in range(adults + children):
+            household.members.append(self._person(household, n >= adults, consent_rate))
+        self.households.append(household)
+
+    def _person(self, household: Household, child: bool, consent_rate: float) -> SimPerson:
+        rng = self.rng
+        index = len(self.people)
+        person = SimPerson(
             index=index,
+            household=household.index,
             nhs_number=synthetic_nhs_number(rng),
-            council_ref=f"HSG-{index:07d}",
-            ward=rng.choice(WARDS),
-            age_band=rng.choice([AgeBand.AGE_11_15, AgeBand.AGE_25_34, AgeBand.AGE_35_49]),
+            ward=household.ward,
+            age_band=rng.choice(_CHILD_BANDS if child else _ADULT_BANDS),
             consented=index == 0 or rng.random() < consent_rate,
-            partners=partners,
+            needs=[need for need in household.needs if rng.random() < 0.8],
         )
+        if child:
+            person.school = rng.choice(["northfield-school", "southside-primary"])
+            person.upn = synthetic_upn(rng)
+        else:
+            person.landlord = household.landlord
+            if household.landlord is not None:
+                person.council_ref = f"HSG-{index:07d}"
+        self.people.append(person)
+        return person
 
     @staticmethod
     def person_id(person: SimPerson, place_key: bytes) -> str:
@@ -98,7 +293,7 @@ class Place:
         return person_id_for(token("nhs", person.nhs_number, place_key))
 
     def consent(self, person: SimPerson) -> ConsentDraft:
-        """The consent council housing records for ``person``."""
+        """The consent recorded for ``person``, covering every partner of the place."""
         return ConsentDraft(
             consent_id=person.consent_id,
             identifiers={"nhs": person.nhs_number},
@@ -107,42 +302,75 @@ class Place:
         )
 
     def events(self, count: int, start: datetime | None = None) -> Iterator[tuple[str, EventDraft]]:
-        """``count`` events as (partner id, draft), spread over the people."""
+        """``count`` events as (partner id, draft): needs drive them, referrals follow them."""
         moment = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-        for _ in range(count):
-            person = self.rng.choice(self.people)
-            partner = self.rng.choice(person.partners)
+        weights = [1.0 + 2.0 * len(person.needs) for person in self.people]
+        produced = 0
+        while produced < count:
             moment += timedelta(minutes=self.rng.randrange(1, 90))
-            yield partner, self._draft(person, partner, moment)
+            due = self._due_follow_up(moment)
+            if due is not None:
+                person, (family, kind) = due
+            else:
+                person = self.rng.choices(self.people, weights)[0]
+                options = self._options(person)
+                if not options:
+                    continue
+                family, kind = self.rng.choices(list(options), list(options.values()))[0]
+            partner = self._partner_for(person, family, kind)
+            if partner is None:
+                continue
+            self._schedule_referrals(person, (family, kind), moment)
+            produced += 1
+            yield partner, self._draft(person, partner, family, kind, moment)
 
-    def _draft(self, person: SimPerson, partner: str, moment: datetime) -> EventDraft:
+    def _options(self, person: SimPerson) -> dict[tuple[str, str], float]:
+        weights = dict(_BASELINE)
+        for need in person.needs:
+            for event, weight in NEEDS[need].items():
+                weights[event] = weights.get(event, 0.0) + weight
+        return {e: w for e, w in weights.items() if self._partner_for(person, *e) is not None}
+
+    def _partner_for(self, person: SimPerson, family: str, kind: str) -> str | None:
+        for pid, profile in PARTNERS.items():
+            if profile.family == family and kind in profile.kinds and profile.serves(person):
+                return pid
+        return None
+
+    def _schedule_referrals(
+        self, person: SimPerson, event: tuple[str, str], moment: datetime
+    ) -> None:
+        for follow_up, chance in REFERRALS.get(event, []):
+            if self.rng.random() < chance:
+                later = moment + timedelta(days=self.rng.randrange(1, 21))
+                self._follow_ups.append((later, person, follow_up))
+        self._follow_ups.sort(key=lambda item: item[0])
+
+    def _due_follow_up(self, moment: datetime) -> tuple[SimPerson, tuple[str, str]] | None:
+        if self._follow_ups and self._follow_ups[0][0] <= moment:
+            _, person, event = self._follow_ups.pop(0)
+            return person, event
+        return None
+
+    def _draft(
+        self, person: SimPerson, partner: str, family: str, kind: str, moment: datetime
+    ) -> EventDraft:
         identifiers = {"nhs": person.nhs_number}
-        if partner == "council-housing":
+        if family == "housing" and person.council_ref:
             identifiers["council"] = person.council_ref
+        if family == "education" and person.upn:
+            identifiers["upn"] = person.upn
         return EventDraft(
             source_ref=f"{partner[:3].upper()}-{person.index:06d}",
             identifiers=identifiers,
             basis=LawfulBasis(
                 kind=BasisKind.CONSENT, consent_id=person.consent_id, purpose=PURPOSE
             ),
-            payload=self._payload(partner),
+            payload=_PAYLOADS[family](self.rng, kind),
             occurred_at=moment,
             area_code=person.ward,
             age_band=person.age_band,
         )
-
-    def _payload(self, partner: str) -> Payload:
-        rng = self.rng
-        if partner == "council-housing":
-            return HousingEvent(
-                kind=rng.choice(list(HousingKind)), arrears_band=rng.choice(list(ArrearsBand))
-            )
-        if partner == "northfield-school":
-            return EducationEvent(
-                kind=rng.choice(list(EducationKind)),
-                attendance_band=rng.choice(list(AttendanceBand)),
-            )
-        return HealthEvent(kind=rng.choice(list(HealthKind)))
 
     def publish(
         self,
@@ -152,7 +380,7 @@ class Place:
         consents: bool = True,
     ) -> dict[str, int]:
         """Publish every consent (if asked), then ``events`` events, paced to ``rate_per_s``."""
-        publishers = {p: Publisher(p, system, settings) for p, system in PARTNERS.items()}
+        publishers = {p.id: Publisher(p.id, p.source_system, settings) for p in PARTNERS.values()}
         try:
             if consents:
                 publishers["council-housing"].publish_consents(

@@ -23,6 +23,7 @@ def ensure_topic(settings: Settings, name: str, *, partitions: int, compact: boo
         admin = KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers,
             request_timeout_ms=settings.request_timeout_ms,
+            bootstrap_timeout_ms=settings.request_timeout_ms,
         )
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc

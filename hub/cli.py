@@ -7,8 +7,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
+from connectors.csv_drop import CsvDrop, IngestSummary
+from connectors.mapping import EventMapping
 from connectors.simulate import Place
+from connectors.sql_poll import SqlPoll
 from hub import broker, catalogue, contracts
 from hub.config import load_settings
 from hub.demo import run_demo
@@ -56,6 +60,42 @@ def _replay(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"deleted_topics": deleted}))
     return 0
+
+
+def _report(summary: IngestSummary, as_json: bool) -> int:
+    """Print an ingest summary; exit 0 when every row was published, 1 if some were rejected."""
+    print(summary.to_json() if as_json else summary.describe())
+    return 1 if summary.rejected else 0
+
+
+def _ingest_csv(args: argparse.Namespace) -> int:
+    drop = CsvDrop(
+        args.file,
+        args.partner,
+        EventMapping.load(args.mapping),
+        load_settings(),
+        reject_path=args.reject_file,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    return _report(drop.run(), args.json)
+
+
+def _ingest_sql(args: argparse.Namespace) -> int:
+    poll = SqlPoll(
+        args.dsn,
+        args.query_file,
+        args.partner,
+        EventMapping.load(args.mapping),
+        load_settings(),
+        watermark=args.watermark,
+        key=args.key,
+        name=args.name,
+        batch_size=args.batch_size,
+        reject_path=args.reject_file,
+    )
+    summary = poll.poll_once() if args.once else poll.run(args.interval_s)
+    return _report(summary, args.json)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -150,6 +190,31 @@ def _parser() -> argparse.ArgumentParser:
     schemas.add_argument("--check", action="store_true", help="docs: fail if the file is stale")
     schemas.set_defaults(run=_schemas)
 
+    ingest = commands.add_parser("ingest", help="publish a partner's records from a file or table")
+    sources = ingest.add_subparsers(dest="source", required=True)
+    csv_drop = sources.add_parser("csv", help="import a CSV file through a mapping (resumable)")
+    csv_drop.add_argument("file", type=Path)
+    _ingest_options(csv_drop)
+    csv_drop.add_argument(
+        "--reject-file", type=Path, default=None, help="default: FILE's name + .rejects.csv"
+    )
+    csv_drop.add_argument("--batch-size", type=int, default=500)
+    csv_drop.add_argument("--no-progress", action="store_true", help="no progress bar")
+    csv_drop.set_defaults(run=_ingest_csv)
+
+    sql_poll = sources.add_parser("sql", help="poll a PostgreSQL query by a watermark column")
+    sql_poll.add_argument("--dsn", required=True, help="postgresql://user@host:port/db")
+    sql_poll.add_argument("--query-file", type=Path, required=True, help="a SELECT statement")
+    _ingest_options(sql_poll)
+    sql_poll.add_argument("--watermark", default="updated_at", help="column that grows on change")
+    sql_poll.add_argument("--key", default="id", help="unique key column (tie-break)")
+    sql_poll.add_argument("--name", default=None, help="position name (default: query file stem)")
+    sql_poll.add_argument("--batch-size", type=int, default=500)
+    sql_poll.add_argument("--reject-file", type=Path, default=None)
+    sql_poll.add_argument("--once", action="store_true", help="poll until caught up, then exit")
+    sql_poll.add_argument("--interval-s", type=float, default=30.0, help="seconds between polls")
+    sql_poll.set_defaults(run=_ingest_sql)
+
     demo = commands.add_parser(
         "demo", help="the whole place, simulated: broker, worker, partners, API"
     )
@@ -157,6 +222,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=20.0, help="events per second once running")
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _ingest_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--partner", required=True, help="the partner id publishing")
+    parser.add_argument("--mapping", type=Path, required=True, help="mapping YAML file")
+    parser.add_argument("--json", action="store_true", help="report the summary as JSON")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

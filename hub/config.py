@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     quarantine_hold_s: float = Field(default=7 * 24 * 3600, gt=0)
     maintenance_interval_s: float = Field(default=60, gt=0)
     request_timeout_ms: int = Field(default=30_000, ge=100)
+    max_event_bytes: int = Field(
+        default=1_000_000, ge=256, description="Largest encoded event a connector will send."
+    )
+    ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    ingest_max_items: int = Field(default=500, ge=1)
+    ingest_timeout_ms: int = Field(
+        default=10_000, ge=100, description="How long HTTP ingest waits for Kafka before 503."
+    )
+    ingest_retry_after_s: int = Field(default=5, ge=1)
     broker_port: int = Field(default=19092, ge=1, le=65535)
     controller_port: int = Field(default=19093, ge=1, le=65535)
     broker_heap_mb: int = Field(default=512, ge=128)

@@ -7,6 +7,7 @@ import faust
 from hub.app import Hub
 from hub.catalogue import install_catalogue_page
 from hub.config import Settings
+from hub.ingest import install_ingest
 from hub.registry_api import install_registry_api
 from hub.web import install_web
 
@@ -21,6 +22,7 @@ def build_hub(settings: Settings) -> Hub:
     install_web(hub)
     install_registry_api(hub)
     install_catalogue_page(hub)
+    install_ingest(hub)
     return hub
 
 

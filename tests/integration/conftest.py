@@ -7,6 +7,7 @@ records, consumer groups or changelogs on the shared broker.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from hub import broker
-from hub.config import Settings
+from hub.config import PROJECT_ROOT, Settings
 from tests.integration.helpers import WorkerProcess, free_port
 
 
@@ -25,6 +26,15 @@ def broker_settings() -> Settings:
     settings = Settings()
     broker.start(settings, progress=lambda line: None)
     return settings
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of the project's PostgreSQL (scripts/postgres.sh), started if needed; never skips."""
+    script = str(PROJECT_ROOT / "scripts" / "postgres.sh")
+    subprocess.run([script, "start"], check=True, capture_output=True, timeout=300)
+    done = subprocess.run([script, "dsn"], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
 
 
 @pytest.fixture

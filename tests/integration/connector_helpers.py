@@ -1,0 +1,51 @@
+"""Shared by the connector tests: mappings, synthetic rows and reading what was published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hub.config import Settings
+from hub.models import PartnerEvent
+from hub.registry import SchemaRegistry
+from hub.serde import Serde
+from hub.topics import Topics
+from tests.integration.helpers import read_topic
+
+GOOD_NHS = "943 476 5919"  # synthetic, valid check digit; searched for in topic bytes
+BAD_NHS = "943 476 5910"  # wrong check digit
+
+CSV_MAPPING = """\
+source_system: sims-education
+timezone: Europe/London
+csv: {encoding: ENCODING, delimiter: "DELIM"}
+fields:
+  source_ref: PupilId
+  occurred_at: {column: Date, format: "%d/%m/%Y"}
+  identifiers.nhs: NHS
+  basis.kind: {value: CONSENT}
+  basis.consent_id: Consent
+  basis.purpose: {value: early-help}
+  payload.family: {value: education}
+  payload.kind: {column: Type, map: {Att: ATTENDANCE, Susp: SUSPENSION}}
+  area_code: {column: Ward, optional: true}
+"""
+
+
+def write_mapping(folder: Path, encoding: str = "utf-8", delimiter: str = ",") -> Path:
+    """A mapping file for the school export used across the CSV tests."""
+    path = folder / "mapping.yaml"
+    path.write_text(CSV_MAPPING.replace("ENCODING", encoding).replace("DELIM", delimiter))
+    return path
+
+
+def published_events(settings: Settings, partner: str) -> list[PartnerEvent]:
+    """Every event on ``partner``'s topic, decoded (duplicates included)."""
+    serde = Serde(SchemaRegistry(settings))
+    records = read_topic(settings, Topics(settings.topic_prefix).partner(partner), timeout_s=60)
+    return [serde.decode(value, PartnerEvent) for _, value, _ in records]
+
+
+def raw_topic_bytes(settings: Settings, partner: str) -> bytes:
+    """All keys and values on ``partner``'s topic, concatenated (to search for leaks)."""
+    records = read_topic(settings, Topics(settings.topic_prefix).partner(partner))
+    return b"".join((key or b"") + (value or b"") for key, value, _ in records)

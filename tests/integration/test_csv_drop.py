@@ -1,0 +1,237 @@
+"""CSV drop against the real broker: a malformed-row corpus, encodings, resume after a kill."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from connectors.csv_drop import Checkpoint, CsvDrop, CsvFileError
+from connectors.mapping import EventMapping
+from hub.config import PROJECT_ROOT, Settings
+from tests.integration.connector_helpers import (
+    BAD_NHS,
+    GOOD_NHS,
+    published_events,
+    raw_topic_bytes,
+    write_mapping,
+)
+
+PARTNER = "northfield-school"
+HEADER = "PupilId,Date,NHS,Consent,Type,Ward,Notes\n"
+GOOD = f"P{{n}},02/03/2026,{GOOD_NHS},c-1,Att,E05000001,ok\n"
+
+# (record text, the reason it must be rejected with): one malformed row each.
+CORPUS: list[tuple[str, str]] = [
+    (
+        f"B1,02/03/2026,{BAD_NHS},c-1,Att,,x\n",
+        "column 'NHS' (identifiers.nhs): the NHS number's check digit is wrong",
+    ),
+    ("B2,02/03/2026,94347659,c-1,Att,,x\n", "column 'NHS' (identifiers.nhs): an NHS number must"),
+    ("B3,02/03/2026,,c-1,Att,,x\n", "column 'NHS' (identifiers.nhs): is empty"),
+    (
+        f"B4,31/02/2026,{GOOD_NHS},c-1,Att,,x\n",
+        "column 'Date' (occurred_at): is not a date or time in the format %d/%m/%Y",
+    ),
+    (f"B5,02/03/2026,{GOOD_NHS},,Att,,x\n", "column 'Consent' (basis.consent_id): is empty"),
+    (
+        f"B6,02/03/2026,{GOOD_NHS},c-1,Absent,,x\n",
+        "column 'Type' (payload.kind): is not one of the mapped codes ['Att', 'Susp']",
+    ),
+    (
+        f"B7,02/03/2026,{GOOD_NHS},c-1,Att,Leeds,x\n",
+        "column 'Ward' (area_code): String should match pattern",
+    ),
+    (f"B8,02/03/2026,{GOOD_NHS},c-1,Att\n", "5 fields, the header has 7"),
+    (f"B9,02/03/2026,{GOOD_NHS},c-1,Att,,x,extra\n", "8 fields, the header has 7"),
+    (f'"B10"x,02/03/2026,{GOOD_NHS},c-1,Att,,x\n', "not valid CSV: ',' expected after '\"'"),
+    (
+        f"B11,02/03/2026,{GOOD_NHS},c-1,Att,,caf\xe9\n",
+        "bytes that are not valid utf-8; set csv.encoding in the mapping (e.g. latin-1)",
+    ),
+    (f"B 12,02/03/2026,{GOOD_NHS},c-1,Att,,x\n", "column 'PupilId' (source_ref): String should"),
+    (
+        f"{'B' * 65},02/03/2026,{GOOD_NHS},c-1,Att,,x\n",
+        "column 'PupilId' (source_ref): String should have at most 64 characters",
+    ),
+    (
+        f"B14,02/03/2026,{GOOD_NHS},Consent 1,Att,,x\n",
+        "column 'Consent' (basis.consent_id): String should match pattern",
+    ),
+    (f"B15,2026-03-02,{GOOD_NHS},c-1,Att,,x\n", "column 'Date' (occurred_at): is not a date"),
+]
+UNTERMINATED = (f'B16,02/03/2026,{GOOD_NHS},c-1,Att,,"never closed\n', "unexpected end of data")
+
+
+def _write(path: Path, records: list[str]) -> None:
+    path.write_bytes("".join(records).encode("latin-1"))  # latin-1 keeps \xe9 a single byte
+
+
+def _rejects(path: Path, encoding: str = "utf-8") -> list[list[str]]:
+    with path.open(encoding=encoding, errors="surrogateescape", newline="") as source:
+        return list(csv.reader(source))[1:]
+
+
+def test_malformed_rows_get_precise_reasons_and_are_counted(
+    hub_settings: Settings, tmp_path: Path
+) -> None:
+    records = [HEADER, GOOD.format(n=0)]
+    expected: dict[int, str] = {}
+    line = 3
+    for n, (record, reason) in enumerate([*CORPUS, UNTERMINATED], start=1):
+        records.append(GOOD.format(n=n).replace(",ok", ',"a note, over\ntwo lines"'))
+        line += 2
+        records.append(record)
+        expected[line] = reason
+        line += 1
+    data = tmp_path / "export.csv"
+    _write(data, records)
+
+    drop = CsvDrop(data, PARTNER, EventMapping.load(write_mapping(tmp_path)), hub_settings)
+    summary = drop.run()
+
+    good_rows = 1 + len(CORPUS) + 1
+    assert (summary.read, summary.published, summary.rejected) == (
+        good_rows + len(expected),
+        good_rows,
+        len(expected),
+    )
+    assert summary.read == summary.published + summary.rejected
+    rejects = {int(row[0]): row[1] for row in _rejects(drop.reject_path)}
+    assert sorted(rejects) == sorted(expected)
+    for at, reason in expected.items():
+        assert reason in rejects[at], f"line {at}: {rejects[at]!r} lacks {reason!r}"
+        assert GOOD_NHS not in rejects[at] and BAD_NHS not in rejects[at]
+    events = published_events(hub_settings, PARTNER)
+    assert sorted(e.source_ref for e in events) == sorted(f"P{n}" for n in range(good_rows))
+    assert {e.event_type for e in events} == {"education.attendance"}
+    topic = raw_topic_bytes(hub_settings, PARTNER)
+    assert GOOD_NHS.replace(" ", "").encode() not in topic and b"a note" not in topic
+
+
+def test_rejected_rows_can_be_fixed_and_dropped_again(
+    hub_settings: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "export.csv"
+    _write(data, [HEADER, GOOD.format(n=1), CORPUS[4][0]])
+    mapping = EventMapping.load(write_mapping(tmp_path))
+    first = CsvDrop(data, PARTNER, mapping, hub_settings)
+    assert first.run().rejected == 1
+
+    fixed = first.reject_path.read_text().replace(f"{GOOD_NHS},,Att", f"{GOOD_NHS},c-9,Att")
+    again = tmp_path / "fixed.csv"
+    again.write_text(fixed)
+    summary = CsvDrop(again, PARTNER, mapping, hub_settings).run()
+
+    assert (summary.read, summary.published, summary.rejected) == (1, 1, 0)
+
+
+def test_latin1_semicolons_bom_and_crlf(hub_settings: Settings, tmp_path: Path) -> None:
+    rows = [HEADER, GOOD.format(n=1), GOOD.format(n=2).replace(",ok", ",Zoë's café")]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("".join(rows).replace(",", ";").replace("\n", "\r\n").encode("latin-1"))
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + "".join(rows).encode("utf-8"))
+
+    latin_summary = CsvDrop(
+        latin, PARTNER, EventMapping.load(write_mapping(tmp_path, "latin-1", ";")), hub_settings
+    ).run()
+    bom_summary = CsvDrop(
+        bom, PARTNER, EventMapping.load(write_mapping(tmp_path)), hub_settings
+    ).run()
+
+    assert (latin_summary.published, latin_summary.rejected) == (2, 0)
+    assert (bom_summary.published, bom_summary.rejected) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "the file is empty (no header line)"),
+        (b"PupilId,Date,NHS\nP1,02/03/2026,x\n", "the header lacks columns ['Consent', 'Type'"),
+        (b"PupilId;Date;NHS;Consent;Type;Ward\n", "(is the delimiter ',' right?)"),
+        (HEADER.replace("Notes", "NHS").encode(), "the header repeats columns ['NHS']"),
+    ],
+)
+def test_file_level_problems_stop_before_publishing(
+    hub_settings: Settings, tmp_path: Path, content: bytes, problem: str
+) -> None:
+    data = tmp_path / "export.csv"
+    data.write_bytes(content)
+    drop = CsvDrop(data, PARTNER, EventMapping.load(write_mapping(tmp_path)), hub_settings)
+    with pytest.raises(CsvFileError) as caught:
+        drop.run()
+    assert problem in str(caught.value)
+
+
+def _big_file(path: Path, rows: int) -> None:
+    with path.open("w") as out:
+        out.write(HEADER)
+        for n in range(rows):
+            out.write(f"P{n},02/03/2026,{GOOD_NHS},c-{n % 97},Att,E05000001,row {n}\n")
+
+
+def _cli(data: Path, mapping: Path, settings: Settings) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "PLACEHUB_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "PLACEHUB_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    command = [sys.executable, "-m", "hub.cli", "ingest", "csv", str(data)]
+    command += ["--partner", PARTNER, "--mapping", str(mapping), "--json"]
+    return subprocess.Popen(
+        command,
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_100k_rows_killed_half_way_then_rerun_yields_every_row_once(
+    hub_settings: Settings, tmp_path: Path
+) -> None:
+    rows = 100_000
+    mapping = write_mapping(tmp_path)
+    small, big = tmp_path / "small.csv", tmp_path / "big.csv"
+    _big_file(small, 2_000)
+    _big_file(big, rows)
+    small_out, _ = _cli(
+        small,
+        mapping,
+        hub_settings.model_copy(update={"topic_prefix": hub_settings.topic_prefix + "small."}),
+    ).communicate(timeout=120)
+    small_rss = json.loads(small_out)["peak_rss_mb"]
+
+    first = _cli(big, mapping, hub_settings)
+    checkpoint_path = tmp_path / "big.rejects.checkpoint.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        saved = Checkpoint.load(checkpoint_path)
+        if saved is not None and saved.read >= rows // 2:
+            break
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    killed_at = Checkpoint.load(checkpoint_path)
+    assert killed_at is not None and rows // 2 <= killed_at.read < rows, "not killed half way"
+
+    out, err = _cli(big, mapping, hub_settings).communicate(timeout=300)
+
+    summary = json.loads(out)
+    assert (summary["read"], summary["published"], summary["rejected"]) == (rows, rows, 0)
+    assert summary["resumed_at_line"] == killed_at.line + 1
+    assert "100%" in err and "B/s" in err, "no progress bar with rate on stderr"
+    assert summary["peak_rss_mb"] < small_rss + 30, "memory grows with the file"
+    events = published_events(hub_settings, PARTNER)
+    assert len({e.event_id for e in events}) == rows
+    assert {e.source_ref for e in events} == {f"P{n}" for n in range(rows)}
+    assert len(events) - rows < 2 * 500, "more re-sent than one unacknowledged batch"

@@ -1,0 +1,172 @@
+"""SQL poll against a real PostgreSQL and the real broker: watermark, restarts, bad rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from connectors.mapping import EventMapping
+from connectors.sql_poll import SqlPoll
+from hub.config import PROJECT_ROOT, Settings
+from tests.integration.connector_helpers import BAD_NHS, GOOD_NHS, published_events
+from tests.integration.helpers import read_topic
+
+PARTNER = "council-housing"
+MAPPING = """\
+source_system: northgate-housing
+fields:
+  source_ref: ref
+  occurred_at: updated_at
+  identifiers.nhs: {column: nhs_number, optional: true}
+  basis.kind: {value: CONSENT}
+  basis.consent_id: consent_ref
+  basis.purpose: {value: early-help}
+  payload.family: {value: housing}
+  payload.kind: {column: status, map: {arrears: ARREARS, notice: NOTICE_SERVED}}
+  payload.arrears_band: {column: band, optional: true}
+  area_code: {column: ward, optional: true}
+  age_band: {column: age_band, optional: true}
+person_key: {given_name: given_name, family_name: family_name, born: born, postcode: postcode}
+"""
+COLUMNS = (
+    "id, updated_at, ref, nhs_number, consent_ref, status, band, ward, age_band, "
+    "given_name, family_name, born, postcode"
+)
+GOOD: dict[str, Any] = {
+    "ref": "HSG-1",
+    "nhs_number": GOOD_NHS,
+    "consent_ref": "c-1",
+    "status": "arrears",
+    "band": "BAND_0_250",
+    "ward": "E05000001",
+    "age_band": "AGE_25_34",
+    "given_name": None,
+    "family_name": None,
+    "born": None,
+    "postcode": None,
+}
+
+
+@pytest.fixture
+def table(postgres_dsn: str) -> Iterator[str]:
+    """A fresh schema with a partner's ``referrals`` table; dropped afterwards."""
+    schema = f"t{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {schema}")
+        db.execute(
+            f"CREATE TABLE {schema}.referrals (id bigint PRIMARY KEY, "
+            "updated_at timestamptz NOT NULL, ref text, nhs_number text, consent_ref text, "
+            "status text, band text, ward text, age_band text, given_name text, "
+            "family_name text, born date, postcode text)"
+        )
+    yield f"{schema}.referrals"
+    with psycopg.connect(postgres_dsn, autocommit=True) as db:
+        db.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def insert(dsn: str, table: str, row_id: int, at: str, **changes: Any) -> None:
+    row = {**GOOD, "ref": f"HSG-{row_id}", **changes}
+    values = [row_id, at, *row.values()]
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute(f"INSERT INTO {table} ({COLUMNS}) VALUES ({', '.join(['%s'] * 13)})", values)
+
+
+def poller(dsn: str, table: str, settings: Settings, tmp_path: Path, **options: Any) -> SqlPoll:
+    query = tmp_path / "referrals.sql"
+    query.write_text(f"SELECT * FROM {table};\n")
+    mapping_path = tmp_path / "mapping.yaml"
+    mapping_path.write_text(MAPPING)
+    return SqlPoll(
+        dsn, query, PARTNER, EventMapping.load(mapping_path), settings,
+        reject_path=tmp_path / "rejects.jsonl", **options,
+    )  # fmt: skip
+
+
+def test_new_and_changed_rows_published_and_position_survives_restart(
+    postgres_dsn: str, table: str, hub_settings: Settings, tmp_path: Path
+) -> None:
+    for n in range(1, 6):  # two rows share a watermark: the key breaks the tie
+        insert(postgres_dsn, table, n, f"2026-03-0{min(n, 4)}T10:00:00Z")
+
+    first = poller(postgres_dsn, table, hub_settings, tmp_path, batch_size=2).poll_once()
+    restarted = poller(postgres_dsn, table, hub_settings, tmp_path).poll_once()
+    with psycopg.connect(postgres_dsn, autocommit=True) as db:
+        db.execute(
+            f"UPDATE {table} SET status = 'notice', updated_at = '2026-03-09T10:00:00Z' "
+            "WHERE id = 2"
+        )
+    insert(postgres_dsn, table, 6, "2026-03-08T10:00:00Z")
+    env = {
+        **os.environ,
+        "PLACEHUB_TOPIC_PREFIX": hub_settings.topic_prefix,
+        "PLACEHUB_BOOTSTRAP_SERVERS": hub_settings.bootstrap_servers,
+    }
+    cli = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "ingest", "sql", "--dsn", postgres_dsn,
+         "--query-file", str(tmp_path / "referrals.sql"), "--partner", PARTNER,
+         "--mapping", str(tmp_path / "mapping.yaml"), "--once", "--json"],
+        env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert (first.read, first.published, first.rejected) == (5, 5, 0)
+    assert (restarted.read, restarted.published) == (0, 0), "did not resume from the position"
+    assert cli.returncode == 0, cli.stderr
+    later = json.loads(cli.stdout)
+    assert (later["read"], later["published"], later["rejected"]) == (2, 2, 0)
+    events = published_events(hub_settings, PARTNER)
+    assert len({e.event_id for e in events}) == len(events) == 7
+    row2 = sorted((e.occurred_at, e.event_type) for e in events if e.source_ref == "HSG-2")
+    assert [kind for _, kind in row2] == ["housing.arrears", "housing.notice_served"]
+    positions = read_topic(hub_settings, f"{hub_settings.topic_prefix}connector.positions")
+    last = json.loads(positions[-1][1] or b"{}")
+    assert positions[-1][0] == f"{PARTNER}/referrals".encode()
+    assert last["key"] == {"type": "int", "value": "2"} and last["read"] == 7
+
+
+# (column changes, the reason the row must be rejected with)
+SQL_CORPUS: list[tuple[dict[str, Any], str]] = [
+    ({"nhs_number": None}, "identifiers: Dictionary should have at least 1 item"),
+    ({"nhs_number": BAD_NHS}, "column 'nhs_number' (identifiers.nhs): the NHS number's check"),
+    ({"status": "evicted"}, "column 'status' (payload.kind): is not one of the mapped codes"),
+    ({"consent_ref": None}, "column 'consent_ref' (basis.consent_id): is empty"),
+    ({"ref": "H" * 70}, "column 'ref' (source_ref): String should have at most 64 characters"),
+    ({"ward": "Leeds"}, "column 'ward' (area_code): String should match pattern"),
+    ({"age_band": "old"}, "column 'age_band' (age_band): Input should be 'AGE_0_4'"),
+    ({"band": "lots"}, "column 'band' (payload.arrears_band): Input should be 'BAND_0_250'"),
+    (
+        {"given_name": "Ann", "family_name": "Lee", "born": "1990-01-02", "postcode": "nowhere"},
+        "(person key): the postcode is not a UK postcode",
+    ),
+]
+
+
+def test_malformed_rows_are_rejected_precisely_and_counted(
+    postgres_dsn: str, table: str, hub_settings: Settings, tmp_path: Path
+) -> None:
+    insert(postgres_dsn, table, 1, "2026-03-01T10:00:00Z")
+    for n, (changes, _) in enumerate(SQL_CORPUS, start=2):
+        insert(postgres_dsn, table, n, f"2026-03-01T10:{n:02d}:00Z", **changes)
+    insert(postgres_dsn, table, 99, "2026-03-02T10:00:00Z", nhs_number=None, given_name="Ann",
+           family_name="Lee", born="1990-01-02", postcode="LS1 4AP")  # fmt: skip
+
+    poll = poller(postgres_dsn, table, hub_settings, tmp_path)
+    summary = poll.poll_once()
+
+    assert (summary.read, summary.published, summary.rejected) == (len(SQL_CORPUS) + 2, 2, 9)
+    assert summary.read == summary.published + summary.rejected
+    rejects = {int(r["key"]): r["reason"] for r in map(json.loads, poll.reject_path.open())}
+    for n, (_, reason) in enumerate(SQL_CORPUS, start=2):
+        assert reason in rejects[n], f"row {n}: {rejects[n]!r} lacks {reason!r}"
+    text = poll.reject_path.read_text()
+    assert BAD_NHS not in text and "Leeds" not in text and "nowhere" not in text
+    published = {e.source_ref for e in published_events(hub_settings, PARTNER)}
+    assert published == {"HSG-1", "HSG-99"}

@@ -1,0 +1,134 @@
+"""Connector logic without a broker: SDK failures, mappings, retries, the simulated place."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from connectors import (
+    BrokerUnavailable,
+    EventDraft,
+    EventTooLarge,
+    InvalidEvent,
+    NoConsentReference,
+    Publisher,
+)
+from connectors.csv_drop import event_id_for
+from connectors.delivery import Delivery, Outgoing
+from connectors.mapping import EventMapping
+from connectors.pseudonymise import normalise_upn
+from connectors.simulate import PARTNERS, Place, synthetic_upn
+from hub.config import PROJECT_ROOT, Settings
+from hub.errors import ConfigError
+from hub.models import BasisKind, HousingEvent, HousingKind, LawfulBasis
+from hub.partners import load_partners
+from tests.unit.fakes import MemoryRegistry
+
+NHS = "943 476 5919"
+
+
+def _publisher(**settings: object) -> Publisher:
+    # Nothing is sent: prepare() only validates, tokenises and encodes.
+    return Publisher("council-housing", "northgate", Settings(**settings), MemoryRegistry())  # type: ignore[arg-type]
+
+
+def _draft(**changes: object) -> EventDraft:
+    fields: dict[str, object] = {
+        "source_ref": "HSG-1",
+        "identifiers": {"nhs": NHS},
+        "basis": LawfulBasis(kind=BasisKind.CONSENT, consent_id="c-1", purpose="early-help"),
+        "payload": HousingEvent(kind=HousingKind.ARREARS),
+        "occurred_at": datetime(2026, 3, 2, tzinfo=UTC),
+    }
+    fields.update(changes)
+    return EventDraft.model_validate(fields)
+
+
+def test_each_failure_has_its_own_exception() -> None:
+    publisher = _publisher()
+    with pytest.raises(NoConsentReference):
+        publisher.prepare(_draft(basis=None))
+    with pytest.raises(NoConsentReference):
+        EventDraft.parse({"basis": {"kind": "CONSENT", "purpose": "early-help"}})
+    with pytest.raises(InvalidEvent) as bad_nhs:
+        publisher.prepare(_draft(identifiers={"nhs": "943 476 5910"}))
+    assert bad_nhs.value.errors == [("/identifiers/nhs", "the NHS number's check digit is wrong")]
+    assert "5910" not in str(bad_nhs.value)
+    with pytest.raises(EventTooLarge, match="over the limit of 64"):
+        small = Settings().model_copy(update={"max_event_bytes": 64})
+        Publisher("council-housing", "northgate", small, MemoryRegistry()).prepare(_draft())  # type: ignore[arg-type]
+    assert isinstance(publisher.prepare(_draft()), Outgoing)
+
+
+def test_broker_unavailable_after_retries_with_backoff() -> None:
+    settings = Settings(bootstrap_servers="127.0.0.1:9", request_timeout_ms=300)
+    delivery = Delivery(settings, attempts=3, backoff_ms=100, timeout_ms=300)
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable, match="after 3 attempt"):
+        delivery.deliver([Outgoing("t", b"k", b"v", "id-1")])
+    assert time.monotonic() - started >= 0.15  # two backoffs of at least half their ceiling
+
+
+def test_event_ids_are_stable_per_row() -> None:
+    assert event_id_for("p", "file", "7") == event_id_for("p", "file", "7")
+    assert event_id_for("p", "file", "7") != event_id_for("p", "file", "8")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("fields: {}", "source_system: Field required"),
+        (
+            "source_system: s\nfields: {nhs_number: X}",
+            "fields: Value error, unknown target 'nhs_number'",
+        ),
+        (
+            "source_system: s\nfields: {source_ref: {column: A, value: B}}",
+            "give exactly one of 'column' or 'value'",
+        ),
+        ("source_system: s\nfields: {source_ref: A}", "the mapping needs a 'occurred_at' field"),
+        ("source_system: s\ntimezone: Mars/Base\nfields: {}", "unknown time zone 'Mars/Base'"),
+        ("source_system: s\ncsv: {encoding: utf-16}\nfields: {}", "csv.encoding: Input should"),
+    ],
+)
+def test_mapping_files_are_rejected_with_file_key_and_reason(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        EventMapping.load(path)
+    assert str(path) in str(caught.value) and problem in str(caught.value)
+
+
+def test_simulated_place_is_deterministic_with_six_partners_households_and_referrals() -> None:
+    first = [(p, d.model_dump()) for p, d in Place(seed=3, people=120).events(600)]
+    second = [(p, d.model_dump()) for p, d in Place(seed=3, people=120).events(600)]
+    other = [(p, d.model_dump()) for p, d in Place(seed=4, people=120).events(600)]
+    assert first == second and first != other
+    assert len(PARTNERS) >= 6 and {p for p, _ in first} == set(PARTNERS)
+    place = Place(seed=3, people=120)
+    assert len(place.households) < len(place.people)
+    assert any(len(h.needs) >= 2 for h in place.households), "needs never co-occur"
+    assert all(normalise_upn(synthetic_upn(place.rng)) for _ in range(20))
+    declared = {p.id for p in load_partners(PROJECT_ROOT / "deploy" / "local" / "partners.yaml")}
+    assert declared == set(PARTNERS), "the demo worker must subscribe to every simulated partner"
+
+
+def test_referral_flows_follow_their_trigger() -> None:
+    place = Place(seed=5, people=150)
+    seen: dict[str, list[tuple[datetime, str]]] = {}
+    for _, draft in place.events(3000):
+        seen.setdefault(draft.source_ref[4:], []).append(
+            (draft.occurred_at, draft.payload.event_type)
+        )
+    followed = 0
+    for timeline in seen.values():
+        kinds = [kind for _, kind in sorted(timeline)]
+        if "housing.homelessness_presentation" in kinds:
+            after = kinds[kinds.index("housing.homelessness_presentation") :]
+            followed += "health.gp_registration" in after
+    assert followed > 0
