@@ -1,6 +1,6 @@
 """The partner side of placehub: what a partner's IT team runs.
 
-- ``publisher``: the SDK (``Publisher``, ``EventDraft``, ``ConsentDraft``) and its errors.
+- ``publisher``: the SDK (``Publisher`` and its ``EventDraft``, ``ConsentDraft``, ``LinkDraft``).
 - ``delivery``: acknowledged, retried sends to Kafka (every connector ends there).
 - ``pseudonymise``: identifier normalisation, checks and keyed tokens.
 - ``mapping``: columns to events, for the CSV drop and the SQL poll.
@@ -21,6 +21,7 @@ from connectors.publisher import (
     ConsentDraft,
     EventDraft,
     EventTooLarge,
+    LinkDraft,
     NoConsentReference,
     Publisher,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "EventTooLarge",
     "IdentifierError",
     "InvalidEvent",
+    "LinkDraft",
     "NoConsentReference",
     "Outgoing",
     "Publisher",

@@ -33,7 +33,10 @@ from hub.models import (
     BasisKind,
     ConsentRecord,
     ConsentStatus,
+    IdentityLink,
     LawfulBasis,
+    LinkMethod,
+    LinkStatus,
     PartnerEvent,
     Payload,
     Subject,
@@ -47,6 +50,7 @@ __all__ = [
     "ConsentDraft",
     "EventDraft",
     "EventTooLarge",
+    "LinkDraft",
     "NoConsentReference",
     "Publisher",
     "Receipt",
@@ -136,6 +140,20 @@ class ConsentDraft(BaseModel):
     expires_at: AwareDatetime | None = None
 
 
+class LinkDraft(BaseModel):
+    """Two identifiers a partner holds for one person (or the retraction of that link)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    link_id: str
+    identifiers: Annotated[
+        list[tuple[str, str]],
+        Field(min_length=2, max_length=2, repr=False, description="two (scheme, raw value)"),
+    ]
+    method: LinkMethod = LinkMethod.SAME_RECORD
+    retracted: bool = False
+
+
 def frame_event(serde: Serde, topics: Topics, event: PartnerEvent, max_bytes: int) -> Outgoing:
     """``event`` encoded for its partner's topic, keyed by its first token, size-checked."""
     value = serde.encode(event, f"{topics.partner(event.partner_id)}-value")
@@ -221,6 +239,29 @@ class Publisher:
             )
         except ValidationError as exc:
             raise EventRejected(validation_errors(exc)) from None
+
+    def to_link(self, draft: LinkDraft) -> IdentityLink:
+        """The wire identity link for ``draft``, both identifiers tokenised."""
+        try:
+            return IdentityLink(
+                link_id=draft.link_id,
+                partner_id=self.partner_id,
+                tokens=[
+                    token(scheme, value, self._place_key) for scheme, value in draft.identifiers
+                ],
+                method=draft.method,
+                status=LinkStatus.RETRACTED if draft.retracted else LinkStatus.ASSERTED,
+                recorded_at=utc_now(),
+            )
+        except ValidationError as exc:
+            raise EventRejected(validation_errors(exc)) from None
+
+    def publish_link(self, draft: LinkDraft) -> Receipt:
+        """Assert (or retract) that two identifiers are one person; returns once acknowledged."""
+        link = self.to_link(draft)
+        topic = self.topics.identity_links
+        ensure_topic(self.settings, topic, partitions=self.settings.partitions)
+        return self.deliver([self._frame(topic, link.link_id, link)])[0]
 
     def prepare(self, draft: EventDraft) -> Outgoing:
         """Validate, pseudonymise and encode one draft (``EventRejected`` if it is wrong)."""

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from kafka import KafkaConsumer
 
-from connectors import ConsentDraft, EventDraft, Publisher
+from connectors import ConsentDraft, EventDraft, LinkDraft, Publisher
 from connectors.pseudonymise import token
 from hub.config import Settings
 from hub.identity import mint, person_id_for
@@ -29,12 +29,8 @@ from hub.models import (
     HealthKind,
     HousingEvent,
     HousingKind,
-    IdentityLink,
     LawfulBasis,
-    LinkMethod,
-    LinkStatus,
     Payload,
-    utc_now,
 )
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
@@ -92,23 +88,17 @@ def tok(settings: Settings, scheme: str, value: str) -> str:
 
 
 def publish_link(
-    settings: Settings, partner: str, link_id: str, a: str, b: str, retract: bool = False
+    settings: Settings,
+    partner: str,
+    link_id: str,
+    first: tuple[str, str],
+    second: tuple[str, str],
+    retract: bool = False,
 ) -> None:
-    link = IdentityLink(
-        link_id=link_id,
-        partner_id=partner,
-        tokens=[a, b],
-        method=LinkMethod.VERIFIED_MATCH,
-        status=LinkStatus.RETRACTED if retract else LinkStatus.ASSERTED,
-        recorded_at=utc_now(),
-    )
-    topic = Topics(settings.topic_prefix).identity_links
-    produce_raw(
-        settings,
-        topic,
-        Serde(SchemaRegistry(settings)).encode(link, f"{topic}-value"),
-        key=link_id.encode(),
-    )
+    """``partner`` asserts (or retracts) through the SDK that two identifiers are one person."""
+    draft = LinkDraft(link_id=link_id, identifiers=[first, second], retracted=retract)
+    with Publisher(partner, "sim", settings) as publisher:
+        publisher.publish_link(draft)
 
 
 def status(worker: WorkerProcess, partner: str) -> dict[str, Any]:
@@ -144,8 +134,8 @@ def test_three_partners_three_identifiers_one_person_and_a_retracted_link_splits
         school.publish(draft({"upn": UPN}, SCHOOL))
     with Publisher("city-health", "emis", s) as health:
         health.publish(draft({"nhs": NHS}, HEALTH))
-    publish_link(s, "council-housing", "l-1", council, nhs)
-    publish_link(s, "northfield-school", "l-2", upn, nhs)
+    publish_link(s, "council-housing", "l-1", ("council", REF), ("nhs", NHS))
+    publish_link(s, "northfield-school", "l-2", ("upn", UPN), ("nhs", NHS))
     person = person_id_for(nhs)
 
     wait_until(lambda: (v := view(worker, person)) is not None and v["event_count"] == 3)
@@ -153,7 +143,7 @@ def test_three_partners_three_identifiers_one_person_and_a_retracted_link_splits
     assert joined is not None and set(joined["partners"]) == set(PARTNERS)
     assert view(worker, person_id_for(council)) is None  # merged away
 
-    publish_link(s, "northfield-school", "l-2", upn, nhs, retract=True)
+    publish_link(s, "northfield-school", "l-2", ("upn", UPN), ("nhs", NHS), retract=True)
 
     wait_until(
         lambda: (v := view(worker, person_id_for(upn))) is not None and v["event_count"] == 1
@@ -336,12 +326,10 @@ class Place:
             if p["consented"]
         ]
 
-    def links(self) -> list[tuple[str, str]]:
+    def links(self) -> list[tuple[tuple[str, str], tuple[str, str]]]:
         """Council housing links its council refs to NHS numbers for every third person."""
         return [
-            (tok(self.settings, "council", p["council"]), tok(self.settings, "nhs", p["nhs"]))
-            for p in self.people
-            if p["i"] % 3 == 0
+            (("council", p["council"]), ("nhs", p["nhs"])) for p in self.people if p["i"] % 3 == 0
         ]
 
     def publish(self, chunk: int = 200) -> None:
