@@ -456,9 +456,10 @@ class Hub:
                 )
             elif op == "link":
                 link = self.serde.decode(message.value, IdentityLink)
-                evidence = f"link:{link.link_id}"
+                evidence = f"link:{link.link_id}"  # how each link was made stays on the edge
                 if link.status is LinkStatus.ASSERTED:
-                    change = join(self.identity, link.tokens, evidence)
+                    method = f"{evidence}:{link.partner_id}:{link.method.value.lower()}"
+                    change = join(self.identity, link.tokens, method)
                     await self._announce_merges(change.merged, change.person_id)
                 else:
                     change = retract(self.identity, link.tokens[0], link.tokens[1], evidence)

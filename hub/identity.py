@@ -114,14 +114,17 @@ def join(
 
 
 def retract(store: IdentityStore, a: str, b: str, source: str) -> IdentityChange:
-    """Withdraw ``source``'s evidence that ``a`` and ``b`` are one person; split if it was all."""
+    """Withdraw ``source``'s evidence that ``a`` and ``b`` are one person; split if it was all.
+
+    ``source`` also matches evidence recorded as ``source:detail`` (e.g. a link's method).
+    """
     person_id = store.token_person.get(a)
     if person_id is None or store.token_person.get(b) != person_id:
         return IdentityChange()
     record = store.people[person_id]
     edges = {key: list(sources) for key, sources in record["edges"].items()}
     key = _edge(a, b)
-    remaining = [s for s in edges.get(key, []) if s != source]
+    remaining = [s for s in edges.get(key, []) if s != source and not s.startswith(f"{source}:")]
     if remaining:
         edges[key] = remaining
     else:

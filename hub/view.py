@@ -30,6 +30,8 @@ __all__ = [
     "split",
 ]
 
+PLAN_OPENED, PLAN_CLOSED = "social_care.plan_opened", "social_care.plan_closed"
+
 # A hard bound per person, so one very active person cannot grow a table row without
 # limit; retention normally prunes long before this.
 MAX_ENTRIES = 1000
@@ -158,6 +160,10 @@ def minimise(
         if kind not in needs.setdefault(family, []):
             needs[family].append(kind)
     latest = entries[-1] if entries else None
+    plans: dict[str, str] = {}  # partner -> its latest plan event, in time order
+    for entry in entries:
+        if entry.event_type in (PLAN_OPENED, PLAN_CLOSED):
+            plans[entry.partner_id] = entry.event_type
     return {
         "person_id": view.person_id,
         "event_count": len(entries),
@@ -166,6 +172,8 @@ def minimise(
             for p, c in sorted(partners.items())
         },
         "needs": {family: sorted(kinds) for family, kinds in sorted(needs.items())},
+        # The lead practitioner sits with the partner holding an open plan for the person.
+        "lead_partners": sorted(p for p, last in plans.items() if last == PLAN_OPENED),
         "timeline": [
             {
                 "event_id": e.event_id,

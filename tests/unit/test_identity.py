@@ -70,6 +70,15 @@ def test_retraction_keeps_people_joined_by_other_evidence() -> None:
     assert len(s.people) == 1
 
 
+def test_edges_record_how_a_link_was_made_and_retraction_matches_it() -> None:
+    s = store()
+    join(s, [NHS], source="record")
+    join(s, [NHS, UPN], source="link:l-1:northfield-school:verified_match")
+    edges = next(iter(s.people.values()))["edges"]
+    assert list(edges.values()) == [["link:l-1:northfield-school:verified_match"]]
+    assert retract(s, NHS, UPN, "link:l-1").splits != {}
+
+
 def test_retracting_an_unknown_link_is_harmless() -> None:
     s = store()
     join(s, [NHS])

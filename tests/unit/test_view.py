@@ -1,6 +1,12 @@
 from datetime import timedelta
 
-from hub.models import EducationEvent, EducationKind
+from hub.models import (
+    CareService,
+    EducationEvent,
+    EducationKind,
+    SocialCareEvent,
+    SocialCareKind,
+)
 from hub.view import (
     MAX_ENTRIES,
     PersonView,
@@ -112,3 +118,17 @@ def test_minimise_hides_entries_the_caller_may_not_see() -> None:
     view = absorb(None, "p", [entry(consent_id="c-1"), entry(consent_id="c-2")])
     shown = minimise(view, None, visible=lambda basis: basis == "consent:c-1")
     assert shown["event_count"] == 1
+
+
+def test_lead_partners_hold_an_open_plan() -> None:
+    opened = entry(
+        partner_id="city-social-care",
+        payload=SocialCareEvent(kind=SocialCareKind.PLAN_OPENED, service=CareService.EARLY_HELP),
+    )
+    closed = entry(
+        partner_id="city-social-care",
+        payload=SocialCareEvent(kind=SocialCareKind.PLAN_CLOSED, service=CareService.EARLY_HELP),
+        occurred_at=factories.WHEN + timedelta(days=1),
+    )
+    assert minimise(absorb(None, "p", [opened]), None)["lead_partners"] == ["city-social-care"]
+    assert minimise(absorb(None, "p", [opened, closed]), None)["lead_partners"] == []
