@@ -30,7 +30,7 @@ import faust
 from faust.types import EventT
 
 from hub import accounting
-from hub._admin import declare_topics
+from hub._admin import declare_topics, ensure_topic
 from hub.agreements import load_agreements
 from hub.config import Settings
 from hub.errors import InputError
@@ -195,9 +195,22 @@ class Hub:
             self.partner_topic_names,
             {self.internal(name): count for name, count in internal.items()},
         )
+        # Faust creates changelogs itself, but a fresh deployment's first metadata may not
+        # list them yet, and then an agent dies of PartitionsMismatch: create them first.
+        for table in self.app.tables.values():
+            name = table.changelog_topic.get_topic_name()
+            ensure_topic(self.settings, name, partitions=table.partitions or n, compact=True)
         for model, topic in ((DeadLetter, self.topics.dlq), (AuditRecord, self.topics.audit)):
             self.serde.schema_for(model.avro_schema, f"{topic}-value")
         self.registry.subjects()  # warm the cache with every schema already registered
+
+    def crashed_agents(self) -> list[str]:
+        """Agents that have crashed (Faust keeps the worker running without them)."""
+        return sorted(
+            name
+            for name, agent in self.app.agents.items()
+            if agent.crashed or any(actor.crashed for actor in getattr(agent, "_actors", ()))
+        )
 
     # -- shared steps --------------------------------------------------------------------
 

@@ -121,9 +121,12 @@ def install_web(hub: Hub) -> None:
             )
 
     class HealthPage(View):
-        """``GET /v1/health``: 200 once this worker has its partitions, 503 until then."""
+        """``GET /v1/health``: 200 once this worker has its partitions and every agent runs."""
 
         async def get(self, request: Request) -> Response:
+            crashed = hub.crashed_agents()
+            if crashed:
+                return self.json({"status": "failed", "crashed_agents": crashed}, status=503)
             ready = bool(hub.app.consumer.assignment()) and not hub.app.rebalancing
             if not ready:
                 return self.json({"status": "starting"}, status=503)
