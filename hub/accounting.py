@@ -63,37 +63,38 @@ BOOKS = (*FLOWS, "in_view", "duplicate", "held_in_quarantine", "dropped", "erase
 
 
 def local_books(
-    partner: str,
     ledger: Iterable[Ledger],
     views: Iterable[Mapping[str, Any]],
     held: Iterable[list[Mapping[str, Any]]],
     fates: Iterable[Mapping[str, str]],
     known_fates: Mapping[str, Any],
-) -> dict[str, int]:
-    """``partner``'s books over the state given: one worker's share of the partitions.
+) -> dict[str, dict[str, int]]:
+    """Every partner's books over the state given (one worker's share), in one pass.
 
     ``known_fates`` (source → fate) keeps a record that already has a fate from also
     being counted where it was, in the moment between the two writes.
     """
-    books = dict.fromkeys(BOOKS, 0)
+    books: dict[str, dict[str, int]] = {}
+
+    def of(partner: str) -> dict[str, int]:
+        return books.setdefault(partner, dict.fromkeys(BOOKS, 0))
+
     for entry in ledger:
-        for flow, n in entry.get("partners", {}).get(partner, {}).items():
-            books[flow] += n
+        for partner, flows in entry.get("partners", {}).items():
+            for flow, n in flows.items():
+                of(partner)[flow] += n
     for view in views:
         for item in view.get("entries", []):
-            if item["partner_id"] == partner:
-                live = [s for s in item["sources"] if s not in known_fates]
-                books["in_view"] += 1 if live else 0
-                books["duplicate"] += max(0, len(live) - 1)
+            live = [s for s in item["sources"] if s not in known_fates]
+            share = of(item["partner_id"])
+            share["in_view"] += 1 if live else 0
+            share["duplicate"] += max(0, len(live) - 1)
     for items in held:
-        books["held_in_quarantine"] += sum(
-            1
-            for item in items
-            if item["partner_id"] == partner and item["source"] not in known_fates
-        )
+        for item in items:
+            if item["source"] not in known_fates:
+                of(item["partner_id"])["held_in_quarantine"] += 1
     for fate in fates:
-        if fate["partner"] == partner:
-            books[fate["fate"]] += 1
+        of(fate["partner"])[fate["fate"]] += 1
     return books
 
 

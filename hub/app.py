@@ -130,7 +130,7 @@ class Hub:
         self._define_topics()
         self._define_tables()
         self._define_agents()
-        self.metrics.watch_accounts([p.id for p in self.partners], self.status_of)
+        self.metrics.watch_accounts(self.local_statuses)
 
     # -- set-up --------------------------------------------------------------------------
 
@@ -238,25 +238,24 @@ class Hub:
         if not accounting.already_counted(entry, message.offset):
             self.ledger[key] = accounting.count(entry, message.offset, partner, flows)
 
-    def local_books(self, partner: str) -> dict[str, int]:
-        """``partner``'s books over the partitions this worker owns (its share of the place)."""
+    def local_books(self) -> dict[str, dict[str, int]]:
+        """Each declared partner's books over the partitions this worker owns (its share)."""
         owned = {(tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives()}
         events, consent = self.topics.events, self.topics.consent
         fates = {k: v for k, v in self.fates.items() if v}
-        return accounting.local_books(
-            partner,
+        books = accounting.local_books(
             [v for k, v in self.ledger.items() if v and _owned_key(k, owned)],
             [v for v in self.views.values() if v and (events, v["partition"]) in owned],
             [v for v in self.held.values() if v and (consent, v[0]["partition"]) in owned],
             [f for f in fates.values() if (f["topic"], f["partition"]) in owned],
             fates,
         )
+        empty = dict.fromkeys(accounting.BOOKS, 0)
+        return {p.id: books.get(p.id, empty) for p in self.partners}
 
-    def status_of(
-        self, partner: str, shares: list[dict[str, int]] | None = None
-    ) -> dict[str, int | bool]:
-        """``partner``'s books from every worker's ``shares`` (default: this worker's)."""
-        return accounting.partner_status(shares or [self.local_books(partner)])
+    def local_statuses(self) -> dict[str, dict[str, int | bool]]:
+        """Every partner's books over this worker's partitions (for its metrics)."""
+        return {p: accounting.partner_status([b]) for p, b in self.local_books().items()}
 
     def _set_fate(self, source: str, fate: str, partner: str) -> None:
         event = faust.current_event()

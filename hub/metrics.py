@@ -14,9 +14,8 @@ __all__ = ["Metrics"]
 class _AccountsCollector(Collector):
     """Exposes the partners' books (which survive restarts) at scrape time."""
 
-    def __init__(self, partners: list[str], status: Callable[[str], dict[str, int | bool]]) -> None:
-        self._partners = partners
-        self._status = status
+    def __init__(self, statuses: Callable[[], dict[str, dict[str, int | bool]]]) -> None:
+        self._statuses = statuses
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -24,8 +23,8 @@ class _AccountsCollector(Collector):
             "Records per partner by where they are now, over this worker's partitions.",
             labels=["partner", "bucket"],
         )
-        for partner in self._partners:
-            for bucket, value in self._status(partner).items():
+        for partner, status in self._statuses().items():  # one pass over the tables
+            for bucket, value in status.items():
                 family.add_metric([partner, bucket], float(value))
         yield family
 
@@ -58,8 +57,6 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch_accounts(
-        self, partners: list[str], status: Callable[[str], dict[str, int | bool]]
-    ) -> None:
-        """Export each partner's books (``status(partner)``) as gauges at scrape time."""
-        self.registry.register(_AccountsCollector(partners, status))
+    def watch_accounts(self, statuses: Callable[[], dict[str, dict[str, int | bool]]]) -> None:
+        """Export every partner's books (``statuses()``) as gauges at scrape time."""
+        self.registry.register(_AccountsCollector(statuses))

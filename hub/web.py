@@ -13,6 +13,7 @@ import aiohttp
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub.accounting import partner_status
 from hub.app import Hub
 from hub.models import AuditRecord, utc_now
 from hub.users import Role, User
@@ -94,7 +95,7 @@ def install_web(hub: Hub) -> None:
                 return refused
             own = hub.settings.canonical_url
             others = [u for u in hub.app.router.tables_metadata() if str(u).rstrip("/") != own]
-            shares = [hub.local_books(partner_id)]
+            shares = [hub.local_books()[partner_id]]
             headers = {"Authorization": request.headers.get("Authorization", "")}
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
                 for url in others:
@@ -102,14 +103,14 @@ def install_web(hub: Hub) -> None:
                         if r.status != 200:
                             return problem(self, 503, "a worker did not report its share")
                         shares.append(await r.json())
-            return self.json({"partner": partner_id, **hub.status_of(partner_id, shares)})
+            return self.json({"partner": partner_id, **partner_status(shares)})
 
     class BooksPage(View):
         """``GET /v1/_books/{partner_id}``: this worker's share, for the status page."""
 
         async def get(self, request: Request, partner_id: str) -> Response:
             refused = may_see_books(self, request, partner_id)
-            return refused or self.json(hub.local_books(partner_id))
+            return refused or self.json(hub.local_books()[partner_id])
 
     class MetricsPage(View):
         """``GET /metrics``: Prometheus exposition of the hub's counters."""

@@ -18,6 +18,7 @@ from kafka import KafkaConsumer
 
 from connectors import ConsentDraft, EventDraft, LinkDraft, Publisher
 from connectors.pseudonymise import token
+from connectors.simulate import synthetic_nhs_number
 from hub.config import Settings
 from hub.identity import mint, person_id_for
 from hub.models import (
@@ -288,11 +289,11 @@ class Place:
         rng = random.Random(seed)
         self.settings = settings
         self.people = []
+        numbers: set[str] = set()
         for i in range(people):
-            nhs = f"{900000000 + i * 7:09d}"
-            nhs += str(_check_digit(nhs))
-            if len(nhs) != 10:
-                continue
+            while (nhs := synthetic_nhs_number(rng)) in numbers:  # distinct people
+                pass
+            numbers.add(nhs)
             self.people.append(
                 {"nhs": nhs, "council": f"HSG-{i:05d}", "consented": rng.random() < 0.85, "i": i}
             )
@@ -368,11 +369,6 @@ class Place:
             counts[partner]["received"] += 1
             counts[partner]["in_view" if person["consented"] else "held_in_quarantine"] += 1
         return counts
-
-
-def _check_digit(nine: str) -> int:
-    check = 11 - sum(int(d) * w for d, w in zip(nine, range(10, 1, -1), strict=True)) % 11
-    return 0 if check == 11 else check
 
 
 def settled(worker: WorkerProcess, place: Place) -> bool:

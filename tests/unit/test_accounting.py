@@ -27,7 +27,7 @@ def test_fates_are_read_off_state_and_the_books_balance() -> None:
     views = [{"entries": [entry("a", "s0", "s5"), entry("a", "s1"), entry("b", "x")]}]
     held = [[{"partner_id": "a", "source": "s2"}]]
     fates = {"s3": {"fate": "dropped", "partner": "a"}, "s4": {"fate": "erased", "partner": "a"}}
-    status = partner_status([local_books("a", [ledger], views, held, fates.values(), fates)])
+    status = partner_status([local_books([ledger], views, held, fates.values(), fates)["a"]])
     assert status["received"] == 8
     assert (status["in_view"], status["duplicate"], status["held_in_quarantine"]) == (2, 1, 1)
     assert (status["dropped"], status["erased"], status["dead_lettered"]) == (1, 1, 1)
@@ -38,7 +38,7 @@ def test_a_source_with_a_fate_is_not_also_counted_where_it_was() -> None:
     views = [{"entries": [entry("a", "s0")]}]
     fates = {"s0": {"fate": "erased", "partner": "a"}}
     ledger = [count(None, 0, "a", ["received"])]
-    status = partner_status([local_books("a", ledger, views, [], fates.values(), fates)])
+    status = partner_status([local_books(ledger, views, [], fates.values(), fates)["a"]])
     assert status["in_view"] == 0 and status["erased"] == 1 and status["in_flight"] == 0
 
 
@@ -48,7 +48,7 @@ def test_names() -> None:
 
 
 def test_status_adds_up_every_workers_share() -> None:
-    one = local_books("a", [count(None, 0, "a", ["received"])], [], [], [], {})
-    two = local_books("a", [], [{"entries": [entry("a", "s0")]}], [], [], {})
+    one = local_books([count(None, 0, "a", ["received"])], [], [], [], {})["a"]
+    two = local_books([], [{"entries": [entry("a", "s0")]}], [], [], {})["a"]
     status = partner_status([one, two])
     assert status["received"] == 1 and status["in_view"] == 1 and status["in_flight"] == 0
