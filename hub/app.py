@@ -1,6 +1,10 @@
 """Faust wiring: topics, tables and agents that carry out the hub's decisions.
 
-Data flow, one agent each (rules live in pure modules; this one only moves records):
+Data flow, one agent each (rules live in pure modules; this one only moves records).
+Every record costs Faust far more than the hub's work on it, so the hot path works in
+batches: the gate takes records a batch at a time, the internal hops carry one record per
+batch (``hub.batch``), and table writes are staged and flushed once per batch
+(``hub.staged``). Contract topics still get one record per event.
 
 - ``gate`` (partner topics): decode, check the lawful basis (``hub.gate``), count
   (``hub.accounting``), and send each record to exactly one of identity, quarantine, DLQ.
@@ -9,9 +13,9 @@ Data flow, one agent each (rules live in pure modules; this one only moves recor
   with an audit record when the hold expires or consent is withdrawn, start erasure.
 - ``links`` (identity.links): validate partners' link assertions and pass them on.
 - ``identity`` (one partition, so joins are serial and deterministic): map tokens to
-  people (``hub.identity``), forward events keyed by person to hub.events, and tell the
-  view about merges, splits and erasures.
-- ``view`` (hub.events + view transfers, keyed by person): fold events into the
+  people (``hub.identity``), publish events keyed by person to hub.events, and hand the
+  views their events, merges, splits and erasures (internal view topic, by person).
+- ``view`` (view topic + view transfers, partitioned by person): fold events into the
   PersonView table (``hub.view``); apply merges, splits and erasures.
 """
 
@@ -22,14 +26,16 @@ import base64
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, MutableMapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import EventT
 
-from hub import accounting
+from hub import accounting, batch
 from hub._admin import declare_topics, ensure_topic
 from hub.agreements import load_agreements
 from hub.config import Settings
@@ -50,18 +56,10 @@ from hub.models import (
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
+from hub.staged import FaustTable, PartitionStages, Record, StagedTable, produce_batches
 from hub.topics import Topics
 from hub.users import UserDirectory
-from hub.view import (
-    PersonView,
-    TimelineEntry,
-    absorb,
-    entry_for,
-    erase_basis,
-    fold,
-    prune,
-    split,
-)
+from hub.view import PersonView, TimelineEntry, absorb, entry_for, erase_basis, fold, prune, split
 
 __all__ = ["Hub"]
 
@@ -138,22 +136,24 @@ class Hub:
         app, names, n = self.app, self.topics, self.settings.partitions
         self.partner_topic_names = [names.partner(partner.id) for partner in self.partners]
         self.partner_topics = _raw_topic(app, *self.partner_topic_names)
-        self.events_topic = _raw_topic(app, names.events, partitions=n)
         self.quarantine_topic = _raw_topic(app, names.quarantine, partitions=n)
         self.dlq_topic = _raw_topic(app, names.dlq, partitions=n)
         self.audit_topic = _raw_topic(app, names.audit, partitions=n)
         self.consent_topic = _raw_topic(app, names.consent, partitions=n)
         self.links_topic = _raw_topic(app, names.identity_links, partitions=n)
-        # Internal: identity is one partition so joins are serial; transfers move entries
-        # between people and are keyed (so partitioned) like hub.events.
+        # Internal, carrying batches (hub.batch): identity is one partition so joins are
+        # serial; the view topic is partitioned by person like hub.events, and so are the
+        # transfers that move entries between people.
         self.identity_topic = _raw_topic(app, self.internal("identity"), partitions=1)
+        self.view_topic_name = self.internal("view")
+        self.view_topic = _raw_topic(app, self.view_topic_name, partitions=n)
         self.transfer_topic = _raw_topic(app, self.internal("view-transfer"), partitions=n)
         self.control_topic = _raw_topic(app, self.internal("release-control"), partitions=n)
         # Consents, held events and their checks are all keyed by consent id: co-partitioned.
         self.release_input = _raw_topic(
             app, names.consent, names.quarantine, self.internal("release-control")
         )
-        self.view_input = _raw_topic(app, names.events, self.internal("view-transfer"))
+        self.view_input = _raw_topic(app, self.view_topic_name, self.internal("view-transfer"))
 
     def internal(self, name: str) -> str:
         """The name of one of this deployment's internal topics."""
@@ -168,10 +168,8 @@ class Hub:
         # Keyed by raw bytes, like the hub.events records that update it, so a person hashes
         # to the same partition in the table as on the topic: table routing finds the owner.
         self.views = app.Table("views", default=None, partitions=n, key_type=bytes)
-        self.identity = IdentityStore(
-            token_person=app.Table("identity-tokens", default=None, partitions=1),
-            people=app.Table("identity-people", default=None, partitions=1),
-        )
+        self.identity_tokens = app.Table("identity-tokens", default=None, partitions=1)
+        self.people = app.Table("identity-people", default=None, partitions=1)
 
     def _define_agents(self) -> None:
         agent = self.app.agent
@@ -189,7 +187,7 @@ class Hub:
         happen on the event loop.
         """
         n = self.settings.partitions
-        internal = {"identity": 1, "view-transfer": n, "release-control": n}
+        internal = {"identity": 1, "view": n, "view-transfer": n, "release-control": n}
         declare_topics(
             self.settings,
             self.partner_topic_names,
@@ -231,21 +229,23 @@ class Hub:
             event, self.consent_of(consent_id) if consent_id else None, self.agreements, utc_now()
         )
 
-    def _count(self, message: Any, partner: str, flows: list[str]) -> None:
+    def _count(
+        self, ledger: MutableMapping[str, Any], message: Any, partner: str, flows: list[str]
+    ) -> None:
         """Count what the gate did with one record, once, even if it is read again."""
         key = accounting.ledger_key(message.topic, message.partition)
-        entry = self.ledger.get(key)
+        entry = ledger.get(key)
         if not accounting.already_counted(entry, message.offset):
-            self.ledger[key] = accounting.count(entry, message.offset, partner, flows)
+            ledger[key] = accounting.count(entry, message.offset, partner, flows)
 
     def local_books(self) -> dict[str, dict[str, int]]:
         """Each declared partner's books over the partitions this worker owns (its share)."""
         owned = {(tp.topic, tp.partition) for tp in self.app.assignor.assigned_actives()}
-        events, consent = self.topics.events, self.topics.consent
+        views, consent = self.view_topic_name, self.topics.consent
         fates = {k: v for k, v in self.fates.items() if v}
         books = accounting.local_books(
             [v for k, v in self.ledger.items() if v and _owned_key(k, owned)],
-            [v for v in self.views.values() if v and (events, v["partition"]) in owned],
+            [v for v in self.views.values() if v and (views, v["partition"]) in owned],
             [v for v in self.held.values() if v and (consent, v[0]["partition"]) in owned],
             [f for f in fates.values() if (f["topic"], f["partition"]) in owned],
             fates,
@@ -260,9 +260,9 @@ class Hub:
     def _set_fate(self, source: str, fate: str, partner: str) -> None:
         event = faust.current_event()
         assert event is not None, "fates are set while processing a record"
-        # Transfers, holds and checks are co-partitioned with hub.events or consent.records.
+        # Transfers, holds and checks are co-partitioned with the view topic or consents.
         anchor = {
-            self.internal("view-transfer"): self.topics.events,
+            self.internal("view-transfer"): self.view_topic_name,
             self.topics.quarantine: self.topics.consent,
             self.internal("release-control"): self.topics.consent,
         }
@@ -299,38 +299,67 @@ class Hub:
         value = self.serde.encode(letter, f"{self.topics.dlq}-value")
         await self.dlq_topic.send(key=message.key, value=value)
 
-    async def _to_identity(self, op: str, key: str, raw: bytes, source: str = "") -> None:
-        headers = {OP: op.encode(), SOURCE: source.encode()}
-        await self.identity_topic.send(key=key.encode(), value=raw, headers=headers)
+    async def _to_identity(self, items: list[batch.Item]) -> None:
+        """Hand work to identity, as few batch records as fit (one partition: in order)."""
+        for chunk in batch.chunks(items):
+            await self.identity_topic.send(value=batch.encode(chunk))
+
+    async def _to_views(self, items: list[batch.Item]) -> None:
+        """Hand work to the views, one batch record per view partition, in order per person."""
+        by_partition: dict[int, list[batch.Item]] = defaultdict(list)
+        for item in items:
+            by_partition[batch.partition_for(item.key.encode(), self.settings.partitions)].append(
+                item
+            )
+        for partition, part in by_partition.items():
+            for chunk in batch.chunks(part):
+                await self.view_topic.send(value=batch.encode(chunk), partition=partition)
 
     # -- gate ----------------------------------------------------------------------------
 
     async def _gate(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        event: EventT[bytes]
-        async for event in stream.events():
+        within = self.settings.batch_within_s
+        async for events in cast(faust.Stream[bytes], stream).take_events(
+            self.settings.batch_max, within=within
+        ):
+            await self._gate_batch(events)
+            yield None
+
+    async def _gate_batch(self, events: Sequence[EventT[bytes]]) -> None:
+        """Decide a batch of partner records; admitted ones go to identity in one record."""
+        admitted: list[batch.Item] = []
+        ledger = PartitionStages(self.ledger)
+        outcomes: Counter[tuple[str, str]] = Counter()
+        for event in events:
             message = event.message
             partner = self.topics.partner_of(message.topic) or "unknown"
             if self.serde.needs_lookup(message.value):
                 await asyncio.to_thread(self.serde.lookup, message.value)
             decision = admit(message.value, partner, self.serde, self.basis_problem)
-            await self._carry_out(decision, message)
+            source = accounting.source_of(message.topic, message.partition, message.offset)
+            if decision.outcome is Outcome.ADMIT:
+                assert decision.event is not None
+                admitted.append(_event_item(decision.event, message.value, source))
+            else:
+                await self._turn_away(decision, message, source)
             dead = decision.outcome is Outcome.DEAD_LETTER
-            self._count(message, partner, ["received", "dead_lettered"] if dead else ["received"])
-            self.metrics.outcomes.labels(partner, decision.outcome.value).inc()
-            yield None
+            self._count(
+                ledger.stage(event), message, partner, ["received"] + dead * ["dead_lettered"]
+            )
+            outcomes[partner, decision.outcome.value] += 1
+        await self._to_identity(admitted)
+        await ledger.flush()  # after the records went on: a crash in between recounts none
+        for (partner, outcome), n in outcomes.items():
+            self.metrics.outcomes.labels(partner, outcome).inc(n)
 
-    async def _carry_out(self, decision: Decision, message: Any) -> None:
-        raw: bytes = message.value
-        source = accounting.source_of(message.topic, message.partition, message.offset)
-        if decision.outcome is Outcome.ADMIT:
-            assert decision.event is not None
-            await self._to_identity("event", decision.event.event_id, raw, source)
-        elif decision.outcome is Outcome.QUARANTINE:
+    async def _turn_away(self, decision: Decision, message: Any, source: str) -> None:
+        """To quarantine without a basis (yet); to the DLQ if it cannot be read."""
+        if decision.outcome is Outcome.QUARANTINE:
             assert decision.event is not None
             basis = decision.event.basis
             key = basis.consent_id or basis.agreement_id or decision.event.event_id
             headers = {REASON: decision.reason.encode(), SOURCE: source.encode()}
-            await self.quarantine_topic.send(key=key.encode(), value=raw, headers=headers)
+            await self.quarantine_topic.send(key=key.encode(), value=message.value, headers=headers)
         else:
             await self._dead_letter(message, decision.reason)
 
@@ -360,7 +389,7 @@ class Hub:
             await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
             return
         if consent.status is ConsentStatus.WITHDRAWN:
-            await self._withdraw(consent.consent_id, message.value)
+            await self._withdraw(consent)
             return
         self.consents[consent.consent_id] = consent.model_dump(mode="json")
         held = self.held.get(consent.consent_id) or []
@@ -372,21 +401,21 @@ class Hub:
     async def _on_expired_consent(self, consent_id: str) -> None:
         consent = self.consent_of(consent_id)
         if consent is not None and not consent.is_live(utc_now()):
-            raw = self.serde.encode(consent, f"{self.topics.consent}-value")
-            await self._withdraw(consent_id, raw)
+            await self._withdraw(consent)
 
-    async def _withdraw(self, consent_id: str, raw: bytes) -> None:
+    async def _withdraw(self, consent: ConsentRecord) -> None:
         """Consent withdrawn or expired: forget it, drop what it held, erase what it shared."""
+        consent_id = consent.consent_id
         self.consents[consent_id] = {"withdrawn": True}
         for item in self.held.pop(consent_id, None) or []:
             await self._drop_held(item, "quarantine.drop.withdrawn")
-        await self._to_identity("erase", consent_id, raw)
+        await self._to_identity([batch.Item("erase", consent_id, tokens=consent.subject_tokens)])
 
     async def _hold_or_release(self, raw: bytes, source: str) -> None:
         """Release a quarantined event if it now has a basis, else hold it (once)."""
         event = self.serde.decode(raw, PartnerEvent)  # it passed the gate's decode once already
         if self.basis_problem(event) is None:
-            await self._to_identity("event", event.event_id, raw, source)
+            await self._to_identity([_event_item(event, raw, source)])
             self.metrics.released.inc()
             return
         key = event.basis.consent_id or event.basis.agreement_id or event.event_id
@@ -448,51 +477,50 @@ class Hub:
             except InputError as exc:
                 await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
             else:
-                await self._to_identity("link", link.link_id, message.value or b"")
+                await self._to_identity([batch.Item("link", link.link_id, raw=message.value)])
             yield None
 
     async def _identity(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         event: EventT[bytes]
         async for event in stream.events():
-            message = event.message
-            op = _headers(message).get(OP, b"").decode()
-            if op == "event":
-                partner_event = self.serde.decode(message.value, PartnerEvent)
-                change = join(self.identity, partner_event.subject.tokens, RECORD_SOURCE)
-                await self._announce_merges(change.merged, change.person_id)
-                assert change.person_id is not None
-                await self.events_topic.send(
-                    key=change.person_id.encode(),
-                    value=message.value,
-                    headers={SOURCE: _headers(message).get(SOURCE, b"")},
-                )
-            elif op == "link":
-                link = self.serde.decode(message.value, IdentityLink)
-                evidence = f"link:{link.link_id}"  # how each link was made stays on the edge
-                if link.status is LinkStatus.ASSERTED:
-                    method = f"{evidence}:{link.partner_id}:{link.method.value.lower()}"
-                    change = join(self.identity, link.tokens, method)
-                    await self._announce_merges(change.merged, change.person_id)
-                else:
-                    change = retract(self.identity, link.tokens[0], link.tokens[1], evidence)
-                    for old, parts in change.splits.items():
-                        await self._to_view(old, "split", json.dumps(parts))
-            elif op == "erase":
-                consent = self.serde.decode(message.value, ConsentRecord)
-                for person_id in forget(self.identity, consent.subject_tokens):
-                    await self._to_view(person_id, "erase", f"consent:{consent.consent_id}")
+            store = IdentityStore(StagedTable(self.identity_tokens), StagedTable(self.people))
+            published: dict[int, list[Record]] = defaultdict(list)
+            for_views: list[batch.Item] = []
+            for item in batch.decode(event.message.value):
+                if item.op == "event":
+                    change = join(store, item.tokens, RECORD_SOURCE)
+                    assert change.person_id is not None
+                    for_views += _merges(change.merged, change.person_id)
+                    key = change.person_id.encode()
+                    partition = batch.partition_for(key, self.settings.partitions)
+                    published[partition].append((key, item.raw, [(SOURCE, item.source.encode())]))
+                    for_views.append(replace(item, key=change.person_id, tokens=[]))
+                elif item.op == "link":
+                    for_views += self._link(store, self.serde.decode(item.raw, IdentityLink))
+                elif item.op == "erase":
+                    basis = f"consent:{item.key}"
+                    for_views += [
+                        batch.Item("erase", p, arg=basis) for p in forget(store, item.tokens)
+                    ]
+            for table in (store.token_person, store.people):
+                assert isinstance(table, StagedTable)
+                await table.flush(event)
+            for partition, records in published.items():
+                await produce_batches(self.app, self.topics.events, partition, records)
+            await self._to_views(for_views)
             yield None
 
-    async def _announce_merges(self, merged: list[str], into: str | None) -> None:
-        for old in merged:
-            assert into is not None
-            await self._to_view(old, "merge", into)
-
-    async def _to_view(self, person_id: str, op: str, argument: str) -> None:
-        """A command for the view of ``person_id``, ordered with that person's events."""
-        await self.events_topic.send(
-            key=person_id.encode(), value=None, headers={OP: op.encode(), "arg": argument.encode()}
-        )
+    def _link(self, store: IdentityStore, link: IdentityLink) -> list[batch.Item]:
+        """Join or split people on a partner's link assertion; what the views must do."""
+        evidence = f"link:{link.link_id}"  # how each link was made stays on the edge
+        if link.status is LinkStatus.ASSERTED:
+            method = f"{evidence}:{link.partner_id}:{link.method.value.lower()}"
+            change = join(store, link.tokens, method)
+            return _merges(change.merged, change.person_id)
+        change = retract(store, link.tokens[0], link.tokens[1], evidence)
+        return [
+            batch.Item("split", old, arg=json.dumps(parts)) for old, parts in change.splits.items()
+        ]
 
     # -- view ----------------------------------------------------------------------------
 
@@ -501,80 +529,111 @@ class Hub:
         stored = self.views.get(person_id.encode())
         return PersonView.model_validate(stored) if stored else None
 
-    def _store_view(self, person_id: str, view: PersonView | None) -> None:
-        if view is None:
-            self.views.pop(person_id.encode(), None)
-        else:  # the partition lets accounting count each view on the worker that owns it
-            partition = _current_partition()
-            self.views[person_id.encode()] = {
-                **view.model_dump(mode="json"),
-                "partition": partition,
-            }
-
     async def _view(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         event: EventT[bytes]
         async for event in stream.events():
             message = event.message
-            assert message.key is not None, "view input is always keyed by person"
-            person_id = message.key.decode()
-            headers = _headers(message)
-            op = headers.get(OP, b"").decode()
-            argument = headers.get("arg", b"").decode()
-            if message.topic != self.topics.events:
+            views = _ViewBatch(self.views)
+            if message.topic == self.view_topic_name:
+                for item in batch.decode(message.value):
+                    await self._view_item(views, item)
+            else:  # a transfer: entries of a person merged or split into this one
+                assert message.key is not None, "transfers are keyed by person"
+                person_id = message.key.decode()
                 entries = [
                     TimelineEntry.model_validate(e) for e in json.loads(message.value or b"[]")
                 ]
-                self._store_view(person_id, absorb(self.view_of(person_id), person_id, entries))
-            elif not op:
-                await self._fold(message, person_id)
-            elif op == "merge":
-                await self._transfer(self.views.pop(person_id.encode(), None), argument)
-            elif op == "split":
-                await self._split(person_id, json.loads(argument))
-            elif op == "erase":
-                await self._erase(message, person_id, argument)
+                views.put(person_id, absorb(views.get(person_id), person_id, entries))
+            await views.flush(event)
             yield None
 
-    async def _fold(self, message: Any, person_id: str) -> None:
-        source = _headers(message).get(SOURCE, b"").decode()
-        entry = entry_for(self.serde.decode(message.value, PartnerEvent), source)
-        updated, _ = fold(self.view_of(person_id), person_id, entry)
-        if updated is not None:
-            self._store_view(person_id, prune(updated, utc_now(), self._retention))
-            self.metrics.view_updates.inc()
+    async def _view_item(self, views: _ViewBatch, item: batch.Item) -> None:
+        person_id = item.key
+        if item.op == "event":
+            entry = entry_for(self.serde.decode(item.raw, PartnerEvent), item.source)
+            updated, _ = fold(views.get(person_id), person_id, entry)
+            if updated is not None:
+                views.put(person_id, prune(updated, utc_now(), self._retention))
+                self.metrics.view_updates.inc()
+        elif item.op == "merge":
+            view = views.get(person_id)
+            views.put(person_id, None)
+            if view is not None:
+                await self._transfer(item.arg, view.entries)
+        elif item.op == "split":
+            await self._split(views, person_id, json.loads(item.arg))
+        elif item.op == "erase":
+            await self._erase(views, person_id, item.arg)
 
     def _retention(self, basis: str) -> timedelta:
         return self.agreements.retention(
             basis, timedelta(days=self.settings.consent_retention_days)
         )
 
-    async def _transfer(self, stored: dict[str, Any] | None, into: str) -> None:
-        if stored:
-            entries = PersonView.model_validate(stored).model_dump(mode="json")["entries"]
-            await self.transfer_topic.send(key=into.encode(), value=json.dumps(entries).encode())
+    async def _transfer(self, into: str, entries: list[TimelineEntry]) -> None:
+        payload = [e.model_dump(mode="json") for e in entries]
+        await self.transfer_topic.send(key=into.encode(), value=json.dumps(payload).encode())
 
-    async def _split(self, person_id: str, parts: dict[str, list[str]]) -> None:
-        view = self.view_of(person_id)
+    async def _split(self, views: _ViewBatch, person_id: str, parts: dict[str, list[str]]) -> None:
+        view = views.get(person_id)
         if view is None:
             return
         if person_id not in parts:
-            self.views.pop(person_id.encode(), None)
+            views.put(person_id, None)
         for new_id, entries in split(view, parts).items():
             if new_id == person_id:
-                self._store_view(person_id, PersonView(person_id=person_id, entries=entries))
+                views.put(person_id, PersonView(person_id=person_id, entries=entries))
             elif entries:
-                payload = [e.model_dump(mode="json") for e in entries]
-                await self.transfer_topic.send(
-                    key=new_id.encode(), value=json.dumps(payload).encode()
-                )
+                await self._transfer(new_id, entries)
 
-    async def _erase(self, message: Any, person_id: str, basis: str) -> None:
-        view = self.view_of(person_id)
+    async def _erase(self, views: _ViewBatch, person_id: str, basis: str) -> None:
+        view = views.get(person_id)
         if view is None:
             return
         remaining, removed = erase_basis(view, basis)
         for entry in removed:  # fates first: a crash in between must not lose a record
             for source in entry.sources:
                 self._set_fate(source, "erased", entry.partner_id)
-        self._store_view(person_id, remaining)
+        views.put(person_id, remaining)
         await self._audit("person.erase", person_id)
+
+
+def _event_item(event: PartnerEvent, raw: bytes | None, source: str) -> batch.Item:
+    """An admitted event, as work for identity (which needs only its tokens)."""
+    return batch.Item("event", event.event_id, source=source, tokens=event.subject.tokens, raw=raw)
+
+
+def _merges(merged: list[str], into: str | None) -> list[batch.Item]:
+    """Tell the views of people merged into ``into`` to hand their entries over."""
+    assert into is not None or not merged
+    return [batch.Item("merge", old, arg=into or "") for old in merged]
+
+
+class _ViewBatch:
+    """The views one batch record touches, as models: read once, written back once."""
+
+    def __init__(self, table: FaustTable) -> None:
+        self.stored = StagedTable(table)
+        self.models: dict[str, PersonView | None] = {}
+        self.changed: set[str] = set()
+
+    def get(self, person_id: str) -> PersonView | None:
+        if person_id not in self.models:
+            stored = self.stored.get(person_id.encode())
+            self.models[person_id] = PersonView.model_validate(stored) if stored else None
+        return self.models[person_id]
+
+    def put(self, person_id: str, view: PersonView | None) -> None:
+        self.models[person_id] = view
+        self.changed.add(person_id)
+
+    async def flush(self, event: EventT[bytes]) -> None:
+        """Write the changed views (with the partition that owns them, for accounting)."""
+        for person_id in self.changed:
+            view, key = self.models[person_id], person_id.encode()
+            if view is None:
+                self.stored.pop(key, None)
+            else:
+                partition = event.message.partition
+                self.stored[key] = {**view.model_dump(mode="json"), "partition": partition}
+        await self.stored.flush(event)

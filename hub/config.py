@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     consent_retention_days: int = Field(default=730, ge=1)
     quarantine_hold_s: float = Field(default=7 * 24 * 3600, gt=0)
     maintenance_interval_s: float = Field(default=60, gt=0)
+    batch_max: int = Field(
+        default=500, ge=1, description="Most partner records the gate decides as one batch."
+    )
+    batch_within_s: float = Field(
+        default=0.01, gt=0, description="Longest the gate waits to fill a batch (latency)."
+    )
     request_timeout_ms: int = Field(default=30_000, ge=100)
     max_event_bytes: int = Field(
         default=1_000_000, ge=256, description="Largest encoded event a connector will send."
