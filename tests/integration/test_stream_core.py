@@ -31,6 +31,7 @@ from hub.models import (
     HousingEvent,
     HousingKind,
     LawfulBasis,
+    PartnerEvent,
     Payload,
 )
 from hub.registry import SchemaRegistry
@@ -154,6 +155,14 @@ def test_three_partners_three_identifiers_one_person_and_a_retracted_link_splits
     assert after is not None and set(after["partners"]) == {"council-housing", "city-health"}
     school_only = view(worker, person_id_for(upn))
     assert school_only is not None and set(school_only["partners"]) == {"northfield-school"}
+
+    # hub.events is a contract topic: the merges and the split above travel on the
+    # worker's internal view topic, so it holds the three events and nothing else.
+    serde = Serde(SchemaRegistry(s))
+    published = read_topic(s, Topics(s.topic_prefix).events)
+    assert sorted(serde.decode(v, PartnerEvent).partner_id for _, v, _ in published) == sorted(
+        PARTNERS
+    )
 
 
 def live_values(settings: Settings, topic: str) -> dict[bytes | None, bytes]:

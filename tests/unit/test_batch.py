@@ -1,0 +1,47 @@
+"""Batch records on the internal topics: round trip, order, size cuts, partitioning."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from hub import batch
+from hub.batch import Item
+
+
+def test_items_round_trip_in_order() -> None:
+    items = [
+        Item("event", "e-1", source="t:0:1", tokens=["nhs:a", "upn:b"], raw=b"\x00\x01"),
+        Item("merge", "p-old", arg="p-new"),
+        Item("erase", "c-1", tokens=["nhs:a"]),
+    ]
+    assert batch.decode(batch.encode(items)) == items
+
+
+def test_a_truncated_batch_record_fails_loudly() -> None:
+    data = batch.encode([Item("event", "e-1", raw=b"x" * 100)])
+    with pytest.raises((EOFError, ValueError)):
+        batch.decode(data[:-10])
+
+
+def test_chunks_keep_order_and_stay_under_the_limit() -> None:
+    items = [Item("event", f"e-{i}", raw=b"x" * 100) for i in range(25)]
+    runs = list(batch.chunks(items, limit=1000))
+    assert [i for run in runs for i in run] == items
+    assert all(sum(len(i.raw or b"") + len(i.key) for i in run) <= 1000 for run in runs)
+    assert len(runs) == 3
+
+
+def test_an_item_over_the_limit_travels_alone() -> None:
+    big, small = Item("event", "big", raw=b"x" * 5000), Item("event", "small", raw=b"x")
+    assert list(batch.chunks([small, big, small], limit=1000)) == [[small], [big], [small]]
+
+
+def test_partition_matches_kafkas_default_partitioner() -> None:
+    """Faust routes table reads by the producer's partitioner: the views must agree."""
+    partitioner = DefaultPartitioner()
+    for n in (1, 4, 12):
+        for i in range(200):
+            key = f"p-{i:05d}".encode()
+            expected = partitioner(key, list(range(n)), list(range(n)))
+            assert batch.partition_for(key, n) == expected
