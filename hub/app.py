@@ -70,6 +70,8 @@ OP = "placehub-op"
 REASON = "placehub-reason"
 SOURCE = "placehub-source"  # topic:partition:offset of the partner record, for accounting
 
+CONSENT_CACHE = 100_000  # parsed consents kept; the gate checks one per event
+
 
 def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
     """A topic of undecoded bytes: the hub decodes itself, so bad records reach the DLQ."""
@@ -112,6 +114,8 @@ class Hub:
         self.users = UserDirectory.load(settings.users_file)
         self.partners = load_partners(settings.partners_file)
         self.agreements = load_agreements(settings.agreements_dir)
+        # Parsed consents, checked against the stored value on every use (never stale).
+        self._consent_models: dict[str, tuple[dict[str, Any], ConsentRecord]] = {}
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap_servers}",
@@ -217,7 +221,14 @@ class Hub:
         stored = self.consents.get(consent_id)
         if not stored or stored.get("withdrawn"):
             return None
-        return ConsentRecord.model_validate(stored)
+        cached = self._consent_models.get(consent_id)
+        if cached is not None and cached[0] == stored:
+            return cached[1]
+        if len(self._consent_models) >= CONSENT_CACHE:
+            self._consent_models.clear()
+        consent = ConsentRecord.model_validate(stored)
+        self._consent_models[consent_id] = (stored, consent)
+        return consent
 
     def basis_problem(self, event: PartnerEvent) -> str | None:
         """Why ``event`` has no lawful basis now, or None."""
