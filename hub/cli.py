@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 from connectors.simulate import Place
 from hub import broker, catalogue, contracts
-from hub.config import load_settings
+from hub.config import PROJECT_ROOT, load_settings
 from hub.demo import run_demo
-from hub.errors import HubError
+from hub.errors import HubError, SetupError
 from hub.registry import SchemaRegistry
 from hub.replay import replay
 from hub.worker import run_worker
@@ -56,6 +58,28 @@ def _replay(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"deleted_topics": deleted}))
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    # The benchmarks live with the tests (tests/bench), outside the installed packages and
+    # with dev-only dependencies, so they are imported from the source tree on demand.
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    try:
+        bench = importlib.import_module("tests.bench.run")
+    except ImportError as exc:
+        raise SetupError(
+            f"placehub bench needs a source checkout with the dev extras ({exc}); "
+            "run `make unit` once to install them"
+        ) from None
+    only = [name for name in args.only.split(",") if name]
+    unknown = sorted(set(only) - set(bench.SCENARIOS))
+    if unknown:
+        raise SetupError(f"unknown scenario(s) {unknown}; choose from {list(bench.SCENARIOS)}")
+    status: int = bench.run_bench(
+        load_settings(), quick=args.quick, only=only, json_path=args.json, profile=args.profile
+    )
+    return status
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -149,6 +173,19 @@ def _parser() -> argparse.ArgumentParser:
     schemas.add_argument("--json", action="store_true", help="report as JSON")
     schemas.add_argument("--check", action="store_true", help="docs: fail if the file is stale")
     schemas.set_defaults(run=_schemas)
+
+    bench = commands.add_parser(
+        "bench", help="benchmarks beside raw-client baselines measured in the same run"
+    )
+    bench.add_argument("--quick", action="store_true", help="smaller loads (about 3 minutes)")
+    bench.add_argument("--json", type=Path, default=None, help="write the report here")
+    bench.add_argument(
+        "--only", default="", help="comma-separated: ingest,pipeline,latency,query,scale"
+    )
+    bench.add_argument(
+        "--profile", action="store_true", help="run the pipeline's workers under pyinstrument"
+    )
+    bench.set_defaults(run=_bench)
 
     demo = commands.add_parser(
         "demo", help="the whole place, simulated: broker, worker, partners, API"

@@ -1,0 +1,230 @@
+"""Pipeline: events/s through hub workers (gate → identity → view) vs a raw aiokafka loop.
+
+Method. Consents for every simulated person are loaded first and the worker is started and
+left to absorb them (its consents table's changelog holds them all), so start-up, table
+recovery and consent loading are not timed. Then a batch of already-encoded events (the
+SDK's exact bytes) is produced into the partner topics with confluent-kafka as fast as the
+broker takes them, and the clock runs from the first send until the worker's accounting
+(what ``GET /v1/partners/{id}/status`` reports, checked every 0.25 s) shows every event
+received by the gate, and then every event folded into a person view (read from the
+ledger's changelog, which is what that endpoint sums; see ``harness.LedgerTail``). The
+batch is repeated on the same worker with new events for the same people; the median is
+reported. Two workers: the same on a hub whose topics have four partitions, both workers
+started and settled before the first batch.
+
+Baseline: an ``AIOKafkaConsumer`` assigned the same partitions reads the same records from
+the beginning and Avro-decodes each value with fastavro (no Faust, no hub logic). Also
+measured, to show where the time goes: a bare Faust agent doing the same decode
+(``faust_floor``), and one that also forwards each record to another topic, as each hub
+stage does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import fastavro
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from connectors.simulate import PARTNERS, Place
+from hub.codec import split_frame
+from hub.config import PROJECT_ROOT, Settings
+from hub.registry import load_schema
+from hub.topics import Topics
+from tests.bench.harness import (
+    Bench,
+    Figure,
+    LedgerTail,
+    Record,
+    encode,
+    ledger,
+    median,
+    prepare,
+    produce,
+    topic_size,
+    wait_until,
+)
+from tests.integration.helpers import worker_env
+
+__all__ = ["raw_consume_rate", "run"]
+
+POLL_S = 0.25
+# Bare Faust agents run beside the hub (see faust_floor): mode -> what the table calls it.
+FLOORS = {
+    "floor": "consume + decode",
+    "floor-topic": "decode + Topic.send to one topic",
+    "floor-producer": "decode + producer.send to one topic",
+}
+
+
+def run(bench: Bench) -> list[Figure]:
+    """One worker, then two workers on four partitions, each beside the raw consume loop."""
+    events = 5_000 if bench.quick else 20_000
+    figures: list[Figure] = []
+    one = _throughput(bench, "pipeline-1", workers=1, events=events)
+    raw = one.pop("raw")
+    floors = {what: one.pop(mode) for mode, what in FLOORS.items()}
+    two = _throughput(bench, "pipeline-2", workers=2, events=events)
+    two.pop("raw")
+    target = "≥ 10,000/s per worker and ≥ 0.5x raw"
+    for label, result in (("1 worker", one), ("2 workers, 4 partitions", two)):
+        for stage, what in (("gate", "received by the gate"), ("view", "gate → identity → view")):
+            value = median(result[stage])
+            figures.append(
+                Figure(
+                    "pipeline",
+                    f"{label}: {what}",
+                    value,
+                    "events/s",
+                    "raw aiokafka consume + Avro decode (1 process)",
+                    median(raw),
+                    target=target if stage == "view" else "",
+                    met=(value >= 10_000 * (1 if label == "1 worker" else 2))
+                    and value >= 0.5 * median(raw)
+                    if stage == "view"
+                    else None,
+                    note=f"{events} events per batch; patterns stage not built yet",
+                    runs=result[stage],
+                    baseline_runs=raw,
+                )
+            )
+    for what, runs in floors.items():
+        figures.append(
+            Figure(
+                "pipeline",
+                f"bare Faust agent, 1 worker: {what} (framework floor)",
+                median(runs),
+                "events/s",
+                "raw aiokafka consume + Avro decode (1 process)",
+                median(raw),
+                runs=runs,
+                baseline_runs=raw,
+            )
+        )
+    return figures
+
+
+def _throughput(bench: Bench, name: str, workers: int, events: int) -> dict[str, list[float]]:
+    settings = bench.hub(name)
+    try:
+        prepare(settings)
+        place = Place(seed=11, people=events, consent_rate=1.0)
+        consents, _ = encode(settings, [place.consent(person) for person in place.people], [])
+        batches = [encode(settings, [], place.events(events))[1] for _ in range(bench.repeats)]
+        produce(settings, consents)
+        bench.progress(f"  {name}: {len(consents)} consents loaded; starting {workers} worker(s)")
+        rates: dict[str, list[float]] = {"gate": [], "view": [], "raw": []}
+        extra = {"bench_profile": bench.profile_path(name)} if bench.profile else {}
+        with bench.workers(settings, count=workers, **extra) as started:
+            changelog = f"{settings.app_id}-consents-changelog"
+            wait_until(
+                lambda: topic_size(settings, changelog) >= len(consents),
+                300,
+                "the consents to be absorbed",
+                poll_s=0.5,
+            )
+            tail = LedgerTail(settings)
+            for n, batch in enumerate(batches, start=1):
+                gate_s, view_s = _time_batch(settings, tail, batch, n * events)
+                rates["gate"].append(events / gate_s)
+                rates["view"].append(events / view_s)
+                bench.progress(
+                    f"  {name} batch {n}: gate {events / gate_s:,.0f}/s, "
+                    f"view {events / view_s:,.0f}/s"
+                )
+            tail.close()
+            endpoint = ledger(started[0])
+            if endpoint.get("folded") != n * events:
+                bench.progress(f"  note: worker 0's status endpoint says {endpoint}")
+        if workers == 1:
+            rates["raw"] = [raw_consume_rate(settings, events) for _ in range(bench.repeats)]
+            for mode in FLOORS:
+                rates[mode] = [_faust_floor(bench, settings, events, mode)]
+            bench.progress(
+                f"  raw aiokafka loop: {', '.join(f'{r:,.0f}/s' for r in rates['raw'])}; "
+                + ", ".join(f"Faust {mode} {rates[mode][0]:,.0f}/s" for mode in FLOORS)
+            )
+        return rates
+    finally:
+        bench.delete(settings)
+
+
+def _time_batch(
+    settings: Settings, tail: LedgerTail, batch: list[Record], total: int
+) -> tuple[float, float]:
+    """Seconds from the first send until the gate, then the view, has all ``total`` events."""
+    started = time.perf_counter()
+    produce(settings, batch)
+    gate_s = view_s = 0.0
+    deadline = started + 60 + len(batch) / 100  # even 100 events/s finishes in time
+    while not view_s:
+        counts = tail.totals()
+        now = time.perf_counter() - started
+        if not gate_s and counts.get("received", 0) >= total:
+            gate_s = now
+        if gate_s and counts.get("folded", 0) + counts.get("duplicate", 0) >= total:
+            view_s = now
+        if started + now > deadline:
+            raise TimeoutError(f"pipeline did not finish {total} events in time: {counts}")
+        time.sleep(POLL_S)
+    return gate_s, view_s
+
+
+def _faust_floor(bench: Bench, settings: Settings, events: int, mode: str) -> float:
+    """Rate of a bare Faust agent over the same topics (``tests.bench.faust_floor``)."""
+    out = bench.root / f"{settings.app_id}-{mode}.json"
+    command = [sys.executable, "-m", "tests.bench.faust_floor", str(events), str(out)]
+    forward = mode.removeprefix("floor").strip("-")
+    subprocess.run(
+        [*command, *(["--forward", forward] if forward else [])],
+        env=worker_env(settings),
+        cwd=PROJECT_ROOT,
+        check=True,
+        timeout=300,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rate: float = json.loads(out.read_text())["rate"]
+    return rate
+
+
+def raw_consume_rate(settings: Settings, events: int) -> float:
+    """Records/s of a bare aiokafka consume + fastavro decode over the partner topics."""
+    return asyncio.run(_raw_consume(settings, events))
+
+
+async def _raw_consume(settings: Settings, events: int) -> float:
+    topics = Topics(settings.topic_prefix)
+    schema: Any = fastavro.parse_schema(load_schema("PartnerEvent"))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topics.partner(partner), p)
+            for partner in PARTNERS
+            for p in range(settings.partitions)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        count = 0
+        started = time.perf_counter()
+        while count < events:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    _, body = split_frame(record.value)
+                    fastavro.schemaless_reader(io.BytesIO(body), schema)
+                    count += 1
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
