@@ -130,6 +130,9 @@ class Bench:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     progress: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
     profile: bool = False  # run the pipeline's workers under pyinstrument
+    # Extra PLACEHUB_* values for every bench worker, e.g. {"bench_app_options": '{...}'}
+    # to try a Faust setting (see tests.bench.worker).
+    worker_overrides: dict[str, str] = field(default_factory=dict)
 
     def profile_path(self, name: str) -> str:
         """Where a profiled worker of ``name`` writes its report (``.txt`` and ``.html``)."""
@@ -167,7 +170,7 @@ class Bench:
                 process = WorkerProcess(
                     own,
                     self.root / f"{settings.app_id}-worker-{n}.log",
-                    env=worker_env(own, overrides),
+                    env=worker_env(own, {**self.worker_overrides, **overrides}),
                     command=[sys.executable, "-m", "tests.bench.worker"],
                 )
                 self.root.mkdir(parents=True, exist_ok=True)

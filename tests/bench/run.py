@@ -141,7 +141,7 @@ def render_table(figures: Sequence[Figure]) -> str:
             f"| {f.scenario} | {f.measure} | {_number(f.value, f.unit)} | {f.baseline} | "
             f"{base} | {ratio} | {f.target}{verdict} |"
         )
-    notes = [f"- {f.scenario} · {f.measure}: {f.note}" for f in figures if f.note]
+    notes = [f"- {f.scenario}: {f.note}" for f in figures if f.note]
     return "\n".join(rows) + ("\n\nNotes:\n" + "\n".join(dict.fromkeys(notes)) if notes else "")
 
 

@@ -57,6 +57,21 @@ def test_settings_fail_fast_naming_the_variable(monkeypatch: pytest.MonkeyPatch)
         load_settings.cache_clear()
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_table_store_is_memory_or_rocksdb(store: str) -> None:
+    assert Settings(store=store).store == store
+
+
+def test_unknown_table_store_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLACEHUB_STORE", "redis://")
+    load_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="PLACEHUB_STORE: String should match pattern"):
+            load_settings()
+    finally:
+        load_settings.cache_clear()
+
+
 def test_place_key_file_wins_and_unreadable_file_is_named(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text("secret\n")
