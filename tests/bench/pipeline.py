@@ -13,10 +13,12 @@ reported. Two workers: the same on a hub whose topics have four partitions, both
 started and settled before the first batch.
 
 Baseline: an ``AIOKafkaConsumer`` assigned the same partitions reads the same records from
-the beginning and Avro-decodes each value with fastavro (no Faust, no hub logic). Also
+the beginning and Avro-decodes each value with fastavro (no Faust, no hub logic), timed
+from its first record. Also
 measured, to show where the time goes: a bare Faust agent doing the same decode
 (``faust_floor``), and one that also forwards each record to another topic, as each hub
-stage does.
+stage does; and a confluent-kafka loop that consumes, decodes and produces each record to
+one topic (what one hop costs without Faust).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from typing import Any
 
 import fastavro
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer
+from confluent_kafka import TopicPartition as ConfluentPartition
 
 from connectors.simulate import PARTNERS, Place
 from hub.codec import split_frame
@@ -70,6 +74,7 @@ def run(bench: Bench) -> list[Figure]:
     one = _throughput(bench, "pipeline-1", workers=1, events=events)
     raw = one.pop("raw")
     floors = {what: one.pop(mode) for mode, what in FLOORS.items()}
+    confluent = one.pop("confluent")
     two = _throughput(bench, "pipeline-2", workers=2, events=events)
     two.pop("raw")
     target = "≥ 10,000/s per worker and ≥ 0.5x raw"
@@ -94,15 +99,18 @@ def run(bench: Bench) -> list[Figure]:
                     baseline_runs=raw,
                 )
             )
+    floors = {f"bare Faust agent, 1 worker: {what}": runs for what, runs in floors.items()}
+    floors["raw confluent-kafka loop: consume + decode + produce to one topic"] = confluent
     for what, runs in floors.items():
         figures.append(
             Figure(
                 "pipeline",
-                f"bare Faust agent, 1 worker: {what} (framework floor)",
+                what,
                 median(runs),
                 "events/s",
                 "raw aiokafka consume + Avro decode (1 process)",
                 median(raw),
+                note="floors: what one hop costs in each client, no hub logic",
                 runs=runs,
                 baseline_runs=raw,
             )
@@ -144,11 +152,13 @@ def _throughput(bench: Bench, name: str, workers: int, events: int) -> dict[str,
                 bench.progress(f"  note: worker 0's status endpoint says {endpoint}")
         if workers == 1:
             rates["raw"] = [raw_consume_rate(settings, events) for _ in range(bench.repeats)]
+            rates["confluent"] = [raw_forward_rate(settings, events)]
             for mode in FLOORS:
                 rates[mode] = [_faust_floor(bench, settings, events, mode)]
             bench.progress(
                 f"  raw aiokafka loop: {', '.join(f'{r:,.0f}/s' for r in rates['raw'])}; "
                 + ", ".join(f"Faust {mode} {rates[mode][0]:,.0f}/s" for mode in FLOORS)
+                + f", confluent-kafka one hop {rates['confluent'][0]:,.0f}/s"
             )
         return rates
     finally:
@@ -194,6 +204,51 @@ def _faust_floor(bench: Bench, settings: Settings, events: int, mode: str) -> fl
     return rate
 
 
+def raw_forward_rate(settings: Settings, events: int) -> float:
+    """Records/s of a confluent-kafka consume + decode + produce-to-one-topic loop (one hop)."""
+    topics = Topics(settings.topic_prefix)
+    schema: Any = fastavro.parse_schema(load_schema("PartnerEvent"))
+    sink = f"{settings.topic_prefix}raw-forward"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"{settings.app_id}-raw-forward",
+            "enable.auto.commit": False,
+        }
+    )
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
+    consumer.assign(
+        [
+            ConfluentPartition(topics.partner(partner), p, OFFSET_BEGINNING)
+            for partner in PARTNERS
+            for p in range(settings.partitions)
+        ]
+    )
+    try:
+        count = 0
+        started = 0.0
+        while count < events:
+            for message in consumer.consume(num_messages=1_000, timeout=1.0):
+                started = started or time.perf_counter()  # from the first record: no start-up
+                if message.error() is not None:
+                    continue
+                value = message.value() or b""
+                _, body = split_frame(value)
+                fastavro.schemaless_reader(io.BytesIO(body), schema)
+                while True:
+                    try:
+                        producer.produce(sink, key=message.key(), value=value)
+                        break
+                    except BufferError:
+                        producer.poll(0.01)
+                count += 1
+            producer.poll(0)  # serve delivery reports once per batch
+        producer.flush(60)
+        return count / (time.perf_counter() - started)
+    finally:
+        consumer.close()
+
+
 def raw_consume_rate(settings: Settings, events: int) -> float:
     """Records/s of a bare aiokafka consume + fastavro decode over the partner topics."""
     return asyncio.run(_raw_consume(settings, events))
@@ -218,9 +273,10 @@ async def _raw_consume(settings: Settings, events: int) -> float:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         count = 0
-        started = time.perf_counter()
+        started = 0.0
         while count < events:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
+                started = started or time.perf_counter()  # from the first record: no start-up
                 for record in records:
                     _, body = split_frame(record.value)
                     fastavro.schemaless_reader(io.BytesIO(body), schema)
