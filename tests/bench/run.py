@@ -52,19 +52,27 @@ def run_bench(
     machine = describe_machine(settings)
     figures: list[Figure] = []
     timings: dict[str, float] = {}
+    failures: dict[str, str] = {}
     for name in chosen:
         bench.progress(f"{name} ...")
         started = time.monotonic()
-        figures.extend(SCENARIOS[name](bench))
+        try:
+            figures.extend(SCENARIOS[name](bench))
+        except Exception as exc:  # one scenario's failure must not hide the others' figures
+            failures[name] = f"{type(exc).__name__}: {exc}"
+            bench.progress(f"{name} FAILED: {failures[name]}")
         timings[name] = round(time.monotonic() - started, 1)
         bench.progress(f"{name} done in {timings[name]:.0f}s")
     machine["load_average_after"] = os.getloadavg()
     table = render_table(figures)
     print(f"\n{_machine_line(machine)}\n\n{table}")
+    for name, failure in failures.items():
+        print(f"\n{name} FAILED (no figures): {failure}")
     report = {
         "machine": machine,
         "quick": quick,
         "scenario_seconds": timings,
+        "failures": failures,
         "figures": [figure.as_json() for figure in figures],
         "table_markdown": table,
     }
@@ -74,7 +82,7 @@ def run_bench(
     print(f"\nJSON: {path}")
     if profile:
         print(f"profiles: {bench.root}/profile-*.txt (and .html, .pyisession)")
-    return 0
+    return 1 if failures else 0
 
 
 def describe_machine(settings: Settings) -> dict[str, Any]:
