@@ -47,6 +47,7 @@ from tests.bench.harness import (
     Figure,
     LedgerTail,
     Record,
+    assert_alive,
     encode,
     ledger,
     median,
@@ -55,7 +56,7 @@ from tests.bench.harness import (
     topic_size,
     wait_until,
 )
-from tests.integration.helpers import worker_env
+from tests.integration.helpers import WorkerProcess, worker_env
 
 __all__ = ["raw_consume_rate", "run"]
 
@@ -148,7 +149,7 @@ def _throughput(bench: Bench, name: str, workers: int, events: int) -> dict[str,
             )
             tail = LedgerTail(settings)
             for n, batch in enumerate(batches, start=1):
-                timing = _time_batch(settings, tail, batch, n * events)
+                timing = _time_batch(settings, tail, batch, n * events, started)
                 rates["gate"].append(events / timing.gate_s)
                 rates["view"].append(timing.folded / timing.view_s)
                 rates["held"] = [timing.held]
@@ -186,7 +187,11 @@ class BatchTiming:
 
 
 def _time_batch(
-    settings: Settings, tail: LedgerTail, batch: list[Record], total: int
+    settings: Settings,
+    tail: LedgerTail,
+    batch: list[Record],
+    total: int,
+    workers: list[WorkerProcess],
 ) -> BatchTiming:
     """Time until the gate has every one of ``total`` events, then until none is in flight.
 
@@ -211,6 +216,7 @@ def _time_batch(
             return BatchTiming(gate_s, now, folded, held)
         if started + now > deadline:
             raise TimeoutError(f"pipeline did not finish {total} events in time: {counts}")
+        assert_alive(workers)
         time.sleep(POLL_S)
 
 

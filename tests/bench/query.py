@@ -23,6 +23,7 @@ from tests.bench.harness import (
     Bench,
     Figure,
     LedgerTail,
+    assert_alive,
     encode,
     median,
     one_event_each,
@@ -31,7 +32,7 @@ from tests.bench.harness import (
     produce,
     wait_until,
 )
-from tests.integration.helpers import free_port, worker_env
+from tests.integration.helpers import WorkerProcess, free_port, worker_env
 
 __all__ = ["run"]
 
@@ -53,7 +54,7 @@ def run(bench: Bench) -> list[Figure]:
         with bench.workers(settings) as (worker, *_):
             produce(settings, events)
             tail = LedgerTail(settings)
-            wait_until(lambda: tail.totals().get("folded", 0) >= len(events), 300, "views")
+            wait_until(lambda: _folded(tail, worker) >= len(events), 300, "views")
             tail.close()
             people = [
                 _load(settings, f"{worker.url}/v1/people/{{id}}", ids, count)
@@ -112,6 +113,11 @@ def run(bench: Bench) -> list[Figure]:
         )
     )
     return figures
+
+
+def _folded(tail: LedgerTail, worker: WorkerProcess) -> int:
+    assert_alive([worker])
+    return tail.totals().get("folded", 0)
 
 
 def _med(results: list[dict[str, Any]], key: str) -> float:

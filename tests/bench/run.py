@@ -68,11 +68,14 @@ def run_bench(
     print(f"\n{_machine_line(machine)}\n\n{table}")
     for name, failure in failures.items():
         print(f"\n{name} FAILED (no figures): {failure}")
+    for incident in bench.incidents:
+        print(f"\nincident (worker restarted): {incident}")
     report = {
         "machine": machine,
         "quick": quick,
         "scenario_seconds": timings,
         "failures": failures,
+        "incidents": bench.incidents,
         "figures": [figure.as_json() for figure in figures],
         "table_markdown": table,
     }
