@@ -61,6 +61,7 @@ __all__ = [
     "prepare",
     "produce",
     "topic_size",
+    "wait_for_consents",
     "wait_until",
 ]
 
@@ -400,6 +401,17 @@ def produce(settings: Settings, records: Sequence[Record], acks: str = "all") ->
     if remaining:
         raise TimeoutError(f"{remaining} records were not acknowledged within 60s")
     return time.perf_counter() - started
+
+
+def wait_for_consents(settings: Settings, count: int) -> None:
+    """Wait until the running hub has taken in ``count`` consents (its table's changelog)."""
+    changelog = f"{settings.app_id}-consents-changelog"
+    wait_until(
+        lambda: topic_size(settings, changelog) >= count,
+        300,
+        "the consents to be absorbed",
+        poll_s=0.5,
+    )
 
 
 def topic_size(settings: Settings, topic: str) -> int:

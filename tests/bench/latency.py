@@ -34,8 +34,7 @@ from tests.bench.harness import (
     percentiles,
     prepare,
     produce,
-    topic_size,
-    wait_until,
+    wait_for_consents,
 )
 from tests.bench.loadgen import RAW_TOPIC, published_at
 from tests.integration.helpers import worker_env
@@ -59,14 +58,7 @@ def run(bench: Bench) -> list[Figure]:
         produce(settings, consents)
         ensure_topic(settings, settings.topic_prefix + RAW_TOPIC, partitions=settings.partitions)
         with bench.workers(settings):
-            wait_until(
-                lambda: (
-                    topic_size(settings, f"{settings.app_id}-consents-changelog") >= len(consents)
-                ),
-                300,
-                "the consents to be absorbed",
-                poll_s=0.5,
-            )
+            wait_for_consents(settings, len(consents))
             for rate in rates:
                 hub = _measure(settings, rate, seconds, raw=False)
                 raw = _measure(settings, rate, seconds, raw=True)

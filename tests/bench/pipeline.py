@@ -53,8 +53,7 @@ from tests.bench.harness import (
     median,
     prepare,
     produce,
-    topic_size,
-    wait_until,
+    wait_for_consents,
 )
 from tests.integration.helpers import WorkerProcess, worker_env
 
@@ -148,13 +147,7 @@ def _throughput(bench: Bench, name: str, workers: int, events: int) -> dict[str,
         rates: dict[str, list[float]] = {"gate": [], "view": [], "raw": []}
         extra = {"bench_profile": bench.profile_path(name)} if bench.profile else {}
         with bench.workers(settings, count=workers, **extra) as started:
-            changelog = f"{settings.app_id}-consents-changelog"
-            wait_until(
-                lambda: topic_size(settings, changelog) >= len(consents),
-                300,
-                "the consents to be absorbed",
-                poll_s=0.5,
-            )
+            wait_for_consents(settings, len(consents))
             tail = LedgerTail(settings)
             for n, batch in enumerate(batches, start=1):
                 timing = _time_batch(settings, tail, batch, n * events, started)
