@@ -145,7 +145,8 @@ def _throughput(bench: Bench, name: str, workers: int, events: int) -> dict[str,
         produce(settings, consents)
         bench.progress(f"  {name}: {len(consents)} consents loaded; starting {workers} worker(s)")
         rates: dict[str, list[float]] = {"gate": [], "view": [], "raw": []}
-        extra = {"bench_profile": bench.profile_path(name)} if bench.profile else {}
+        profiled = bench.profile and workers == 1  # one profile per run: the one-worker pass
+        extra = {"bench_profile": bench.profile_path(name)} if profiled else {}
         with bench.workers(settings, count=workers, **extra) as started:
             wait_for_consents(settings, len(consents))
             tail = LedgerTail(settings)

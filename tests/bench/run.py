@@ -24,7 +24,7 @@ import psutil
 
 from hub import broker
 from hub.config import PROJECT_ROOT, Settings
-from tests.bench import ingest, latency, pipeline, query, scale
+from tests.bench import ingest, latency, pipeline, profiles, query, scale
 from tests.bench.harness import Bench, Figure
 
 __all__ = ["SCENARIOS", "describe_machine", "render_table", "run_bench"]
@@ -84,7 +84,9 @@ def run_bench(
     path.write_text(json.dumps(report, indent=2, default=str))
     print(f"\nJSON: {path}")
     if profile:
-        print(f"profiles: {bench.root}/profile-*.txt (and .html, .pyisession)")
+        for session in sorted(bench.root.glob("profile-*.pyisession")):
+            print(f"\n{profiles.summarise(session)}")
+        print(f"\nprofiles: {bench.root}/profile-*.txt, .html, .pyisession")
     return 1 if failures else 0
 
 
