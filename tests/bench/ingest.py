@@ -1,0 +1,147 @@
+"""Ingest: the SDK's publish rate vs raw producers sending the very same bytes.
+
+Method. One partner's ``Publisher`` publishes pre-built drafts in batches of 500 (as
+``placehub simulate`` does): validate, pseudonymise, Avro-encode, produce, wait for every
+acknowledgement (acks=all, idempotent). The bytes it wrote are read back and sent again by a
+bare kafka-python ``KafkaProducer`` and a bare confluent-kafka ``Producer`` with the same
+settings (acks=all, idempotence, linger 5 ms) and the same batch, flush, wait-for-acks
+pattern. A warm-up publish first registers the schema and creates the topic, so neither is
+timed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from confluent_kafka import Producer
+from kafka import KafkaProducer
+
+from connectors import EventDraft, Publisher
+from connectors.simulate import PARTNERS, Place
+from hub._admin import ensure_topic
+from hub.config import Settings
+from hub.topics import Topics
+from tests.bench.harness import Bench, Figure, median
+from tests.integration.helpers import read_topic
+
+__all__ = ["run"]
+
+PARTNER = "council-housing"
+BATCH = 500
+
+
+def run(bench: Bench) -> list[Figure]:
+    """SDK, raw kafka-python and raw confluent-kafka, each timed ``bench.repeats`` times."""
+    events = 3_000 if bench.quick else 10_000
+    settings = bench.hub("ingest")
+    try:
+        drafts = [
+            draft
+            for partner, draft in Place(seed=5, people=2_000).events(events * 3)
+            if partner == PARTNER
+        ][:events]
+        events = len(drafts)
+        topic = Topics(settings.topic_prefix).partner(PARTNER)
+        with Publisher(PARTNER, PARTNERS[PARTNER], settings) as publisher:
+            publisher.publish(drafts[0])  # warm-up: schema registered, topic created
+            sdk = [_rate(events, lambda: _sdk(publisher, drafts)) for _ in range(bench.repeats)]
+        sent = [(key or b"", value or b"") for key, value, _ in read_topic(settings, topic)]
+        payload = sent[1 : events + 1]  # the SDK's bytes of one timed run, warm-up left out
+        for name in ("raw-kafka-python", "raw-confluent"):
+            ensure_topic(settings, settings.topic_prefix + name, partitions=settings.partitions)
+        kp = _kafka_python(settings, payload, bench.repeats)
+        ck = _confluent(settings, payload, bench.repeats)
+    finally:
+        bench.delete(settings)
+    bench.progress(
+        f"  SDK {median(sdk):,.0f}/s, kafka-python {median(kp):,.0f}/s, "
+        f"confluent-kafka {median(ck):,.0f}/s"
+    )
+    note = f"{events} events of ~{sum(len(v) for _, v in payload) // len(payload)} bytes"
+    common = {"unit": "events/s", "note": note, "runs": sdk}
+    return [
+        Figure(
+            "ingest",
+            "SDK publish (validate + pseudonymise + encode + produce, acked)",
+            median(sdk),
+            baseline="raw kafka-python producer, same bytes",
+            baseline_value=median(kp),
+            target="≥ 0.8x raw kafka-python",
+            met=median(sdk) >= 0.8 * median(kp),
+            baseline_runs=kp,
+            **common,  # type: ignore[arg-type]
+        ),
+        Figure(
+            "ingest",
+            "SDK publish (as above)",
+            median(sdk),
+            baseline="raw confluent-kafka producer, same bytes",
+            baseline_value=median(ck),
+            baseline_runs=ck,
+            **common,  # type: ignore[arg-type]
+        ),
+    ]
+
+
+def _rate(events: int, send: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    send()
+    return events / (time.perf_counter() - started)
+
+
+def _sdk(publisher: Publisher, drafts: Sequence[EventDraft]) -> None:
+    for start in range(0, len(drafts), BATCH):
+        publisher.publish_many(drafts[start : start + BATCH])
+
+
+def _kafka_python(
+    settings: Settings, payload: Sequence[tuple[bytes, bytes]], runs: int
+) -> list[float]:
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+    topic = settings.topic_prefix + "raw-kafka-python"
+
+    def send() -> None:
+        for start in range(0, len(payload), BATCH):
+            futures = [
+                producer.send(topic, key=key, value=value)
+                for key, value in payload[start : start + BATCH]
+            ]
+            producer.flush()  # as the SDK does: it waits for the acks anyway
+            for future in futures:
+                future.get(timeout=30)
+
+    try:
+        producer.send(topic, key=b"warm-up", value=b"").get(timeout=30)
+        return [_rate(len(payload), send) for _ in range(runs)]
+    finally:
+        producer.close()
+
+
+def _confluent(
+    settings: Settings, payload: Sequence[tuple[bytes, bytes]], runs: int
+) -> list[float]:
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+        }
+    )
+    topic = settings.topic_prefix + "raw-confluent"
+
+    def send() -> None:
+        for start in range(0, len(payload), BATCH):
+            for key, value in payload[start : start + BATCH]:
+                producer.produce(topic, key=key, value=value)
+            producer.flush(30)
+
+    producer.produce(topic, key=b"warm-up", value=b"")
+    producer.flush(30)
+    return [_rate(len(payload), send) for _ in range(runs)]
