@@ -1,8 +1,8 @@
 """A hub worker for the benchmarks: ``placehub worker`` plus two bench-only switches.
 
-- ``PLACEHUB_STORE`` (``memory://`` or ``rocksdb://``) is applied to the Faust app even while
-  ``hub.app`` still builds it with ``store="memory://"``; once the app passes
-  ``store=settings.store`` this bridge changes nothing.
+(``PLACEHUB_STORE``, ``memory://`` or ``rocksdb://``, is an ordinary setting that
+``placehub worker`` honours too.)
+
 - ``PLACEHUB_BENCH_APP_OPTIONS='{"producer_linger_ms": 5}'`` (JSON) adds Faust app settings,
   to try a tuning before proposing it for ``hub.app``.
 - ``PLACEHUB_BENCH_PROFILE=<path>`` runs the worker under pyinstrument and writes a text
@@ -25,22 +25,23 @@ from hub.worker import run_worker
 __all__ = ["main"]
 
 
-def _apply_store(store: str, options: dict[str, Any]) -> None:
+def _apply_options(options: dict[str, Any]) -> None:
+    """Make every Faust app built from here on take ``options`` (to try a tuning)."""
     base = faust.App
 
-    class StoreApp(base):  # type: ignore[misc,valid-type]
+    class TunedApp(base):  # type: ignore[misc,valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["store"] = store
-            kwargs.update(options)
-            super().__init__(*args, **kwargs)
+            super().__init__(*args, **{**kwargs, **options})
 
-    faust.App = StoreApp  # type: ignore[misc]
+    faust.App = TunedApp  # type: ignore[misc]
 
 
 def main() -> None:
     """Run one worker until it is stopped (SIGTERM), profiled if asked."""
     settings = load_settings()
-    _apply_store(settings.store, json.loads(os.environ.get("PLACEHUB_BENCH_APP_OPTIONS", "{}")))
+    options = os.environ.get("PLACEHUB_BENCH_APP_OPTIONS")
+    if options:
+        _apply_options(json.loads(options))
     profile = os.environ.get("PLACEHUB_BENCH_PROFILE")
     if not profile:
         run_worker(settings, loglevel="warning")

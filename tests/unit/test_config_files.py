@@ -62,11 +62,6 @@ def test_settings_fail_fast_naming_the_variable(monkeypatch: pytest.MonkeyPatch)
         _settings_with(monkeypatch, "PLACEHUB_PARTITIONS", "zero")
 
 
-@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
-def test_table_store_is_memory_or_rocksdb(store: str) -> None:
-    assert Settings(store=store).store == store
-
-
 def test_unknown_table_store_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="PLACEHUB_STORE: String should match pattern"):
         _settings_with(monkeypatch, "PLACEHUB_STORE", "redis://")
