@@ -7,7 +7,6 @@ project's broker, so it never sees another scenario's records and can be deleted
 from __future__ import annotations
 
 import contextlib
-import json
 import statistics
 import sys
 import time
@@ -19,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer
-from confluent_kafka import TopicPartition as KafkaPartition
+from confluent_kafka import Producer
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from connectors import ConsentDraft, EventDraft, Publisher
@@ -28,17 +26,8 @@ from connectors.simulate import PARTNERS, Place
 from hub._admin import ensure_topic
 from hub.config import Settings
 from hub.models import (
-    BasisKind,
     ConsentRecord,
-    EducationEvent,
-    EducationKind,
-    HealthEvent,
-    HealthKind,
-    HousingEvent,
-    HousingKind,
-    LawfulBasis,
     PartnerEvent,
-    Payload,
 )
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
@@ -47,26 +36,28 @@ from tests.integration.helpers import WorkerProcess, free_port, worker_env
 
 __all__ = [
     "ADMIN",
+    "POLL_S",
     "Bench",
     "Figure",
-    "LedgerTail",
     "Record",
     "assert_alive",
+    "books",
     "crash_of",
     "encode",
-    "ledger",
     "median",
     "one_event_each",
+    "partners_of",
     "percentiles",
+    "placed_in_views",
     "prepare",
     "produce",
     "topic_size",
     "wait_for_consents",
+    "wait_for_views",
     "wait_until",
 ]
 
 ADMIN = {"Authorization": "Bearer demo-admin"}
-PURPOSE = "early-help"
 
 # (topic name without the deployment prefix, key, value): bytes exactly as the SDK sends them.
 Record = tuple[str, bytes, bytes]
@@ -113,6 +104,9 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
         return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
     return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "n": len(ordered)}
+
+
+POLL_S = 0.2  # the books are read off every table, so they are not asked more often
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.2) -> None:
@@ -240,12 +234,16 @@ def _healthy(process: WorkerProcess) -> bool:
         return False
 
 
-def ledger(worker: WorkerProcess) -> dict[str, int]:
-    """The hub's accounting summed over the place's partners (``GET /v1/partners/…/status``)."""
+def books(worker: WorkerProcess, partners: Iterable[str]) -> dict[str, int]:
+    """The hub's books summed over ``partners`` (``GET /v1/partners/{id}/status``).
+
+    Each call adds up every worker's share of one partner's books, read off the state that
+    holds each record (view entries, held items, fates), so any worker may be asked.
+    """
     totals: dict[str, int] = {}
-    for partner in PARTNERS:
+    for partner in partners:
         reply = requests.get(
-            f"{worker.url}/v1/partners/{partner}/status", headers=ADMIN, timeout=10
+            f"{worker.url}/v1/partners/{partner}/status", headers=ADMIN, timeout=30
         )
         reply.raise_for_status()
         for name, value in reply.json().items():
@@ -254,79 +252,51 @@ def ledger(worker: WorkerProcess) -> dict[str, int]:
     return totals
 
 
-class LedgerTail:
-    """The hub's accounting read from its ledger changelog: what every worker wrote.
+def placed_in_views(counts: dict[str, int]) -> int:
+    """Records that reached a person view (``in_view``) or were recognised as re-sent."""
+    return counts.get("in_view", 0) + counts.get("duplicate", 0)
 
-    ``GET /v1/partners/{id}/status`` sums a worker's in-memory copy of the ledger (a Faust
-    GlobalTable); with several workers those copies were seen to stop following each other's
-    updates, so the benchmarks read the changelog itself.
-    """
 
-    def __init__(self, settings: Settings) -> None:
-        self.topic = f"{settings.app_id}-ledger-changelog"
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.bootstrap_servers,
-                "group.id": f"bench-ledger-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
-        )
-        partitions = self.consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
-        self.consumer.assign([KafkaPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
-        self.latest: dict[bytes, Any] = {}
+def wait_for_views(
+    workers: Sequence[WorkerProcess],
+    partners: Iterable[str],
+    placed: int,
+    timeout_s: float,
+    poll_s: float = POLL_S,
+) -> dict[str, int]:
+    """Poll the books until ``placed`` records are in views and none is in flight."""
+    partners = sorted(set(partners))
+    counts: dict[str, int] = {}
 
-    def totals(self) -> dict[str, int]:
-        """Every bucket summed over partners and ledger entries, as of now."""
-        while messages := self.consumer.consume(num_messages=10_000, timeout=0.05):
-            for message in messages:
-                if message.error() is None:
-                    value = message.value()
-                    self.latest[message.key() or b""] = json.loads(value) if value else None
-        totals: dict[str, int] = {}
-        for entry in self.latest.values():
-            for counts in (entry or {}).get("partners", {}).values():
-                for bucket, n in counts.items():
-                    totals[bucket] = totals.get(bucket, 0) + n
-        return totals
+    def done() -> bool:
+        nonlocal counts
+        assert_alive(workers)
+        counts = books(workers[0], partners)
+        return placed_in_views(counts) >= placed and counts.get("in_flight", 0) == 0
 
-    def close(self) -> None:
-        self.consumer.close()
+    wait_until(done, timeout_s, f"{placed:,} records in views", poll_s=poll_s)
+    return counts
+
+
+def partners_of(records: Iterable[Record]) -> set[str]:
+    """The partners whose topics ``records`` go to."""
+    topics = Topics("")
+    return {p for topic, _, _ in records if (p := topics.partner_of(topic)) is not None}
 
 
 def one_event_each(
     place: Place, start: datetime = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ) -> Iterator[tuple[str, EventDraft]]:
-    """One event for every person of ``place``, from the first partner that knows them.
+    """One event for every person of ``place``, from one of the partners that serve them.
 
     ``Place.events`` picks people at random; for views of a known size each person needs one.
     """
     for person in place.people:
-        partner = person.partners[person.index % len(person.partners)]
-        identifiers = {"nhs": person.nhs_number}
-        if partner == "council-housing":
-            identifiers["council"] = person.council_ref
-        yield (
-            partner,
-            EventDraft(
-                source_ref=f"{partner[:3].upper()}-{person.index:07d}",
-                identifiers=identifiers,
-                basis=LawfulBasis(
-                    kind=BasisKind.CONSENT, consent_id=person.consent_id, purpose=PURPOSE
-                ),
-                payload=_payload(partner, person.index),
-                occurred_at=start + timedelta(minutes=person.index % 10_000),
-                area_code=person.ward,
-                age_band=person.age_band,
-            ),
-        )
-
-
-def _payload(partner: str, n: int) -> Payload:
-    if partner == "council-housing":
-        return HousingEvent(kind=list(HousingKind)[n % len(HousingKind)])
-    if partner == "northfield-school":
-        return EducationEvent(kind=list(EducationKind)[n % len(EducationKind)])
-    return HealthEvent(kind=list(HealthKind)[n % len(HealthKind)])
+        serving = person.partners()
+        partner = PARTNERS[serving[person.index % len(serving)]]
+        kind = partner.kinds[person.index % len(partner.kinds)]
+        moment = start + timedelta(minutes=person.index % 10_000)
+        yield partner.id, place.draft(person, partner.id, partner.family, kind, moment)
 
 
 def encode(
@@ -340,7 +310,7 @@ def encode(
     bytes are exactly the SDK's; schema ids are fingerprints, the same under any prefix.
     """
     topics = Topics("")
-    publishers = {p: Publisher(p, system, settings) for p, system in PARTNERS.items()}
+    publishers = {p.id: Publisher(p.id, p.source_system, settings) for p in PARTNERS.values()}
     registry = SchemaRegistry(settings)
     serde = Serde(registry)
     try:

@@ -43,7 +43,7 @@ def run(bench: Bench) -> list[Figure]:
         ][:events]
         events = len(drafts)
         topic = Topics(settings.topic_prefix).partner(PARTNER)
-        with Publisher(PARTNER, PARTNERS[PARTNER], settings) as publisher:
+        with Publisher(PARTNER, PARTNERS[PARTNER].source_system, settings) as publisher:
             publisher.publish(drafts[0])  # warm-up: schema registered, topic created
             sdk = [_rate(events, lambda: _sdk(publisher, drafts)) for _ in range(bench.repeats)]
         sent = [(key or b"", value or b"") for key, value, _ in read_topic(settings, topic)]

@@ -79,7 +79,7 @@ def _publish(rate: float, seconds: float, raw: bool, people: int, seed: int) -> 
             _pace(started, sent / rate)
         producer.close()
     else:
-        publishers = {p: Publisher(p, system, settings) for p, system in PARTNERS.items()}
+        publishers = {p.id: Publisher(p.id, p.source_system, settings) for p in PARTNERS.values()}
         for partner, publisher in publishers.items():  # warm-up: schemas, topics
             publisher.publish(next(d for p, d in drafts if p == partner))
         started = time.monotonic()

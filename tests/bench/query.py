@@ -22,17 +22,17 @@ from hub.config import PROJECT_ROOT, Settings
 from tests.bench.harness import (
     Bench,
     Figure,
-    LedgerTail,
-    assert_alive,
     encode,
     median,
     one_event_each,
+    partners_of,
     percentiles,
     prepare,
     produce,
+    wait_for_views,
     wait_until,
 )
-from tests.integration.helpers import WorkerProcess, free_port, worker_env
+from tests.integration.helpers import free_port, worker_env
 
 __all__ = ["run"]
 
@@ -53,9 +53,7 @@ def run(bench: Bench) -> list[Figure]:
         ids = [Place.person_id(person, settings.place_key_bytes()) for person in place.people]
         with bench.workers(settings) as (worker, *_):
             produce(settings, events)
-            tail = LedgerTail(settings)
-            wait_until(lambda: _folded(tail, worker) >= len(events), 300, "views")
-            tail.close()
+            wait_for_views([worker], partners_of(events), len(events), 300)
             people = [
                 _load(settings, f"{worker.url}/v1/people/{{id}}", ids, count)
                 for _ in range(bench.repeats)
@@ -113,11 +111,6 @@ def run(bench: Bench) -> list[Figure]:
         )
     )
     return figures
-
-
-def _folded(tail: LedgerTail, worker: WorkerProcess) -> int:
-    assert_alive([worker])
-    return tail.totals().get("folded", 0)
 
 
 def _med(results: list[dict[str, Any]], key: str) -> float:

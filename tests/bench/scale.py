@@ -2,7 +2,7 @@
 
 Method. For each table store, one worker is loaded in steps: consents for N simulated
 people and one event each (so N person views), then more people up to the next size. After
-each step has been folded into the views (per the ledger), the worker's resident memory
+each step is in the views (per the hub's books), the worker's resident memory
 (RSS) is read, with the views changelog's bytes on the broker (what the views weigh
 serialised) and, for RocksDB, the bytes of the worker's table files. The baseline for RSS
 is the same worker idle with an empty place; the per-person figure is set beside the bytes
@@ -24,13 +24,12 @@ from hub.config import Settings
 from tests.bench.harness import (
     Bench,
     Figure,
-    LedgerTail,
-    assert_alive,
     encode,
     one_event_each,
+    partners_of,
     prepare,
     produce,
-    wait_until,
+    wait_for_views,
 )
 from tests.integration.helpers import WorkerProcess
 
@@ -117,7 +116,6 @@ def _grow(bench: Bench, store: str, sizes: tuple[int, ...]) -> dict[str, Any]:
         with bench.workers(settings, store=store) as (worker, *_):
             time.sleep(5)  # let start-up allocations settle before the idle reading
             idle_mb = _rss_mb(worker)
-            tail = LedgerTail(settings)
             loaded = 0
             for size in sizes:
                 people = place.people[loaded:size]
@@ -127,12 +125,7 @@ def _grow(bench: Bench, store: str, sizes: tuple[int, ...]) -> dict[str, Any]:
                 started = time.perf_counter()
                 produce(settings, consents)
                 produce(settings, events)
-                wait_until(
-                    lambda size=size: _folded(tail, worker) >= size,  # type: ignore[misc]
-                    120 + size / 50,
-                    f"{size} views",
-                    poll_s=0.5,
-                )
+                wait_for_views([worker], partners_of(events), size, 120 + size / 50, poll_s=0.5)
                 rate = (size - loaded) / (time.perf_counter() - started)
                 steps[size] = {
                     "rss_mb": _rss_mb(worker),
@@ -147,7 +140,6 @@ def _grow(bench: Bench, store: str, sizes: tuple[int, ...]) -> dict[str, Any]:
                     f"(idle {idle_mb:.0f}), loaded at {rate:,.0f}/s"
                 )
                 loaded = size
-            tail.close()
     finally:
         bench.delete(settings)
     small, large = sizes[-2], sizes[-1]
@@ -164,11 +156,6 @@ def _grow(bench: Bench, store: str, sizes: tuple[int, ...]) -> dict[str, Any]:
         / 1024,
         "extrapolated_mb": last["rss_mb"] + slope_mb * (EXTRAPOLATE_TO - large),
     }
-
-
-def _folded(tail: LedgerTail, worker: WorkerProcess) -> int:
-    assert_alive([worker])
-    return tail.totals().get("folded", 0)
 
 
 def _each(place: Place, start: int, stop: int) -> Iterator[Any]:
