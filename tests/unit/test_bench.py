@@ -6,11 +6,15 @@ import re
 
 import pytest
 
+from connectors import Publisher
+from connectors.simulate import PARTNERS, Place
 from hub.cli import main
+from hub.config import Settings
 from hub.models import PartnerEvent
-from tests.bench.harness import Figure, percentiles
+from tests.bench.harness import Figure, one_event_each, partners_of, percentiles
 from tests.bench.loadgen import event_id_at, published_at
 from tests.bench.run import render_table
+from tests.unit.fakes import MemoryRegistry
 
 
 def test_event_ids_carry_their_publish_time_and_are_valid_event_ids() -> None:
@@ -47,3 +51,29 @@ def test_table_shows_ratio_target_and_verdict() -> None:
 def test_bench_rejects_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--only", "ingest,typo"]) == 2
     assert "unknown scenario(s) ['typo']" in capsys.readouterr().err
+
+
+def test_one_event_each_person_from_a_partner_that_serves_them_and_publishable() -> None:
+    place = Place(seed=21, people=300)
+    items = list(one_event_each(place))
+    assert len(items) == len(place.people)
+    assert len({partner for partner, _ in items}) > 3  # spread over the place's partners
+    registry = MemoryRegistry()
+    publishers = {
+        p.id: Publisher(p.id, p.source_system, Settings(), registry)  # type: ignore[arg-type]
+        for p in PARTNERS.values()
+    }
+    for person, (partner, draft) in zip(place.people, items, strict=True):
+        assert partner in person.partners()
+        assert draft.payload.family == PARTNERS[partner].family
+        assert draft.basis.consent_id == person.consent_id
+        publishers[partner].prepare(draft)  # validates, tokenises and encodes; sends nothing
+
+
+def test_partners_of_names_the_partner_topics_only() -> None:
+    records = [
+        ("partner.city-health.events", b"k", b"v"),
+        ("partner.council-housing.events", b"k", b"v"),
+        ("consent.records", b"k", b"v"),
+    ]
+    assert partners_of(records) == {"city-health", "council-housing"}
