@@ -11,7 +11,9 @@ gate has read it all), and until ``in_view`` + ``duplicate`` has grown by the ba
 nothing ``in_flight`` (gate → identity → view). The batch is repeated on the same worker
 with new events for the same people; the median is reported. Two workers: the same on a
 hub whose topics have four partitions, both workers started and settled before the first
-batch.
+batch. Reading the books is not free: each partner's status is a pass over the worker's
+tables, so the progress lines say how long one reading took, and ``--profile`` shows its
+share of the worker's time.
 
 Baseline: an ``AIOKafkaConsumer`` assigned the same partitions reads the same records from
 the beginning and Avro-decodes each value with fastavro (no Faust, no hub logic), timed
