@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration check fmt broker-start broker-stop postgres-start postgres-stop clean
+.PHONY: demo test unit integration check fmt bench broker-start broker-stop postgres-start postgres-stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ unit: $(STAMP)
 
 integration: $(STAMP) broker-start postgres-start
 	$(BIN)/python -m pytest tests/integration
+
+## bench: benchmarks beside raw-client baselines (not part of the tests; about 12 minutes)
+bench: $(STAMP) broker-start
+	$(BIN)/placehub bench
 
 ## check: lint, type-check, schema evolution and catalogue freshness (CI runs it too)
 check: $(STAMP)

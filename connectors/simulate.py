@@ -322,7 +322,7 @@ class Place:
                 continue
             self._schedule_referrals(person, (family, kind), moment)
             produced += 1
-            yield partner, self._draft(person, partner, family, kind, moment)
+            yield partner, self.draft(person, partner, family, kind, moment)
 
     def _options(self, person: SimPerson) -> dict[tuple[str, str], float]:
         weights = dict(_BASELINE)
@@ -352,9 +352,10 @@ class Place:
             return person, event
         return None
 
-    def _draft(
+    def draft(
         self, person: SimPerson, partner: str, family: str, kind: str, moment: datetime
     ) -> EventDraft:
+        """The event ``partner`` records about ``person``, with the identifiers it holds."""
         identifiers = {"nhs": person.nhs_number}
         if family == "housing" and person.council_ref:
             identifiers["council"] = person.council_ref

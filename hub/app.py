@@ -119,7 +119,7 @@ class Hub:
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap_servers}",
-            store="memory://",
+            store=settings.store,
             datadir=str(settings.state_dir / "faust"),
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication_factor,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -14,9 +15,9 @@ from connectors.mapping import EventMapping
 from connectors.simulate import Place
 from connectors.sql_poll import SqlPoll
 from hub import broker, catalogue, contracts
-from hub.config import load_settings
+from hub.config import PROJECT_ROOT, load_settings
 from hub.demo import run_demo
-from hub.errors import HubError
+from hub.errors import HubError, SetupError
 from hub.registry import SchemaRegistry
 from hub.replay import replay
 from hub.worker import run_worker
@@ -96,6 +97,28 @@ def _ingest_sql(args: argparse.Namespace) -> int:
     )
     summary = poll.poll_once() if args.once else poll.run(args.interval_s)
     return _report(summary, args.json)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    # The benchmarks live with the tests (tests/bench), outside the installed packages and
+    # with dev-only dependencies, so they are imported from the source tree on demand.
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    try:
+        bench = importlib.import_module("tests.bench.run")
+    except ImportError as exc:
+        raise SetupError(
+            f"placehub bench needs a source checkout with the dev extras ({exc}); "
+            "run `make unit` once to install them"
+        ) from None
+    only = [name for name in args.only.split(",") if name]
+    unknown = sorted(set(only) - set(bench.SCENARIOS))
+    if unknown:
+        raise SetupError(f"unknown scenario(s) {unknown}; choose from {list(bench.SCENARIOS)}")
+    status: int = bench.run_bench(
+        load_settings(), quick=args.quick, only=only, json_path=args.json, profile=args.profile
+    )
+    return status
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -214,6 +237,19 @@ def _parser() -> argparse.ArgumentParser:
     sql_poll.add_argument("--once", action="store_true", help="poll until caught up, then exit")
     sql_poll.add_argument("--interval-s", type=float, default=30.0, help="seconds between polls")
     sql_poll.set_defaults(run=_ingest_sql)
+
+    bench = commands.add_parser(
+        "bench", help="benchmarks beside raw-client baselines measured in the same run"
+    )
+    bench.add_argument("--quick", action="store_true", help="smaller loads (about 3 minutes)")
+    bench.add_argument("--json", type=Path, default=None, help="write the report here")
+    bench.add_argument(
+        "--only", default="", help="comma-separated: ingest,pipeline,latency,query,scale"
+    )
+    bench.add_argument(
+        "--profile", action="store_true", help="run the pipeline's workers under pyinstrument"
+    )
+    bench.set_defaults(run=_bench)
 
     demo = commands.add_parser(
         "demo", help="the whole place, simulated: broker, worker, partners, API"

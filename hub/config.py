@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     state_dir: Path = PROJECT_ROOT / ".state"
+    store: str = Field(
+        default="memory://",
+        pattern=r"^(memory|rocksdb)://$",
+        description="Where a worker keeps its tables: memory:// (rebuilt from the changelogs "
+        "at start) or rocksdb:// (on disk under state_dir, needs the rocksdict package).",
+    )
     users_file: Path = PROJECT_ROOT / "deploy" / "local" / "users.yaml"
     partners_file: Path = PROJECT_ROOT / "deploy" / "local" / "partners.yaml"
     agreements_dir: Path = PROJECT_ROOT / "deploy" / "local" / "agreements"

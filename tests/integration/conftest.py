@@ -6,7 +6,6 @@ records, consumer groups or changelogs on the shared broker.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from hub import broker
 from hub.config import PROJECT_ROOT, Settings
-from tests.integration.helpers import WorkerProcess, free_port
+from tests.integration.helpers import WorkerProcess, free_port, worker_env
 
 
 @pytest.fixture(scope="session")
@@ -64,14 +63,7 @@ def make_worker(hub_settings: Settings, tmp_path: Path) -> Iterator[WorkerFactor
 
     def start(**overrides: Any) -> WorkerProcess:
         settings = hub_settings.model_copy(update=overrides)
-        env = {**os.environ, **{f"PLACEHUB_{k.upper()}": str(v) for k, v in overrides.items()}}
-        env.update(
-            PLACEHUB_TOPIC_PREFIX=settings.topic_prefix,
-            PLACEHUB_APP_ID=settings.app_id,
-            PLACEHUB_WEB_PORT=str(settings.web_port),
-            PLACEHUB_STATE_DIR=str(settings.state_dir),
-            PLACEHUB_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        )
+        env = worker_env(settings, overrides)
         process = WorkerProcess(settings, tmp_path / f"worker-{len(started)}.log", env=env)
         started.append(process)
         process.start()

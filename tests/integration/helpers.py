@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -26,6 +28,19 @@ def free_port() -> int:
         return port
 
 
+def worker_env(settings: Settings, overrides: dict[str, Any] | None = None) -> dict[str, str]:
+    """The environment of a worker process for ``settings``' hub, plus ``PLACEHUB_*`` extras."""
+    env = {**os.environ, **{f"PLACEHUB_{k.upper()}": str(v) for k, v in (overrides or {}).items()}}
+    env.update(
+        PLACEHUB_TOPIC_PREFIX=settings.topic_prefix,
+        PLACEHUB_APP_ID=settings.app_id,
+        PLACEHUB_WEB_PORT=str(settings.web_port),
+        PLACEHUB_STATE_DIR=str(settings.state_dir),
+        PLACEHUB_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+    )
+    return env
+
+
 @dataclass
 class WorkerProcess:
     """A ``placehub worker`` child process for one test's isolated hub."""
@@ -34,6 +49,7 @@ class WorkerProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "hub.cli", "worker"])
 
     @property
     def url(self) -> str:
@@ -42,7 +58,7 @@ class WorkerProcess:
     def start(self, timeout_s: float = 90) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "worker"],
+                self.command,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

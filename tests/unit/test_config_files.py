@@ -47,14 +47,24 @@ def test_missing_users_file_is_a_config_error(tmp_path: Path) -> None:
         UserDirectory.load(tmp_path / "absent.yaml")
 
 
-def test_settings_fail_fast_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PLACEHUB_PARTITIONS", "zero")
+def _settings_with(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """Load settings afresh with one variable set (the cache is cleared before and after)."""
+    monkeypatch.setenv(name, value)
     load_settings.cache_clear()
     try:
-        with pytest.raises(ConfigError, match="PLACEHUB_PARTITIONS"):
-            load_settings()
+        load_settings()
     finally:
         load_settings.cache_clear()
+
+
+def test_settings_fail_fast_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="PLACEHUB_PARTITIONS"):
+        _settings_with(monkeypatch, "PLACEHUB_PARTITIONS", "zero")
+
+
+def test_unknown_table_store_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="PLACEHUB_STORE: String should match pattern"):
+        _settings_with(monkeypatch, "PLACEHUB_STORE", "redis://")
 
 
 def test_place_key_file_wins_and_unreadable_file_is_named(tmp_path: Path) -> None:

@@ -1,0 +1,181 @@
+"""Latency: publish → visible in a person's view, at fixed rates, vs a raw produce → consume.
+
+Method. A separate process publishes the simulated place's events through the SDK at a fixed
+rate (every 10 ms a batch, acknowledged before the next), writing the publish time into
+each event id (``loadgen.event_id_at``). The bench process tails the worker's ``views``
+table changelog: Faust writes a view's new value there right after storing it, so the
+first changelog record holding an event id is the moment that event became visible to
+``GET /v1/people/{id}``. Latency = the time the watcher receives that record minus the publish
+time (both clocks are this machine's). The watcher waits for every event to appear (or 60 s
+after publishing stops) before the next rate.
+
+Baseline: the same publisher pattern sends same-sized records with a bare kafka-python
+producer to a plain topic, and the same watcher consumes them: the floor of one Kafka hop.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.simulate import Place
+from hub._admin import ensure_topic
+from hub.config import PROJECT_ROOT, Settings
+from tests.bench.harness import (
+    Bench,
+    Figure,
+    encode,
+    percentiles,
+    prepare,
+    produce,
+    wait_for_consents,
+)
+from tests.bench.loadgen import RAW_TOPIC, published_at
+from tests.integration.helpers import worker_env
+
+__all__ = ["run"]
+
+PEOPLE = 2_000
+DRAIN_S = 60.0
+
+
+def run(bench: Bench) -> list[Figure]:
+    """p50/p95/p99 at each rate for the hub and for one raw Kafka hop."""
+    rates = (500, 1_000) if bench.quick else (500, 1_000, 2_000)
+    seconds = 5.0 if bench.quick else 10.0
+    settings = bench.hub("latency")
+    figures: list[Figure] = []
+    try:
+        prepare(settings)
+        place = Place(seed=3, people=PEOPLE, consent_rate=1.0)
+        consents, _ = encode(settings, [place.consent(p) for p in place.people], [])
+        produce(settings, consents)
+        ensure_topic(settings, settings.topic_prefix + RAW_TOPIC, partitions=settings.partitions)
+        with bench.workers(settings):
+            wait_for_consents(settings, len(consents))
+            for rate in rates:
+                hub = _measure(settings, rate, seconds, raw=False)
+                raw = _measure(settings, rate, seconds, raw=True)
+                bench.progress(
+                    f"  {rate}/s: hub p50 {hub['p50']:.0f} p99 {hub['p99']:.0f} ms "
+                    f"({hub['seen']}/{hub['sent']} seen, published at {hub['rate']:.0f}/s); "
+                    f"raw p50 {raw['p50']:.0f} p99 {raw['p99']:.0f} ms"
+                )
+                for p in ("p50", "p95", "p99"):
+                    figures.append(_figure(rate, p, hub, raw, seconds))
+    finally:
+        bench.delete(settings)
+    return figures
+
+
+def _figure(rate: int, p: str, hub: dict[str, Any], raw: dict[str, Any], seconds: float) -> Figure:
+    target = "p99 < 100 ms at 1,000/s" if rate == 1_000 and p == "p99" else ""
+    missing = hub["sent"] - hub["seen"]
+    return Figure(
+        "latency",
+        f"publish → view {p} at {rate:,}/s",
+        hub[p],
+        "ms",
+        "raw kafka-python → consumer, same rate",
+        raw[p],
+        higher_is_better=False,
+        target=target,
+        met=(hub[p] < 100 and missing == 0) if target else None,
+        note=f"{seconds:g}s at {hub['rate']:.0f}/s achieved; {hub['seen']}/{hub['sent']} seen"
+        + (f", {missing} not visible within {DRAIN_S:.0f}s" if missing else ""),
+    )
+
+
+def _measure(settings: Settings, rate: int, seconds: float, raw: bool) -> dict[str, Any]:
+    topic = settings.topic_prefix + RAW_TOPIC if raw else f"{settings.app_id}-views-changelog"
+    watcher = _Watcher(settings, topic, _raw_times if raw else _view_times)
+    command = [sys.executable, "-m", "tests.bench.loadgen", "publish"]
+    command += ["--rate", str(rate), "--seconds", str(seconds), "--people", str(PEOPLE)]
+    loader = subprocess.Popen(
+        [*command, *(["--raw"] if raw else [])],
+        env=worker_env(settings),
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        while loader.poll() is None:
+            watcher.poll(0.05)
+        out, _ = loader.communicate()
+        if loader.returncode:
+            raise RuntimeError(f"load generator failed with exit code {loader.returncode}")
+        sent = json.loads(out)
+        deadline = time.monotonic() + DRAIN_S
+        while len(watcher.latencies_ms) < sent["sent"] and time.monotonic() < deadline:
+            watcher.poll(0.05)
+    finally:
+        if loader.poll() is None:
+            loader.kill()
+        watcher.close()
+    return {
+        **percentiles(watcher.latencies_ms),
+        "sent": sent["sent"],
+        "seen": len(watcher.latencies_ms),
+        "rate": sent["rate"],
+    }
+
+
+def _view_times(value: bytes) -> list[tuple[str, int]]:
+    view = json.loads(value) if value else None
+    return [
+        (entry["event_id"], at)
+        for entry in (view or {}).get("entries", [])
+        if (at := published_at(entry["event_id"])) is not None
+    ]
+
+
+def _raw_times(value: bytes) -> list[tuple[str, int]]:
+    if len(value) < 16:  # the warm-up record
+        return []
+    return [(value[:16].hex(), int.from_bytes(value[:8], "big"))]
+
+
+class _Watcher:
+    """Consumes ``topic`` from its end; one latency per record id, the first time it is seen."""
+
+    def __init__(
+        self, settings: Settings, topic: str, times: Callable[[bytes], list[tuple[str, int]]]
+    ) -> None:
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "group.id": f"{settings.app_id}-bench-watcher",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = [  # explicit offsets: nothing published after this point can be missed
+            self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        ]
+        self.consumer.assign(
+            [TopicPartition(topic, p, end) for p, end in zip(partitions, ends, strict=True)]
+        )
+        self.times = times
+        self.since_ns = time.time_ns()  # views also hold events of earlier rates: skip those
+        self.seen: set[str] = set()
+        self.latencies_ms: list[float] = []
+
+    def poll(self, timeout_s: float) -> None:
+        for message in self.consumer.consume(num_messages=1_000, timeout=timeout_s):
+            if message.error() is not None:
+                continue
+            now = time.time_ns()
+            for record_id, at in self.times(message.value() or b""):
+                if at >= self.since_ns and record_id not in self.seen:
+                    self.seen.add(record_id)
+                    self.latencies_ms.append((now - at) / 1e6)
+
+    def close(self) -> None:
+        self.consumer.close()

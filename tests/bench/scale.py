@@ -1,0 +1,186 @@
+"""Scale: worker memory and view size as the place grows, in-memory tables vs RocksDB on disk.
+
+Method. For each table store, one worker is loaded in steps: consents for N simulated
+people and one event each (so N person views), then more people up to the next size. After
+each step is in the views (per the hub's books), the worker's resident memory
+(RSS) is read, with the views changelog's bytes on the broker (what the views weigh
+serialised) and, for RocksDB, the bytes of the worker's table files. The baseline for RSS
+is the same worker idle with an empty place; the per-person figure is set beside the bytes
+one person's view and consent take serialised. Sizes past the largest measured one are a
+straight-line extrapolation from the last two steps, and are labelled so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from connectors.simulate import Place
+from hub.config import Settings
+from tests.bench.harness import (
+    Bench,
+    Figure,
+    encode,
+    one_event_each,
+    partners_of,
+    prepare,
+    produce,
+    wait_for_views,
+)
+from tests.integration.helpers import WorkerProcess
+
+__all__ = ["run"]
+
+EXTRAPOLATE_TO = 1_000_000
+
+
+def sizes_for(quick: bool) -> dict[str, tuple[int, ...]]:
+    """People loaded per store, in steps. RocksDB loads slower, so the full run stops it at
+    50,000 people to stay within its time budget."""
+    if quick:
+        return {"memory://": (2_000, 10_000), "rocksdb://": (2_000, 10_000)}
+    return {"memory://": (10_000, 50_000, 100_000), "rocksdb://": (10_000, 50_000)}
+
+
+def run(bench: Bench) -> list[Figure]:
+    """RSS and view bytes at each size for each store; 1M people extrapolated."""
+    measured = {
+        store: _grow(bench, store, sizes) for store, sizes in sizes_for(bench.quick).items()
+    }
+    memory, disk = measured["memory://"], measured["rocksdb://"]
+    figures: list[Figure] = []
+    for n, m in memory["steps"].items():
+        d = disk["steps"].get(n)
+        note = f"views changelog {m['changelog_mb']:.1f} MB; loaded at {m['rate']:,.0f} people/s"
+        if d:
+            note += f" (RocksDB: {d['rate']:,.0f}/s, table files {d['store_mb']:.1f} MB)"
+        else:
+            note += "; RocksDB not run to this size (time budget)"
+        figures.append(
+            Figure(
+                "scale",
+                f"worker RSS, {n:,} people (memory store)",
+                m["rss_mb"],
+                "MB",
+                "same, RocksDB store" if d else "idle worker (memory store)",
+                d["rss_mb"] if d else memory["idle_mb"],
+                higher_is_better=False,
+                note=note,
+            )
+        )
+    for store, result in measured.items():
+        sizes = list(result["steps"])
+        figures.append(
+            Figure(
+                "scale",
+                f"memory per extra person ({store.rstrip(':/')} store)",
+                result["per_person_kb"],
+                "KB",
+                "one view + consent, serialised",
+                result["serialised_kb"],
+                higher_is_better=False,
+                note=f"slope of RSS between {sizes[-2]:,} and {sizes[-1]:,} people; idle "
+                f"worker {result['idle_mb']:.0f} MB",
+            )
+        )
+    for store, result in measured.items():
+        last = list(result["steps"].values())[-1]
+        figures.append(
+            Figure(
+                "scale",
+                f"worker RSS, {EXTRAPOLATE_TO:,} people ({store.rstrip(':/')} store)",
+                result["extrapolated_mb"],
+                "MB",
+                "idle worker",
+                result["idle_mb"],
+                higher_is_better=False,
+                note="EXTRAPOLATED (straight line from the last two sizes), not measured: "
+                f"loading 1M people at this worker's rate would take "
+                f"~{EXTRAPOLATE_TO / last['rate'] / 60:.0f} min",
+            )
+        )
+    return figures
+
+
+def _grow(bench: Bench, store: str, sizes: tuple[int, ...]) -> dict[str, Any]:
+    name = f"scale-{store.split(':')[0]}"
+    settings = bench.hub(name)
+    place = Place(seed=21, people=sizes[-1], consent_rate=1.0)
+    steps: dict[int, dict[str, float]] = {}
+    try:
+        prepare(settings)
+        with bench.workers(settings, store=store) as (worker, *_):
+            time.sleep(5)  # let start-up allocations settle before the idle reading
+            idle_mb = _rss_mb(worker)
+            loaded = 0
+            for size in sizes:
+                people = place.people[loaded:size]
+                consents, events = encode(
+                    settings, [place.consent(p) for p in people], _each(place, loaded, size)
+                )
+                started = time.perf_counter()
+                produce(settings, consents)
+                produce(settings, events)
+                wait_for_views([worker], partners_of(events), size, 120 + size / 50, poll_s=0.5)
+                rate = (size - loaded) / (time.perf_counter() - started)
+                steps[size] = {
+                    "rss_mb": _rss_mb(worker),
+                    "changelog_mb": _topic_mb(settings, f"{settings.app_id}-views-changelog"),
+                    "store_mb": _dir_mb(settings.state_dir / "faust"),
+                    "consents_b": sum(len(value) for *_, value in consents),
+                    "people": size - loaded,
+                    "rate": rate,
+                }
+                bench.progress(
+                    f"  {store} {size:,} people: RSS {steps[size]['rss_mb']:.0f} MB "
+                    f"(idle {idle_mb:.0f}), loaded at {rate:,.0f}/s"
+                )
+                loaded = size
+    finally:
+        bench.delete(settings)
+    small, large = sizes[-2], sizes[-1]
+    slope_mb = (steps[large]["rss_mb"] - steps[small]["rss_mb"]) / (large - small)
+    last = steps[large]
+    return {
+        "steps": steps,
+        "idle_mb": idle_mb,
+        "per_person_kb": slope_mb * 1024,
+        # One view per person (one changelog record each) plus their consent record.
+        "serialised_kb": (
+            last["changelog_mb"] * 2**20 / large + last["consents_b"] / last["people"]
+        )
+        / 1024,
+        "extrapolated_mb": last["rss_mb"] + slope_mb * (EXTRAPOLATE_TO - large),
+    }
+
+
+def _each(place: Place, start: int, stop: int) -> Iterator[Any]:
+    for n, item in enumerate(one_event_each(place)):
+        if n >= stop:
+            return
+        if n >= start:
+            yield item
+
+
+def _rss_mb(worker: WorkerProcess) -> float:
+    assert worker.process is not None
+    return float(psutil.Process(worker.process.pid).memory_info().rss) / 2**20
+
+
+def _dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def _topic_mb(settings: Settings, topic: str) -> float:
+    """Bytes of ``topic``'s log segments in the local broker's data directories."""
+    return (
+        sum(
+            segment.stat().st_size
+            for segment in settings.broker_dir.glob(f"*/data/{topic}-*/*.log")
+        )
+        / 2**20
+    )

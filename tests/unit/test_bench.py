@@ -1,0 +1,79 @@
+"""The benchmarks' pure pieces: ids that carry publish times, percentiles, the table, the CLI."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from connectors import Publisher
+from connectors.simulate import PARTNERS, Place
+from hub.cli import main
+from hub.config import Settings
+from hub.models import PartnerEvent
+from tests.bench.harness import Figure, one_event_each, partners_of, percentiles
+from tests.bench.loadgen import event_id_at, published_at
+from tests.bench.run import render_table
+from tests.unit.fakes import MemoryRegistry
+
+
+def test_event_ids_carry_their_publish_time_and_are_valid_event_ids() -> None:
+    pattern = PartnerEvent.model_fields["event_id"].metadata[0].pattern
+    ns = 1_795_000_000_123_456_789
+    ids = {event_id_at(ns, seq) for seq in (0, 1, 2**40)}
+    assert len(ids) == 3
+    for event_id in ids:
+        assert re.fullmatch(pattern, event_id), event_id
+        assert published_at(event_id) == ns
+    assert published_at("0b7e6a52-2f1c-4c1e-9a6e-3f8d2b1c4d5e") is None  # an SDK uuid4
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentiles(values) == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "n": 100}
+    assert percentiles([7.0])["p99"] == 7.0
+    assert percentiles([])["n"] == 0
+
+
+def test_table_shows_ratio_target_and_verdict() -> None:
+    figures = [
+        Figure("ingest", "SDK", 800.0, "events/s", "raw", 1000.0, target="≥ 0.8x", met=True),
+        Figure("query", "p99", 12.5, "ms", "trivial", 2.5, higher_is_better=False, note="n=10"),
+        Figure("scale", "RSS", 100.0, "MB", "idle", None),
+    ]
+    table = render_table(figures)
+    assert "| ingest | SDK | 800 events/s | raw | 1,000 events/s | 0.80x | ≥ 0.8x ✅ |" in table
+    assert "| query | p99 | 12.5 ms | trivial | 2.5 ms | 5.00x |  |" in table
+    assert "| scale | RSS | 100.0 MB | idle | - | - |  |" in table
+    assert "- query: n=10" in table
+
+
+def test_bench_rejects_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--only", "ingest,typo"]) == 2
+    assert "unknown scenario(s) ['typo']" in capsys.readouterr().err
+
+
+def test_one_event_each_person_from_a_partner_that_serves_them_and_publishable() -> None:
+    place = Place(seed=21, people=300)
+    items = list(one_event_each(place))
+    assert len(items) == len(place.people)
+    assert len({partner for partner, _ in items}) > 3  # spread over the place's partners
+    registry = MemoryRegistry()
+    publishers = {
+        p.id: Publisher(p.id, p.source_system, Settings(), registry)  # type: ignore[arg-type]
+        for p in PARTNERS.values()
+    }
+    for person, (partner, draft) in zip(place.people, items, strict=True):
+        assert partner in person.partners()
+        assert draft.payload.family == PARTNERS[partner].family
+        assert draft.basis.consent_id == person.consent_id
+        publishers[partner].prepare(draft)  # validates, tokenises and encodes; sends nothing
+
+
+def test_partners_of_names_the_partner_topics_only() -> None:
+    records = [
+        ("partner.city-health.events", b"k", b"v"),
+        ("partner.council-housing.events", b"k", b"v"),
+        ("consent.records", b"k", b"v"),
+    ]
+    assert partners_of(records) == {"city-health", "council-housing"}
