@@ -70,40 +70,60 @@ def install_web(hub: Hub) -> None:
                 return problem(self, 404, "no person with that id is visible to you")
             return self.json(body)
 
-    def may_see_books(view: View, request: Request, partner_id: str) -> Response | None:
-        """None if the caller may see ``partner_id``'s books, else the error reply."""
+    def may_see_books(view: View, request: Request, partner_id: str | None) -> Response | None:
+        """None if the caller may see ``partner_id``'s books (every partner's if None)."""
         user = hub.users.authenticate(request.headers.get("Authorization"))
         if user is None:
             return problem(view, 401, "a valid bearer token is required")
         own_partner = user.role is Role.PARTNER and user.partner == partner_id
         if not (own_partner or user.role in (Role.STEWARD, Role.ADMIN)):
             return problem(view, 403, "you may only see your own partner's status")
-        if partner_id not in {partner.id for partner in hub.partners}:
+        if partner_id is not None and partner_id not in {partner.id for partner in hub.partners}:
             return problem(view, 404, f"partner {partner_id} is not part of this place")
         return None
 
-    class PartnerStatusPage(View):
-        """``GET /v1/partners/{partner_id}/status``: that partner's accounting, and only it.
+    async def gather_books(request: Request, path: str) -> list[dict[str, Any]] | None:
+        """Every worker's share (``/v1/_books...``): views and holds are partitioned."""
+        own = hub.settings.canonical_url
+        others = [u for u in hub.app.router.tables_metadata() if str(u).rstrip("/") != own]
+        shares = [hub.local_books()]
+        headers = {"Authorization": request.headers.get("Authorization", "")}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
+            for url in others:
+                async with client.get(f"{url}{path}", headers=headers) as reply:
+                    if reply.status != 200:
+                        return None
+                    shares.append(await reply.json())
+        return shares
 
-        Views and holds are partitioned across workers, so every worker's share is
-        gathered (``/v1/_books``) and added up here.
-        """
+    class PartnerStatusPage(View):
+        """``GET /v1/partners/{partner_id}/status``: that partner's accounting, and only it."""
 
         async def get(self, request: Request, partner_id: str) -> Response:
             refused = may_see_books(self, request, partner_id)
             if refused is not None:
                 return refused
-            own = hub.settings.canonical_url
-            others = [u for u in hub.app.router.tables_metadata() if str(u).rstrip("/") != own]
-            shares = [hub.local_books()[partner_id]]
-            headers = {"Authorization": request.headers.get("Authorization", "")}
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
-                for url in others:
-                    async with client.get(f"{url}/v1/_books/{partner_id}", headers=headers) as r:
-                        if r.status != 200:
-                            return problem(self, 503, "a worker did not report its share")
-                        shares.append(await r.json())
-            return self.json({"partner": partner_id, **partner_status(shares)})
+            shares = await gather_books(request, f"/v1/_books/{partner_id}")
+            if shares is None:
+                return problem(self, 503, "a worker did not report its share")
+            own, *others = shares
+            status = partner_status([own[partner_id], *others])
+            return self.json({"partner": partner_id, **status})
+
+    class PlaceStatusPage(View):
+        """``GET /v1/partners/status``: every partner's accounting in one pass (stewards)."""
+
+        async def get(self, request: Request) -> Response:
+            refused = may_see_books(self, request, None)
+            if refused is not None:
+                return refused
+            shares = await gather_books(request, "/v1/_books")
+            if shares is None:
+                return problem(self, 503, "a worker did not report its share")
+            partners = {
+                p.id: partner_status([share[p.id] for share in shares]) for p in hub.partners
+            }
+            return self.json({"partners": partners})
 
     class BooksPage(View):
         """``GET /v1/_books/{partner_id}``: this worker's share, for the status page."""
@@ -111,6 +131,13 @@ def install_web(hub: Hub) -> None:
         async def get(self, request: Request, partner_id: str) -> Response:
             refused = may_see_books(self, request, partner_id)
             return refused or self.json(hub.local_books()[partner_id])
+
+    class AllBooksPage(View):
+        """``GET /v1/_books``: this worker's share of every partner's books."""
+
+        async def get(self, request: Request) -> Response:
+            refused = may_see_books(self, request, None)
+            return refused or self.json(hub.local_books())
 
     class MetricsPage(View):
         """``GET /metrics``: Prometheus exposition of the hub's counters."""
@@ -134,7 +161,9 @@ def install_web(hub: Hub) -> None:
             return self.json({"status": "ok"})
 
     app.page("/v1/people/{person_id}")(PersonPage)
+    app.page("/v1/partners/status")(PlaceStatusPage)
     app.page("/v1/partners/{partner_id}/status")(PartnerStatusPage)
+    app.page("/v1/_books")(AllBooksPage)
     app.page("/v1/_books/{partner_id}")(BooksPage)
     app.page("/metrics")(MetricsPage)
     app.page("/v1/health")(HealthPage)

@@ -235,18 +235,17 @@ def _healthy(process: WorkerProcess) -> bool:
 
 
 def books(worker: WorkerProcess, partners: Iterable[str]) -> dict[str, int]:
-    """The hub's books summed over ``partners`` (``GET /v1/partners/{id}/status``).
+    """The hub's books summed over ``partners`` (``GET /v1/partners/status``).
 
-    Each call adds up every worker's share of one partner's books, read off the state that
-    holds each record (view entries, held items, fates), so any worker may be asked.
+    One read adds up every worker's share of every partner's books, read off the state
+    that holds each record (view entries, held items, fates), so any worker may be asked.
     """
+    reply = requests.get(f"{worker.url}/v1/partners/status", headers=ADMIN, timeout=30)
+    reply.raise_for_status()
+    statuses = reply.json()["partners"]
     totals: dict[str, int] = {}
     for partner in partners:
-        reply = requests.get(
-            f"{worker.url}/v1/partners/{partner}/status", headers=ADMIN, timeout=30
-        )
-        reply.raise_for_status()
-        for name, value in reply.json().items():
+        for name, value in statuses[partner].items():
             if isinstance(value, int) and not isinstance(value, bool):
                 totals[name] = totals.get(name, 0) + value
     return totals

@@ -286,6 +286,14 @@ def test_accounting_adds_up_for_mixed_input(worker: WorkerProcess) -> None:
     )
     metrics = worker.get("/metrics").text
     assert 'placehub_records{bucket="in_view",partner="council-housing"} 5.0' in metrics
+    # Every partner's books in one read, for stewards; partners see only their own.
+    place = worker.get("/v1/partners/status", token="demo-steward")
+    assert place.status_code == 200
+    assert place.json()["partners"]["council-housing"] == {
+        k: v for k, v in current.items() if k != "partner"
+    }
+    assert place.json()["partners"]["city-health"]["received"] == 0
+    assert worker.get("/v1/partners/status", token="demo-partner-housing").status_code == 403
 
 
 # -- crash, replay and several workers ----------------------------------------------------
