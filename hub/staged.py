@@ -60,18 +60,15 @@ Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, valu
 
 
 async def produce_batches(app: AppT, topic: str, partition: int, records: list[Record]) -> None:
-    """Queue ``records`` for ``topic``/``partition`` as few produce batches (not awaited)."""
+    """Queue ``records`` for ``topic``/``partition`` (appended to the producer's open batch).
+
+    Appending per record, not ``send_batch``: aiokafka's ``send_batch`` waits until the
+    partition's pending batch has gone, and with one request in flight per broker that
+    stalled the agents for a round trip on every flush.
+    """
     producer = _aiokafka_producer(app)
-    batch = producer.create_batch()
     for key, value, headers in records:
-        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            await producer.send_batch(batch, topic, partition=partition)
-            batch = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                # A record over the batch size still goes alone, through the normal path.
-                await producer.send(topic, value, key=key, partition=partition, headers=headers)
-    if batch.record_count():
-        await producer.send_batch(batch, topic, partition=partition)
+        await producer.send(topic, value, key=key, partition=partition, headers=headers)
 
 
 class StagedTable(MutableMapping[Any, Any]):
