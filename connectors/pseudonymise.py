@@ -9,7 +9,6 @@ Errors name the scheme and the problem, never the value.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 import unicodedata
@@ -111,5 +110,5 @@ def token(scheme: str, value: str, place_key: bytes) -> str:
         )
     if not place_key:
         raise IdentifierError("the place key is empty")
-    digest = hmac.new(place_key, f"{scheme}|{normalise(value)}".encode(), hashlib.sha256).digest()
+    digest = hmac.digest(place_key, f"{scheme}|{normalise(value)}".encode(), "sha256")
     return f"{scheme}:{base64.urlsafe_b64encode(digest).rstrip(b'=').decode()}"

@@ -58,6 +58,7 @@ from hub.registry import SchemaRegistry
 from hub.serde import Serde
 from hub.staged import FaustTable, PartitionStages, Record, StagedTable, produce_batches
 from hub.topics import Topics
+from hub.transport import HubApp
 from hub.users import UserDirectory
 from hub.view import PersonView, TimelineEntry, absorb, entry_for, erase_basis, fold, prune, split
 
@@ -70,7 +71,8 @@ OP = "placehub-op"
 REASON = "placehub-reason"
 SOURCE = "placehub-source"  # topic:partition:offset of the partner record, for accounting
 
-CONSENT_CACHE = 100_000  # parsed consents kept; the gate checks one per event
+PRODUCER_BATCH_BYTES = 512 * 1024  # under the broker's 1 MiB record-batch limit
+CONSENT_CACHE = 10_000  # parsed consents kept (the gate checks one per event); bounds memory
 
 
 def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
@@ -116,7 +118,7 @@ class Hub:
         self.agreements = load_agreements(settings.agreements_dir)
         # Parsed consents, checked against the stored value on every use (never stale).
         self._consent_models: dict[str, tuple[dict[str, Any], ConsentRecord]] = {}
-        self.app = faust.App(
+        self.app = HubApp(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap_servers}",
             store=settings.store,
@@ -128,6 +130,10 @@ class Hub:
             canonical_url=settings.canonical_url,
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            # A batch's table writes are hundreds of records for one partition: in 16 KiB
+            # batches (the default) each full batch waited a broker round trip to drain.
+            producer_max_batch_size=PRODUCER_BATCH_BYTES,
         )
         self._define_topics()
         self._define_tables()

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     batch_max: int = Field(
         default=500, ge=1, description="Most partner records the gate decides as one batch."
     )
+    fetch_max_wait_ms: int = Field(
+        default=20, ge=1, le=1500, description="Longest a worker's fetch waits for data."
+    )
     batch_within_s: float = Field(
         default=0.01, gt=0, description="Longest the gate waits to fill a batch (latency)."
     )
