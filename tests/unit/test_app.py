@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faust.stores.memory import Store as MemoryStore
@@ -24,3 +26,17 @@ def test_tables_live_in_the_store_the_settings_name(
     assert hub.app.conf.store.scheme == store.removesuffix("://")
     for table in (hub.views, hub.held, hub.consents, hub.ledger):
         assert isinstance(table.data, backend), table.name
+
+
+def test_the_workers_consumer_waits_at_most_the_fetch_wait_setting(tmp_path: Path) -> None:
+    """Faust's driver hard-codes 1.5 s; records then sat that long between two stages."""
+    settings = Settings(fetch_max_wait_ms=25, bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)
+    hub = Hub(settings)
+
+    async def consumer_of_worker() -> Any:
+        thread = hub.app.consumer._thread  # type: ignore[attr-defined]
+        return thread._create_worker_consumer(hub.app.transport)
+
+    consumer = asyncio.run(consumer_of_worker())
+    assert consumer._fetch_max_wait_ms == 25
+    assert hub.app.conf.producer_max_batch_size > 16_384
