@@ -29,7 +29,7 @@ integration: $(STAMP) broker-start postgres-start
 	$(BIN)/python -m pytest tests/integration
 
 ## bench: benchmarks beside raw-client baselines (not part of the tests; about 12 minutes)
-bench: $(STAMP) broker-start
+bench: $(STAMP)
 	$(BIN)/placehub bench
 
 ## check: lint, type-check, schema evolution and catalogue freshness (CI runs it too)

@@ -1,8 +1,10 @@
 """``placehub bench``: run the scenarios, print one table of figures and ratios, write JSON.
 
-Each scenario measures its own baseline in the same run, on the same machine, against the
-project's local broker (started if it is not running). Figures are medians of
-``Bench.repeats`` runs where a scenario repeats.
+Each scenario measures its own baseline in the same run, on the same machine, against a
+broker of the bench's own: freshly formatted for each run (under ``.state/bench/broker``, on
+the project's broker ports + 200) and stopped at the end, so leftovers of earlier runs or of
+the tests (thousands of topics make every metadata response slower) do not colour the
+figures. Figures are medians of ``Bench.repeats`` runs where a scenario repeats.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -47,7 +50,31 @@ def run_bench(
 ) -> int:
     """Run the chosen scenarios (all by default); print the table; write the JSON report."""
     chosen = [name for name in SCENARIOS if not only or name in only]
+    settings = bench_broker(settings)
+    shutil.rmtree(settings.broker_dir, ignore_errors=True)
     broker.start(settings, progress=lambda line: None)
+    try:
+        return _run(settings, chosen, quick, json_path, profile)
+    finally:
+        broker.stop(settings)
+
+
+def bench_broker(settings: Settings) -> Settings:
+    """``settings`` pointed at the bench's own broker (its own folder and ports)."""
+    port, controller = settings.broker_port + 200, settings.controller_port + 200
+    return settings.model_copy(
+        update={
+            "broker_dir": settings.state_dir / "bench" / "broker",
+            "broker_port": port,
+            "controller_port": controller,
+            "bootstrap_servers": f"127.0.0.1:{port}",
+        }
+    )
+
+
+def _run(
+    settings: Settings, chosen: list[str], quick: bool, json_path: Path | None, profile: bool
+) -> int:
     bench = Bench(settings, quick=quick, profile=profile)
     machine = describe_machine(settings)
     figures: list[Figure] = []
