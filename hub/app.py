@@ -27,8 +27,8 @@ import json
 import logging
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, MutableMapping, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -56,7 +56,14 @@ from hub.models import (
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
-from hub.staged import FaustTable, PartitionStages, Record, StagedTable, produce_batches
+from hub.staged import (
+    FaustTable,
+    PartitionStages,
+    Record,
+    StagedTable,
+    as_current,
+    produce_batches,
+)
 from hub.topics import Topics
 from hub.transport import HubApp
 from hub.users import UserDirectory
@@ -146,7 +153,6 @@ class Hub:
         app, names, n = self.app, self.topics, self.settings.partitions
         self.partner_topic_names = [names.partner(partner.id) for partner in self.partners]
         self.partner_topics = _raw_topic(app, *self.partner_topic_names)
-        self.quarantine_topic = _raw_topic(app, names.quarantine, partitions=n)
         self.dlq_topic = _raw_topic(app, names.dlq, partitions=n)
         self.audit_topic = _raw_topic(app, names.audit, partitions=n)
         self.consent_topic = _raw_topic(app, names.consent, partitions=n)
@@ -222,9 +228,12 @@ class Hub:
 
     # -- shared steps --------------------------------------------------------------------
 
-    def consent_of(self, consent_id: str) -> ConsentRecord | None:
-        """The consent the hub holds for ``consent_id`` (None if unknown or withdrawn)."""
-        stored = self.consents.get(consent_id)
+    def consent_of(
+        self, consent_id: str, consents: Mapping[str, Any] | None = None
+    ) -> ConsentRecord | None:
+        """The consent the hub holds for ``consent_id`` (None if unknown or withdrawn);
+        ``consents`` is the table as a batch in progress sees it (default: as stored)."""
+        stored = (self.consents if consents is None else consents).get(consent_id)
         if not stored or stored.get("withdrawn"):
             return None
         cached = self._consent_models.get(consent_id)
@@ -236,15 +245,17 @@ class Hub:
         self._consent_models[consent_id] = (stored, consent)
         return consent
 
-    def basis_problem(self, event: PartnerEvent) -> str | None:
-        """Why ``event`` has no lawful basis now, or None."""
+    def basis_problem(
+        self, event: PartnerEvent, consents: Mapping[str, Any] | None = None
+    ) -> str | None:
+        """Why ``event`` has no lawful basis now, or None (``consents`` as in consent_of)."""
         consent_id = event.basis.consent_id
-        stored = self.consents.get(consent_id) if consent_id else None
+        table = self.consents if consents is None else consents
+        stored = table.get(consent_id) if consent_id else None
         if stored and stored.get("withdrawn"):
             return f"consent {consent_id} has been withdrawn"
-        return lawful_basis_problem(
-            event, self.consent_of(consent_id) if consent_id else None, self.agreements, utc_now()
-        )
+        consent = self.consent_of(consent_id, table) if consent_id else None
+        return lawful_basis_problem(event, consent, self.agreements, utc_now())
 
     def _count(
         self, ledger: MutableMapping[str, Any], message: Any, partner: str, flows: list[str]
@@ -375,68 +386,79 @@ class Hub:
             assert decision.event is not None
             basis = decision.event.basis
             key = basis.consent_id or basis.agreement_id or decision.event.event_id
-            headers = {REASON: decision.reason.encode(), SOURCE: source.encode()}
-            await self.quarantine_topic.send(key=key.encode(), value=message.value, headers=headers)
+            headers = [(REASON, decision.reason.encode()), (SOURCE, source.encode())]
+            raw_key = key.encode()
+            partition = batch.partition_for(raw_key, self.settings.partitions)
+            record = (raw_key, message.value, headers)
+            await produce_batches(self.app, self.topics.quarantine, partition, [record])
         else:
             await self._dead_letter(message, decision.reason)
 
     # -- release -------------------------------------------------------------------------
 
     async def _release(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        event: EventT[bytes]
-        async for event in stream.events():
-            message = event.message
-            headers = _headers(message)
-            op = headers.get(OP, b"").decode()
-            key = (message.key or b"").decode()
-            if message.topic == self.topics.consent:
-                await self._on_consent(message)
-            elif op == "expire-consent":
-                await self._on_expired_consent(key)
-            elif op == "expire-holds":
-                await self._drop_expired_holds(key)
-            elif message.value is not None:
-                await self._hold_or_release(message.value, headers.get(SOURCE, b"").decode())
+        within = self.settings.batch_within_s
+        take = cast(faust.Stream[bytes], stream).take_events
+        async for events in take(self.settings.batch_max, within=within):
+            consents, held = PartitionStages(self.consents), PartitionStages(self.held)
+            to_identity: list[batch.Item] = []
+            for event in events:  # keyed by consent id: a record's partition is its key's
+                with as_current(event):
+                    state = _Release(consents.stage(event), held.stage(event), to_identity)
+                    await self._release_one(state, event.message)
+            # Released events go on before their holds go: a crash in between releases
+            # them again (the view knows their sources), it never loses one.
+            await self._to_identity(to_identity)
+            await consents.flush()
+            await held.flush()
             yield None
 
-    async def _on_consent(self, message: Any) -> None:
+    async def _release_one(self, state: _Release, message: Any) -> None:
+        headers = _headers(message)
+        op = headers.get(OP, b"").decode()
+        key = (message.key or b"").decode()
+        if message.topic == self.topics.consent:
+            await self._on_consent(state, message)
+        elif op == "expire-consent":
+            consent = self.consent_of(key, state.consents)
+            if consent is not None and not consent.is_live(utc_now()):
+                await self._withdraw(state, consent)
+        elif op == "expire-holds":
+            await self._drop_expired_holds(state, key)
+        elif message.value is not None:
+            self._hold_or_release(state, message.value, headers.get(SOURCE, b"").decode())
+
+    async def _on_consent(self, state: _Release, message: Any) -> None:
         try:
             consent = self.serde.decode(message.value, ConsentRecord)
         except InputError as exc:
             await self._dead_letter(message, f"{type(exc).__name__}: {exc}")
             return
         if consent.status is ConsentStatus.WITHDRAWN:
-            await self._withdraw(consent)
+            await self._withdraw(state, consent)
             return
-        self.consents[consent.consent_id] = consent.model_dump(mode="json")
-        held = self.held.get(consent.consent_id) or []
-        if held:
-            del self.held[consent.consent_id]
-            for item in held:
-                await self._hold_or_release(base64.b64decode(item["raw"]), item["source"])
+        state.consents[consent.consent_id] = consent.model_dump(mode="json")
+        held = state.held.pop(consent.consent_id, None) or []
+        for item in held:
+            self._hold_or_release(state, base64.b64decode(item["raw"]), item["source"])
 
-    async def _on_expired_consent(self, consent_id: str) -> None:
-        consent = self.consent_of(consent_id)
-        if consent is not None and not consent.is_live(utc_now()):
-            await self._withdraw(consent)
-
-    async def _withdraw(self, consent: ConsentRecord) -> None:
+    async def _withdraw(self, state: _Release, consent: ConsentRecord) -> None:
         """Consent withdrawn or expired: forget it, drop what it held, erase what it shared."""
         consent_id = consent.consent_id
-        self.consents[consent_id] = {"withdrawn": True}
-        for item in self.held.pop(consent_id, None) or []:
+        state.consents[consent_id] = {"withdrawn": True}
+        for item in state.held.pop(consent_id, None) or []:
             await self._drop_held(item, "quarantine.drop.withdrawn")
-        await self._to_identity([batch.Item("erase", consent_id, tokens=consent.subject_tokens)])
+        state.to_identity.append(batch.Item("erase", consent_id, tokens=consent.subject_tokens))
 
-    async def _hold_or_release(self, raw: bytes, source: str) -> None:
+    def _hold_or_release(self, state: _Release, raw: bytes, source: str) -> None:
         """Release a quarantined event if it now has a basis, else hold it (once)."""
         event = self.serde.decode(raw, PartnerEvent)  # it passed the gate's decode once already
-        if self.basis_problem(event) is None:
-            await self._to_identity([_event_item(event, raw, source)])
+        if self.basis_problem(event, state.consents) is None:
+            state.to_identity.append(_event_item(event, raw, source))
             self.metrics.released.inc()
             return
         key = event.basis.consent_id or event.basis.agreement_id or event.event_id
-        held: list[dict[str, str]] = list(self.held.get(key) or [])
+        held: list[dict[str, str]] = list(state.held.get(key) or [])
         if all(item["event_id"] != event.event_id for item in held):
             item = {
                 "event_id": event.event_id,
@@ -446,20 +468,20 @@ class Hub:
                 "held_at": utc_now().isoformat(),
                 "partition": _current_partition(),
             }
-            self.held[key] = [*held, item]
+            state.held[key] = [*held, item]
 
-    async def _drop_expired_holds(self, key: str) -> None:
+    async def _drop_expired_holds(self, state: _Release, key: str) -> None:
         hold = timedelta(seconds=self.settings.quarantine_hold_s)
         now = utc_now()
-        held = self.held.get(key) or []
+        held = state.held.get(key) or []
         expired = [i for i in held if now - datetime.fromisoformat(i["held_at"]) >= hold]
         if not expired:
             return
         kept = [i for i in held if i not in expired]
         if kept:
-            self.held[key] = kept
+            state.held[key] = kept
         else:
-            del self.held[key]
+            del state.held[key]
         for item in expired:
             await self._drop_held(item, "quarantine.drop.expired")
 
@@ -613,6 +635,15 @@ class Hub:
                 self._set_fate(source, "erased", entry.partner_id)
         views.put(person_id, remaining)
         await self._audit("person.erase", person_id)
+
+
+@dataclass
+class _Release:
+    """What one release batch sees and does: staged consents and holds, work for identity."""
+
+    consents: MutableMapping[str, Any]
+    held: MutableMapping[str, Any]
+    to_identity: list[batch.Item]
 
 
 def _event_item(event: PartnerEvent, raw: bytes | None, source: str) -> batch.Item:
