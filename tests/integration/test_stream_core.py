@@ -296,6 +296,26 @@ def test_accounting_adds_up_for_mixed_input(worker: WorkerProcess) -> None:
     assert worker.get("/v1/partners/status", token="demo-partner-housing").status_code == 403
 
 
+def test_a_burst_of_events_ahead_of_their_consents_is_all_released(worker: WorkerProcess) -> None:
+    """Consents and held events meet inside one release batch, in either order."""
+    s, people = worker.settings, 150
+    numbers = [synthetic_nhs_number(random.Random(n)) for n in range(people)]
+    with Publisher("council-housing", "northgate", s) as housing:
+        housing.publish_many(
+            draft({"nhs": nhs}, HOUSING, consent_id=f"c-burst-{n}") for n, nhs in enumerate(numbers)
+        )
+        housing.publish_consents(
+            consent_draft(f"c-burst-{n}", {"nhs": nhs}) for n, nhs in enumerate(numbers)
+        )
+
+    wait_until(
+        lambda: status(worker, "council-housing")["in_view"] == people,
+        describe=lambda: status(worker, "council-housing"),
+    )
+    final = status(worker, "council-housing")
+    assert (final["held_in_quarantine"], final["in_flight"], final["balanced"]) == (0, 0, True)
+
+
 # -- crash, replay and several workers ----------------------------------------------------
 
 
