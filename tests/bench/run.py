@@ -47,6 +47,7 @@ def run_bench(
     only: Sequence[str] = (),
     json_path: Path | None = None,
     profile: bool = False,
+    scale_people: int | None = None,
 ) -> int:
     """Run the chosen scenarios (all by default); print the table; write the JSON report."""
     chosen = [name for name in SCENARIOS if not only or name in only]
@@ -54,7 +55,8 @@ def run_bench(
     shutil.rmtree(settings.broker_dir, ignore_errors=True)
     broker.start(settings, progress=lambda line: None)
     try:
-        return _run(settings, chosen, quick, json_path, profile)
+        bench = Bench(settings, quick=quick, profile=profile, scale_people=scale_people)
+        return _run(bench, chosen, json_path)
     finally:
         broker.stop(settings)
 
@@ -72,10 +74,8 @@ def bench_broker(settings: Settings) -> Settings:
     )
 
 
-def _run(
-    settings: Settings, chosen: list[str], quick: bool, json_path: Path | None, profile: bool
-) -> int:
-    bench = Bench(settings, quick=quick, profile=profile)
+def _run(bench: Bench, chosen: list[str], json_path: Path | None) -> int:
+    settings, quick, profile = bench.base, bench.quick, bench.profile
     machine = describe_machine(settings)
     figures: list[Figure] = []
     timings: dict[str, float] = {}

@@ -38,18 +38,27 @@ __all__ = ["run"]
 EXTRAPOLATE_TO = 1_000_000
 
 
-def sizes_for(quick: bool) -> dict[str, tuple[int, ...]]:
+def sizes_for(quick: bool, people: int | None = None) -> dict[str, tuple[int, ...]]:
     """People loaded per store, in steps. RocksDB loads slower, so the full run stops it at
-    50,000 people to stay within its time budget."""
+    50,000 people to stay within its time budget; ``people`` adds a last memory-store step
+    (``--scale-people``)."""
     if quick:
-        return {"memory://": (2_000, 10_000), "rocksdb://": (2_000, 10_000)}
-    return {"memory://": (10_000, 50_000, 100_000), "rocksdb://": (10_000, 50_000)}
+        sizes: dict[str, tuple[int, ...]] = {
+            "memory://": (2_000, 10_000),
+            "rocksdb://": (2_000, 10_000),
+        }
+    else:
+        sizes = {"memory://": (10_000, 50_000, 100_000), "rocksdb://": (10_000, 50_000)}
+    if people is not None and people > sizes["memory://"][-1]:
+        sizes["memory://"] = (*sizes["memory://"], people)
+    return sizes
 
 
 def run(bench: Bench) -> list[Figure]:
     """RSS and view bytes at each size for each store; 1M people extrapolated."""
     measured = {
-        store: _grow(bench, store, sizes) for store, sizes in sizes_for(bench.quick).items()
+        store: _grow(bench, store, sizes)
+        for store, sizes in sizes_for(bench.quick, bench.scale_people).items()
     }
     memory, disk = measured["memory://"], measured["rocksdb://"]
     figures: list[Figure] = []
@@ -88,6 +97,8 @@ def run(bench: Bench) -> list[Figure]:
             )
         )
     for store, result in measured.items():
+        if max(result["steps"]) >= EXTRAPOLATE_TO:
+            continue  # measured above
         last = list(result["steps"].values())[-1]
         figures.append(
             Figure(

@@ -14,6 +14,7 @@ from hub.models import PartnerEvent
 from tests.bench.harness import Figure, one_event_each, partners_of, percentiles
 from tests.bench.loadgen import event_id_at, published_at
 from tests.bench.run import render_table
+from tests.bench.scale import sizes_for
 from tests.unit.fakes import MemoryRegistry
 
 
@@ -77,3 +78,9 @@ def test_partners_of_names_the_partner_topics_only() -> None:
         ("consent.records", b"k", b"v"),
     ]
     assert partners_of(records) == {"city-health", "council-housing"}
+
+
+def test_scale_people_adds_a_measured_last_step_to_the_memory_store() -> None:
+    assert sizes_for(quick=False, people=1_000_000)["memory://"][-1] == 1_000_000
+    assert sizes_for(quick=False, people=1_000_000)["rocksdb://"] == sizes_for(False)["rocksdb://"]
+    assert sizes_for(quick=True, people=5_000) == sizes_for(quick=True)  # not above the last
