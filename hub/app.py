@@ -418,7 +418,11 @@ class Hub:
         op = headers.get(OP, b"").decode()
         key = (message.key or b"").decode()
         if message.topic == self.topics.consent:
-            await self._on_consent(state, message)
+            misplaced = _misplaced(message, self.settings.partitions)
+            if misplaced:
+                await self._dead_letter(message, misplaced)
+            else:
+                await self._on_consent(state, message)
         elif op == "expire-consent":
             consent = self.consent_of(key, state.consents)
             if consent is not None and not consent.is_live(utc_now()):
@@ -644,6 +648,19 @@ class _Release:
     consents: MutableMapping[str, Any]
     held: MutableMapping[str, Any]
     to_identity: list[batch.Item]
+
+
+def _misplaced(message: Any, partitions: int) -> str:
+    """Why a keyed record is on the wrong partition (or ''): consents must meet the events
+    they release, which the hub partitions with Kafka's default (murmur2) partitioner."""
+    expected = batch.partition_for(message.key or b"", partitions)
+    if message.partition == expected:
+        return ""
+    return (
+        f"consent record is on partition {message.partition} but its key belongs on partition "
+        f"{expected}: produce consent.records with Kafka's default (murmur2) partitioner "
+        "(librdkafka clients: partitioner=murmur2_random)"
+    )
 
 
 def _event_item(event: PartnerEvent, raw: bytes | None, source: str) -> batch.Item:

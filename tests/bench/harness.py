@@ -355,6 +355,9 @@ def produce(settings: Settings, records: Sequence[Record], acks: str = "all") ->
             "acks": acks,
             "enable.idempotence": acks == "all",
             "linger.ms": 5,
+            # Kafka's default (Java, kafka-python) partitioner: the hub relies on keyed
+            # topics being partitioned by it (librdkafka's own default hashes differently).
+            "partitioner": "murmur2_random",
         }
     )
     prefix = settings.topic_prefix

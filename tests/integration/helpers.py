@@ -138,9 +138,11 @@ def wait_for_records(
         time.sleep(0.3)
 
 
-def produce_raw(settings: Settings, topic: str, value: bytes, key: bytes = b"k") -> None:
+def produce_raw(
+    settings: Settings, topic: str, value: bytes, key: bytes = b"k", partition: int | None = None
+) -> None:
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
     try:
-        producer.send(topic, key=key, value=value).get(timeout=10)
+        producer.send(topic, key=key, value=value, partition=partition).get(timeout=10)
     finally:
         producer.close()

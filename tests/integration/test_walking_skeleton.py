@@ -9,6 +9,7 @@ from kafka import KafkaConsumer
 
 from connectors import ConsentDraft, EventDraft, Publisher
 from connectors.pseudonymise import token
+from hub.batch import partition_for
 from hub.identity import person_id_for
 from hub.models import (
     BasisKind,
@@ -216,3 +217,25 @@ def test_no_raw_identifier_reaches_any_topic(worker: WorkerProcess) -> None:
                 assert raw not in blob, f"raw NHS number found in {topic}"
     assert scanned >= 6  # consent, 2 events, hub.events, changelogs: the scan saw real data
     assert any("changelog" in t for t in ours)
+
+
+def test_a_consent_on_the_wrong_partition_is_dead_lettered_with_the_fix(
+    worker: WorkerProcess,
+) -> None:
+    """Consents must meet the events they release: keyed like Kafka's default partitioner."""
+    settings = worker.settings
+    topics = Topics(settings.topic_prefix)
+    with Publisher("council-housing", "northgate", settings) as housing:
+        record = housing.to_consent(consent("c-elsewhere"))
+        value = Serde(SchemaRegistry(settings)).encode(record, f"{topics.consent}-value")
+        right = partition_for(b"c-elsewhere", settings.partitions)
+        wrong = (right + 1) % settings.partitions
+        produce_raw(settings, topics.consent, value, key=b"c-elsewhere", partition=wrong)
+        housing.publish(housing_event(consent_id="c-elsewhere"))
+
+    letters = wait_for_records(settings, topics.dlq, 1)
+    letter = Serde(SchemaRegistry(settings)).decode(letters[0][1], DeadLetter)
+    assert letter.source_topic == topics.consent and letter.source_partition == wrong
+    assert f"belongs on partition {right}" in letter.reason and "murmur2" in letter.reason
+    assert letter.original == value
+    assert worker.get(person_path(worker)).status_code == 404  # the event stays held
