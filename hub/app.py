@@ -62,7 +62,7 @@ from hub.staged import (
     Record,
     StagedTable,
     as_current,
-    produce_batches,
+    send_records,
 )
 from hub.topics import Topics
 from hub.transport import HubApp
@@ -79,6 +79,7 @@ REASON = "placehub-reason"
 SOURCE = "placehub-source"  # topic:partition:offset of the partner record, for accounting
 
 PRODUCER_BATCH_BYTES = 512 * 1024  # under the broker's 1 MiB record-batch limit
+PRODUCER_REQUEST_BYTES = 1_048_576  # Faust's default, 1,000,000, is below a full-size event's
 CONSENT_CACHE = 10_000  # parsed consents kept (the gate checks one per event); bounds memory
 
 
@@ -141,6 +142,9 @@ class Hub:
             # A batch's table writes are hundreds of records for one partition: in 16 KiB
             # batches (the default) each full batch waited a broker round trip to drain.
             producer_max_batch_size=PRODUCER_BATCH_BYTES,
+            # A batch record holding one event of the largest size a connector sends
+            # (max_event_bytes) is a little larger than the event; the broker takes 1 MiB.
+            producer_max_request_size=PRODUCER_REQUEST_BYTES,
         )
         self._define_topics()
         self._define_tables()
@@ -390,7 +394,7 @@ class Hub:
             raw_key = key.encode()
             partition = batch.partition_for(raw_key, self.settings.partitions)
             record = (raw_key, message.value, headers)
-            await produce_batches(self.app, self.topics.quarantine, partition, [record])
+            await send_records(self.app, self.topics.quarantine, partition, [record])
         else:
             await self._dead_letter(message, decision.reason)
 
@@ -549,7 +553,7 @@ class Hub:
                 assert isinstance(table, StagedTable)
                 await table.flush(event)
             for partition, records in published.items():
-                await produce_batches(self.app, self.topics.events, partition, records)
+                await send_records(self.app, self.topics.events, partition, records)
             await self._to_views(for_views)
             yield None
 

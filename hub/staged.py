@@ -28,7 +28,7 @@ __all__ = [
     "Record",
     "StagedTable",
     "as_current",
-    "produce_batches",
+    "send_records",
 ]
 
 _DELETED: Any = object()
@@ -59,7 +59,7 @@ def _aiokafka_producer(app: AppT) -> Any:
 Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
 
 
-async def produce_batches(app: AppT, topic: str, partition: int, records: list[Record]) -> None:
+async def send_records(app: AppT, topic: str, partition: int, records: list[Record]) -> None:
     """Queue ``records`` for ``topic``/``partition`` (appended to the producer's open batch).
 
     Appending per record, not ``send_batch``: aiokafka's ``send_batch`` waits until the
@@ -118,7 +118,7 @@ class StagedTable(MutableMapping[Any, Any]):
                     raw_value, _ = topic.prepare_value(value, table.value_serializer)
                     records.append((raw_key, raw_value, []))
         self.changes = {}
-        await produce_batches(table.app, topic.get_topic_name(), event.message.partition, records)
+        await send_records(table.app, topic.get_topic_name(), event.message.partition, records)
 
 
 class PartitionStages:
