@@ -349,11 +349,14 @@ class Hub:
 
     # -- gate ----------------------------------------------------------------------------
 
+    def _batches(self, stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
+        """The stream's records a batch at a time (``batch_max``, or what ``batch_within_s``
+        brought); Faust acks them once the batch's work is done."""
+        take = cast(faust.Stream[bytes], stream).take_events
+        return take(self.settings.batch_max, within=self.settings.batch_within_s)
+
     async def _gate(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        within = self.settings.batch_within_s
-        async for events in cast(faust.Stream[bytes], stream).take_events(
-            self.settings.batch_max, within=within
-        ):
+        async for events in self._batches(stream):
             await self._gate_batch(events)
             yield None
 
@@ -401,9 +404,7 @@ class Hub:
     # -- release -------------------------------------------------------------------------
 
     async def _release(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        within = self.settings.batch_within_s
-        take = cast(faust.Stream[bytes], stream).take_events
-        async for events in take(self.settings.batch_max, within=within):
+        async for events in self._batches(stream):
             consents, held = PartitionStages(self.consents), PartitionStages(self.held)
             to_identity: list[batch.Item] = []
             for event in events:  # keyed by consent id: a record's partition is its key's

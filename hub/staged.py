@@ -3,7 +3,7 @@
 A Faust table sends one changelog record per assignment, through its producer buffer,
 and that per-record cost dominated the hub's workers. An agent that works in batches
 stages its writes here (reads see them) and flushes once per batch: the last value of
-each key goes into the table's store and into the changelog as one produce batch.
+each key goes into the table's store and is appended to the changelog, once per batch.
 
 The changelog records are the bytes Faust itself would write (the table's own
 serialisers), to the partition Faust would pick (the partition of the record being
