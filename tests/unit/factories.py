@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from connectors.pseudonymise import token
 from hub.models import (
@@ -21,7 +21,8 @@ from hub.models import (
 KEY = b"unit-test-key"
 NHS_TOKEN = token("nhs", "9434765919", KEY)
 COUNCIL_TOKEN = token("council", "HSG-0042", KEY)
-WHEN = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+# A recent moment (to the second, as Avro's millis keep it): nothing built here expires.
+WHEN = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
 
 
 def event(

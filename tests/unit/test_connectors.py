@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -41,7 +41,7 @@ def _draft(**changes: object) -> EventDraft:
         "identifiers": {"nhs": NHS},
         "basis": LawfulBasis(kind=BasisKind.CONSENT, consent_id="c-1", purpose="early-help"),
         "payload": HousingEvent(kind=HousingKind.ARREARS),
-        "occurred_at": datetime(2026, 3, 2, tzinfo=UTC),
+        "occurred_at": datetime.now(UTC).replace(microsecond=0) - timedelta(days=30),
     }
     fields.update(changes)
     return EventDraft.model_validate(fields)

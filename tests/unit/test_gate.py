@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, timedelta
 
 from hub.agreements import Agreement, AgreementBook
 from hub.gate import Decision, Outcome, admit, lawful_basis_problem
@@ -9,6 +9,7 @@ from tests.unit import factories
 from tests.unit.fakes import MemoryRegistry
 
 SERDE = Serde(MemoryRegistry())
+DAY = factories.WHEN.date()  # the day the gate decides on
 
 
 def agreement(agreement_id: str, event_types: list[str], valid_to: date | None = None) -> Agreement:
@@ -20,7 +21,7 @@ def agreement(agreement_id: str, event_types: list[str], valid_to: date | None =
         purposes=["early-help"],
         roles=[Role.PRACTITIONER],
         retention_days=30,
-        valid_from=date(2026, 1, 1),
+        valid_from=DAY - timedelta(days=60),
         valid_to=valid_to,
     )
 
@@ -29,7 +30,7 @@ BOOK = AgreementBook(
     [
         agreement("dsa-1", ["housing.*"]),
         agreement("dsa-health", ["health.*"]),
-        agreement("dsa-old", ["housing.*"], valid_to=date(2026, 2, 1)),
+        agreement("dsa-old", ["housing.*"], valid_to=DAY - timedelta(days=1)),
     ]
 )
 
@@ -78,7 +79,7 @@ def test_agreement_problems_are_quarantined_with_reasons() -> None:
     health_only = decide(under_agreement("dsa-health"), {})
     assert health_only.reason == "agreement dsa-health does not cover event type housing.arrears"
     expired = decide(under_agreement("dsa-old"), {})
-    assert expired.reason == "agreement dsa-old is not in force on 2026-03-02"
+    assert expired.reason == f"agreement dsa-old is not in force on {DAY.isoformat()}"
 
 
 def test_event_on_another_partners_topic_is_dead_lettered() -> None:
