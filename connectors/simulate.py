@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from connectors.pseudonymise import token
 from connectors.publisher import ConsentDraft, EventDraft, Publisher
 from hub.config import Settings
-from hub.identity import person_id_for
 from hub.models import (
     AgeBand,
     ArrearsBand,
@@ -36,6 +35,7 @@ from hub.models import (
     LawfulBasis,
     Payload,
 )
+from hub.stages.identity import person_id_for
 
 __all__ = [
     "NEEDS",

@@ -6,17 +6,17 @@ batches: the gate takes records a batch at a time, the internal hops carry one r
 batch (``hub.batch``), and table writes are staged and flushed once per batch
 (``hub.staged``). Contract topics still get one record per event.
 
-- ``gate`` (partner topics): decode, check the lawful basis (``hub.gate``), count
-  (``hub.accounting``), and send each record to exactly one of identity, quarantine, DLQ.
+- ``gate`` (partner topics): decode, check the lawful basis (``hub.stages.gate``), count
+  (``hub.stages.accounting``), and send each record to exactly one of identity, quarantine, DLQ.
 - ``release`` (consent.records + hub.quarantine, both keyed by consent id): keep the
   consents table, hold quarantined events, release them when a basis arrives, drop them
   with an audit record when the hold expires or consent is withdrawn, start erasure.
 - ``links`` (identity.links): validate partners' link assertions and pass them on.
 - ``identity`` (one partition, so joins are serial and deterministic): map tokens to
-  people (``hub.identity``), publish events keyed by person to hub.events, and hand the
+  people (``hub.stages.identity``), publish events keyed by person to hub.events, and hand the
   views their events, merges, splits and erasures (internal view topic, by person).
 - ``view`` (view topic + view transfers, partitioned by person): fold events into the
-  PersonView table (``hub.view``); apply merges, splits and erasures.
+  PersonView table (``hub.stages.view``); apply merges, splits and erasures.
 """
 
 from __future__ import annotations
@@ -35,13 +35,11 @@ from typing import Any, cast
 import faust
 from faust.types import EventT
 
-from hub import accounting, batch
+from hub import batch
 from hub._admin import declare_topics, ensure_topic
 from hub.agreements import load_agreements
 from hub.config import Settings
 from hub.errors import InputError
-from hub.gate import Decision, Outcome, admit, lawful_basis_problem
-from hub.identity import RECORD_SOURCE, IdentityStore, forget, join, retract
 from hub.metrics import Metrics
 from hub.models import (
     AuditRecord,
@@ -64,10 +62,22 @@ from hub.staged import (
     as_current,
     send_records,
 )
+from hub.stages import accounting
+from hub.stages.gate import Decision, Outcome, admit, lawful_basis_problem
+from hub.stages.identity import RECORD_SOURCE, IdentityStore, forget, join, retract
+from hub.stages.view import (
+    PersonView,
+    TimelineEntry,
+    absorb,
+    entry_for,
+    erase_basis,
+    fold,
+    prune,
+    split,
+)
 from hub.topics import Topics
 from hub.transport import HubApp
 from hub.users import UserDirectory
-from hub.view import PersonView, TimelineEntry, absorb, entry_for, erase_basis, fold, prune, split
 
 __all__ = ["Hub"]
 

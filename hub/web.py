@@ -13,11 +13,11 @@ import aiohttp
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.accounting import partner_status
 from hub.app import Hub
 from hub.models import AuditRecord, utc_now
+from hub.stages.accounting import partner_status
+from hub.stages.view import minimise
 from hub.users import Role, User
-from hub.view import minimise
 
 __all__ = ["install_web"]
 

@@ -15,7 +15,7 @@ import requests
 from connectors import ConsentDraft, Publisher, token
 from hub import broker
 from hub.config import Settings
-from hub.identity import person_id_for
+from hub.stages.identity import person_id_for
 from tests.integration.connector_helpers import GOOD_NHS, published_events, raw_topic_bytes
 from tests.integration.helpers import WorkerProcess, free_port
 

@@ -20,7 +20,7 @@ from connectors import ConsentDraft, EventDraft, LinkDraft, Publisher
 from connectors.pseudonymise import token
 from connectors.simulate import synthetic_nhs_number
 from hub.config import Settings
-from hub.identity import mint, person_id_for
+from hub.stages.identity import mint, person_id_for
 from hub.models import (
     BasisKind,
     ConsentStatus,

@@ -10,7 +10,7 @@ from kafka import KafkaConsumer
 from connectors import ConsentDraft, EventDraft, Publisher
 from connectors.pseudonymise import token
 from hub.batch import partition_for
-from hub.identity import person_id_for
+from hub.stages.identity import person_id_for
 from hub.models import (
     BasisKind,
     DeadLetter,

@@ -1,4 +1,4 @@
-from hub.accounting import (
+from hub.stages.accounting import (
     already_counted,
     count,
     ledger_key,

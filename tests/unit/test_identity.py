@@ -1,5 +1,5 @@
 from connectors.pseudonymise import token
-from hub.identity import IdentityStore, forget, join, mint, person_id_for, retract
+from hub.stages.identity import IdentityStore, forget, join, mint, person_id_for, retract
 from tests.unit import factories
 
 NHS, COUNCIL = factories.NHS_TOKEN, factories.COUNCIL_TOKEN

@@ -7,7 +7,7 @@ from hub.models import (
     SocialCareEvent,
     SocialCareKind,
 )
-from hub.view import (
+from hub.stages.view import (
     MAX_ENTRIES,
     PersonView,
     absorb,
