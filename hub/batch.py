@@ -15,10 +15,13 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from aiokafka.partitioner import murmur2
+
+from hub.codec import ParsedSchema, decode_body
+from hub.errors import DecodeError
 
 __all__ = ["ENVELOPE_BYTES", "Item", "chunks", "decode", "encode", "partition_for"]
 
@@ -94,9 +97,17 @@ def encode(items: Iterable[Item]) -> bytes:
 
 
 def decode(data: bytes | None) -> list[Item]:
-    """The items of a batch record, in the order they were sent."""
-    record = fastavro.schemaless_reader(io.BytesIO(data or b""), _SCHEMA, None)
-    assert isinstance(record, dict)
+    """The items of a batch record, in the order they were sent.
+
+    Raises DecodeError if ``data`` is not exactly one batch record: null, truncated,
+    garbage or trailing bytes (the codec's strict reading, so no decoder error escapes).
+    """
+    if data is None:
+        raise DecodeError("batch record has no value (null)")
+    try:
+        record = decode_body(data, cast(ParsedSchema, _SCHEMA))
+    except DecodeError as exc:
+        raise DecodeError(f"batch record cannot be read: {exc}") from None
     return [Item(**item) for item in record["items"]]
 
 

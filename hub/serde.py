@@ -9,7 +9,7 @@ import fastavro
 from pydantic import ValidationError
 
 from hub.codec import ParsedSchema, decode_body, encode, split_frame
-from hub.errors import DecodeError, EventRejected
+from hub.errors import DecodeError, EventRejected, HubError
 from hub.models import AvroRecord
 from hub.registry import RegisteredSchema, load_schema, schema_id_of
 
@@ -76,9 +76,11 @@ class Serde:
         """The ``schema_name`` record in ``data``; DecodeError if it cannot be read as one."""
         schema_id, body = split_frame(data)
         writer = self.registry.by_id(schema_id)
-        if writer.schema.get("name") != schema_name:
+        # An external registry may hold primitive schemas (a JSON string, not an object).
+        written = writer.schema.get("name") if isinstance(writer.schema, dict) else None
+        if written != schema_name:
             raise DecodeError(
-                f"schema id {schema_id} is a {writer.schema.get('name')}, not a {schema_name}"
+                f"schema id {schema_id} is a {written or 'unnamed schema'}, not a {schema_name}"
             )
         reader = self._reader(schema_name)
         if reader.schema_id == writer.schema_id:
@@ -97,14 +99,29 @@ class Serde:
         return found
 
     def decode(self, data: bytes | None, model: type[M]) -> M:
-        """Decode and validate ``data`` as ``model`` (EventRejected names the bad fields)."""
+        """Decode and validate ``data`` as ``model``.
+
+        Raises only InputError subclasses for bad bytes: DecodeError (or SchemaNotFound) if
+        ``data`` is not a readable ``model`` record, EventRejected naming the bad fields if
+        it is one that breaks the model's rules.
+        """
         record = self.decode_record(data, model.avro_schema)
         try:
             return model.from_avro(record)
         except ValidationError as exc:
             raise EventRejected(validation_errors(exc)) from None
+        except HubError:
+            raise
         except (ValueError, KeyError, TypeError) as exc:
+            # from_avro's own checks: a payload branch this hub does not know, a payload
+            # that is not a (branch, fields) pair, a missing field (named, not its value)
             raise EventRejected([("", str(exc))]) from None
+        except Exception as exc:
+            # Anything else a hostile record provokes is a rejected record, never a stopped
+            # stage; only its kind is named, as its message may quote a value.
+            raise EventRejected(
+                [("", f"record cannot be read as a {model.__name__} ({type(exc).__name__})")]
+            ) from None
 
 
 def validation_errors(exc: ValidationError) -> list[tuple[str, str]]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
+
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from hub import batch
 from hub.batch import Item
+from hub.errors import DecodeError
 
 
 def test_items_round_trip_in_order() -> None:
@@ -20,8 +24,43 @@ def test_items_round_trip_in_order() -> None:
 
 def test_a_truncated_batch_record_fails_loudly() -> None:
     data = batch.encode([Item("event", "e-1", raw=b"x" * 100)])
-    with pytest.raises((EOFError, ValueError)):
+    with pytest.raises(DecodeError, match=r"batch record cannot be read: .*truncated"):
         batch.decode(data[:-10])
+
+
+GOOD = batch.encode([Item("event", "e-1", source="t:0:1", tokens=["nhs:a"], raw=b"\x00\x01")])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (None, "no value"),
+        (b"", "truncated"),
+        (GOOD + b"\x00", "trailing bytes"),
+        (GOOD[:1] + b"\x7e" + GOOD[2:], "truncated"),  # the op claims 63 bytes
+        (b"\x02\x0a\xff\xfe\xfd\xfc\xfb", "not UTF-8"),  # one item whose op is not text
+        (b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", "truncated"),  # 2**62 items, none there
+    ],
+    ids=["null", "empty", "trailing-byte", "long-string", "invalid-utf8", "huge-count"],
+)
+def test_a_malformed_batch_record_is_a_decode_error(data: bytes | None, message: str) -> None:
+    with pytest.raises(DecodeError, match=message):
+        batch.decode(data)
+
+
+def test_every_truncation_and_random_garbage_is_a_decode_error() -> None:
+    """Nothing but a DecodeError may come out of a batch record, whatever its bytes."""
+    for length in range(len(GOOD)):
+        with pytest.raises(DecodeError):
+            batch.decode(GOOD[:length])
+    rng = random.Random(20260302)
+    for _ in range(2000):
+        garbage = rng.randbytes(rng.randrange(1, 200))
+        mutated = bytearray(GOOD)
+        mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        for data in (garbage, bytes(mutated)):
+            with contextlib.suppress(DecodeError):
+                batch.decode(data)
 
 
 def test_chunks_keep_order_and_stay_under_the_limit() -> None:
