@@ -533,7 +533,11 @@ class IdentityLink(AvroRecord):
 
 
 class DeadLetter(AvroRecord):
-    """A record the hub could not process, with why; mirrors ``DeadLetter.avsc``."""
+    """A record the hub could not process, with why; mirrors ``DeadLetter.avsc``.
+
+    Build one with ``hub.deadletter.dead_letter``, which keeps it under the broker's
+    message size (a prefix of a large original, and says so).
+    """
 
     avro_schema: ClassVar[str] = "DeadLetter"
 
@@ -543,6 +547,20 @@ class DeadLetter(AvroRecord):
     source_offset: int
     original: bytes
     failed_at: AwareDatetime
+    stage: str | None = None
+    original_bytes: int | None = Field(default=None, ge=0)
+    original_truncated: bool = False
+
+    @model_validator(mode="after")
+    def _says_what_it_kept(self) -> Self:
+        if self.original_bytes is None:
+            if self.original_truncated:
+                raise ValueError("a truncated original needs original_bytes, its full length")
+        elif self.original_bytes < len(self.original):
+            raise ValueError("original_bytes is shorter than the original kept")
+        elif self.original_truncated != (self.original_bytes > len(self.original)):
+            raise ValueError("original_truncated must say whether original_bytes were all kept")
+        return self
 
 
 class AuditRecord(AvroRecord):
