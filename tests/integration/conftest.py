@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,41 @@ def postgres_dsn() -> str:
     return done.stdout.strip()
 
 
+# The data-sharing agreement test hubs know, in force from a year ago to a year ahead of
+# today: the demo's agreements in deploy/local carry real calendar dates, which pass.
+TEST_AGREEMENT_ID = "dsa-test-early-help"
+TEST_AGREEMENT = """\
+id: {id}
+title: Early help agreement for tests, in force around today
+partners: [council-housing, northfield-school, city-health]
+event_types: ["housing.*", "education.*", "health.*"]
+purposes: [early-help]
+roles: [practitioner, admin]
+retention_days: 730
+valid_from: {valid_from}
+valid_to: {valid_to}
+"""
+
+
 @pytest.fixture
-def hub_settings(broker_settings: Settings, tmp_path: Path) -> Settings:
-    """Settings for one test's private hub: own topic prefix, app id, port and state."""
+def agreements_dir(tmp_path: Path) -> Path:
+    """A folder holding ``TEST_AGREEMENT_ID``, valid from a year ago to a year from today."""
+    folder = tmp_path / "agreements"
+    folder.mkdir()
+    today = datetime.now(UTC).date()  # the hub checks validity on the UTC date
+    text = TEST_AGREEMENT.format(
+        id=TEST_AGREEMENT_ID,
+        valid_from=(today - timedelta(days=365)).isoformat(),
+        valid_to=(today + timedelta(days=365)).isoformat(),
+    )
+    (folder / "early-help.yaml").write_text(text)
+    return folder
+
+
+@pytest.fixture
+def hub_settings(broker_settings: Settings, tmp_path: Path, agreements_dir: Path) -> Settings:
+    """Settings for one test's private hub: own topic prefix, app id, port, state and
+    agreements (see ``agreements_dir``)."""
     run = uuid.uuid4().hex[:8]
     return broker_settings.model_copy(
         update={
@@ -46,6 +79,7 @@ def hub_settings(broker_settings: Settings, tmp_path: Path) -> Settings:
             "app_id": f"placehub-t{run}",
             "web_port": free_port(),
             "state_dir": tmp_path / "state",
+            "agreements_dir": agreements_dir,
         }
     )
 

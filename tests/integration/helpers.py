@@ -37,6 +37,7 @@ def worker_env(settings: Settings, overrides: dict[str, Any] | None = None) -> d
         PLACEHUB_WEB_PORT=str(settings.web_port),
         PLACEHUB_STATE_DIR=str(settings.state_dir),
         PLACEHUB_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+        PLACEHUB_AGREEMENTS_DIR=str(settings.agreements_dir),
     )
     return env
 
@@ -70,7 +71,7 @@ class WorkerProcess:
             try:
                 if requests.get(f"{self.url}/v1/health", timeout=2).ok:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up, or busy starting
                 pass
             time.sleep(0.3)
         raise AssertionError(f"worker did not become ready; see {self.log_path}")
@@ -95,18 +96,32 @@ class WorkerProcess:
         predicate: Callable[[requests.Response], bool],
         timeout_s: float = 30,
         token: str = "demo-admin",
+        expecting: str = "",
     ) -> requests.Response:
-        """Poll ``path`` until ``predicate(response)`` holds; returns the last response."""
+        """Poll ``path`` until ``predicate(response)`` holds and return that response.
+
+        Raises AssertionError after ``timeout_s``, naming ``path``, ``expecting`` (what the
+        predicate waits for) and the last response.
+        """
         deadline = time.monotonic() + timeout_s
         while True:
             response = self.get(path, token)
-            if predicate(response) or time.monotonic() > deadline:
+            if predicate(response):
                 return response
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"GET {path} did not show {expecting or 'what was awaited'} within "
+                    f"{timeout_s}s; last response {response.status_code}: {response.text[:500]}"
+                )
             time.sleep(0.2)
 
 
 def read_topic(settings: Settings, topic: str, timeout_s: float = 10) -> list[Record]:
-    """Every record now in ``topic``: (key, value, headers)."""
+    """Every record now in ``topic``: (key, value, headers).
+
+    Raises AssertionError if the records up to the end offsets seen at the start cannot be
+    read within ``timeout_s`` (a partial read would let "nothing there" pass falsely).
+    """
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -118,7 +133,13 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 10) -> list[Re
         ends = consumer.end_offsets(tps)
         records: list[Record] = []
         deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                behind = {tp.partition: (consumer.position(tp), ends[tp]) for tp in tps}
+                raise AssertionError(
+                    f"{topic}: not read to its end offsets within {timeout_s}s; "
+                    f"{len(records)} records read, (position, end) by partition: {behind}"
+                )
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend((r.key, r.value, dict(r.headers)) for r in batch)
         return records
@@ -127,14 +148,30 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 10) -> list[Re
 
 
 def wait_for_records(
-    settings: Settings, topic: str, count: int, timeout_s: float = 30
+    settings: Settings,
+    topic: str,
+    count: int,
+    timeout_s: float = 30,
+    until: Callable[[list[Record]], bool] | None = None,
+    expecting: str = "",
 ) -> list[Record]:
-    """Poll ``topic`` until it holds at least ``count`` records; returns them."""
+    """Poll ``topic`` until it holds at least ``count`` records (and ``until(records)``
+    holds, if given); returns them.
+
+    Raises AssertionError after ``timeout_s``, naming the topic, what was expected and how
+    many records it held.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         records = read_topic(settings, topic)
-        if len(records) >= count or time.monotonic() > deadline:
+        if len(records) >= count and (until is None or until(records)):
             return records
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{topic}: expected at least {count} records"
+                f"{f' with {expecting}' if expecting else ''} within {timeout_s}s; "
+                f"it holds {len(records)}"
+            )
         time.sleep(0.3)
 
 

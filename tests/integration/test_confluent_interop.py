@@ -11,7 +11,7 @@ import copy
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -43,7 +43,7 @@ from hub.topics import Topics
 from tests.integration.helpers import WorkerProcess, read_topic, wait_for_records
 
 NHS = "943 476 5919"
-WHEN = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+WHEN = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)  # well within retention
 BASIS = LawfulBasis(kind=BasisKind.CONSENT, consent_id="c-interop", purpose="early-help")
 
 
@@ -70,7 +70,10 @@ def draft(payload: Any) -> EventDraft:
 def consume(
     settings: Settings, topic: str, deserializer: AvroDeserializer, count: int
 ) -> list[dict[str, Any]]:
-    """``count`` records of ``topic`` from the start, decoded by Confluent's deserializer."""
+    """``count`` records of ``topic`` from the start, decoded by Confluent's deserializer.
+
+    Raises AssertionError if fewer than ``count`` arrive within 30 s.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -91,6 +94,7 @@ def consume(
             records.append(deserializer(message.value(), context))
     finally:
         consumer.close()
+    assert len(records) >= count, f"{topic}: {len(records)} of {count} records consumed in 30s"
     return records
 
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,49 +26,54 @@ from tests.integration.connector_helpers import (
 )
 
 PARTNER = "northfield-school"
+RECENT = date.today() - timedelta(days=30)  # relative to today, like every date in tests
+DAY = RECENT.strftime("%d/%m/%Y")  # the export's format
 HEADER = "PupilId,Date,NHS,Consent,Type,Ward,Notes\n"
-GOOD = f"P{{n}},02/03/2026,{GOOD_NHS},c-1,Att,E05000001,ok\n"
+GOOD = f"P{{n}},{DAY},{GOOD_NHS},c-1,Att,E05000001,ok\n"
 
 # (record text, the reason it must be rejected with): one malformed row each.
 CORPUS: list[tuple[str, str]] = [
     (
-        f"B1,02/03/2026,{BAD_NHS},c-1,Att,,x\n",
+        f"B1,{DAY},{BAD_NHS},c-1,Att,,x\n",
         "column 'NHS' (identifiers.nhs): the NHS number's check digit is wrong",
     ),
-    ("B2,02/03/2026,94347659,c-1,Att,,x\n", "column 'NHS' (identifiers.nhs): an NHS number must"),
-    ("B3,02/03/2026,,c-1,Att,,x\n", "column 'NHS' (identifiers.nhs): is empty"),
+    (f"B2,{DAY},94347659,c-1,Att,,x\n", "column 'NHS' (identifiers.nhs): an NHS number must"),
+    (f"B3,{DAY},,c-1,Att,,x\n", "column 'NHS' (identifiers.nhs): is empty"),
     (
-        f"B4,31/02/2026,{GOOD_NHS},c-1,Att,,x\n",
+        f"B4,31/02/{RECENT.year},{GOOD_NHS},c-1,Att,,x\n",
         "column 'Date' (occurred_at): is not a date or time in the format %d/%m/%Y",
     ),
-    (f"B5,02/03/2026,{GOOD_NHS},,Att,,x\n", "column 'Consent' (basis.consent_id): is empty"),
+    (f"B5,{DAY},{GOOD_NHS},,Att,,x\n", "column 'Consent' (basis.consent_id): is empty"),
     (
-        f"B6,02/03/2026,{GOOD_NHS},c-1,Absent,,x\n",
+        f"B6,{DAY},{GOOD_NHS},c-1,Absent,,x\n",
         "column 'Type' (payload.kind): is not one of the mapped codes ['Att', 'Susp']",
     ),
     (
-        f"B7,02/03/2026,{GOOD_NHS},c-1,Att,Leeds,x\n",
+        f"B7,{DAY},{GOOD_NHS},c-1,Att,Leeds,x\n",
         "column 'Ward' (area_code): String should match pattern",
     ),
-    (f"B8,02/03/2026,{GOOD_NHS},c-1,Att\n", "5 fields, the header has 7"),
-    (f"B9,02/03/2026,{GOOD_NHS},c-1,Att,,x,extra\n", "8 fields, the header has 7"),
-    (f'"B10"x,02/03/2026,{GOOD_NHS},c-1,Att,,x\n', "not valid CSV: ',' expected after '\"'"),
+    (f"B8,{DAY},{GOOD_NHS},c-1,Att\n", "5 fields, the header has 7"),
+    (f"B9,{DAY},{GOOD_NHS},c-1,Att,,x,extra\n", "8 fields, the header has 7"),
+    (f'"B10"x,{DAY},{GOOD_NHS},c-1,Att,,x\n', "not valid CSV: ',' expected after '\"'"),
     (
-        f"B11,02/03/2026,{GOOD_NHS},c-1,Att,,caf\xe9\n",
+        f"B11,{DAY},{GOOD_NHS},c-1,Att,,caf\xe9\n",
         "bytes that are not valid utf-8; set csv.encoding in the mapping (e.g. latin-1)",
     ),
-    (f"B 12,02/03/2026,{GOOD_NHS},c-1,Att,,x\n", "column 'PupilId' (source_ref): String should"),
+    (f"B 12,{DAY},{GOOD_NHS},c-1,Att,,x\n", "column 'PupilId' (source_ref): String should"),
     (
-        f"{'B' * 65},02/03/2026,{GOOD_NHS},c-1,Att,,x\n",
+        f"{'B' * 65},{DAY},{GOOD_NHS},c-1,Att,,x\n",
         "column 'PupilId' (source_ref): String should have at most 64 characters",
     ),
     (
-        f"B14,02/03/2026,{GOOD_NHS},Consent 1,Att,,x\n",
+        f"B14,{DAY},{GOOD_NHS},Consent 1,Att,,x\n",
         "column 'Consent' (basis.consent_id): String should match pattern",
     ),
-    (f"B15,2026-03-02,{GOOD_NHS},c-1,Att,,x\n", "column 'Date' (occurred_at): is not a date"),
+    (
+        f"B15,{RECENT.isoformat()},{GOOD_NHS},c-1,Att,,x\n",
+        "column 'Date' (occurred_at): is not a date",
+    ),
 ]
-UNTERMINATED = (f'B16,02/03/2026,{GOOD_NHS},c-1,Att,,"never closed\n', "unexpected end of data")
+UNTERMINATED = (f'B16,{DAY},{GOOD_NHS},c-1,Att,,"never closed\n', "unexpected end of data")
 
 
 def _write(path: Path, records: list[str]) -> None:
@@ -155,7 +161,7 @@ def test_latin1_semicolons_bom_and_crlf(hub_settings: Settings, tmp_path: Path) 
     ("content", "problem"),
     [
         (b"", "the file is empty (no header line)"),
-        (b"PupilId,Date,NHS\nP1,02/03/2026,x\n", "the header lacks columns ['Consent', 'Type'"),
+        (f"PupilId,Date,NHS\nP1,{DAY},x\n".encode(), "the header lacks columns ['Consent', 'Type'"),
         (b"PupilId;Date;NHS;Consent;Type;Ward\n", "(is the delimiter ',' right?)"),
         (HEADER.replace("Notes", "NHS").encode(), "the header repeats columns ['NHS']"),
     ],
@@ -175,7 +181,7 @@ def _big_file(path: Path, rows: int) -> None:
     with path.open("w") as out:
         out.write(HEADER)
         for n in range(rows):
-            out.write(f"P{n},02/03/2026,{GOOD_NHS},c-{n % 97},Att,E05000001,row {n}\n")
+            out.write(f"P{n},{DAY},{GOOD_NHS},c-{n % 97},Att,E05000001,row {n}\n")
 
 
 def _cli(data: Path, mapping: Path, settings: Settings) -> subprocess.Popen[str]:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +74,17 @@ def table(postgres_dsn: str) -> Iterator[str]:
         db.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def insert(dsn: str, table: str, row_id: int, at: str, **changes: Any) -> None:
+# Row times, relative to now: day ``day`` of a month that began 30 days ago.
+START = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=30)
+
+
+def at(day: int, minutes: int = 0) -> datetime:
+    return START + timedelta(days=day - 1, minutes=minutes)
+
+
+def insert(dsn: str, table: str, row_id: int, when: datetime, **changes: Any) -> None:
     row = {**GOOD, "ref": f"HSG-{row_id}", **changes}
-    values = [row_id, at, *row.values()]
+    values = [row_id, when, *row.values()]
     with psycopg.connect(dsn, autocommit=True) as db:
         db.execute(f"INSERT INTO {table} ({COLUMNS}) VALUES ({', '.join(['%s'] * 13)})", values)
 
@@ -95,16 +104,13 @@ def test_new_and_changed_rows_published_and_position_survives_restart(
     postgres_dsn: str, table: str, hub_settings: Settings, tmp_path: Path
 ) -> None:
     for n in range(1, 6):  # two rows share a watermark: the key breaks the tie
-        insert(postgres_dsn, table, n, f"2026-03-0{min(n, 4)}T10:00:00Z")
+        insert(postgres_dsn, table, n, at(min(n, 4)))
 
     first = poller(postgres_dsn, table, hub_settings, tmp_path, batch_size=2).poll_once()
     restarted = poller(postgres_dsn, table, hub_settings, tmp_path).poll_once()
     with psycopg.connect(postgres_dsn, autocommit=True) as db:
-        db.execute(
-            f"UPDATE {table} SET status = 'notice', updated_at = '2026-03-09T10:00:00Z' "
-            "WHERE id = 2"
-        )
-    insert(postgres_dsn, table, 6, "2026-03-08T10:00:00Z")
+        db.execute(f"UPDATE {table} SET status = 'notice', updated_at = %s WHERE id = 2", [at(9)])
+    insert(postgres_dsn, table, 6, at(8))
     env = {
         **os.environ,
         "PLACEHUB_TOPIC_PREFIX": hub_settings.topic_prefix,
@@ -152,10 +158,10 @@ SQL_CORPUS: list[tuple[dict[str, Any], str]] = [
 def test_malformed_rows_are_rejected_precisely_and_counted(
     postgres_dsn: str, table: str, hub_settings: Settings, tmp_path: Path
 ) -> None:
-    insert(postgres_dsn, table, 1, "2026-03-01T10:00:00Z")
+    insert(postgres_dsn, table, 1, at(1))
     for n, (changes, _) in enumerate(SQL_CORPUS, start=2):
-        insert(postgres_dsn, table, n, f"2026-03-01T10:{n:02d}:00Z", **changes)
-    insert(postgres_dsn, table, 99, "2026-03-02T10:00:00Z", nhs_number=None, given_name="Ann",
+        insert(postgres_dsn, table, n, at(1, minutes=n), **changes)
+    insert(postgres_dsn, table, 99, at(2), nhs_number=None, given_name="Ann",
            family_name="Lee", born="1990-01-02", postcode="LS1 4AP")  # fmt: skip
 
     poll = poller(postgres_dsn, table, hub_settings, tmp_path)

@@ -20,7 +20,6 @@ from connectors import ConsentDraft, EventDraft, LinkDraft, Publisher
 from connectors.pseudonymise import token
 from connectors.simulate import synthetic_nhs_number
 from hub.config import Settings
-from hub.stages.identity import mint, person_id_for
 from hub.models import (
     BasisKind,
     ConsentStatus,
@@ -36,13 +35,14 @@ from hub.models import (
 )
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
+from hub.stages.identity import mint, person_id_for
 from hub.topics import Topics
-from tests.integration.conftest import WorkerFactory
+from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
 from tests.integration.helpers import WorkerProcess, produce_raw, read_topic, wait_for_records
 
 NHS, REF, UPN = "943 476 5919", "HSG-0042", "A000000000000"
 PARTNERS = ["council-housing", "northfield-school", "city-health"]
-WHEN = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+WHEN = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)  # well within retention
 
 
 def consent_draft(
@@ -237,9 +237,7 @@ def test_agreement_is_a_lawful_basis_and_an_unknown_one_is_quarantined(
 ) -> None:
     s = worker.settings
     with Publisher("city-health", "emis", s) as health:
-        health.publish(
-            draft({"nhs": NHS}, HEALTH, consent_id=None, agreement_id="dsa-early-help-2026")
-        )
+        health.publish(draft({"nhs": NHS}, HEALTH, consent_id=None, agreement_id=TEST_AGREEMENT_ID))
         health.publish(draft({"nhs": NHS}, HEALTH, consent_id=None, agreement_id="dsa-unknown"))
     person = person_id_for(tok(s, "nhs", NHS))
 
