@@ -50,12 +50,32 @@ class Metrics:
             "Events folded into person views by this process (duplicates excluded).",
             registry=self.registry,
         )
+        self.stage_failures = Counter(
+            "placehub_stage_failures",
+            "Records (or items of a batch record) a stage could not process: dead-lettered.",
+            ["stage"],
+            registry=self.registry,
+        )
         self.person_reads = Counter(
             "placehub_person_reads",
             "Reads of person views, by outcome.",
             ["outcome"],
             registry=self.registry,
         )
+
+    def count(self, name: str, labels: tuple[str, ...], n: int = 1) -> None:
+        """Add ``n`` to the counter ``name`` (a stage's metric increment) with ``labels``."""
+        counter = self._by_name[name]
+        (counter.labels(*labels) if labels else counter).inc(n)
+
+    @property
+    def _by_name(self) -> dict[str, Counter]:
+        return {
+            "placehub_gate_outcomes": self.outcomes,
+            "placehub_quarantine_released": self.released,
+            "placehub_view_updates": self.view_updates,
+            "placehub_stage_failures": self.stage_failures,
+        }
 
     def watch_accounts(self, statuses: Callable[[], dict[str, dict[str, int | bool]]]) -> None:
         """Export every partner's books (``statuses()``) as gauges at scrape time."""

@@ -14,19 +14,55 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.app import Hub
+from hub.batch import partition_for
 from hub.models import AuditRecord, utc_now
+from hub.runtime import producer_of
+from hub.stages import accounting
 from hub.stages.accounting import partner_status
-from hub.stages.view import minimise
+from hub.stages.view import PersonView, minimise, prune
 from hub.users import Role, User
 
-__all__ = ["install_web"]
+__all__ = ["install_web", "local_books", "view_of"]
 
 _READERS = {Role.PRACTITIONER, Role.ADMIN}
+
+
+def view_of(hub: Hub, person_id: str) -> PersonView | None:
+    """The stored view of ``person_id`` (on the worker that owns it), without any entry
+    past its retention (the sweep may not have run yet)."""
+    stored = hub.views.get(person_id.encode())
+    if not stored:
+        return None
+    return prune(PersonView.model_validate(stored), utc_now(), hub.ctx.retention)[0]
+
+
+def _owned(ledger_key: str, owned: set[tuple[str, int]]) -> bool:
+    topic, _, partition = ledger_key.rpartition("|")
+    return (topic, int(partition)) in owned
+
+
+def local_books(hub: Hub) -> dict[str, dict[str, int]]:
+    """Each declared partner's books over the partitions this worker owns (its share)."""
+    owned = {(tp.topic, tp.partition) for tp in hub.app.assignor.assigned_actives()}
+    views, consent = hub.internal.view, hub.topics.consent
+    fates = {k: v for k, v in hub.fates.items() if v}
+    books = accounting.local_books(
+        [v for k, v in hub.ledger.items() if v and _owned(k, owned)],
+        [v for v in hub.views.values() if v and (views, v["partition"]) in owned],
+        [v for v in hub.held.values() if v and (consent, v[0]["partition"]) in owned],
+        [f for f in fates.values() if (f["topic"], f["partition"]) in owned],
+        fates,
+    )
+    empty = dict.fromkeys(accounting.BOOKS, 0)
+    return {p.id: books.get(p.id, empty) for p in hub.partners}
 
 
 def install_web(hub: Hub) -> None:
     """Add the ``/v1`` API and ``/metrics`` to the hub's Faust web server."""
     app = hub.app
+    hub.metrics.watch_accounts(
+        lambda: {p: partner_status([books]) for p, books in local_books(hub).items()}
+    )
 
     async def audit(user: User, person_id: str, outcome: str) -> None:
         record = AuditRecord(
@@ -39,7 +75,11 @@ def install_web(hub: Hub) -> None:
             outcome=outcome,  # type: ignore[arg-type]
         )
         value = hub.serde.encode(record, f"{hub.topics.audit}-value")
-        await hub.audit_topic.send(key=person_id.encode(), value=value)
+        key = person_id.encode()
+        partition = partition_for(key, hub.settings.partitions)
+        producer = producer_of(hub.app)
+        delivery = await producer.send(hub.topics.audit, value, key=key, partition=partition)
+        await delivery  # the read is answered only once its audit record is in Kafka
 
     def problem(view: View, status: int, title: str) -> Response:
         return view.json({"status": status, "title": title}, status=status)
@@ -57,7 +97,7 @@ def install_web(hub: Hub) -> None:
                 await audit(user, person_id, "denied")
                 hub.metrics.person_reads.labels("denied").inc()
                 return problem(self, 403, f"role {user.role.value} may not read person views")
-            view = hub.view_of(person_id)
+            view = view_of(hub, person_id)
             body: dict[str, Any] | None = None
             if view is not None:
                 body = minimise(
@@ -86,7 +126,7 @@ def install_web(hub: Hub) -> None:
         """Every worker's share (``/v1/_books...``): views and holds are partitioned."""
         own = hub.settings.canonical_url
         others = [u for u in hub.app.router.tables_metadata() if str(u).rstrip("/") != own]
-        shares = [hub.local_books()]
+        shares = [local_books(hub)]
         headers = {"Authorization": request.headers.get("Authorization", "")}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
             for url in others:
@@ -130,14 +170,14 @@ def install_web(hub: Hub) -> None:
 
         async def get(self, request: Request, partner_id: str) -> Response:
             refused = may_see_books(self, request, partner_id)
-            return refused or self.json(hub.local_books()[partner_id])
+            return refused or self.json(local_books(hub)[partner_id])
 
     class AllBooksPage(View):
         """``GET /v1/_books``: this worker's share of every partner's books."""
 
         async def get(self, request: Request) -> Response:
             refused = may_see_books(self, request, None)
-            return refused or self.json(hub.local_books())
+            return refused or self.json(local_books(hub))
 
     class MetricsPage(View):
         """``GET /metrics``: Prometheus exposition of the hub's counters."""
@@ -152,9 +192,10 @@ def install_web(hub: Hub) -> None:
         """``GET /v1/health``: 200 once this worker has its partitions and every agent runs."""
 
         async def get(self, request: Request) -> Response:
-            crashed = hub.crashed_agents()
-            if crashed:
-                return self.json({"status": "failed", "crashed_agents": crashed}, status=503)
+            crashed, stalled = hub.crashed_agents(), hub.health.stalled
+            if crashed or stalled:
+                body = {"status": "failed", "crashed_agents": crashed, "stalled_stages": stalled}
+                return self.json(body, status=503)
             ready = bool(hub.app.consumer.assignment()) and not hub.app.rebalancing
             if not ready:
                 return self.json({"status": "starting"}, status=503)

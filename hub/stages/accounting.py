@@ -3,15 +3,17 @@
 Each partner record has a *source* (topic:partition:offset) that travels with it through
 quarantine, identity and the view. Its fate is read off the state that holds it: a view
 entry (the first source of an event id is ``in_view``, later ones are ``duplicate``), a
-held quarantine item, or a ``fates`` record (``dropped`` from quarantine, ``erased`` from a
-view, each with an audit record). Only what the gate decides alone — ``received`` and
-``dead_lettered`` — is counted as a flow, in a ledger whose entries carry the highest
-offset they counted, so a record read again after a crash is not counted twice.
+held quarantine item, or a ``fates`` record: ``dropped`` from quarantine or a full view,
+``erased`` or ``expired`` (past retention) from a view, each with an audit record;
+``duplicate`` for another copy of a held event; ``dead_lettered`` by a later stage. Only
+what the gate decides alone — ``received`` and ``dead_lettered`` — is counted as a flow,
+in a ledger whose entries carry the highest offset they counted, so a record read again
+after a crash is not counted twice.
 
 Because fates are read from state, a crash and replay cannot double count: the same
 source lands in the same place. ``in_flight`` is whatever is not (yet) anywhere; once the
 hub is idle it is zero, and ``received = in_view + duplicate + held_in_quarantine +
-dead_lettered + dropped + erased``.
+dead_lettered + dropped + erased + expired``, exactly.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "Ledger",
     "already_counted",
     "count",
+    "fate_value",
     "ledger_key",
     "local_books",
     "partner_status",
@@ -59,7 +62,16 @@ def count(entry: Ledger | None, offset: int, partner: str, flows: Iterable[str])
     return {"offset": max(offset, (entry or {}).get("offset", -1)), "partners": partners}
 
 
-BOOKS = (*FLOWS, "in_view", "duplicate", "held_in_quarantine", "dropped", "erased")
+BOOKS = (*FLOWS, "in_view", "duplicate", "held_in_quarantine", "dropped", "erased", "expired")
+FATES = ("dead_lettered", "duplicate", "dropped", "erased", "expired")
+
+
+def fate_value(fate: str, partner: str, topic: str, partition: int) -> dict[str, Any]:
+    """A ``fates`` table value: ``topic``/``partition`` say which worker's share it is in
+    (the partition of the stage input that decided it, or the one it is co-partitioned with).
+    """
+    assert fate in FATES, fate
+    return {"fate": fate, "partner": partner, "topic": topic, "partition": partition}
 
 
 def local_books(
@@ -107,8 +119,8 @@ def partner_status(books: Iterable[Mapping[str, int]]) -> dict[str, int | bool]:
     placed = sum(totals[k] for k in totals if k != "received")
     return {
         **totals,
-        "dropped_with_audit": totals["dropped"] + totals["erased"],
+        "dropped_with_audit": totals["dropped"] + totals["erased"] + totals["expired"],
         "in_flight": totals["received"] - placed,
-        # No record is in two places (in_flight is zero once the hub is idle).
-        "balanced": placed <= totals["received"],
+        # Every record that entered is in exactly one place (in_flight is zero at rest).
+        "balanced": placed == totals["received"],
     }

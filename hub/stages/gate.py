@@ -1,23 +1,31 @@
 """The gate: every partner record is decoded, checked, and sent to exactly one place.
 
-``admit`` is the decision as a pure function of the bytes, the topic and the lawful-basis
-check, so the rules are unit-tested without Kafka. The Faust agent in ``hub.app``
-only carries out the outcome.
+``admit`` is the decision for one record, a pure function of the bytes, the topic and the
+lawful-basis check; ``GateStage.process`` applies it to a batch: admitted events go to
+identity, those without a basis yet to quarantine, unreadable ones to the DLQ, and every
+record is counted once in its partner's ledger (``received``, ``dead_lettered``), even if
+it is read again after a crash.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from hub.agreements import AgreementBook
+from hub import batch
 from hub.errors import InputError
-from hub.models import BasisKind, ConsentRecord, PartnerEvent
+from hub.models import PartnerEvent
 from hub.serde import Serde
+from hub.stages import accounting
+from hub.stages.basis import Consents
+from hub.stages.context import Context
+from hub.stages.effects import Effects, Output, Record, State, run_each
+from hub.stages.hops import REASON, SOURCE, event_item, to_identity
+from hub.stages.quarantine import held_key
 
-__all__ = ["Decision", "Outcome", "admit", "lawful_basis_problem"]
+__all__ = ["Decision", "GateStage", "Outcome", "admit"]
 
 
 class Outcome(StrEnum):
@@ -35,22 +43,6 @@ class Decision:
     outcome: Outcome
     event: PartnerEvent | None = None
     reason: str = ""
-
-
-def lawful_basis_problem(
-    event: PartnerEvent, consent: ConsentRecord | None, agreements: AgreementBook, at: datetime
-) -> str | None:
-    """None when ``event`` has a live lawful basis at ``at``; else why not."""
-    basis = event.basis
-    if basis.kind is BasisKind.AGREEMENT:
-        assert basis.agreement_id is not None
-        agreement = agreements.get(basis.agreement_id)
-        if agreement is None:
-            return f"data-sharing agreement {basis.agreement_id} is not in this deployment"
-        return agreement.problem_with(event, at)
-    if consent is None:
-        return f"consent {basis.consent_id} is not known to the hub (yet)"
-    return consent.covers(event, at)
 
 
 def admit(
@@ -74,3 +66,62 @@ def admit(
     if problem is not None:
         return Decision(Outcome.QUARANTINE, event, problem)
     return Decision(Outcome.ADMIT, event)
+
+
+class GateStage:
+    """Decides a batch of partner records: each goes to identity, quarantine or the DLQ."""
+
+    name = "gate"
+    tables: tuple[str, ...] = ("consents", "ledger")
+
+    def __init__(self, ctx: Context, consents: Consents) -> None:
+        self.ctx = ctx
+        self.consents = consents
+
+    def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
+        """Decide ``records``; admitted ones go to identity in as few records as fit."""
+        effects = Effects()
+        admitted: list[batch.Item] = []
+        ledger, consents = state["ledger"], state["consents"]
+        agreements = self.ctx.agreements
+
+        def problem(event: PartnerEvent) -> str | None:
+            return self.consents.problem(event, consents, agreements, now)
+
+        def count(record: Record, partner: str, dead: bool) -> None:
+            key = accounting.ledger_key(record.topic, record.partition)
+            entry = ledger.get(key)
+            if not accounting.already_counted(entry, record.offset):
+                flows = ["received"] + dead * ["dead_lettered"]
+                ledger[key] = accounting.count(entry, record.offset, partner, flows)
+
+        def decide(record: Record) -> None:
+            partner = self.ctx.topics.partner_of(record.topic) or "unknown"
+            decision = admit(record.value, partner, self.ctx.serde, problem)
+            if decision.outcome is Outcome.ADMIT:
+                assert decision.event is not None
+                admitted.append(event_item(decision.event, record.value, record.source))
+            elif decision.outcome is Outcome.QUARANTINE:
+                assert decision.event is not None
+                effects.outputs.append(self._to_quarantine(record, decision))
+            else:
+                effects.dead_letter(record, self.name, decision.reason, now)
+            count(record, partner, decision.outcome is Outcome.DEAD_LETTER)
+            effects.count("placehub_gate_outcomes", partner, decision.outcome.value)
+
+        def failed(record: Record, reason: str) -> None:
+            partner = self.ctx.topics.partner_of(record.topic) or "unknown"
+            count(record, partner, dead=True)
+            effects.count("placehub_gate_outcomes", partner, Outcome.DEAD_LETTER.value)
+
+        run_each(self.name, records, state, effects, now, decide, failed)
+        effects.outputs[:0] = to_identity(self.ctx, admitted)
+        return effects
+
+    def _to_quarantine(self, record: Record, decision: Decision) -> Output:
+        """Held under the id of the basis that would release it, on that id's partition."""
+        assert decision.event is not None
+        key = held_key(decision.event).encode()
+        headers = ((REASON, decision.reason.encode()), (SOURCE, record.source.encode()))
+        partition = batch.partition_for(key, self.ctx.partitions)
+        return Output(self.ctx.topics.quarantine, partition, key, record.value, headers)

@@ -11,21 +11,44 @@ tokens and links seen, never on the order they arrived in: replays and restarts 
 
 The functions here are pure over two mappings (Faust tables in the worker, dicts in
 tests); values are replaced, never mutated in place, so every change reaches a changelog.
+``IdentityStage.process`` applies them to a batch of work from the gate, the release
+stage and the links stage (one partition, so joins are serial and deterministic).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import itertools
-from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass, field
+import json
+from collections.abc import Iterable, MutableMapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
+from hub import batch
+from hub.models import IdentityLink, LinkStatus
+from hub.stages.accounting import fate_value
+from hub.stages.context import Context
+from hub.stages.effects import (
+    Effects,
+    Output,
+    Record,
+    Refused,
+    State,
+    attempt,
+    run_each,
+    value_bytes,
+)
+from hub.stages.hops import SOURCE, to_views
+
 __all__ = [
+    "PERSON_MAX_BYTES",
     "RECORD_SOURCE",
     "SCHEME_STRENGTH",
     "IdentityChange",
+    "IdentityStage",
     "IdentityStore",
     "forget",
     "join",
@@ -176,3 +199,112 @@ def _components(tokens: list[str], edges: dict[str, list[str]]) -> list[set[str]
         seen |= component
         components.append(component)
     return components
+
+
+# The most one person's identity row may take (tokens and edges, as JSON): under the
+# broker's 1 MiB message limit. Evidence that would grow a person past it is refused.
+PERSON_MAX_BYTES = 512 * 1024
+
+
+class IdentityStage:
+    """Maps each admitted event's tokens to a person; publishes it to hub.events by person;
+    applies partners' links and erasures; hands the views their work (by person)."""
+
+    name = "identity"
+    tables: tuple[str, ...] = ("identity-tokens", "identity-people", "fates")
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
+        """Apply one batch of batch records (events, links, erasures), item by item."""
+        effects = Effects()
+        store = IdentityStore(state["identity-tokens"], state["identity-people"])
+        for_views: list[batch.Item] = []
+
+        def one(record: Record) -> None:
+            for item in batch.decode(record.value):
+                outputs: list[Output] = []
+                views: list[batch.Item] = []
+                work = functools.partial(self._item, store, item, outputs, views)
+                reason = attempt(self.name, state, effects, work)
+                if reason is None:
+                    effects.outputs += outputs
+                    for_views.extend(views)
+                else:
+                    self._refuse(state, effects, record, item, reason, now)
+
+        run_each(self.name, records, state, effects, now, one)
+        effects.outputs += to_views(self.ctx, for_views)
+        return effects
+
+    def _item(
+        self,
+        store: IdentityStore,
+        item: batch.Item,
+        outputs: list[Output],
+        views: list[batch.Item],
+    ) -> None:
+        if item.op == "event":
+            change = join(store, item.tokens, RECORD_SOURCE)
+            assert change.person_id is not None
+            self._check_size(store, change.person_id)
+            views += _merges(change.merged, change.person_id)
+            key = change.person_id.encode()
+            partition = batch.partition_for(key, self.ctx.partitions)
+            headers = ((SOURCE, item.source.encode()),)
+            outputs.append(Output(self.ctx.topics.events, partition, key, item.raw, headers))
+            views.append(replace(item, key=change.person_id, tokens=[]))
+        elif item.op == "link":
+            views += self._link(store, self.ctx.serde.decode(item.raw, IdentityLink))
+        elif item.op == "erase":
+            basis = f"consent:{item.key}"
+            views += [batch.Item("erase", p, arg=basis) for p in forget(store, item.tokens)]
+        else:
+            raise Refused(f"identity has no operation {item.op!r}")
+
+    def _check_size(self, store: IdentityStore, person_id: str) -> None:
+        size = value_bytes(store.people[person_id])
+        if size > PERSON_MAX_BYTES:
+            raise Refused(
+                f"identity of person {person_id} would take {size} bytes "
+                f"({PERSON_MAX_BYTES} at most): too many identifiers joined into one person"
+            )
+
+    def _link(self, store: IdentityStore, link: IdentityLink) -> list[batch.Item]:
+        """Join or split people on a partner's link assertion; what the views must do."""
+        evidence = f"link:{link.link_id}"  # how each link was made stays on the edge
+        if link.status is LinkStatus.ASSERTED:
+            method = f"{evidence}:{link.partner_id}:{link.method.value.lower()}"
+            change = join(store, link.tokens, method)
+            if change.person_id is not None:
+                self._check_size(store, change.person_id)
+            return _merges(change.merged, change.person_id)
+        change = retract(store, link.tokens[0], link.tokens[1], evidence)
+        return [
+            batch.Item("split", old, arg=json.dumps(parts)) for old, parts in change.splits.items()
+        ]
+
+    def _refuse(
+        self,
+        state: State,
+        effects: Effects,
+        record: Record,
+        item: batch.Item,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """An item identity cannot take: to the DLQ, and its partner's books say so."""
+        original = replace(record, value=item.raw)
+        effects.dead_letter(original, self.name, reason, now)
+        partner = self.ctx.topics.partner_of(item.source.split(":", 1)[0]) if item.source else None
+        if partner is not None:
+            state["fates"][item.source] = fate_value(
+                "dead_lettered", partner, record.topic, record.partition
+            )
+
+
+def _merges(merged: list[str], into: str | None) -> list[batch.Item]:
+    """Tell the views of people merged into ``into`` to hand their entries over."""
+    assert into is not None or not merged
+    return [batch.Item("merge", old, arg=into or "") for old in merged]

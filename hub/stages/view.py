@@ -9,32 +9,62 @@ after a crash ends in exactly the same view.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import functools
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from hub import batch
 from hub.models import PartnerEvent
+from hub.stages.accounting import fate_value
+from hub.stages.context import Context
+from hub.stages.effects import (
+    Effects,
+    Output,
+    Record,
+    Refused,
+    State,
+    attempt,
+    audit_record,
+    run_each,
+)
 
 __all__ = [
     "MAX_ENTRIES",
+    "MAX_SOURCES",
+    "VIEW_MAX_BYTES",
     "PersonView",
     "TimelineEntry",
+    "ViewStage",
     "absorb",
+    "due_sweeps",
     "entry_for",
     "erase_basis",
+    "expires_at",
     "fold",
     "minimise",
+    "overflow",
     "prune",
     "split",
 ]
 
 PLAN_OPENED, PLAN_CLOSED = "social_care.plan_opened", "social_care.plan_closed"
 
-# A hard bound per person, so one very active person cannot grow a table row without
-# limit; retention normally prunes long before this.
+# Hard bounds per person, so one very active person cannot grow a table row past what a
+# Kafka record holds (1 MiB); retention normally prunes long before this. Entries over
+# them go oldest first, as ``dropped`` with an audit record.
 MAX_ENTRIES = 1000
+VIEW_MAX_BYTES = 640 * 1024
+# Partner records kept on one entry: further copies of an event get their ``duplicate``
+# fate in the fates table instead, so re-sending cannot grow an entry without bound.
+MAX_SOURCES = 20
+# An entry is under ~2.7 KB as JSON (16 tokens, 20 sources, short codes), so this many
+# always fit VIEW_MAX_BYTES and the bytes need not be measured.
+_ALWAYS_FITS = 200
 
 
 class TimelineEntry(BaseModel):
@@ -90,20 +120,23 @@ def _canonical(person_id: str, entries: Iterable[TimelineEntry]) -> PersonView:
             entry = known.model_copy(update={"sources": sources})
         unique[entry.event_id] = entry
     ordered = sorted(unique.values(), key=lambda e: (e.occurred_at, e.event_id))
-    return PersonView(person_id=person_id, entries=ordered[-MAX_ENTRIES:])
+    return PersonView(person_id=person_id, entries=ordered)
 
 
 def fold(
     view: PersonView | None, person_id: str, entry: TimelineEntry
 ) -> tuple[PersonView | None, str]:
     """``view`` with ``entry`` added, and what that was: 'folded' (a new event),
-    'duplicate' (a known event re-sent by its partner) or 'redelivered' (the same record
-    again, after a restart: the view is unchanged and None is returned)."""
+    'duplicate' (a known event re-sent by its partner), 'redelivered' (the same record
+    again, after a restart) or 'unrecorded' (a copy past ``MAX_SOURCES``, which the caller
+    gives its fate); None for the view when it is unchanged."""
     known = next((e for e in view.entries if e.event_id == entry.event_id), None) if view else None
     if known is None:
         return _canonical(person_id, [*(view.entries if view else []), entry]), "folded"
     if set(entry.sources) <= set(known.sources):
         return None, "redelivered"
+    if len(known.sources) >= MAX_SOURCES:
+        return None, "unrecorded"
     assert view is not None
     return _canonical(person_id, [*view.entries, entry]), "duplicate"
 
@@ -133,12 +166,36 @@ def erase_basis(view: PersonView, basis: str) -> tuple[PersonView | None, list[T
 
 def prune(
     view: PersonView, now: datetime, retention: Callable[[str], timedelta]
-) -> PersonView | None:
-    """``view`` without entries older than their basis's retention (None if nothing is left)."""
+) -> tuple[PersonView | None, list[TimelineEntry]]:
+    """``view`` without entries older than their basis's retention (None if nothing is
+    left), and the entries that went."""
     kept = [entry for entry in view.entries if now - entry.occurred_at <= retention(entry.basis)]
     if len(kept) == len(view.entries):
-        return view
-    return _canonical(view.person_id, kept) if kept else None
+        return view, []
+    removed = [entry for entry in view.entries if entry not in kept]
+    return (_canonical(view.person_id, kept) if kept else None), removed
+
+
+def overflow(
+    view: PersonView, max_entries: int = MAX_ENTRIES, max_bytes: int = VIEW_MAX_BYTES
+) -> tuple[PersonView, list[TimelineEntry]]:
+    """``view`` cut to its newest entries that fit the bounds, and the oldest that did not."""
+    entries = view.entries
+    if len(entries) <= min(_ALWAYS_FITS, max_entries):
+        return view, []
+    cut = max(0, len(entries) - max_entries)
+    size = sum(len(e.model_dump_json()) + 1 for e in entries[cut:])
+    while size > max_bytes and cut < len(entries):
+        size -= len(entries[cut].model_dump_json()) + 1
+        cut += 1
+    if not cut:
+        return view, []
+    return PersonView(person_id=view.person_id, entries=entries[cut:]), entries[:cut]
+
+
+def expires_at(view: PersonView, retention: Callable[[str], timedelta]) -> datetime | None:
+    """When the view's first entry passes its retention (the sweep's due time)."""
+    return min((e.occurred_at + retention(e.basis) for e in view.entries), default=None)
 
 
 def minimise(
@@ -188,3 +245,189 @@ def minimise(
         "age_band": next((e.age_band for e in reversed(entries) if e.age_band), None),
         "last_event_at": latest.occurred_at.isoformat().replace("+00:00", "Z") if latest else None,
     }
+
+
+class ViewStage:
+    """Folds events into person views; applies merges, splits, erasures and expiry."""
+
+    name = "view"
+    tables: tuple[str, ...] = ("views", "fates")
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
+        """Apply one batch of view work and transfers; every change settles retention."""
+        effects = Effects()
+        views = _Views(state["views"])
+        state.extras.append(views)
+        work = _Work(self, views, state["fates"], effects, now)
+
+        def one(record: Record) -> None:
+            if record.topic != self.ctx.internal.view:  # a transfer: entries moving in
+                person_id = (record.key or b"").decode()
+                entries = [TimelineEntry.model_validate(e) for e in json.loads(record.value or b"")]
+                work.settle(person_id, absorb(views.get(person_id), person_id, entries))
+                return
+            for item in batch.decode(record.value):
+                reason = attempt(self.name, state, effects, functools.partial(work.item, item))
+                if reason is not None:
+                    work.refused(record, item, reason)
+
+        run_each(self.name, records, state, effects, now, one)
+        views.write(state, self.ctx.partitions, self.ctx.retention)
+        return effects
+
+
+class _Views:
+    """The views a batch touches, as models: read once, written back once (undoable)."""
+
+    def __init__(self, stored: MutableMapping[Any, Any]) -> None:
+        self.stored = stored
+        self.models: dict[str, PersonView | None] = {}
+        self.changed: list[tuple[str, PersonView | None, bool]] = []  # undo log
+
+    def get(self, person_id: str) -> PersonView | None:
+        if person_id not in self.models:
+            stored = self.stored.get(person_id.encode())
+            self.models[person_id] = PersonView.model_validate(stored) if stored else None
+        return self.models[person_id]
+
+    def put(self, person_id: str, view: PersonView | None) -> None:
+        self.changed.append((person_id, self.get(person_id), True))
+        self.models[person_id] = view
+
+    def savepoint(self) -> int:
+        return len(self.changed)
+
+    def rollback(self, mark: int) -> None:
+        while len(self.changed) > mark:
+            person_id, before, _ = self.changed.pop()
+            self.models[person_id] = before
+
+    def write(self, state: State, partitions: int, retention: Callable[[str], timedelta]) -> None:
+        """Write each changed view to its table, on its person's partition."""
+        for person_id in dict.fromkeys(person for person, _, _ in self.changed):
+            view, key = self.models[person_id], person_id.encode()
+            state.at(batch.partition_for(key, partitions))
+            if view is None:
+                self.stored.pop(key, None)
+                continue
+            due = expires_at(view, retention)
+            self.stored[key] = {
+                **view.model_dump(mode="json"),
+                "partition": batch.partition_for(key, partitions),
+                "expires_at": due.isoformat() if due else None,
+            }
+
+
+class _Work:
+    """One view batch's rules, item by item."""
+
+    def __init__(
+        self,
+        stage: ViewStage,
+        views: _Views,
+        fates: MutableMapping[str, Any],
+        effects: Effects,
+        now: datetime,
+    ) -> None:
+        self.ctx, self.views, self.fates, self.effects, self.now = (
+            stage.ctx,
+            views,
+            fates,
+            effects,
+            now,
+        )
+
+    def item(self, item: batch.Item) -> None:
+        person_id = item.key
+        if item.op == "event":
+            entry = entry_for(self.ctx.serde.decode(item.raw, PartnerEvent), item.source)
+            updated, what = fold(self.views.get(person_id), person_id, entry)
+            if what == "unrecorded":
+                self._fate(person_id, [item.source], "duplicate", entry.partner_id)
+            if updated is not None:
+                self.settle(person_id, updated)
+                self.effects.count("placehub_view_updates")
+        elif item.op == "merge":
+            view = self.views.get(person_id)
+            self.views.put(person_id, None)
+            if view is not None:
+                self._transfer(item.arg, view.entries)
+        elif item.op == "split":
+            self._split(person_id, json.loads(item.arg))
+        elif item.op == "erase":
+            self._erase(person_id, item.arg)
+        elif item.op == "sweep":
+            view = self.views.get(person_id)
+            if view is not None:
+                self.settle(person_id, view)
+        else:
+            raise Refused(f"the view has no operation {item.op!r}")
+
+    def settle(self, person_id: str, view: PersonView | None) -> None:
+        """Store ``view`` after retention and the size bounds: what they remove gets a fate."""
+        if view is not None:
+            view, expired = prune(view, self.now, self.ctx.retention)
+            self._remove(person_id, expired, "expired", "view.expire")
+        if view is not None:
+            view, dropped = overflow(view)
+            self._remove(person_id, dropped, "dropped", "view.drop.full")
+        self.views.put(person_id, view)
+
+    def _remove(self, person_id: str, entries: list[TimelineEntry], fate: str, action: str) -> None:
+        if not entries:
+            return
+        for entry in entries:  # fates with the write: a crash in between loses nothing
+            self._fate(person_id, entry.sources, fate, entry.partner_id)
+        self.effects.audits.append(audit_record(action, person_id, self.now))
+
+    def _fate(self, person_id: str, sources: list[str], fate: str, partner: str) -> None:
+        partition = batch.partition_for(person_id.encode(), self.ctx.partitions)
+        for source in sources:
+            self.fates[source] = fate_value(fate, partner, self.ctx.internal.view, partition)
+
+    def _transfer(self, into: str, entries: list[TimelineEntry]) -> None:
+        key = into.encode()
+        payload = json.dumps([e.model_dump(mode="json") for e in entries]).encode()
+        partition = batch.partition_for(key, self.ctx.partitions)
+        self.effects.outputs.append(Output(self.ctx.internal.transfer, partition, key, payload))
+
+    def _split(self, person_id: str, parts: dict[str, list[str]]) -> None:
+        view = self.views.get(person_id)
+        if view is None:
+            return
+        if person_id not in parts:
+            self.views.put(person_id, None)
+        for new_id, entries in split(view, parts).items():
+            if new_id == person_id:
+                self.views.put(person_id, PersonView(person_id=person_id, entries=entries))
+            elif entries:
+                self._transfer(new_id, entries)
+
+    def _erase(self, person_id: str, basis: str) -> None:
+        view = self.views.get(person_id)
+        if view is None:
+            return
+        remaining, removed = erase_basis(view, basis)
+        for entry in removed:
+            self._fate(person_id, entry.sources, "erased", entry.partner_id)
+        self.views.put(person_id, remaining)
+        self.effects.audits.append(audit_record("person.erase", person_id, self.now))
+
+    def refused(self, record: Record, item: batch.Item, reason: str) -> None:
+        """An item the view cannot take: to the DLQ, and its partner's books say so."""
+        self.effects.dead_letter(replace(record, value=item.raw), "view", reason, self.now)
+        partner = self.ctx.topics.partner_of(item.source.split(":", 1)[0]) if item.source else None
+        if partner is not None:
+            self._fate(item.key, [item.source], "dead_lettered", partner)
+
+
+def due_sweeps(views: Mapping[bytes, Any], now: datetime) -> Iterator[str]:
+    """The people whose views hold an entry past retention (their ``expires_at`` passed):
+    the maintenance timer asks the view stage to sweep them, so expiry needs no new event."""
+    for key, stored in views.items():
+        due = stored.get("expires_at") if stored else None
+        if due and datetime.fromisoformat(due) <= now:
+            yield key.decode()

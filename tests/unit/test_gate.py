@@ -3,7 +3,8 @@ from datetime import date, timedelta
 from hub.agreements import Agreement, AgreementBook
 from hub.models import BasisKind, ConsentRecord, LawfulBasis, PartnerEvent
 from hub.serde import Serde
-from hub.stages.gate import Decision, Outcome, admit, lawful_basis_problem
+from hub.stages.basis import lawful_basis_problem
+from hub.stages.gate import Decision, Outcome, admit
 from hub.users import Role
 from tests.unit import factories
 from tests.unit.fakes import MemoryRegistry

@@ -15,6 +15,7 @@ from hub.stages.view import (
     erase_basis,
     fold,
     minimise,
+    overflow,
     prune,
     split,
 )
@@ -64,13 +65,15 @@ def test_fold_is_order_independent() -> None:
     assert forward == backward
 
 
-def test_entries_are_bounded() -> None:
-    view = absorb(
-        None,
-        "p",
-        [entry(occurred_at=factories.WHEN + timedelta(minutes=n)) for n in range(MAX_ENTRIES + 5)],
-    )
-    assert len(view.entries) == MAX_ENTRIES
+def test_entries_over_the_bounds_go_oldest_first_and_are_returned() -> None:
+    entries = [entry(occurred_at=factories.WHEN + timedelta(minutes=n)) for n in range(1005)]
+    view = absorb(None, "p", entries)
+    assert len(view.entries) == 1005  # folding keeps everything: the stage applies bounds
+    kept, removed = overflow(view)
+    assert len(kept.entries) == MAX_ENTRIES and removed == view.entries[:5]
+    kept, removed = overflow(view, max_bytes=100 * len(entries[0].model_dump_json()))
+    assert len(kept.entries) < 100 and kept.entries == view.entries[-len(kept.entries) :]
+    assert removed == view.entries[: -len(kept.entries)]
 
 
 def test_absorb_merges_without_duplicates() -> None:
@@ -101,8 +104,9 @@ def test_prune_drops_entries_past_retention() -> None:
     old = entry(occurred_at=factories.WHEN - timedelta(days=40))
     new = entry()
     view = absorb(None, "p", [old, new])
-    pruned = prune(view, factories.WHEN, lambda basis: timedelta(days=30))
-    assert pruned is not None and pruned.entries == [new]
+    pruned, removed = prune(view, factories.WHEN, lambda basis: timedelta(days=30))
+    assert pruned is not None and pruned.entries == [new] and removed == [old]
+    assert prune(pruned, factories.WHEN, lambda basis: timedelta(days=30)) == (pruned, [])
 
 
 def test_minimise_shows_source_refs_only_to_their_partner_and_hides_tokens() -> None:

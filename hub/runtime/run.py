@@ -1,0 +1,253 @@
+"""The stage runtime: the only code that runs a stage against Faust and aiokafka.
+
+For each batch a stage's agent takes from its stream, ``StageRunner``:
+
+1. turns Faust's events into plain ``Record``s and loads any schema the batch needs from
+   the registry off the event loop;
+2. calls the stage's pure ``process(records, state, now)``;
+3. delivers the effects in phases, each awaited before the next: output records (dead
+   letters and audit records included) first, then each table's changelog records in the
+   order the stage lists its tables. A crash between phases leaves state that replaying
+   the batch repairs (outputs that went out twice are re-sent copies, never losses);
+4. only then writes the tables' stores (with the changelog offsets, so an on-disk store
+   knows what it holds) and returns, which lets Faust ack the batch's records.
+
+A delivery that fails is retried with backoff until it succeeds; meanwhile the stage is
+reported stalled (``/v1/health`` answers 503 naming it and the error class) and nothing of
+the batch is acked, so its offsets are never committed past. The runner never lets an
+exception out of the agent: Faust's ``take_events`` acks a batch in a ``finally`` block,
+so an agent that raised would have its unfinished batch committed.
+
+Faust and aiokafka internals relied on (each guarded by ``tests/unit/test_runtime_faust.py``):
+
+- ``faust.streams._current_event``: the context variable an on-disk store reads the
+  partition of a write from;
+- ``Producer._ensure_producer()``: the driver's ``AIOKafkaProducer``, whose ``send``
+  returns a future per record;
+- ``Table.data`` (the store) and ``Store.set_persisted_offset``; ``Table.changelog_topic``
+  with ``prepare_key``/``prepare_value`` and the table's serialisers (the changelog bytes
+  Faust itself would write);
+- ``Stream.take_events`` acking its events once the agent asks for the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import faust
+from faust.streams import _current_event
+from faust.types import TP, AppT, EventT
+
+from hub import batch
+from hub.models import utc_now
+from hub.serde import Serde
+from hub.stages.effects import Effects, Output, Record, State
+
+__all__ = ["Health", "Stage", "StageRunner", "Stores", "producer_of"]
+
+log = logging.getLogger(__name__)
+
+# Faust table (its type stubs lack ``data`` and the serialisers).
+FaustTable = Any
+
+BACKOFF_S = (0.5, 1, 2, 5, 10, 30)
+
+
+class Stage(Protocol):
+    """A pure batch function over named tables (``hub.stages``)."""
+
+    name: str
+    tables: tuple[str, ...]
+
+    def process(self, records: Sequence[Record], state: State, now: Any) -> Effects: ...
+
+
+@dataclass
+class Health:
+    """What the runner knows of each stage: stalled ones and why (error class only)."""
+
+    stalled: dict[str, str] = field(default_factory=dict)
+
+
+def producer_of(app: AppT) -> Any:
+    """Faust's own aiokafka producer (what Faust flushes before it commits offsets)."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+
+@dataclass
+class Stores:
+    """Everything a runner needs besides its stage: the app, tables by name, the codec."""
+
+    app: AppT
+    tables: Mapping[str, FaustTable]
+    serde: Serde
+    dlq_topic: str
+    audit_topic: str
+    partitions: int
+    batch_max: int
+    batch_within_s: float
+    health: Health
+    count: Any  # Metrics.count(name, labels, n)
+
+
+class StageRunner:
+    """Runs one stage as a Faust agent (module docstring)."""
+
+    def __init__(self, stage: Stage, stores: Stores) -> None:
+        self.stage = stage
+        self.stores = stores
+
+    async def agent(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        """The Faust agent body: batches in, effects delivered, then the batch acked."""
+        take = cast(faust.Stream[bytes], stream).take_events
+        async for events in take(self.stores.batch_max, within=self.stores.batch_within_s):
+            await self.run(events)
+            yield None
+
+    async def run(self, events: Sequence[EventT[bytes]]) -> None:
+        """Process one batch and deliver its effects (retrying until they are delivered)."""
+        records = [_record(event) for event in events]
+        await self._load_schemas(records)
+        state = State.of({name: self.stores.tables[name] for name in self.stage.tables})
+        try:
+            effects = self.stage.process(records, state, utc_now())
+        except Exception:  # a bug in a stage: never let it ack the batch
+            log.exception("stage %s failed on a batch; it stops here", self.stage.name)
+            self.stores.health.stalled[self.stage.name] = "stage error (see the log)"
+            await asyncio.Event().wait()  # hold the batch unacked until the worker stops
+        phases = [self._outputs(effects), *self._changelogs(state)]
+        offsets = await self._deliver([phase for phase in phases if phase])
+        self._apply(state, offsets)
+        for (name, labels), n in effects.metrics.items():
+            self.stores.count(name, labels, n)
+
+    async def _load_schemas(self, records: Iterable[Record]) -> None:
+        serde = self.stores.serde
+        for value in {r.value for r in records if serde.needs_lookup(r.value)}:
+            await asyncio.to_thread(serde.lookup, value)
+
+    def _outputs(self, effects: Effects) -> list[Output]:
+        serde, n = self.stores.serde, self.stores.partitions
+        outputs = list(effects.outputs)
+        for letter in effects.dead_letters:
+            key = f"{letter.source_topic}:{letter.source_partition}".encode()
+            value = serde.encode(letter, f"{self.stores.dlq_topic}-value")
+            outputs.append(Output(self.stores.dlq_topic, batch.partition_for(key, n), key, value))
+        for audit in effects.audits:
+            key = (audit.person_id or audit.action).encode()
+            value = serde.encode(audit, f"{self.stores.audit_topic}-value")
+            outputs.append(Output(self.stores.audit_topic, batch.partition_for(key, n), key, value))
+        return outputs
+
+    def _changelogs(self, state: State) -> list[list[Output]]:
+        """Each table's writes as the changelog records Faust would send, a phase each."""
+        phases = []
+        for name in self.stage.tables:
+            table = self.stores.tables[name]
+            topic = table.changelog_topic
+            phase = []
+            for partition, key, value in state[name].writes():
+                raw_key, _ = topic.prepare_key(key, table.key_serializer)
+                raw_value = None
+                if value is not None:
+                    raw_value, _ = topic.prepare_value(value, table.value_serializer)
+                phase.append(Output(topic.get_topic_name(), partition, raw_key, raw_value))
+            phases.append(phase)
+        return phases
+
+    async def _deliver(self, phases: list[list[Output]]) -> dict[tuple[str, int], int]:
+        """Send each phase and await every record of it; retry the lot until it is done.
+
+        Returns the last offset written per (topic, partition).
+        """
+        attempt = 0
+        while True:
+            offsets: dict[tuple[str, int], int] = {}
+            try:
+                for phase in phases:
+                    for output, metadata in zip(phase, await self._send(phase), strict=True):
+                        key = (output.topic, output.partition)
+                        offsets[key] = max(offsets.get(key, -1), metadata.offset)
+            except Exception as exc:  # any producer failure: nothing of the batch is acked
+                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                self.stores.health.stalled[self.stage.name] = type(exc).__name__
+                log.error(
+                    "stage %s: delivery failed (%s); retrying in %.1f s, nothing acked",
+                    self.stage.name,
+                    type(exc).__name__,
+                    delay,
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            self.stores.health.stalled.pop(self.stage.name, None)
+            return offsets
+
+    async def _send(self, outputs: Sequence[Output]) -> list[Any]:
+        producer = producer_of(self.stores.app)
+        futures: list[Awaitable[Any]] = []
+        for out in outputs:
+            futures.append(
+                await producer.send(
+                    out.topic,
+                    out.value,
+                    key=out.key,
+                    partition=out.partition,
+                    headers=list(out.headers),
+                )
+            )
+        return list(await asyncio.gather(*futures))
+
+    def _apply(self, state: State, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Write the delivered changes into the tables' stores, with their offsets."""
+        for name in self.stage.tables:
+            table = self.stores.tables[name]
+            changelog = table.changelog_topic.get_topic_name()
+            for partition, key, value in state[name].writes():
+                with _writing_to(partition):
+                    if value is None:
+                        table.data.pop(key, None)
+                    else:
+                        table.data[key] = value
+            for (topic, partition), offset in offsets.items():
+                if topic == changelog:
+                    with _writing_to(partition):
+                        table.data.set_persisted_offset(TP(topic, partition), offset)
+
+
+@dataclass
+class _Message:
+    partition: int
+
+
+class _Event:
+    """Stands in for Faust's current event: all a store reads of it is the partition."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = _Message(partition)
+
+
+class _writing_to:  # a context manager, named like one
+    """Make the current event say ``partition`` (an on-disk store picks its database by it)."""
+
+    def __init__(self, partition: int) -> None:
+        self.event = _Event(partition)
+
+    def __enter__(self) -> None:
+        self.token = _current_event.set(weakref.ref(cast(Any, self.event)))
+
+    def __exit__(self, *exc: object) -> None:
+        _current_event.reset(self.token)
+
+
+def _record(event: EventT[bytes]) -> Record:
+    message = event.message
+    headers = dict(cast(list[tuple[str, bytes]], message.headers or []))
+    return Record(
+        message.topic, message.partition, message.offset, message.key, message.value, headers
+    )

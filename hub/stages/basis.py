@@ -1,0 +1,72 @@
+"""The lawful-basis check the gate and the release stage share, over the consents table.
+
+Consents are stored as JSON in a table; parsing one for every event cost more than the
+check itself, so parsed consents are cached, and each use compares the stored value with
+the one parsed (a changed or withdrawn consent is never read stale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from hub.agreements import AgreementBook
+from hub.models import BasisKind, ConsentRecord, PartnerEvent
+
+__all__ = ["CONSENT_CACHE", "Consents", "lawful_basis_problem"]
+
+CONSENT_CACHE = 10_000  # parsed consents kept; bounds memory
+
+
+def lawful_basis_problem(
+    event: PartnerEvent, consent: ConsentRecord | None, agreements: AgreementBook, at: datetime
+) -> str | None:
+    """None when ``event`` has a live lawful basis at ``at``; else why not."""
+    basis = event.basis
+    if basis.kind is BasisKind.AGREEMENT:
+        assert basis.agreement_id is not None
+        agreement = agreements.get(basis.agreement_id)
+        if agreement is None:
+            return f"data-sharing agreement {basis.agreement_id} is not in this deployment"
+        return agreement.problem_with(event, at)
+    if consent is None:
+        return f"consent {basis.consent_id} is not known to the hub (yet)"
+    return consent.covers(event, at)
+
+
+class Consents:
+    """Parsed consents, by id, checked against the stored value on every use."""
+
+    def __init__(self, limit: int = CONSENT_CACHE) -> None:
+        self.limit = limit
+        self._parsed: dict[str, tuple[dict[str, Any], ConsentRecord]] = {}
+
+    def live(self, consent_id: str, table: Mapping[str, Any]) -> ConsentRecord | None:
+        """The consent ``table`` holds for ``consent_id`` (None if unknown or withdrawn)."""
+        stored = table.get(consent_id)
+        if not stored or stored.get("withdrawn"):
+            return None
+        cached = self._parsed.get(consent_id)
+        if cached is not None and cached[0] == stored:
+            return cached[1]
+        if len(self._parsed) >= self.limit:
+            self._parsed.clear()
+        consent = ConsentRecord.model_validate(stored)
+        self._parsed[consent_id] = (stored, consent)
+        return consent
+
+    def problem(
+        self,
+        event: PartnerEvent,
+        table: Mapping[str, Any],
+        agreements: AgreementBook,
+        at: datetime,
+    ) -> str | None:
+        """Why ``event`` has no lawful basis at ``at`` given ``table``, or None."""
+        consent_id = event.basis.consent_id
+        stored = table.get(consent_id) if consent_id else None
+        if stored and stored.get("withdrawn"):
+            return f"consent {consent_id} has been withdrawn"
+        consent = self.live(consent_id, table) if consent_id else None
+        return lawful_basis_problem(event, consent, agreements, at)

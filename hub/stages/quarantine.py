@@ -1,0 +1,219 @@
+"""Quarantine and release: events without a lawful basis yet are held until one arrives.
+
+The release stage reads three topics, all keyed by consent (or agreement) id and so
+co-partitioned: ``consent.records`` (the consents table), ``hub.quarantine`` (events the
+gate could not admit yet) and the internal control topic (expiry checks the maintenance
+timer sends). Its rules:
+
+- **hold**: an event with no basis is held under its basis id, once per event id; another
+  copy of a held event is a ``duplicate``; a hold that would not fit in one table record
+  is refused (dead-lettered with the reason).
+- **release**: a consent that arrives (or an event whose basis is live) sends the held
+  events on to identity.
+- **withdraw**: a withdrawn or expired consent drops what it held (``dropped``, audited)
+  and asks identity to erase what it shared.
+- **expire**: a hold older than the quarantine period is dropped (``dropped``, audited).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from hub import batch
+from hub.errors import InputError
+from hub.models import ConsentRecord, ConsentStatus, PartnerEvent
+from hub.stages.accounting import fate_value
+from hub.stages.basis import Consents
+from hub.stages.context import Context
+from hub.stages.effects import Effects, Record, State, audit_record, run_each, value_bytes
+from hub.stages.hops import OP, SOURCE, event_item, to_identity
+
+__all__ = ["HELD_MAX_BYTES", "ReleaseStage", "due_checks", "held_key", "misplaced"]
+
+# The most one basis's holds may take in its table record: under the broker's 1 MiB
+# message limit with room for Kafka's own framing.
+HELD_MAX_BYTES = 768 * 1024
+
+
+def held_key(event: PartnerEvent) -> str:
+    """The id an event without a basis is held under (what would release it)."""
+    basis = event.basis
+    return basis.consent_id or basis.agreement_id or event.event_id
+
+
+def misplaced(record: Record, partitions: int) -> str:
+    """Why a consent record is on the wrong partition (or ''): consents must meet the
+    events they release, which the hub partitions with Kafka's default (murmur2)."""
+    expected = batch.partition_for(record.key or b"", partitions)
+    if record.partition == expected:
+        return ""
+    return (
+        f"consent record is on partition {record.partition} but its key belongs on partition "
+        f"{expected}: produce consent.records with Kafka's default (murmur2) partitioner "
+        "(librdkafka clients: partitioner=murmur2_random)"
+    )
+
+
+class ReleaseStage:
+    """Keeps consents and holds; releases, drops and erases (module docstring)."""
+
+    name = "release"
+    tables: tuple[str, ...] = ("consents", "held", "fates")
+
+    def __init__(self, ctx: Context, consents: Consents) -> None:
+        self.ctx = ctx
+        self.consents = consents
+
+    def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
+        """Apply one batch of consents, quarantined events and expiry checks."""
+        effects = Effects()
+        released: list[batch.Item] = []
+        batch_ = _Batch(self, state, effects, released, now)
+        run_each(self.name, records, state, effects, now, batch_.one, batch_.failed)
+        # Released events go on before their holds go: a crash in between releases
+        # them again (the view knows their sources), it never loses one.
+        effects.outputs[:0] = to_identity(self.ctx, released)
+        return effects
+
+
+class _Batch:
+    """One release batch in progress (the stage's rules, record by record)."""
+
+    def __init__(
+        self,
+        stage: ReleaseStage,
+        state: State,
+        effects: Effects,
+        released: list[batch.Item],
+        now: datetime,
+    ) -> None:
+        self.ctx, self.book = stage.ctx, stage.consents
+        self.consents, self.held, self.fates = state["consents"], state["held"], state["fates"]
+        self.effects, self.released, self.now = effects, released, now
+        self.record: Record | None = None
+
+    def one(self, record: Record) -> None:
+        self.record = record
+        op = record.headers.get(OP, b"").decode()
+        key = (record.key or b"").decode()
+        if record.topic == self.ctx.topics.consent:
+            self._consent(record)
+        elif op == "expire-consent":
+            consent = self.book.live(key, self.consents)
+            if consent is not None and not consent.is_live(self.now):
+                self._withdraw(consent)
+        elif op == "expire-holds":
+            self._drop_expired(key)
+        elif record.value is not None:
+            self._hold_or_release(record.value, record.headers.get(SOURCE, b"").decode())
+
+    def failed(self, record: Record, reason: str) -> None:
+        """A quarantined event that broke the stage is dead-lettered: its partner's books say so."""
+        source = record.headers.get(SOURCE, b"").decode()
+        partner = self.ctx.topics.partner_of(source.split(":", 1)[0]) if source else None
+        if record.topic == self.ctx.topics.quarantine and source and partner:
+            self._fate(source, "dead_lettered", partner)
+
+    def _fate(self, source: str, fate: str, partner: str) -> None:
+        assert self.record is not None
+        self.fates[source] = fate_value(
+            fate, partner, self.ctx.topics.consent, self.record.partition
+        )
+
+    def _consent(self, record: Record) -> None:
+        problem = misplaced(record, self.ctx.partitions)
+        if problem:
+            self._reject(record, problem)
+            return
+        try:
+            consent = self.ctx.serde.decode(record.value, ConsentRecord)
+        except InputError as exc:
+            self._reject(record, f"{type(exc).__name__}: {exc}")
+            return
+        if consent.status is ConsentStatus.WITHDRAWN:
+            self._withdraw(consent)
+            return
+        self.consents[consent.consent_id] = consent.model_dump(mode="json")
+        held: list[dict[str, Any]] = self.held.pop(consent.consent_id, None) or []
+        for item in held:
+            self._hold_or_release(base64.b64decode(item["raw"]), item["source"])
+
+    def _reject(self, record: Record, reason: str) -> None:
+        self.effects.dead_letter(record, "release", reason, self.now)
+
+    def _withdraw(self, consent: ConsentRecord) -> None:
+        """Consent withdrawn or expired: forget it, drop what it held, erase what it shared."""
+        consent_id = consent.consent_id
+        self.consents[consent_id] = {"withdrawn": True}
+        for item in self.held.pop(consent_id, None) or []:
+            self._drop(item, "quarantine.drop.withdrawn")
+        erase = batch.Item("erase", consent_id, tokens=consent.subject_tokens)
+        self.released.append(erase)
+
+    def _hold_or_release(self, raw: bytes, source: str) -> None:
+        """Release a quarantined event if it now has a basis, else hold it (once)."""
+        event = self.ctx.serde.decode(raw, PartnerEvent)  # it passed the gate's decode once
+        if self.book.problem(event, self.consents, self.ctx.agreements, self.now) is None:
+            self.released.append(event_item(event, raw, source))
+            self.effects.count("placehub_quarantine_released")
+            return
+        key = held_key(event)
+        held: list[dict[str, Any]] = list(self.held.get(key) or [])
+        known = next((i for i in held if i["event_id"] == event.event_id), None)
+        if known is not None:
+            if known["source"] != source:  # another copy, not the same record read again
+                self._fate(source, "duplicate", event.partner_id)
+            return
+        item = {
+            "event_id": event.event_id,
+            "partner_id": event.partner_id,
+            "raw": base64.b64encode(raw).decode(),
+            "source": source,
+            "held_at": self.now.isoformat(),
+            "partition": self.record.partition if self.record else 0,
+        }
+        if value_bytes([*held, item]) > HELD_MAX_BYTES:
+            self._fate(source, "dead_lettered", event.partner_id)
+            assert self.record is not None
+            self._reject(
+                self.record,
+                f"quarantine for basis {key} is full ({len(held)} events held, "
+                f"{HELD_MAX_BYTES} bytes at most): send its consent or agreement",
+            )
+            return
+        self.held[key] = [*held, item]
+
+    def _drop_expired(self, key: str) -> None:
+        held = self.held.get(key) or []
+        hold = self.ctx.quarantine_hold
+        expired = [i for i in held if self.now - datetime.fromisoformat(i["held_at"]) >= hold]
+        if not expired:
+            return
+        kept = [i for i in held if i not in expired]
+        if kept:
+            self.held[key] = kept
+        else:
+            del self.held[key]
+        for item in expired:
+            self._drop(item, "quarantine.drop.expired")
+
+    def _drop(self, item: dict[str, Any], action: str) -> None:
+        self._fate(item["source"], "dropped", item["partner_id"])
+        self.effects.audits.append(audit_record(action, None, self.now))
+
+
+def due_checks(
+    consents: Mapping[str, Any], held: Mapping[str, Any], hold: timedelta, now: datetime
+) -> Iterator[tuple[str, str]]:
+    """(operation, key) for every consent past its expiry and every basis with a hold past
+    ``hold``: the maintenance timer sends them to the release stage, which owns the rows."""
+    for consent_id, stored in consents.items():
+        expires = stored.get("expires_at") if stored else None
+        if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now:
+            yield "expire-consent", consent_id
+    for key, items in held.items():
+        if any(now - datetime.fromisoformat(i["held_at"]) >= hold for i in items or []):
+            yield "expire-holds", key

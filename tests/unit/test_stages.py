@@ -1,0 +1,322 @@
+"""Every stage's ``process`` with plain dicts: hold, release, withdraw, expire, merge, split,
+erase, retention, size bounds, and records that cannot be read or processed."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+from hub import batch
+from hub.agreements import AgreementBook
+from hub.models import ConsentStatus, DeadLetter, PartnerEvent
+from hub.serde import Serde
+from hub.stages import accounting
+from hub.stages.basis import Consents
+from hub.stages.context import Context, Internal
+from hub.stages.effects import Effects, Record, State, run_each
+from hub.stages.gate import GateStage
+from hub.stages.hops import SOURCE
+from hub.stages.identity import IdentityStage, person_id_for
+from hub.stages.quarantine import HELD_MAX_BYTES, ReleaseStage
+from hub.stages.view import MAX_SOURCES, ViewStage
+from hub.topics import Topics
+from tests.unit import factories
+from tests.unit.fakes import MemoryRegistry
+
+NOW = factories.WHEN + timedelta(hours=1)
+SERDE = Serde(MemoryRegistry())
+CTX = Context(
+    topics=Topics(),
+    internal=Internal("hub"),
+    partitions=4,
+    serde=SERDE,
+    agreements=AgreementBook([]),
+    consent_retention=timedelta(days=365),
+    quarantine_hold=timedelta(days=7),
+)
+HOUSING = CTX.topics.partner("council-housing")
+
+
+def framed(event: PartnerEvent) -> bytes:
+    return SERDE.encode(event, f"{HOUSING}-value")
+
+
+def record(
+    topic: str, value: bytes | None, offset: int = 0, partition: int = 0, **kw: Any
+) -> Record:
+    return Record(topic, partition, offset, kw.get("key"), value, kw.get("headers", {}))
+
+
+def run(stage: Any, records: list[Record], **tables: dict[Any, Any]) -> tuple[Effects, State]:
+    state = State.of({name: tables.get(name.replace("-", "_"), {}) for name in stage.tables})
+    return stage.process(records, state, NOW), state
+
+
+def written(state: State, table: str) -> dict[Any, Any]:
+    return {key: value for _, key, value in state[table].writes()}
+
+
+def items_on(effects: Effects, topic: str) -> list[batch.Item]:
+    return [i for out in effects.outputs if out.topic == topic for i in batch.decode(out.value)]
+
+
+# -- gate ------------------------------------------------------------------------------
+
+
+def test_gate_admits_holds_and_dead_letters_and_counts_each_record_once() -> None:
+    consents = {"c-1": factories.consent().model_dump(mode="json")}
+    good, early = factories.event(), factories.event(consent_id="c-9")
+    records = [
+        record(HOUSING, framed(good), 0),
+        record(HOUSING, framed(early), 1),
+        record(HOUSING, b"\x00garbage", 2),
+    ]
+    effects, state = run(GateStage(CTX, Consents()), records, consents=consents)
+    assert [i.key for i in items_on(effects, CTX.internal.identity)] == [good.event_id]
+    (held,) = [o for o in effects.outputs if o.topic == CTX.topics.quarantine]
+    assert held.key == b"c-9" and dict(held.headers)[SOURCE] == records[1].source.encode()
+    assert [d.source_offset for d in effects.dead_letters] == [2]
+    ledger = written(state, "ledger")
+    assert ledger[f"{HOUSING}|0"]["partners"]["council-housing"] == {
+        "received": 3,
+        "dead_lettered": 1,
+    }
+    _, state = run(GateStage(CTX, Consents()), records, consents=consents, ledger=ledger)
+    assert written(state, "ledger") == {}  # read again after a crash: not counted twice
+
+
+def test_a_record_that_breaks_a_stage_is_undone_and_dead_lettered() -> None:
+    table: dict[str, int] = {}
+    state, effects = State.of({"t": table}), Effects()
+
+    def handle(r: Record) -> None:
+        state["t"][r.source] = 1
+        effects.count("placehub_view_updates")
+        if r.offset == 1:
+            raise OverflowError("a value a partner sent")
+
+    records = [record("topic", b"a", 0), record("topic", b"b", 1), record("topic", b"c", 2)]
+    run_each("gate", records, state, effects, NOW, handle)
+    assert sorted(written(state, "t")) == ["topic:0:0", "topic:0:2"]
+    (letter,) = effects.dead_letters
+    assert isinstance(letter, DeadLetter) and letter.source_offset == 1
+    assert letter.reason == "gate could not process the record: OverflowError"  # no value
+    assert effects.metrics[("placehub_view_updates", ())] == 2
+
+
+# -- release ---------------------------------------------------------------------------
+
+
+def quarantined(event: PartnerEvent, offset: int, source_offset: int | None = None) -> Record:
+    source = f"{HOUSING}:0:{offset if source_offset is None else source_offset}"
+    key = (event.basis.consent_id or "").encode()
+    return record(
+        CTX.topics.quarantine, framed(event), offset, key=key, headers={SOURCE: source.encode()}
+    )
+
+
+def consent_record(**kw: Any) -> Record:
+    consent = factories.consent(**kw)
+    key = consent.consent_id.encode()
+    partition = batch.partition_for(key, CTX.partitions)
+    value = SERDE.encode(consent, "consent-value")
+    return record(CTX.topics.consent, value, 0, partition, key=key)
+
+
+def test_release_holds_once_marks_a_resent_copy_duplicate_then_releases_on_consent() -> None:
+    event = factories.event(consent_id="c-1")
+    copy = quarantined(event, 1, source_offset=7)  # the partner sent the event again
+    _, state = run(
+        ReleaseStage(CTX, Consents()), [quarantined(event, 0), quarantined(event, 0), copy]
+    )
+    held = written(state, "held")
+    assert [i["event_id"] for i in held["c-1"]] == [event.event_id]
+    assert written(state, "fates") == {
+        f"{HOUSING}:0:7": accounting.fate_value(
+            "duplicate", "council-housing", CTX.topics.consent, 0
+        )
+    }
+    released, state = run(ReleaseStage(CTX, Consents()), [consent_record()], held=held)
+    assert [i.key for i in items_on(released, CTX.internal.identity)] == [event.event_id]
+    assert written(state, "held") == {"c-1": None}
+
+
+def test_withdrawal_drops_holds_with_audit_and_asks_identity_to_erase() -> None:
+    event = factories.event(consent_id="c-1", tokens=[factories.COUNCIL_TOKEN])
+    _, state = run(ReleaseStage(CTX, Consents()), [quarantined(event, 0)])
+    held = written(state, "held")
+    effects, state = run(
+        ReleaseStage(CTX, Consents()),
+        [consent_record(status=ConsentStatus.WITHDRAWN)],
+        held=held,
+    )
+    assert written(state, "consents") == {"c-1": {"withdrawn": True}}
+    assert written(state, "fates")[f"{HOUSING}:0:0"]["fate"] == "dropped"
+    assert [a.action for a in effects.audits] == ["quarantine.drop.withdrawn"]
+    (erase,) = items_on(effects, CTX.internal.identity)
+    assert (erase.op, erase.key, erase.tokens) == ("erase", "c-1", [factories.NHS_TOKEN])
+
+
+def test_holds_past_the_quarantine_period_are_dropped_with_audit() -> None:
+    event = factories.event(consent_id="c-1")
+    item = {
+        "event_id": event.event_id,
+        "partner_id": "council-housing",
+        "raw": base64.b64encode(framed(event)).decode(),
+        "source": f"{HOUSING}:0:3",
+        "held_at": (NOW - timedelta(days=8)).isoformat(),
+        "partition": 0,
+    }
+    check = record(
+        CTX.internal.control, None, 0, key=b"c-1", headers={"placehub-op": b"expire-holds"}
+    )
+    effects, state = run(ReleaseStage(CTX, Consents()), [check], held={"c-1": [item]})
+    assert written(state, "held") == {"c-1": None}
+    assert written(state, "fates")[f"{HOUSING}:0:3"]["fate"] == "dropped"
+    assert [a.action for a in effects.audits] == ["quarantine.drop.expired"]
+
+
+def test_a_hold_that_would_not_fit_a_record_is_refused_with_a_fate() -> None:
+    event = factories.event(consent_id="c-1")
+    filler = [{"event_id": "x", "raw": "a" * HELD_MAX_BYTES, "source": "s"}]
+    effects, state = run(
+        ReleaseStage(CTX, Consents()), [quarantined(event, 5)], held={"c-1": filler}
+    )
+    assert written(state, "held") == {}
+    assert written(state, "fates")[f"{HOUSING}:0:5"]["fate"] == "dead_lettered"
+    assert "quarantine for basis c-1 is full" in effects.dead_letters[0].reason
+
+
+# -- identity --------------------------------------------------------------------------
+
+
+def identity_record(items: list[batch.Item], offset: int = 0) -> Record:
+    return record(CTX.internal.identity, batch.encode(items), offset)
+
+
+def test_identity_publishes_by_person_merges_and_erases() -> None:
+    a = factories.event(tokens=[factories.COUNCIL_TOKEN])
+    b = factories.event(tokens=[factories.NHS_TOKEN, factories.COUNCIL_TOKEN])
+    items = [
+        batch.Item("event", a.event_id, source="s-a", tokens=a.subject.tokens, raw=framed(a)),
+        batch.Item("event", b.event_id, source="s-b", tokens=b.subject.tokens, raw=framed(b)),
+    ]
+    effects, state = run(IdentityStage(CTX), [identity_record(items)])
+    council, nhs = person_id_for(factories.COUNCIL_TOKEN), person_id_for(factories.NHS_TOKEN)
+    events = [o for o in effects.outputs if o.topic == CTX.topics.events]
+    assert [o.key for o in events] == [council.encode(), nhs.encode()]
+    assert events[1].partition == batch.partition_for(nhs.encode(), CTX.partitions)
+    views = items_on(effects, CTX.internal.view)
+    assert [(i.op, i.key, i.arg) for i in views if i.op == "merge"] == [("merge", council, nhs)]
+    tokens, people = written(state, "identity-tokens"), written(state, "identity-people")
+    erase = batch.Item("erase", "c-1", tokens=[factories.NHS_TOKEN])
+    effects, state = run(
+        IdentityStage(CTX),
+        [identity_record([erase])],
+        identity_tokens=tokens,
+        identity_people=people,
+    )
+    assert [(i.op, i.key) for i in items_on(effects, CTX.internal.view)] == [("erase", nhs)]
+    assert set(written(state, "identity-tokens").values()) == {None}
+
+
+def test_identity_dead_letters_a_corrupt_batch_and_refuses_an_oversized_person() -> None:
+    effects, _ = run(IdentityStage(CTX), [record(CTX.internal.identity, b"\x07junk", 4)])
+    assert effects.dead_letters[0].source_offset == 4
+    tokens = [f"council:{n:040d}" for n in range(12_000)]
+    event = factories.event(tokens=[factories.NHS_TOKEN])
+    item = batch.Item("event", event.event_id, source=f"{HOUSING}:0:9", tokens=tokens)
+    effects, state = run(IdentityStage(CTX), [identity_record([item])])
+    assert "too many identifiers joined into one person" in effects.dead_letters[0].reason
+    assert written(state, "identity-people") == {}
+    assert written(state, "fates")[f"{HOUSING}:0:9"]["fate"] == "dead_lettered"
+
+
+# -- view ------------------------------------------------------------------------------
+
+PERSON = person_id_for(factories.NHS_TOKEN)
+VIEW_PARTITION = batch.partition_for(PERSON.encode(), CTX.partitions)
+
+
+def view_record(items: list[batch.Item], offset: int = 0) -> Record:
+    return record(CTX.internal.view, batch.encode(items), offset, VIEW_PARTITION)
+
+
+def event_item(event: PartnerEvent, source: str) -> batch.Item:
+    return batch.Item("event", PERSON, source=source, raw=framed(event))
+
+
+def fates_of(state: State) -> dict[str, str]:
+    return {source: value["fate"] for source, value in written(state, "fates").items()}
+
+
+def test_view_folds_and_a_backfilled_event_past_retention_is_expired() -> None:
+    new = factories.event()
+    old = factories.event(occurred_at=NOW - timedelta(days=400))
+    effects, state = run(
+        ViewStage(CTX), [view_record([event_item(new, "s1"), event_item(old, "s2")])]
+    )
+    stored = written(state, "views")[PERSON.encode()]
+    assert [e["event_id"] for e in stored["entries"]] == [new.event_id]
+    assert stored["partition"] == VIEW_PARTITION
+    assert fates_of(state) == {"s2": "expired"}
+    assert [a.action for a in effects.audits] == ["view.expire"]
+
+
+def test_a_sweep_expires_entries_without_a_new_event() -> None:
+    event = factories.event(occurred_at=NOW - timedelta(days=300))
+    _, state = run(ViewStage(CTX), [view_record([event_item(event, "s1")])])
+    views = written(state, "views")
+    later = Context(**{**CTX.__dict__, "consent_retention": timedelta(days=200)})
+    _, state = run(ViewStage(later), [view_record([batch.Item("sweep", PERSON)])], views=views)
+    assert written(state, "views") == {PERSON.encode(): None}
+    assert fates_of(state) == {"s1": "expired"}
+
+
+def test_copies_past_the_source_bound_get_their_duplicate_fate_in_the_fates_table() -> None:
+    event = factories.event()
+    items = [event_item(event, f"s{n}") for n in range(MAX_SOURCES + 2)]
+    _, state = run(ViewStage(CTX), [view_record(items)])
+    (entry,) = written(state, "views")[PERSON.encode()]["entries"]
+    assert len(entry["sources"]) == MAX_SOURCES
+    assert fates_of(state) == {f"s{MAX_SOURCES}": "duplicate", f"s{MAX_SOURCES + 1}": "duplicate"}
+
+
+def test_a_full_view_drops_its_oldest_entries_with_a_fate() -> None:
+    events = [factories.event(occurred_at=NOW - timedelta(minutes=n)) for n in range(1003)]
+    items = [event_item(e, f"s{n}") for n, e in enumerate(events)]
+    effects, state = run(ViewStage(CTX), [view_record(items)])
+    assert len(written(state, "views")[PERSON.encode()]["entries"]) == 1000
+    assert fates_of(state) == {"s1002": "dropped", "s1001": "dropped", "s1000": "dropped"}
+    assert {a.action for a in effects.audits} == {"view.drop.full"}
+
+
+def test_erase_removes_the_basis_with_fates_and_merge_moves_entries() -> None:
+    kept, gone = factories.event(consent_id="c-2"), factories.event(consent_id="c-1")
+    _, state = run(ViewStage(CTX), [view_record([event_item(kept, "s1"), event_item(gone, "s2")])])
+    views = written(state, "views")
+    erase = batch.Item("erase", PERSON, arg="consent:c-1")
+    effects, state = run(ViewStage(CTX), [view_record([erase])], views=views)
+    assert fates_of(state) == {"s2": "erased"}
+    assert [a.action for a in effects.audits] == ["person.erase"]
+    views = written(state, "views")
+    merge = batch.Item("merge", PERSON, arg="p-other")
+    effects, state = run(ViewStage(CTX), [view_record([merge])], views=views)
+    assert written(state, "views") == {PERSON.encode(): None}
+    (transfer,) = effects.outputs
+    assert transfer.topic == CTX.internal.transfer and transfer.key == b"p-other"
+    moved = record(CTX.internal.transfer, transfer.value, 0, transfer.partition, key=b"p-other")
+    _, state = run(ViewStage(CTX), [moved])
+    assert [e["event_id"] for e in written(state, "views")[b"p-other"]["entries"]] == [
+        kept.event_id
+    ]
+
+
+def test_a_view_item_that_cannot_be_read_is_dead_lettered_with_its_partners_fate() -> None:
+    bad = batch.Item("event", PERSON, source=f"{HOUSING}:0:4", raw=b"\x00\x00\x00\x00\x01xx")
+    good = factories.event()
+    effects, state = run(ViewStage(CTX), [view_record([bad, event_item(good, "s1")])])
+    assert fates_of(state) == {f"{HOUSING}:0:4": "dead_lettered"}
+    assert effects.dead_letters[0].original == bad.raw
+    assert len(written(state, "views")[PERSON.encode()]["entries"]) == 1
