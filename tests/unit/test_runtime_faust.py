@@ -1,0 +1,68 @@
+"""Guards for the Faust and aiokafka internals ``hub.runtime.run`` relies on: each fails
+loudly if an upgrade changes what the runtime assumes (its module docstring lists them)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+from faust.stores.memory import Store as MemoryStore
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.streams import _current_event
+
+from hub.app import Hub
+from hub.config import Settings
+from hub.runtime.run import _writing_to
+
+
+def test_the_current_event_is_a_context_variable_holding_a_weak_reference() -> None:
+    assert isinstance(_current_event, contextvars.ContextVar)
+    with _writing_to(3):
+        event = faust.current_event()
+        assert event is not None and event.message.partition == 3
+    assert faust.current_event() is None
+
+
+def test_the_rocksdb_store_picks_its_database_from_the_current_events_partition() -> None:
+    source = inspect.getsource(RocksDBStore._set)
+    assert "current_event()" in source and "event.message.partition" in source
+    assert callable(RocksDBStore.set_persisted_offset)
+    assert callable(MemoryStore.set_persisted_offset)
+
+
+def test_the_drivers_producer_is_aiokafkas_and_send_returns_a_future(tmp_path: Path) -> None:
+    hub = Hub(Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path))
+
+    async def producer() -> Any:
+        driver = hub.app.producer
+        assert callable(driver._ensure_producer)  # type: ignore[attr-defined]
+        return driver._new_producer()  # type: ignore[attr-defined]  # what on_start keeps
+
+    assert isinstance(asyncio.run(producer()), AIOKafkaProducer)
+    assert "self._producer = self._new_producer()" in inspect.getsource(
+        type(hub.app.producer).on_start
+    )
+    assert "return fut" in inspect.getsource(AIOKafkaProducer.send)
+
+
+def test_tables_keep_a_store_and_a_changelog_that_serialise_like_faust(tmp_path: Path) -> None:
+    hub = Hub(Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path))
+    table = hub.views
+    topic = table.changelog_topic
+    raw_key, _ = topic.prepare_key(b"p-1", table.key_serializer)
+    raw_value, _ = topic.prepare_value({"a": 1}, table.value_serializer)
+    assert (raw_key, raw_value) == (b"p-1", b'{"a":1}')
+    assert topic.get_topic_name() == f"{hub.settings.app_id}-views-changelog"
+    assert isinstance(table.data, MemoryStore)
+
+
+def test_take_events_acks_a_batch_in_a_finally_block() -> None:
+    """Why the runner never raises out of an agent: an unfinished batch would be acked."""
+    source = inspect.getsource(faust.Stream.take_events)
+    finally_block = source[source.index("finally:") :]
+    assert "await self.ack(event)" in finally_block.split("events.clear()")[0]
