@@ -45,6 +45,7 @@ __all__ = [
     "PartnerProfile",
     "Place",
     "SimPerson",
+    "recent_start",
     "synthetic_nhs_number",
     "synthetic_upn",
 ]
@@ -57,6 +58,13 @@ _CHILD_BANDS = [AgeBand.AGE_5_10, AgeBand.AGE_11_15, AgeBand.AGE_16_17]
 
 
 @dataclass(frozen=True)
+def recent_start(days_ago: int = 60) -> datetime:
+    """09:00 UTC ``days_ago`` days before today: simulated timelines start there, so they
+    stay well inside any retention period whenever the simulation runs."""
+    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days_ago)
+
+
 class PartnerProfile:
     """One organisation of the place: who it serves and which event kinds it records."""
 
@@ -303,7 +311,7 @@ class Place:
 
     def events(self, count: int, start: datetime | None = None) -> Iterator[tuple[str, EventDraft]]:
         """``count`` events as (partner id, draft): needs drive them, referrals follow them."""
-        moment = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+        moment = start or recent_start()
         weights = [1.0 + 2.0 * len(person.needs) for person in self.people]
         produced = 0
         while produced < count:

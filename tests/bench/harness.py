@@ -22,7 +22,7 @@ from confluent_kafka import Producer
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from connectors import ConsentDraft, EventDraft, Publisher
-from connectors.simulate import PARTNERS, Place
+from connectors.simulate import PARTNERS, Place, recent_start
 from hub._admin import ensure_topic
 from hub.config import Settings
 from hub.models import (
@@ -284,13 +284,12 @@ def partners_of(records: Iterable[Record]) -> set[str]:
     return {p for topic, _, _ in records if (p := topics.partner_of(topic)) is not None}
 
 
-def one_event_each(
-    place: Place, start: datetime = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-) -> Iterator[tuple[str, EventDraft]]:
+def one_event_each(place: Place, start: datetime | None = None) -> Iterator[tuple[str, EventDraft]]:
     """One event for every person of ``place``, from one of the partners that serve them.
 
     ``Place.events`` picks people at random; for views of a known size each person needs one.
     """
+    start = start or recent_start()
     for person in place.people:
         serving = person.partners()
         partner = PARTNERS[serving[person.index % len(serving)]]
