@@ -57,7 +57,6 @@ _ADULT_BANDS = [AgeBand.AGE_18_24, AgeBand.AGE_25_34, AgeBand.AGE_35_49, AgeBand
 _CHILD_BANDS = [AgeBand.AGE_5_10, AgeBand.AGE_11_15, AgeBand.AGE_16_17]
 
 
-@dataclass(frozen=True)
 def recent_start(days_ago: int = 60) -> datetime:
     """09:00 UTC ``days_ago`` days before today: simulated timelines start there, so they
     stay well inside any retention period whenever the simulation runs."""
@@ -65,6 +64,7 @@ def recent_start(days_ago: int = 60) -> datetime:
     return today - timedelta(days=days_ago)
 
 
+@dataclass(frozen=True)
 class PartnerProfile:
     """One organisation of the place: who it serves and which event kinds it records."""
 
