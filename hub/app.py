@@ -30,7 +30,7 @@ from hub._admin import declare_topics, ensure_topic
 from hub.agreements import load_agreements
 from hub.config import Settings
 from hub.metrics import Metrics
-from hub.models import AuditRecord, DeadLetter, utc_now
+from hub.models import AuditRecord, DeadLetter, PartnerEvent, utc_now
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
@@ -173,8 +173,13 @@ class Hub:
             name = table.changelog_topic.get_topic_name()
             partitions = table.partitions or self.settings.partitions
             ensure_topic(self.settings, name, partitions=partitions, compact=True)
-        for model, topic in ((DeadLetter, self.topics.dlq), (AuditRecord, self.topics.audit)):
-            self.serde.schema_for(model.avro_schema, f"{topic}-value")
+        # Everything this worker encodes, so no encoding waits on the registry later: dead
+        # letters, audit records, and events that partners send through HTTP ingest.
+        written = [(DeadLetter.avro_schema, self.topics.dlq)]
+        written += [(AuditRecord.avro_schema, self.topics.audit)]
+        written += [(PartnerEvent.avro_schema, topic) for topic in self.partner_topic_names]
+        for schema_name, topic in written:
+            self.serde.schema_for(schema_name, f"{topic}-value")
         self.registry.subjects()  # warm the cache with every schema already registered
 
     def crashed_agents(self) -> list[str]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -126,9 +126,13 @@ class StageRunner:
         for (name, labels), n in effects.metrics.items():
             self.stores.count(name, labels, n)
 
-    async def _load_schemas(self, records: Iterable[Record]) -> None:
+    async def _load_schemas(self, records: Sequence[Record]) -> None:
+        """Read the writer schemas the batch needs from the registry in a thread (its
+        Kafka reads are blocking); the stage then decodes from the cache."""
         serde = self.stores.serde
-        for value in {r.value for r in records if serde.needs_lookup(r.value)}:
+        framed = getattr(self.stage, "framed", None)  # values inside a stage's batch records
+        values = framed(records) if framed else (r.value for r in records)
+        for value in {v for v in values if serde.needs_lookup(v)}:
             await asyncio.to_thread(serde.lookup, value)
 
     def _outputs(self, effects: Effects) -> list[Output]:

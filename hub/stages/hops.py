@@ -7,13 +7,15 @@ headers below carry only ASCII operation names, reasons and record positions.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 
 from hub import batch
+from hub.errors import DecodeError
 from hub.models import PartnerEvent
 from hub.stages.context import Context
-from hub.stages.effects import Output
+from hub.stages.effects import Output, Record
 
-__all__ = ["OP", "REASON", "SOURCE", "event_item", "to_identity", "to_views"]
+__all__ = ["OP", "REASON", "SOURCE", "event_item", "framed_in", "to_identity", "to_views"]
 
 OP = "placehub-op"
 REASON = "placehub-reason"
@@ -42,3 +44,16 @@ def to_views(ctx: Context, items: list[batch.Item]) -> list[Output]:
         for partition, part in by_partition.items()
         for chunk in batch.chunks(part)
     ]
+
+
+def framed_in(records: Iterable[Record], topic: str) -> Iterator[bytes | None]:
+    """The framed records inside the batch records on ``topic`` (for loading their schemas
+    before a stage runs; a batch that cannot be read is the stage's to dead-letter)."""
+    for record in records:
+        if record.topic != topic:
+            continue
+        try:
+            items = batch.decode(record.value)
+        except DecodeError:
+            continue
+        yield from (item.raw for item in items if item.raw is not None)

@@ -22,7 +22,7 @@ import functools
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -41,7 +41,7 @@ from hub.stages.effects import (
     run_each,
     value_bytes,
 )
-from hub.stages.hops import SOURCE, to_views
+from hub.stages.hops import SOURCE, framed_in, to_views
 
 __all__ = [
     "PERSON_MAX_BYTES",
@@ -215,6 +215,10 @@ class IdentityStage:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+
+    def framed(self, records: Sequence[Record]) -> Iterator[bytes | None]:
+        """The framed events and links inside ``records`` (the runtime loads their schemas)."""
+        return framed_in(records, self.ctx.internal.identity)
 
     def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
         """Apply one batch of batch records (events, links, erasures), item by item."""

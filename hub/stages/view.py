@@ -32,6 +32,7 @@ from hub.stages.effects import (
     audit_record,
     run_each,
 )
+from hub.stages.hops import framed_in
 
 __all__ = [
     "MAX_ENTRIES",
@@ -255,6 +256,10 @@ class ViewStage:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+
+    def framed(self, records: Sequence[Record]) -> Iterator[bytes | None]:
+        """The framed events and links inside ``records`` (the runtime loads their schemas)."""
+        return framed_in(records, self.ctx.internal.view)
 
     def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
         """Apply one batch of view work and transfers; every change settles retention."""
