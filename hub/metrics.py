@@ -1,32 +1,14 @@
-"""Prometheus metrics: counts by partner and outcome, never anything about a person."""
+"""Prometheus metrics: counts by partner and outcome, never anything about a person.
+
+Every metric is a counter the stages increment as they decide (``Effects.metrics``), so a
+scrape reads counters and never walks the tables.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 __all__ = ["Metrics"]
-
-
-class _AccountsCollector(Collector):
-    """Exposes the partners' books (which survive restarts) at scrape time."""
-
-    def __init__(self, statuses: Callable[[], dict[str, dict[str, int | bool]]]) -> None:
-        self._statuses = statuses
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "placehub_records",
-            "Records per partner by where they are now, over this worker's partitions.",
-            labels=["partner", "bucket"],
-        )
-        for partner, status in self._statuses().items():  # one pass over the tables
-            for bucket, value in status.items():
-                family.add_metric([partner, bucket], float(value))
-        yield family
 
 
 class Metrics:
@@ -50,6 +32,14 @@ class Metrics:
             "Events folded into person views by this process (duplicates excluded).",
             registry=self.registry,
         )
+        self.settled = Counter(
+            "placehub_records_settled",
+            "Partner records that reached a fate in this process (a record later released "
+            "from quarantine, erased or expired counts again at its new fate); the exact "
+            "books are at GET /v1/partners/status.",
+            ["partner", "fate"],
+            registry=self.registry,
+        )
         self.stage_failures = Counter(
             "placehub_stage_failures",
             "Records (or items of a batch record) a stage could not process: dead-lettered.",
@@ -62,21 +52,15 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self._by_name: dict[str, Counter] = {
+            "placehub_gate_outcomes": self.outcomes,
+            "placehub_quarantine_released": self.released,
+            "placehub_view_updates": self.view_updates,
+            "placehub_stage_failures": self.stage_failures,
+            "placehub_records_settled": self.settled,
+        }
 
     def count(self, name: str, labels: tuple[str, ...], n: int = 1) -> None:
         """Add ``n`` to the counter ``name`` (a stage's metric increment) with ``labels``."""
         counter = self._by_name[name]
         (counter.labels(*labels) if labels else counter).inc(n)
-
-    @property
-    def _by_name(self) -> dict[str, Counter]:
-        return {
-            "placehub_gate_outcomes": self.outcomes,
-            "placehub_quarantine_released": self.released,
-            "placehub_view_updates": self.view_updates,
-            "placehub_stage_failures": self.stage_failures,
-        }
-
-    def watch_accounts(self, statuses: Callable[[], dict[str, dict[str, int | bool]]]) -> None:
-        """Export every partner's books (``statuses()``) as gauges at scrape time."""
-        self.registry.register(_AccountsCollector(statuses))

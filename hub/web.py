@@ -60,9 +60,6 @@ def local_books(hub: Hub) -> dict[str, dict[str, int]]:
 def install_web(hub: Hub) -> None:
     """Add the ``/v1`` API and ``/metrics`` to the hub's Faust web server."""
     app = hub.app
-    hub.metrics.watch_accounts(
-        lambda: {p: partner_status([books]) for p, books in local_books(hub).items()}
-    )
 
     async def audit(user: User, person_id: str, outcome: str) -> None:
         record = AuditRecord(

@@ -18,11 +18,18 @@ dead_lettered + dropped + erased + expired``, exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
+
+from hub import batch
+from hub.stages.effects import Effects, Record
+from hub.topics import Topics
 
 __all__ = [
     "FLOWS",
+    "Fates",
     "Ledger",
     "already_counted",
     "count",
@@ -124,3 +131,39 @@ def partner_status(books: Iterable[Mapping[str, int]]) -> dict[str, int | bool]:
         # Every record that entered is in exactly one place (in_flight is zero at rest).
         "balanced": placed == totals["received"],
     }
+
+
+class Fates:
+    """Where a stage records the fates it decides: the ``fates`` table (the books) and a
+    ``placehub_records_settled`` metric increment (so ``/metrics`` needs no scan)."""
+
+    def __init__(self, table: MutableMapping[str, Any], effects: Effects, topics: Topics) -> None:
+        self.table, self.effects, self.topics = table, effects, topics
+
+    def partner_of(self, source: str) -> str | None:
+        """The partner whose topic ``source`` (topic:partition:offset) was read from."""
+        return self.topics.partner_of(source.split(":", 1)[0]) if source else None
+
+    def settle(self, source: str, fate: str, partner: str, topic: str, partition: int) -> None:
+        """Give ``source`` its ``fate``; ``topic``/``partition`` say whose share it is."""
+        self.table[source] = fate_value(fate, partner, topic, partition)
+        self.count(partner, fate)
+
+    def count(self, partner: str, fate: str, n: int = 1) -> None:
+        """Count ``n`` records of ``partner`` that reached ``fate`` (a state, not a row)."""
+        self.effects.count("placehub_records_settled", partner, fate, n=n)
+
+    def refuse_item(
+        self,
+        record: Record,
+        item: batch.Item,
+        stage: str,
+        reason: str,
+        now: datetime,
+        share: tuple[str, int],
+    ) -> None:
+        """A batch item a stage cannot take: to the DLQ, and its partner's books say so."""
+        self.effects.dead_letter(replace(record, value=item.raw), stage, reason, now)
+        partner = self.partner_of(item.source)
+        if partner is not None:
+            self.settle(item.source, "dead_lettered", partner, *share)

@@ -108,11 +108,14 @@ class GateStage:
                 effects.dead_letter(record, self.name, decision.reason, now)
             count(record, partner, decision.outcome is Outcome.DEAD_LETTER)
             effects.count("placehub_gate_outcomes", partner, decision.outcome.value)
+            if decision.outcome is Outcome.DEAD_LETTER:
+                effects.count("placehub_records_settled", partner, "dead_lettered")
 
         def failed(record: Record, reason: str) -> None:
             partner = self.ctx.topics.partner_of(record.topic) or "unknown"
             count(record, partner, dead=True)
             effects.count("placehub_gate_outcomes", partner, Outcome.DEAD_LETTER.value)
+            effects.count("placehub_records_settled", partner, "dead_lettered")
 
         run_each(self.name, records, state, effects, now, decide, failed)
         effects.outputs[:0] = to_identity(self.ctx, admitted)

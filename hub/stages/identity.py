@@ -29,7 +29,7 @@ from typing import Any
 
 from hub import batch
 from hub.models import IdentityLink, LinkStatus
-from hub.stages.accounting import fate_value
+from hub.stages.accounting import Fates
 from hub.stages.context import Context
 from hub.stages.effects import (
     Effects,
@@ -225,6 +225,8 @@ class IdentityStage:
         effects = Effects()
         store = IdentityStore(state["identity-tokens"], state["identity-people"])
         for_views: list[batch.Item] = []
+        fates = Fates(state["fates"], effects, self.ctx.topics)
+        share = (self.ctx.internal.identity, 0)  # identity has one partition
 
         def one(record: Record) -> None:
             for item in batch.decode(record.value):
@@ -236,7 +238,7 @@ class IdentityStage:
                     effects.outputs += outputs
                     for_views.extend(views)
                 else:
-                    self._refuse(state, effects, record, item, reason, now)
+                    fates.refuse_item(record, item, self.name, reason, now, share)
 
         run_each(self.name, records, state, effects, now, one)
         effects.outputs += to_views(self.ctx, for_views)
@@ -288,24 +290,6 @@ class IdentityStage:
         return [
             batch.Item("split", old, arg=json.dumps(parts)) for old, parts in change.splits.items()
         ]
-
-    def _refuse(
-        self,
-        state: State,
-        effects: Effects,
-        record: Record,
-        item: batch.Item,
-        reason: str,
-        now: datetime,
-    ) -> None:
-        """An item identity cannot take: to the DLQ, and its partner's books say so."""
-        original = replace(record, value=item.raw)
-        effects.dead_letter(original, self.name, reason, now)
-        partner = self.ctx.topics.partner_of(item.source.split(":", 1)[0]) if item.source else None
-        if partner is not None:
-            state["fates"][item.source] = fate_value(
-                "dead_lettered", partner, record.topic, record.partition
-            )
 
 
 def _merges(merged: list[str], into: str | None) -> list[batch.Item]:

@@ -25,7 +25,7 @@ from typing import Any
 from hub import batch
 from hub.errors import InputError
 from hub.models import ConsentRecord, ConsentStatus, PartnerEvent
-from hub.stages.accounting import fate_value
+from hub.stages.accounting import Fates
 from hub.stages.basis import Consents
 from hub.stages.context import Context
 from hub.stages.effects import Effects, Record, State, audit_record, run_each, value_bytes
@@ -91,7 +91,8 @@ class _Batch:
         now: datetime,
     ) -> None:
         self.ctx, self.book = stage.ctx, stage.consents
-        self.consents, self.held, self.fates = state["consents"], state["held"], state["fates"]
+        self.consents, self.held = state["consents"], state["held"]
+        self.fates = Fates(state["fates"], effects, stage.ctx.topics)
         self.effects, self.released, self.now = effects, released, now
         self.record: Record | None = None
 
@@ -113,15 +114,13 @@ class _Batch:
     def failed(self, record: Record, reason: str) -> None:
         """A quarantined event that broke the stage is dead-lettered: its partner's books say so."""
         source = record.headers.get(SOURCE, b"").decode()
-        partner = self.ctx.topics.partner_of(source.split(":", 1)[0]) if source else None
-        if record.topic == self.ctx.topics.quarantine and source and partner:
+        partner = self.fates.partner_of(source)
+        if record.topic == self.ctx.topics.quarantine and partner:
             self._fate(source, "dead_lettered", partner)
 
     def _fate(self, source: str, fate: str, partner: str) -> None:
         assert self.record is not None
-        self.fates[source] = fate_value(
-            fate, partner, self.ctx.topics.consent, self.record.partition
-        )
+        self.fates.settle(source, fate, partner, self.ctx.topics.consent, self.record.partition)
 
     def _consent(self, record: Record) -> None:
         problem = misplaced(record, self.ctx.partitions)
@@ -185,6 +184,7 @@ class _Batch:
             )
             return
         self.held[key] = [*held, item]
+        self.fates.count(event.partner_id, "held_in_quarantine")
 
     def _drop_expired(self, key: str) -> None:
         held = self.held.get(key) or []

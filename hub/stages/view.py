@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from hub import batch
 from hub.models import PartnerEvent
-from hub.stages.accounting import fate_value
+from hub.stages.accounting import Fates
 from hub.stages.context import Context
 from hub.stages.effects import (
     Effects,
@@ -337,13 +336,8 @@ class _Work:
         effects: Effects,
         now: datetime,
     ) -> None:
-        self.ctx, self.views, self.fates, self.effects, self.now = (
-            stage.ctx,
-            views,
-            fates,
-            effects,
-            now,
-        )
+        self.ctx, self.views, self.effects, self.now = stage.ctx, views, effects, now
+        self.fates = Fates(fates, effects, stage.ctx.topics)
 
     def item(self, item: batch.Item) -> None:
         person_id = item.key
@@ -352,6 +346,8 @@ class _Work:
             updated, what = fold(self.views.get(person_id), person_id, entry)
             if what == "unrecorded":
                 self._fate(person_id, [item.source], "duplicate", entry.partner_id)
+            elif what != "redelivered":
+                self.fates.count(entry.partner_id, "in_view" if what == "folded" else "duplicate")
             if updated is not None:
                 self.settle(person_id, updated)
                 self.effects.count("placehub_view_updates")
@@ -389,9 +385,12 @@ class _Work:
         self.effects.audits.append(audit_record(action, person_id, self.now))
 
     def _fate(self, person_id: str, sources: list[str], fate: str, partner: str) -> None:
-        partition = batch.partition_for(person_id.encode(), self.ctx.partitions)
+        share = (
+            self.ctx.internal.view,
+            batch.partition_for(person_id.encode(), self.ctx.partitions),
+        )
         for source in sources:
-            self.fates[source] = fate_value(fate, partner, self.ctx.internal.view, partition)
+            self.fates.settle(source, fate, partner, *share)
 
     def _transfer(self, into: str, entries: list[TimelineEntry]) -> None:
         key = into.encode()
@@ -423,10 +422,11 @@ class _Work:
 
     def refused(self, record: Record, item: batch.Item, reason: str) -> None:
         """An item the view cannot take: to the DLQ, and its partner's books say so."""
-        self.effects.dead_letter(replace(record, value=item.raw), "view", reason, self.now)
-        partner = self.ctx.topics.partner_of(item.source.split(":", 1)[0]) if item.source else None
-        if partner is not None:
-            self._fate(item.key, [item.source], "dead_lettered", partner)
+        share = (
+            self.ctx.internal.view,
+            batch.partition_for(item.key.encode(), self.ctx.partitions),
+        )
+        self.fates.refuse_item(record, item, "view", reason, self.now, share)
 
 
 def due_sweeps(views: Mapping[bytes, Any], now: datetime) -> Iterator[str]:

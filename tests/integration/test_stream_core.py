@@ -283,7 +283,9 @@ def test_accounting_adds_up_for_mixed_input(worker: WorkerProcess) -> None:
         == 403
     )
     metrics = worker.get("/metrics").text
-    assert 'placehub_records{bucket="in_view",partner="council-housing"} 5.0' in metrics
+    settled = 'placehub_records_settled_total{fate="%s",partner="council-housing"} %s'
+    assert settled % ("in_view", "5.0") in metrics
+    assert settled % ("dead_lettered", "3.0") in metrics
     # Every partner's books in one read, for stewards; partners see only their own.
     place = worker.get("/v1/partners/status", token="demo-steward")
     assert place.status_code == 200
