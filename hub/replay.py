@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
@@ -44,10 +45,7 @@ def replay(settings: Settings, progress: Callable[[str], None] = print) -> list[
         group = admin.describe_groups([settings.app_id]).get(settings.app_id, {})
         state = group.get("group_state") or "Dead"
         if group.get("members") or state not in ("Empty", "Dead"):
-            raise SetupError(
-                f"workers of {settings.app_id} are running (group {state.lower()}); "
-                "stop them before replay"
-            )
+            raise SetupError(_still_running(settings.app_id, state, group.get("members") or []))
         doomed = derived_topics(settings, set(admin.list_topics()))
         if doomed:
             progress(f"deleting {len(doomed)} derived topics")
@@ -59,6 +57,18 @@ def replay(settings: Settings, progress: Callable[[str], None] = print) -> list[
         return doomed
     finally:
         admin.close()
+
+
+def _still_running(app_id: str, state: str, members: list[dict[str, Any]]) -> str:
+    # A worker names itself by its URL (hub.transport.member_name), which says where it runs.
+    names = sorted(m.get("group_instance_id") or m.get("member_id") or "?" for m in members)
+    return (
+        f"workers of {app_id} are running (group {state.lower()}"
+        f"{'; members: ' + ', '.join(names) if names else ''}); stop them before replay. "
+        "A worker stopped cleanly leaves the group at once, but one that did not stop "
+        "cleanly (kill -9, a crash, a lost host) stays a member until its session expires, "
+        "up to 60 s: if none is running any more, retry then"
+    )
 
 
 def _wait_until_gone(admin: KafkaAdminClient, topics: list[str], timeout_s: float) -> None:

@@ -22,25 +22,45 @@ under another URL would fail in the consumer and never become healthy. The URL i
 what must already be unique among live workers (others route table reads to it); two live
 workers under one name would take the membership from each other in turn. It holds the
 topics because a member back under its old name gets exactly its old assignment: a
-worker restarted to read a new partner's topic must join under a new name (and then waits
-for the old name's session to expire, 60 s, as every restart did before).
+worker restarted to read a new partner's topic must join under a new name (after a
+``kill -9`` it then waits for the old name's session to expire, 60 s; after a clean stop
+the old name has already left).
 
-The price: a static member does not leave the group when it stops cleanly either (aiokafka
-sends no LeaveGroup for one), so a worker stopped for good (scale-down) keeps its
-partitions until its session times out, 60 s, and only then are they reassigned.
+aiokafka sends no LeaveGroup for a static member, even when it stops cleanly, and its
+LeaveGroup (v0-v1) cannot name one. Left at that, a worker stopped for good (scale-down)
+would keep its partitions for 60 s, and ``placehub replay`` would refuse for 60 s after the
+last worker stopped. So once the consumer has stopped (it can no longer rejoin), the
+consumer thread removes it with KIP-345's LeaveGroup by instance id (``leave_group``,
+kafka-python's admin client, in a thread): the group forgets it at once, and a restart is
+a fresh join, as quick as a static rejoin (about 3 s either way). Only a worker that did
+not stop cleanly (``kill -9``, a crash, a lost host) still holds its membership until its
+session expires; if it comes back under its name within that time it takes it over.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as driver
 from faust.types import AppT, TransportT
+from kafka import KafkaAdminClient
+from kafka.admin import MemberToRemove
+from kafka.errors import KafkaError, NoError
 
-__all__ = ["HubApp", "member_name"]
+__all__ = ["HubApp", "leave_group", "member_name"]
+
+log = logging.getLogger(__name__)
+
+# A clean stop waits at most about this long for each step of leaving (connect, find the
+# group's coordinator, LeaveGroup) before it gives up and leaves the member to its session.
+LEAVE_TIMEOUT_MS = 5_000
+_STAYS = "%s stays in group %s until its session expires: %s"
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -51,6 +71,22 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         # AIOKafkaConsumer hands this to its Fetcher when it starts (after this returns).
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 1500)
         return consumer
+
+    async def on_thread_stop(self) -> None:
+        # Read before the consumer stops: aiokafka forgets its member id as it closes.
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        member_id = getattr(coordinator, "member_id", "")
+        instance_id = getattr(self._consumer, "_group_instance_id", None)
+        await super().on_thread_stop()  # the consumer has stopped: no heartbeat, no rejoin
+        if coordinator is None or not member_id or instance_id is None:
+            return  # never joined, or not a static member (that one left by itself)
+        transport: Any = self.transport
+        servers = driver.server_list(transport.url, transport.default_port)
+        group_id = coordinator.group_id
+        try:
+            await asyncio.to_thread(leave_group, servers, group_id, member_id, instance_id)
+        except Exception as exc:  # an escape would stop the thread's shutdown half-way
+            log.exception(_STAYS, instance_id, group_id, repr(exc))
 
 
 class _Consumer(driver.Consumer):
@@ -88,3 +124,42 @@ def member_name(app: AppT) -> str:
         topics.update(getattr(agent.channel, "topics", ()))
     digest = hashlib.sha256("\n".join([url, *sorted(topics)]).encode()).hexdigest()[:16]
     return f"{re.sub(r'[^a-zA-Z0-9._-]+', '_', url)}-{digest}"
+
+
+def leave_group(
+    bootstrap_servers: Sequence[str], group_id: str, member_id: str, instance_id: str
+) -> bool:
+    """Remove a stopped static member from its group now, not when its session expires;
+    True if the broker removed it.
+
+    aiokafka sends no LeaveGroup for a static member, and its LeaveGroup (v0-v1) cannot
+    name an instance id anyway: this sends KIP-345's (v3+) through kafka-python's admin
+    client. The member id is sent too, so the broker refuses (FENCED_INSTANCE_ID) to remove
+    a newer process that has already rejoined under the same name. Blocks (each step up to
+    ``LEAVE_TIMEOUT_MS``); a broker error is logged, not raised: the session still expires.
+    """
+    member = MemberToRemove(member_id=member_id, group_instance_id=instance_id)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=list(bootstrap_servers),
+            client_id=f"{group_id}-leave",
+            bootstrap_timeout_ms=LEAVE_TIMEOUT_MS,
+            request_timeout_ms=LEAVE_TIMEOUT_MS,
+        )
+    except KafkaError as exc:
+        log.warning(_STAYS, instance_id, group_id, repr(exc))
+        return False
+    try:
+        errors = admin.remove_group_members(group_id, [member])
+    except KafkaError as exc:
+        log.warning(_STAYS, instance_id, group_id, repr(exc))
+        return False
+    finally:
+        admin.close()
+    error = next(iter(errors.values()), None)  # one member asked, one answer
+    if error is NoError:
+        log.info("left group %s as %s", group_id, instance_id)
+        return True
+    answer = getattr(error, "__name__", "no answer for the member")
+    log.warning(_STAYS, instance_id, group_id, answer)
+    return False

@@ -1,4 +1,5 @@
-"""The worker's static group membership name (``hub.transport.member_name``), no broker."""
+"""The worker's static group membership (``hub.transport``): its name, and that a worker
+stopping cleanly leaves the group after its consumer has stopped. No broker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from hub import transport
 from hub.app import Hub
 from hub.config import Settings
 from hub.transport import member_name
@@ -47,3 +51,68 @@ def test_the_workers_consumer_joins_as_a_static_member(tmp_path: Path) -> None:
 
     consumer = asyncio.run(consumer_of_worker())
     assert consumer._group_instance_id == member_name(hub.app)
+
+
+class _Coordinator:
+    def __init__(self, member_id: str) -> None:
+        self.group_id = "placehub"
+        self.member_id = member_id
+
+
+class _StoppingConsumer:
+    """Records its stop in ``calls`` and, like aiokafka, forgets its member id then."""
+
+    def __init__(self, calls: list[Any], member_id: str, instance_id: str | None) -> None:
+        self._coordinator = _Coordinator(member_id)
+        self._group_instance_id = instance_id
+        self.calls = calls
+
+    async def stop(self) -> None:
+        self.calls.append("consumer stopped")
+        self._coordinator.member_id = ""
+
+
+def _record_leaves(monkeypatch: pytest.MonkeyPatch, calls: list[Any]) -> None:
+    def leave_group(*args: Any) -> bool:
+        calls.append(args)
+        return True
+
+    monkeypatch.setattr(transport, "leave_group", leave_group)
+
+
+def _stop_thread_of(hub: Hub, consumer: _StoppingConsumer) -> None:
+    thread = hub.app.consumer._thread  # type: ignore[attr-defined]
+    thread._consumer = consumer
+    asyncio.run(thread.on_thread_stop())
+
+
+def test_a_stopping_worker_leaves_its_group_by_name_once_its_consumer_has_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left before the consumer stops, it would rejoin; the member id read before the stop
+    (aiokafka forgets it) lets the broker refuse to remove a newer process of that name."""
+    calls: list[Any] = []
+    _record_leaves(monkeypatch, calls)
+    hub = _hub(tmp_path)
+    _stop_thread_of(hub, _StoppingConsumer(calls, member_id="m-1", instance_id="w-1"))
+    assert calls == ["consumer stopped", (["127.0.0.1:1"], "placehub", "m-1", "w-1")]
+
+
+@pytest.mark.parametrize(
+    ("member_id", "instance_id"), [("", "w-1"), ("m-1", None)], ids=["never joined", "dynamic"]
+)
+def test_a_worker_that_never_joined_or_is_dynamic_sends_no_leave_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, member_id: str, instance_id: str | None
+) -> None:
+    calls: list[Any] = []
+    _record_leaves(monkeypatch, calls)
+    _stop_thread_of(_hub(tmp_path), _StoppingConsumer(calls, member_id, instance_id))
+    assert calls == ["consumer stopped"]
+
+
+def test_a_leave_that_cannot_reach_the_broker_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport, "LEAVE_TIMEOUT_MS", 200)
+    assert transport.leave_group(["127.0.0.1:1"], "placehub", "m-1", "w-1") is False
+    assert "w-1 stays in group placehub until its session expires" in caplog.text
