@@ -6,9 +6,11 @@
 - ``mapping``: columns to events, for the CSV drop and the SQL poll.
 - ``csv_drop``, ``sql_poll``: the file and database connectors.
 - ``simulate``: a synthetic place that publishes through the SDK.
+- ``events``: reading hub.events, each event once (``EventReader``).
 """
 
 from connectors.delivery import Delivery, Outgoing, Receipt
+from connectors.events import EventReader, PersonEvent
 from connectors.pseudonymise import (
     IdentifierError,
     normalise_council_ref,
@@ -36,12 +38,14 @@ __all__ = [
     "ConsentDraft",
     "Delivery",
     "EventDraft",
+    "EventReader",
     "EventTooLarge",
     "IdentifierError",
     "InvalidEvent",
     "LinkDraft",
     "NoConsentReference",
     "Outgoing",
+    "PersonEvent",
     "Publisher",
     "Receipt",
     "normalise_council_ref",

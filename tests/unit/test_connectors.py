@@ -18,6 +18,7 @@ from connectors import (
 )
 from connectors.csv_drop import event_id_for
 from connectors.delivery import Delivery, Outgoing
+from connectors.events import RecentIds
 from connectors.mapping import EventMapping
 from connectors.pseudonymise import normalise_upn
 from connectors.simulate import PARTNERS, Place, synthetic_upn
@@ -132,3 +133,18 @@ def test_referral_flows_follow_their_trigger() -> None:
             after = kinds[kinds.index("housing.homelessness_presentation") :]
             followed += "health.gp_registration" in after
     assert followed > 0
+
+
+def test_recent_ids_say_new_once_and_forget_beyond_the_window() -> None:
+    seen = RecentIds(window=2)
+    assert [seen.first_time(i) for i in ("a", "b", "a", "c", "b", "a")] == [
+        True,
+        True,
+        False,
+        True,
+        True,  # "b" was pushed out by "c" ("a" was seen again, so it stayed)
+        True,
+    ]
+    assert seen.repeats == 1
+    with pytest.raises(ValueError, match="window must be at least 1"):
+        RecentIds(window=0)
