@@ -1,8 +1,9 @@
 """Reading hub.events as a consuming system should: every admitted event once.
 
 The hub writes hub.events at least once: a worker that crashes re-processes what it had
-not committed yet (up to a commit interval, 2.8 s, of work), so events can appear again,
-as the same event id with the same value, seconds after the first copy. (Kafka
+not committed yet (up to a commit interval of work, ``PLACEHUB_COMMIT_INTERVAL_S``), so
+events can appear again, as the same event id with the same value, seconds after the
+first copy. (Kafka
 transactions would hide the copies from a ``read_committed`` reader; the README's notes
 say why the hub does not use them beside Faust.) Each event carries its ``event_id``, so
 the contract is: **consumers de-duplicate by event id**. ``EventReader`` does it with a

@@ -103,6 +103,7 @@ class Hub:
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            broker_commit_interval=settings.commit_interval_s,  # Faust's default: 2.8 s
             # A batch's table writes are hundreds of records for one partition: in 16 KiB
             # batches (the default) each full batch waited a broker round trip to drain.
             producer_max_batch_size=PRODUCER_BATCH_BYTES,

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         default=20, ge=1, le=1500, description="Longest a worker's fetch waits for data."
     )
+    commit_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often a worker commits the offsets of what it finished: after a "
+        "crash, up to this much work is done again (and its hub.events re-sent).",
+    )
     batch_within_s: float = Field(
         default=0.01, gt=0, description="Longest the gate waits to fill a batch (latency)."
     )
