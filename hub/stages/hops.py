@@ -6,16 +6,26 @@ headers below carry only ASCII operation names, reasons and record positions.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from hub import batch
 from hub.errors import DecodeError
 from hub.models import PartnerEvent
 from hub.stages.context import Context
-from hub.stages.effects import Output, Record
+from hub.stages.effects import Effects, Output, Record, State, attempt
 
-__all__ = ["OP", "REASON", "SOURCE", "event_item", "framed_in", "to_identity", "to_views"]
+__all__ = [
+    "OP",
+    "REASON",
+    "SOURCE",
+    "each_item",
+    "event_item",
+    "framed_in",
+    "to_identity",
+    "to_views",
+]
 
 OP = "placehub-op"
 REASON = "placehub-reason"
@@ -57,3 +67,19 @@ def framed_in(records: Iterable[Record], topic: str) -> Iterator[bytes | None]:
         except DecodeError:
             continue
         yield from (item.raw for item in items if item.raw is not None)
+
+
+def each_item(
+    stage: str,
+    record: Record,
+    state: State,
+    effects: Effects,
+    handle: Callable[[batch.Item], None],
+    refused: Callable[[batch.Item, str], None],
+) -> None:
+    """Handle every item of a batch record on its own: one that raises is undone and
+    ``refused`` with the reason, and the rest of the batch goes on."""
+    for item in batch.decode(record.value):
+        reason = attempt(stage, state, effects, functools.partial(handle, item))
+        if reason is not None:
+            refused(item, reason)

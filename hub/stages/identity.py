@@ -18,7 +18,6 @@ stage and the links stage (one partition, so joins are serial and deterministic)
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import itertools
 import json
@@ -37,11 +36,10 @@ from hub.stages.effects import (
     Record,
     Refused,
     State,
-    attempt,
     run_each,
     value_bytes,
 )
-from hub.stages.hops import SOURCE, framed_in, to_views
+from hub.stages.hops import SOURCE, each_item, framed_in, to_views
 
 __all__ = [
     "PERSON_MAX_BYTES",
@@ -228,17 +226,18 @@ class IdentityStage:
         fates = Fates(state["fates"], effects, self.ctx.topics)
         share = (self.ctx.internal.identity, 0)  # identity has one partition
 
+        def handle(item: batch.Item) -> None:
+            outputs: list[Output] = []
+            views: list[batch.Item] = []
+            self._item(store, item, outputs, views)
+            effects.outputs += outputs  # only once the item is done: nothing half-sent
+            for_views.extend(views)
+
         def one(record: Record) -> None:
-            for item in batch.decode(record.value):
-                outputs: list[Output] = []
-                views: list[batch.Item] = []
-                work = functools.partial(self._item, store, item, outputs, views)
-                reason = attempt(self.name, state, effects, work)
-                if reason is None:
-                    effects.outputs += outputs
-                    for_views.extend(views)
-                else:
-                    fates.refuse_item(record, item, self.name, reason, now, share)
+            def refused(item: batch.Item, reason: str) -> None:
+                fates.refuse_item(record, item, self.name, reason, now, share)
+
+            each_item(self.name, record, state, effects, handle, refused)
 
         run_each(self.name, records, state, effects, now, one)
         effects.outputs += to_views(self.ctx, for_views)

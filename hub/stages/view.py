@@ -9,7 +9,6 @@ after a crash ends in exactly the same view.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
@@ -27,11 +26,10 @@ from hub.stages.effects import (
     Record,
     Refused,
     State,
-    attempt,
     audit_record,
     run_each,
 )
-from hub.stages.hops import framed_in
+from hub.stages.hops import each_item, framed_in
 
 __all__ = [
     "MAX_ENTRIES",
@@ -273,10 +271,14 @@ class ViewStage:
                 entries = [TimelineEntry.model_validate(e) for e in json.loads(record.value or b"")]
                 work.settle(person_id, absorb(views.get(person_id), person_id, entries))
                 return
-            for item in batch.decode(record.value):
-                reason = attempt(self.name, state, effects, functools.partial(work.item, item))
-                if reason is not None:
-                    work.refused(record, item, reason)
+            each_item(
+                self.name,
+                record,
+                state,
+                effects,
+                work.item,
+                lambda item, reason: work.refused(record, item, reason),
+            )
 
         run_each(self.name, records, state, effects, now, one)
         views.write(state, self.ctx.partitions, self.ctx.retention)
