@@ -35,9 +35,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from datetime import datetime
+from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 import faust
 from faust.streams import _current_event
@@ -57,6 +58,8 @@ FaustTable = Any
 
 BACKOFF_S = (0.5, 1, 2, 5, 10, 30)
 
+T = TypeVar("T")
+
 
 class Stage(Protocol):
     """A pure batch function over named tables (``hub.stages``)."""
@@ -64,7 +67,7 @@ class Stage(Protocol):
     name: str
     tables: tuple[str, ...]
 
-    def process(self, records: Sequence[Record], state: State, now: Any) -> Effects: ...
+    def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects: ...
 
 
 @dataclass
@@ -92,7 +95,7 @@ class Stores:
     batch_max: int
     batch_within_s: float
     health: Health
-    count: Any  # Metrics.count(name, labels, n)
+    count: Callable[[str, tuple[str, ...], int], None]  # Metrics.count
 
 
 class StageRunner:
@@ -110,21 +113,57 @@ class StageRunner:
             yield None
 
     async def run(self, events: Sequence[EventT[bytes]]) -> None:
-        """Process one batch and deliver its effects (retrying until they are delivered)."""
+        """Process one batch and deliver its effects (retrying until they are delivered).
+
+        Nothing raises out of here: an error the runner cannot retry holds the batch unacked
+        (the stage is reported stalled) until the worker is restarted.
+        """
         records = [_record(event) for event in events]
-        await self._load_schemas(records)
+        await self._until_done("loading schemas", lambda: self._load_schemas(records))
         state = State.of({name: self.stores.tables[name] for name in self.stage.tables})
         try:
             effects = self.stage.process(records, state, utc_now())
-        except Exception:  # a bug in a stage: never let it ack the batch
-            log.exception("stage %s failed on a batch; it stops here", self.stage.name)
-            self.stores.health.stalled[self.stage.name] = "stage error (see the log)"
-            await asyncio.Event().wait()  # hold the batch unacked until the worker stops
-        phases = [self._outputs(effects), *self._changelogs(state)]
-        offsets = await self._deliver([phase for phase in phases if phase])
-        self._apply(state, offsets)
-        for (name, labels), n in effects.metrics.items():
-            self.stores.count(name, labels, n)
+            phases = [self._outputs(effects), *self._changelogs(state)]
+        except Exception:  # a bug in a stage or the runner: never let it ack the batch
+            await self._hold("processing a batch")
+        offsets = await self._until_done(
+            "delivery", lambda: self._deliver([phase for phase in phases if phase])
+        )
+        try:
+            self._apply(state, offsets)
+            for (name, labels), n in effects.metrics.items():
+                self.stores.count(name, labels, n)
+        except Exception:  # delivered but not stored: a restart recovers it from Kafka
+            await self._hold("writing the tables' stores")
+
+    async def _until_done(self, doing: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()`` until it succeeds, backing off; the stage is stalled meanwhile."""
+        tries = 0
+        while True:
+            try:
+                result = await attempt()
+            except Exception as exc:  # any failure: nothing of the batch is acked
+                delay = BACKOFF_S[min(tries, len(BACKOFF_S) - 1)]
+                self.stores.health.stalled[self.stage.name] = type(exc).__name__
+                log.error(
+                    "stage %s: %s failed (%s); retrying in %.1f s, nothing acked",
+                    self.stage.name,
+                    doing,
+                    type(exc).__name__,
+                    delay,
+                )
+                tries += 1
+                await asyncio.sleep(delay)
+                continue
+            self.stores.health.stalled.pop(self.stage.name, None)
+            return result
+
+    async def _hold(self, doing: str) -> NoReturn:
+        """Keep the batch unacked for good: the error is not one a retry can mend."""
+        log.exception("stage %s failed %s; it stops here until restarted", self.stage.name, doing)
+        self.stores.health.stalled[self.stage.name] = f"failed {doing} (see the log)"
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
 
     async def _load_schemas(self, records: Sequence[Record]) -> None:
         """Read the writer schemas the batch needs from the registry in a thread (its
@@ -165,32 +204,16 @@ class StageRunner:
         return phases
 
     async def _deliver(self, phases: list[list[Output]]) -> dict[tuple[str, int], int]:
-        """Send each phase and await every record of it; retry the lot until it is done.
+        """Send each phase and await every record of it before the next.
 
         Returns the last offset written per (topic, partition).
         """
-        attempt = 0
-        while True:
-            offsets: dict[tuple[str, int], int] = {}
-            try:
-                for phase in phases:
-                    for output, metadata in zip(phase, await self._send(phase), strict=True):
-                        key = (output.topic, output.partition)
-                        offsets[key] = max(offsets.get(key, -1), metadata.offset)
-            except Exception as exc:  # any producer failure: nothing of the batch is acked
-                delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                self.stores.health.stalled[self.stage.name] = type(exc).__name__
-                log.error(
-                    "stage %s: delivery failed (%s); retrying in %.1f s, nothing acked",
-                    self.stage.name,
-                    type(exc).__name__,
-                    delay,
-                )
-                attempt += 1
-                await asyncio.sleep(delay)
-                continue
-            self.stores.health.stalled.pop(self.stage.name, None)
-            return offsets
+        offsets: dict[tuple[str, int], int] = {}
+        for phase in phases:
+            for output, metadata in zip(phase, await self._send(phase), strict=True):
+                key = (output.topic, output.partition)
+                offsets[key] = max(offsets.get(key, -1), metadata.offset)
+        return offsets
 
     async def _send(self, outputs: Sequence[Output]) -> list[Any]:
         producer = producer_of(self.stores.app)

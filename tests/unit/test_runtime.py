@@ -1,0 +1,65 @@
+"""The runner's promises without a broker: a failure is retried with the stage reported
+stalled, and an error no retry can mend holds the batch (it never raises, so Faust never
+acks a batch whose effects were not delivered)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from hub.runtime import Health, StageRunner, Stores
+from hub.runtime import run as runtime
+
+
+def runner(stage: Any) -> StageRunner:
+    stores = Stores(
+        app=None,  # type: ignore[arg-type]
+        tables={},
+        serde=SimpleNamespace(needs_lookup=lambda value: False),  # type: ignore[arg-type]
+        dlq_topic="dlq",
+        audit_topic="audit",
+        partitions=1,
+        batch_max=1,
+        batch_within_s=0.01,
+        health=Health(),
+        count=lambda name, labels, n: None,
+    )
+    return StageRunner(stage, stores)
+
+
+def test_a_failing_step_is_retried_and_the_stage_is_stalled_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runtime, "BACKOFF_S", (0,))
+    run = runner(SimpleNamespace(name="view", tables=()))
+    seen: list[dict[str, str]] = []
+
+    async def flaky() -> str:
+        seen.append(dict(run.stores.health.stalled))
+        if len(seen) < 3:
+            raise ConnectionError("broker away")
+        return "delivered"
+
+    assert asyncio.run(run._until_done("delivery", flaky)) == "delivered"
+    assert seen == [{}, {"view": "ConnectionError"}, {"view": "ConnectionError"}]
+    assert run.stores.health.stalled == {}
+
+
+def test_a_stage_that_raises_holds_its_batch_instead_of_letting_faust_ack_it() -> None:
+    class Broken:
+        name, tables = "gate", ()
+
+        def process(self, *args: Any) -> Any:
+            raise RuntimeError("a bug")
+
+    run = runner(Broken())
+
+    async def one_batch() -> None:
+        await asyncio.wait_for(run.run([]), timeout=0.2)
+
+    with pytest.raises(TimeoutError):  # still holding: it never returned or raised
+        asyncio.run(one_batch())
+    assert run.stores.health.stalled == {"gate": "failed processing a batch (see the log)"}
