@@ -6,9 +6,10 @@ For each batch a stage's agent takes from its stream, ``StageRunner``:
    the registry off the event loop;
 2. calls the stage's pure ``process(records, state, now)``;
 3. delivers the effects in phases, each awaited before the next: output records (dead
-   letters and audit records included) first, then each table's changelog records in the
-   order the stage lists its tables. A crash between phases leaves state that replaying
-   the batch repairs (outputs that went out twice are re-sent copies, never losses);
+   letters and audit records included) first, then the changelog records of each group
+   of tables in ``Stage.writes`` (fates before the rows that stop holding a record). A
+   crash between phases leaves state that replaying the batch repairs (outputs that went
+   out twice are re-sent copies, never losses);
 4. only then writes the tables' stores (with the changelog offsets, so an on-disk store
    knows what it holds) and returns, which lets Faust ack the batch's records.
 
@@ -65,7 +66,8 @@ class Stage(Protocol):
     """A pure batch function over named tables (``hub.stages``)."""
 
     name: str
-    tables: tuple[str, ...]
+    tables: tuple[str, ...]  # every table it reads or writes
+    writes: tuple[tuple[str, ...], ...]  # the order its writes must land in: a phase a group
 
     def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects: ...
 
@@ -188,18 +190,22 @@ class StageRunner:
         return outputs
 
     def _changelogs(self, state: State) -> list[list[Output]]:
-        """Each table's writes as the changelog records Faust would send, a phase each."""
+        """The tables' writes as the changelog records Faust would send, a phase per group
+        of ``Stage.writes`` (e.g. fates before the view rows that no longer hold them)."""
+        written = {name for group in self.stage.writes for name in group}
+        assert all(name in written for name in self.stage.tables if state[name].changes)
         phases = []
-        for name in self.stage.tables:
-            table = self.stores.tables[name]
-            topic = table.changelog_topic
+        for group in self.stage.writes:
             phase = []
-            for partition, key, value in state[name].writes():
-                raw_key, _ = topic.prepare_key(key, table.key_serializer)
-                raw_value = None
-                if value is not None:
-                    raw_value, _ = topic.prepare_value(value, table.value_serializer)
-                phase.append(Output(topic.get_topic_name(), partition, raw_key, raw_value))
+            for name in group:
+                table = self.stores.tables[name]
+                topic = table.changelog_topic
+                for partition, key, value in state[name].writes():
+                    raw_key, _ = topic.prepare_key(key, table.key_serializer)
+                    raw_value = None
+                    if value is not None:
+                        raw_value, _ = topic.prepare_value(value, table.value_serializer)
+                    phase.append(Output(topic.get_topic_name(), partition, raw_key, raw_value))
             phases.append(phase)
         return phases
 

@@ -73,6 +73,7 @@ class GateStage:
 
     name = "gate"
     tables: tuple[str, ...] = ("consents", "ledger")
+    writes: tuple[tuple[str, ...], ...] = (("ledger",),)
 
     def __init__(self, ctx: Context, consents: Consents) -> None:
         self.ctx = ctx

@@ -210,6 +210,7 @@ class IdentityStage:
 
     name = "identity"
     tables: tuple[str, ...] = ("identity-tokens", "identity-people", "fates")
+    writes: tuple[tuple[str, ...], ...] = (("fates",), ("identity-tokens", "identity-people"))
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

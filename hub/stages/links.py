@@ -24,6 +24,7 @@ class LinksStage:
 
     name = "links"
     tables: tuple[str, ...] = ()
+    writes: tuple[tuple[str, ...], ...] = ()
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -62,6 +62,7 @@ class ReleaseStage:
 
     name = "release"
     tables: tuple[str, ...] = ("consents", "held", "fates")
+    writes: tuple[tuple[str, ...], ...] = (("fates",), ("consents", "held"))
 
     def __init__(self, ctx: Context, consents: Consents) -> None:
         self.ctx = ctx

@@ -250,6 +250,7 @@ class ViewStage:
 
     name = "view"
     tables: tuple[str, ...] = ("views", "fates")
+    writes: tuple[tuple[str, ...], ...] = (("fates",), ("views",))
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

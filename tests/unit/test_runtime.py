@@ -34,7 +34,7 @@ def test_a_failing_step_is_retried_and_the_stage_is_stalled_meanwhile(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(runtime, "BACKOFF_S", (0,))
-    run = runner(SimpleNamespace(name="view", tables=()))
+    run = runner(SimpleNamespace(name="view", tables=(), writes=()))
     seen: list[dict[str, str]] = []
 
     async def flaky() -> str:
@@ -50,7 +50,7 @@ def test_a_failing_step_is_retried_and_the_stage_is_stalled_meanwhile(
 
 def test_a_stage_that_raises_holds_its_batch_instead_of_letting_faust_ack_it() -> None:
     class Broken:
-        name, tables = "gate", ()
+        name, tables, writes = "gate", (), ()
 
         def process(self, *args: Any) -> Any:
             raise RuntimeError("a bug")

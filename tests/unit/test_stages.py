@@ -320,3 +320,10 @@ def test_a_view_item_that_cannot_be_read_is_dead_lettered_with_its_partners_fate
     assert fates_of(state) == {f"{HOUSING}:0:4": "dead_lettered"}
     assert effects.dead_letters[0].original == bad.raw
     assert len(written(state, "views")[PERSON.encode()]["entries"]) == 1
+
+
+def test_fates_land_before_the_rows_that_stop_holding_a_record() -> None:
+    """A crash between the two writes must leave the fate, never a record with no place."""
+    for stage in (ReleaseStage, IdentityStage, ViewStage):
+        assert stage.writes[0] == ("fates",), stage.name
+        assert {name for group in stage.writes for name in group} == set(stage.tables)
