@@ -5,11 +5,11 @@ For each batch a stage's agent takes from its stream, ``StageRunner``:
 1. turns Faust's events into plain ``Record``s and loads any schema the batch needs from
    the registry off the event loop;
 2. calls the stage's pure ``process(records, state, now)``;
-3. delivers the effects in phases, each awaited before the next: output records (dead
-   letters and audit records included) first, then the changelog records of each group
-   of tables in ``Stage.writes`` (fates before the rows that stop holding a record). A
-   crash between phases leaves state that replaying the batch repairs (outputs that went
-   out twice are re-sent copies, never losses);
+3. delivers the effects in the phases ``Stage.writes`` orders, each awaited before the
+   next: output records (dead letters and audit records included) before the state that
+   says they went (released holds, merged identities), fates before the rows that stop
+   holding a record. A crash between phases leaves state that replaying the batch
+   repairs (outputs that went out twice are re-sent copies, never losses);
 4. only then writes the tables' stores (with the changelog offsets, so an on-disk store
    knows what it holds) and returns, which lets Faust ack the batch's records.
 
@@ -48,7 +48,7 @@ from faust.types import TP, AppT, EventT
 from hub import batch
 from hub.models import utc_now
 from hub.serde import Serde
-from hub.stages.effects import Effects, Output, Record, State
+from hub.stages.effects import OUTPUTS, Effects, Output, Record, State
 
 __all__ = ["Health", "Stage", "StageRunner", "Stores", "producer_of"]
 
@@ -67,7 +67,9 @@ class Stage(Protocol):
 
     name: str
     tables: tuple[str, ...]  # every table it reads or writes
-    writes: tuple[tuple[str, ...], ...]  # the order its writes must land in: a phase a group
+    # The order its effects must land in, a phase a group: table names, and OUTPUTS for its
+    # output records (first, unless a group names them).
+    writes: tuple[tuple[str, ...], ...]
 
     def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects: ...
 
@@ -125,7 +127,7 @@ class StageRunner:
         state = State.of({name: self.stores.tables[name] for name in self.stage.tables})
         try:
             effects = self.stage.process(records, state, utc_now())
-            phases = [self._outputs(effects), *self._changelogs(state)]
+            phases = self._phases(effects, state)
         except Exception:  # a bug in a stage or the runner: never let it ack the batch
             await self._hold("processing a batch")
         offsets = await self._until_done(
@@ -189,15 +191,22 @@ class StageRunner:
             outputs.append(Output(self.stores.audit_topic, batch.partition_for(key, n), key, value))
         return outputs
 
-    def _changelogs(self, state: State) -> list[list[Output]]:
-        """The tables' writes as the changelog records Faust would send, a phase per group
-        of ``Stage.writes`` (e.g. fates before the view rows that no longer hold them)."""
-        written = {name for group in self.stage.writes for name in group}
+    def _phases(self, effects: Effects, state: State) -> list[list[Output]]:
+        """The batch's records in the order ``Stage.writes`` gives, a phase per group: the
+        output records (``OUTPUTS``; first unless a group names them) and the tables'
+        changelog records, the bytes Faust itself would send."""
+        groups = self.stage.writes
+        if not any(OUTPUTS in group for group in groups):
+            groups = ((OUTPUTS,), *groups)
+        written = {name for group in groups for name in group}
         assert all(name in written for name in self.stage.tables if state[name].changes)
         phases = []
-        for group in self.stage.writes:
+        for group in groups:
             phase = []
             for name in group:
+                if name == OUTPUTS:
+                    phase += self._outputs(effects)
+                    continue
                 table = self.stores.tables[name]
                 topic = table.changelog_topic
                 for partition, key, value in state[name].writes():

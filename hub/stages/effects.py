@@ -25,6 +25,7 @@ from hub.deadletter import dead_letter
 from hub.models import AuditRecord, DeadLetter
 
 __all__ = [
+    "OUTPUTS",
     "Effects",
     "Metric",
     "Output",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 _DELETED: Any = object()
+
+# In a stage's ``writes`` (the order its effects must land in): its output records.
+OUTPUTS = "outputs"
 
 
 @dataclass(frozen=True)

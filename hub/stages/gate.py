@@ -21,7 +21,7 @@ from hub.serde import Serde
 from hub.stages import accounting
 from hub.stages.basis import Consents
 from hub.stages.context import Context
-from hub.stages.effects import Effects, Output, Record, State, run_each
+from hub.stages.effects import OUTPUTS, Effects, Output, Record, State, run_each
 from hub.stages.hops import REASON, SOURCE, event_item, to_identity
 from hub.stages.quarantine import held_key
 
@@ -73,7 +73,9 @@ class GateStage:
 
     name = "gate"
     tables: tuple[str, ...] = ("consents", "ledger")
-    writes: tuple[tuple[str, ...], ...] = (("ledger",),)
+    # One phase: a replay re-sends a batch's records whatever the ledger says, and the
+    # ledger counts each offset once whichever landed first.
+    writes: tuple[tuple[str, ...], ...] = ((OUTPUTS, "ledger"),)
 
     def __init__(self, ctx: Context, consents: Consents) -> None:
         self.ctx = ctx
