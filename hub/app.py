@@ -28,6 +28,7 @@ import faust
 from hub import batch
 from hub._admin import declare_topics, ensure_topic
 from hub.agreements import load_agreements
+from hub.batch import Op
 from hub.config import Settings
 from hub.metrics import Metrics
 from hub.models import AuditRecord, DeadLetter, PartnerEvent, utc_now
@@ -205,13 +206,13 @@ class Hub:
                     None,
                     key=raw,
                     partition=batch.partition_for(raw, n),
-                    headers=[(OP, op.encode())],
+                    headers=[(OP, op.value.encode())],
                 )
             )
         by_partition: dict[int, list[batch.Item]] = {}
         for person_id in due_sweeps(self.views, now):
             partition = batch.partition_for(person_id.encode(), n)
-            by_partition.setdefault(partition, []).append(batch.Item("sweep", person_id))
+            by_partition.setdefault(partition, []).append(batch.Item(Op.SWEEP, person_id))
         for partition, items in by_partition.items():
             for chunk in batch.chunks(items):
                 value = batch.encode(chunk)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, cast
 
 import fastavro
@@ -23,7 +24,7 @@ from aiokafka.partitioner import murmur2
 from hub.codec import ParsedSchema, decode_body
 from hub.errors import DecodeError
 
-__all__ = ["ENVELOPE_BYTES", "Item", "chunks", "decode", "encode", "partition_for"]
+__all__ = ["ENVELOPE_BYTES", "Item", "Op", "chunks", "decode", "encode", "partition_for"]
 
 # Raw bytes per batch record, well under the broker's default 1 MiB record limit (an item
 # larger than this travels alone).
@@ -43,16 +44,39 @@ _SCHEMA = fastavro.parse_schema(
                         "type": "record",
                         "name": "Item",
                         "fields": [
-                            {"name": "op", "type": "string"},
+                            {
+                                "name": "op",
+                                "type": {
+                                    "type": "enum",
+                                    "name": "Op",
+                                    "symbols": [
+                                        "event",
+                                        "link",
+                                        "erase",
+                                        "merge",
+                                        "split",
+                                        "sweep",
+                                    ],
+                                },
+                            },
                             {"name": "key", "type": "string"},
                             {"name": "source", "type": "string", "default": ""},
-                            {"name": "arg", "type": "string", "default": ""},
                             {
                                 "name": "tokens",
                                 "type": {"type": "array", "items": "string"},
                                 "default": [],
                             },
                             {"name": "raw", "type": ["null", "bytes"], "default": None},
+                            {"name": "into", "type": "string", "default": ""},
+                            {"name": "basis", "type": "string", "default": ""},
+                            {
+                                "name": "parts",
+                                "type": {
+                                    "type": "map",
+                                    "values": {"type": "array", "items": "string"},
+                                },
+                                "default": {},
+                            },
                         ],
                     },
                 },
@@ -62,30 +86,46 @@ _SCHEMA = fastavro.parse_schema(
 )
 
 
+class Op(StrEnum):
+    """What an item asks of the stage that reads it."""
+
+    EVENT = "event"  # identity: place an admitted event; view: fold it in
+    LINK = "link"  # identity: apply a partner's link assertion or retraction
+    ERASE = "erase"  # identity: forget a consent's people; view: drop ``basis``'s entries
+    MERGE = "merge"  # view: hand the person's entries ``into`` another person
+    SPLIT = "split"  # view: share the person's entries out to ``parts``
+    SWEEP = "sweep"  # view: expire what retention has passed
+
+
 @dataclass(frozen=True)
 class Item:
     """One piece of work: an operation on ``key`` (an event, link, consent or person id).
 
     ``source`` is the partner record it came from (for accounting), ``tokens`` the
-    pseudonymous tokens identity needs, ``arg`` an operation's argument, ``raw`` the
-    framed record the operation is about.
+    pseudonymous tokens identity needs, ``raw`` the framed record the operation is about;
+    ``into``, ``basis`` and ``parts`` are the arguments of a merge, an erasure at the view
+    and a split (new person id → its tokens).
     """
 
-    op: str
+    op: Op
     key: str
     source: str = ""
-    arg: str = ""
     tokens: list[str] = field(default_factory=list)
     raw: bytes | None = None
+    into: str = ""
+    basis: str = ""
+    parts: dict[str, list[str]] = field(default_factory=dict)
 
     def to_avro(self) -> dict[str, Any]:
         return {
-            "op": self.op,
+            "op": self.op.value,
             "key": self.key,
             "source": self.source,
-            "arg": self.arg,
             "tokens": self.tokens,
             "raw": self.raw,
+            "into": self.into,
+            "basis": self.basis,
+            "parts": self.parts,
         }
 
 
@@ -108,7 +148,7 @@ def decode(data: bytes | None) -> list[Item]:
         record = decode_body(data, cast(ParsedSchema, _SCHEMA))
     except DecodeError as exc:
         raise DecodeError(f"batch record cannot be read: {exc}") from None
-    return [Item(**item) for item in record["items"]]
+    return [Item(**{**item, "op": Op(item["op"])}) for item in record["items"]]
 
 
 def chunks(items: list[Item], limit: int = ENVELOPE_BYTES) -> Iterator[list[Item]]:
@@ -116,7 +156,8 @@ def chunks(items: list[Item], limit: int = ENVELOPE_BYTES) -> Iterator[list[Item
     run: list[Item] = []
     size = 0
     for item in items:
-        length = len(item.raw or b"") + len(item.key) + len(item.arg)
+        length = len(item.raw or b"") + len(item.key) + len(item.into) + len(item.basis)
+        length += sum(len(p) + sum(map(len, tokens)) for p, tokens in item.parts.items())
         if run and size + length > limit:
             yield run
             run, size = [], 0

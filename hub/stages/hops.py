@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 
 from hub import batch
+from hub.batch import Op
 from hub.errors import DecodeError
 from hub.models import PartnerEvent
 from hub.stages.context import Context
@@ -34,7 +35,7 @@ SOURCE = "placehub-source"  # topic:partition:offset of the partner record, for 
 
 def event_item(event: PartnerEvent, raw: bytes | None, source: str) -> batch.Item:
     """An admitted event, as work for identity (which needs only its tokens)."""
-    return batch.Item("event", event.event_id, source=source, tokens=event.subject.tokens, raw=raw)
+    return batch.Item(Op.EVENT, event.event_id, source=source, tokens=event.subject.tokens, raw=raw)
 
 
 def to_identity(ctx: Context, items: list[batch.Item]) -> list[Output]:

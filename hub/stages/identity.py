@@ -20,13 +20,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-import json
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from hub import batch
+from hub.batch import Op
 from hub.models import IdentityLink, LinkStatus
 from hub.stages.accounting import Fates
 from hub.stages.context import Context
@@ -251,7 +251,7 @@ class IdentityStage:
         outputs: list[Output],
         views: list[batch.Item],
     ) -> None:
-        if item.op == "event":
+        if item.op is Op.EVENT:
             change = join(store, item.tokens, RECORD_SOURCE)
             assert change.person_id is not None
             self._check_size(store, change.person_id)
@@ -261,11 +261,11 @@ class IdentityStage:
             headers = ((SOURCE, item.source.encode()),)
             outputs.append(Output(self.ctx.topics.events, partition, key, item.raw, headers))
             views.append(replace(item, key=change.person_id, tokens=[]))
-        elif item.op == "link":
+        elif item.op is Op.LINK:
             views += self._link(store, self.ctx.serde.decode(item.raw, IdentityLink))
-        elif item.op == "erase":
+        elif item.op is Op.ERASE:
             basis = f"consent:{item.key}"
-            views += [batch.Item("erase", p, arg=basis) for p in forget(store, item.tokens)]
+            views += [batch.Item(Op.ERASE, p, basis=basis) for p in forget(store, item.tokens)]
         else:
             raise Refused(f"identity has no operation {item.op!r}")
 
@@ -287,12 +287,10 @@ class IdentityStage:
                 self._check_size(store, change.person_id)
             return _merges(change.merged, change.person_id)
         change = retract(store, link.tokens[0], link.tokens[1], evidence)
-        return [
-            batch.Item("split", old, arg=json.dumps(parts)) for old, parts in change.splits.items()
-        ]
+        return [batch.Item(Op.SPLIT, old, parts=parts) for old, parts in change.splits.items()]
 
 
 def _merges(merged: list[str], into: str | None) -> list[batch.Item]:
     """Tell the views of people merged into ``into`` to hand their entries over."""
     assert into is not None or not merged
-    return [batch.Item("merge", old, arg=into or "") for old in merged]
+    return [batch.Item(Op.MERGE, old, into=into or "") for old in merged]

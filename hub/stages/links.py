@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from hub import batch
+from hub.batch import Op
 from hub.errors import InputError
 from hub.models import IdentityLink
 from hub.stages.context import Context
@@ -40,7 +41,7 @@ class LinksStage:
             except InputError as exc:
                 effects.dead_letter(record, self.name, f"{type(exc).__name__}: {exc}", now)
             else:
-                links.append(batch.Item("link", link.link_id, raw=record.value))
+                links.append(batch.Item(Op.LINK, link.link_id, raw=record.value))
 
         run_each(self.name, records, state, effects, now, one)
         effects.outputs += to_identity(self.ctx, links)

@@ -20,9 +20,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from hub import batch
+from hub.batch import Op
 from hub.errors import InputError
 from hub.models import ConsentRecord, ConsentStatus, PartnerEvent
 from hub.stages.accounting import Fates
@@ -31,11 +33,18 @@ from hub.stages.context import Context
 from hub.stages.effects import Effects, Record, State, audit_record, run_each, value_bytes
 from hub.stages.hops import OP, SOURCE, event_item, to_identity
 
-__all__ = ["HELD_MAX_BYTES", "ReleaseStage", "due_checks", "held_key", "misplaced"]
+__all__ = ["HELD_MAX_BYTES", "Check", "ReleaseStage", "due_checks", "held_key", "misplaced"]
 
 # The most one basis's holds may take in its table record: under the broker's 1 MiB
 # message limit with room for Kafka's own framing.
 HELD_MAX_BYTES = 768 * 1024
+
+
+class Check(StrEnum):
+    """A check the maintenance timer asks the release stage to make (the ``OP`` header)."""
+
+    EXPIRE_CONSENT = "expire-consent"  # withdraw the consent if it has expired
+    EXPIRE_HOLDS = "expire-holds"  # drop the basis's holds past the quarantine period
 
 
 def held_key(event: PartnerEvent) -> str:
@@ -103,11 +112,11 @@ class _Batch:
         key = (record.key or b"").decode()
         if record.topic == self.ctx.topics.consent:
             self._consent(record)
-        elif op == "expire-consent":
+        elif op == Check.EXPIRE_CONSENT:
             consent = self.book.live(key, self.consents)
             if consent is not None and not consent.is_live(self.now):
                 self._withdraw(consent)
-        elif op == "expire-holds":
+        elif op == Check.EXPIRE_HOLDS:
             self._drop_expired(key)
         elif record.value is not None:
             self._hold_or_release(record.value, record.headers.get(SOURCE, b"").decode())
@@ -150,7 +159,7 @@ class _Batch:
         self.consents[consent_id] = {"withdrawn": True}
         for item in self.held.pop(consent_id, None) or []:
             self._drop(item, "quarantine.drop.withdrawn")
-        erase = batch.Item("erase", consent_id, tokens=consent.subject_tokens)
+        erase = batch.Item(Op.ERASE, consent_id, tokens=consent.subject_tokens)
         self.released.append(erase)
 
     def _hold_or_release(self, raw: bytes, source: str) -> None:
@@ -208,13 +217,13 @@ class _Batch:
 
 def due_checks(
     consents: Mapping[str, Any], held: Mapping[str, Any], hold: timedelta, now: datetime
-) -> Iterator[tuple[str, str]]:
-    """(operation, key) for every consent past its expiry and every basis with a hold past
+) -> Iterator[tuple[Check, str]]:
+    """(check, key) for every consent past its expiry and every basis with a hold past
     ``hold``: the maintenance timer sends them to the release stage, which owns the rows."""
     for consent_id, stored in consents.items():
         expires = stored.get("expires_at") if stored else None
         if expires and datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now:
-            yield "expire-consent", consent_id
+            yield Check.EXPIRE_CONSENT, consent_id
     for key, items in held.items():
         if any(now - datetime.fromisoformat(i["held_at"]) >= hold for i in items or []):
-            yield "expire-holds", key
+            yield Check.EXPIRE_HOLDS, key

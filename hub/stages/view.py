@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from hub import batch
+from hub.batch import Op
 from hub.models import PartnerEvent
 from hub.stages.accounting import Fates
 from hub.stages.context import Context
@@ -344,7 +345,7 @@ class _Work:
 
     def item(self, item: batch.Item) -> None:
         person_id = item.key
-        if item.op == "event":
+        if item.op is Op.EVENT:
             entry = entry_for(self.ctx.serde.decode(item.raw, PartnerEvent), item.source)
             updated, what = fold(self.views.get(person_id), person_id, entry)
             if what == "unrecorded":
@@ -354,16 +355,16 @@ class _Work:
             if updated is not None:
                 self.settle(person_id, updated)
                 self.effects.count("placehub_view_updates")
-        elif item.op == "merge":
+        elif item.op is Op.MERGE:
             view = self.views.get(person_id)
             self.views.put(person_id, None)
             if view is not None:
-                self._transfer(item.arg, view.entries)
-        elif item.op == "split":
-            self._split(person_id, json.loads(item.arg))
-        elif item.op == "erase":
-            self._erase(person_id, item.arg)
-        elif item.op == "sweep":
+                self._transfer(item.into, view.entries)
+        elif item.op is Op.SPLIT:
+            self._split(person_id, item.parts)
+        elif item.op is Op.ERASE:
+            self._erase(person_id, item.basis)
+        elif item.op is Op.SWEEP:
             view = self.views.get(person_id)
             if view is not None:
                 self.settle(person_id, view)

@@ -9,6 +9,7 @@ from typing import Any
 
 from hub import batch
 from hub.agreements import AgreementBook
+from hub.batch import Op
 from hub.models import ConsentStatus, DeadLetter, PartnerEvent
 from hub.serde import Serde
 from hub.stages import accounting
@@ -199,8 +200,8 @@ def test_identity_publishes_by_person_merges_and_erases() -> None:
     a = factories.event(tokens=[factories.COUNCIL_TOKEN])
     b = factories.event(tokens=[factories.NHS_TOKEN, factories.COUNCIL_TOKEN])
     items = [
-        batch.Item("event", a.event_id, source="s-a", tokens=a.subject.tokens, raw=framed(a)),
-        batch.Item("event", b.event_id, source="s-b", tokens=b.subject.tokens, raw=framed(b)),
+        batch.Item(Op.EVENT, a.event_id, source="s-a", tokens=a.subject.tokens, raw=framed(a)),
+        batch.Item(Op.EVENT, b.event_id, source="s-b", tokens=b.subject.tokens, raw=framed(b)),
     ]
     effects, state = run(IdentityStage(CTX), [identity_record(items)])
     council, nhs = person_id_for(factories.COUNCIL_TOKEN), person_id_for(factories.NHS_TOKEN)
@@ -208,9 +209,9 @@ def test_identity_publishes_by_person_merges_and_erases() -> None:
     assert [o.key for o in events] == [council.encode(), nhs.encode()]
     assert events[1].partition == batch.partition_for(nhs.encode(), CTX.partitions)
     views = items_on(effects, CTX.internal.view)
-    assert [(i.op, i.key, i.arg) for i in views if i.op == "merge"] == [("merge", council, nhs)]
+    assert [(i.op, i.key, i.into) for i in views if i.op == "merge"] == [("merge", council, nhs)]
     tokens, people = written(state, "identity-tokens"), written(state, "identity-people")
-    erase = batch.Item("erase", "c-1", tokens=[factories.NHS_TOKEN])
+    erase = batch.Item(Op.ERASE, "c-1", tokens=[factories.NHS_TOKEN])
     effects, state = run(
         IdentityStage(CTX),
         [identity_record([erase])],
@@ -226,7 +227,7 @@ def test_identity_dead_letters_a_corrupt_batch_and_refuses_an_oversized_person()
     assert effects.dead_letters[0].source_offset == 4
     tokens = [f"council:{n:040d}" for n in range(12_000)]
     event = factories.event(tokens=[factories.NHS_TOKEN])
-    item = batch.Item("event", event.event_id, source=f"{HOUSING}:0:9", tokens=tokens)
+    item = batch.Item(Op.EVENT, event.event_id, source=f"{HOUSING}:0:9", tokens=tokens)
     effects, state = run(IdentityStage(CTX), [identity_record([item])])
     assert "too many identifiers joined into one person" in effects.dead_letters[0].reason
     assert written(state, "identity-people") == {}
@@ -244,7 +245,7 @@ def view_record(items: list[batch.Item], offset: int = 0) -> Record:
 
 
 def event_item(event: PartnerEvent, source: str) -> batch.Item:
-    return batch.Item("event", PERSON, source=source, raw=framed(event))
+    return batch.Item(Op.EVENT, PERSON, source=source, raw=framed(event))
 
 
 def fates_of(state: State) -> dict[str, str]:
@@ -269,7 +270,7 @@ def test_a_sweep_expires_entries_without_a_new_event() -> None:
     _, state = run(ViewStage(CTX), [view_record([event_item(event, "s1")])])
     views = written(state, "views")
     later = Context(**{**CTX.__dict__, "consent_retention": timedelta(days=200)})
-    _, state = run(ViewStage(later), [view_record([batch.Item("sweep", PERSON)])], views=views)
+    _, state = run(ViewStage(later), [view_record([batch.Item(Op.SWEEP, PERSON)])], views=views)
     assert written(state, "views") == {PERSON.encode(): None}
     assert fates_of(state) == {"s1": "expired"}
 
@@ -296,12 +297,12 @@ def test_erase_removes_the_basis_with_fates_and_merge_moves_entries() -> None:
     kept, gone = factories.event(consent_id="c-2"), factories.event(consent_id="c-1")
     _, state = run(ViewStage(CTX), [view_record([event_item(kept, "s1"), event_item(gone, "s2")])])
     views = written(state, "views")
-    erase = batch.Item("erase", PERSON, arg="consent:c-1")
+    erase = batch.Item(Op.ERASE, PERSON, basis="consent:c-1")
     effects, state = run(ViewStage(CTX), [view_record([erase])], views=views)
     assert fates_of(state) == {"s2": "erased"}
     assert [a.action for a in effects.audits] == ["person.erase"]
     views = written(state, "views")
-    merge = batch.Item("merge", PERSON, arg="p-other")
+    merge = batch.Item(Op.MERGE, PERSON, into="p-other")
     effects, state = run(ViewStage(CTX), [view_record([merge])], views=views)
     assert written(state, "views") == {PERSON.encode(): None}
     (transfer,) = effects.outputs
@@ -314,7 +315,7 @@ def test_erase_removes_the_basis_with_fates_and_merge_moves_entries() -> None:
 
 
 def test_a_view_item_that_cannot_be_read_is_dead_lettered_with_its_partners_fate() -> None:
-    bad = batch.Item("event", PERSON, source=f"{HOUSING}:0:4", raw=b"\x00\x00\x00\x00\x01xx")
+    bad = batch.Item(Op.EVENT, PERSON, source=f"{HOUSING}:0:4", raw=b"\x00\x00\x00\x00\x01xx")
     good = factories.event()
     effects, state = run(ViewStage(CTX), [view_record([bad, event_item(good, "s1")])])
     assert fates_of(state) == {f"{HOUSING}:0:4": "dead_lettered"}
@@ -327,3 +328,19 @@ def test_fates_land_before_the_rows_that_stop_holding_a_record() -> None:
     for stage in (ReleaseStage, IdentityStage, ViewStage):
         assert stage.writes[0] == ("fates",), stage.name
         assert {name for group in stage.writes for name in group} == set(stage.tables)
+
+
+def test_a_split_keeps_the_entries_of_the_persons_own_tokens_and_transfers_the_rest() -> None:
+    mine = factories.event(tokens=[factories.NHS_TOKEN])
+    theirs = factories.event(tokens=[factories.COUNCIL_TOKEN])
+    _, state = run(
+        ViewStage(CTX), [view_record([event_item(mine, "s1"), event_item(theirs, "s2")])]
+    )
+    parts = {PERSON: [factories.NHS_TOKEN], "p-other": [factories.COUNCIL_TOKEN]}
+    split_item = batch.Item(Op.SPLIT, PERSON, parts=parts)
+    effects, state = run(ViewStage(CTX), [view_record([split_item])], views=written(state, "views"))
+    kept = written(state, "views")[PERSON.encode()]["entries"]
+    assert [e["event_id"] for e in kept] == [mine.event_id]
+    (transfer,) = effects.outputs
+    assert transfer.key == b"p-other" and theirs.event_id.encode() in transfer.value
+    assert fates_of(state) == {}  # nothing left the books: the entries moved
