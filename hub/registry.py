@@ -11,6 +11,10 @@ Version numbers are the one thing allocated: a register reads the topic to its e
 and takes the next number. Two processes registering *different* schemas under one subject
 at the same instant could both take it (the later write wins the key); Confluent avoids that
 with an elected leader, which this store does not have.
+
+Reading guide: ``SchemaRegistry`` here is the public facade (its lock, and the operations
+that change the registry); ``hub._schemas_topic`` does the topic's Kafka I/O;
+``hub._schema_state`` holds the record layout and the state the records fold to.
 """
 
 from __future__ import annotations
@@ -18,23 +22,28 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import fastavro
 from fastavro.schema import SchemaParseException
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
 
-from hub._admin import ensure_topic
-from hub.codec import ParsedSchema
+from hub._schema_state import (
+    DEFAULT_COMPATIBILITY,
+    RegisteredSchema,
+    SchemaState,
+    SubjectVersion,
+    VersionRef,
+    config_key,
+    config_value,
+    normalised,
+    schema_key,
+    schema_value,
+)
+from hub._schemas_topic import SchemasTopic
 from hub.compatibility import Compatibility, Incompatibility, incompatibilities, parse
 from hub.config import PROJECT_ROOT, Settings
-from hub.errors import BrokerError, ConfigError, InputError, RegistryError, SchemaNotFound
-from hub.topics import Topics
+from hub.errors import ConfigError, InputError, RegistryError, SchemaNotFound
 
 __all__ = [
     "DEFAULT_COMPATIBILITY",
@@ -50,9 +59,6 @@ __all__ = [
 ]
 
 SCHEMA_DIR = PROJECT_ROOT / "schemas"
-DEFAULT_COMPATIBILITY = Compatibility.BACKWARD
-
-VersionRef = int | Literal["latest"]
 
 
 def load_schema(name: str, directory: Path = SCHEMA_DIR) -> dict[str, Any]:
@@ -66,13 +72,9 @@ def load_schema(name: str, directory: Path = SCHEMA_DIR) -> dict[str, Any]:
     return raw
 
 
-def _normalised(schema: dict[str, Any]) -> str:
-    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
-
-
 def schema_id_of(schema: dict[str, Any]) -> int:
     """The registry id of a schema: a 31-bit fingerprint of its normalised JSON (never 0)."""
-    digest = hashlib.sha256(_normalised(schema).encode()).digest()
+    digest = hashlib.sha256(normalised(schema).encode()).digest()
     return (int.from_bytes(digest[:4], "big") & 0x7FFFFFFF) or 1
 
 
@@ -114,53 +116,24 @@ def parse_version(text: str) -> VersionRef:
     return number
 
 
-@dataclass(frozen=True)
-class RegisteredSchema:
-    """A schema as the registry knows it."""
-
-    schema_id: int
-    schema: dict[str, Any]
-    parsed: ParsedSchema = field(compare=False, repr=False)
-
-    @property
-    def text(self) -> str:
-        """The schema as the JSON string the REST API and the topic carry."""
-        return json.dumps(self.schema, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class SubjectVersion:
-    """One version of one subject: which schema it is, and whether it was soft-deleted."""
-
-    subject: str
-    version: int
-    schema_id: int
-    deleted: bool = False
-
-
 class SchemaRegistry:
     """Registers and looks up schemas in the ``_schemas`` topic; safe to share across threads.
 
     Every call that answers about subjects first reads what other processes wrote since
     the last call (the topic is small and read incrementally), so several hub processes
-    give the same answers.
+    give the same answers. One lock guards the topic's clients and the state read from it.
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._topic = Topics(settings.topic_prefix).schemas
-        self._by_id: dict[int, RegisteredSchema] = {}
-        self._subjects: dict[str, dict[int, SubjectVersion]] = {}
-        self._config: dict[str | None, Compatibility] = {}
+        self._topic = SchemasTopic(settings)
+        self._state = SchemaState()
         self._lock = threading.RLock()
-        self._consumer: KafkaConsumer | None = None
-        self._producer: KafkaProducer | None = None
 
     # -- schemas and versions -----------------------------------------------------------
 
     def register(self, subject: str, schema: dict[str, Any]) -> RegisteredSchema:
         """Register ``schema`` under ``subject`` (idempotent) and return it with its id."""
-        return self._by_id[self.register_version(subject, schema).schema_id]
+        return self._state.schema(self.register_version(subject, schema).schema_id)
 
     def register_version(self, subject: str, schema: dict[str, Any]) -> SubjectVersion:
         """Register ``schema`` as the next version of ``subject`` if the subject's mode allows.
@@ -171,7 +144,7 @@ class SchemaRegistry:
         schema_id = schema_id_of(schema)
         with self._lock:
             self._refresh()
-            live = self._live(subject)
+            live = self._state.live(subject)
             for version in live:
                 if version.schema_id == schema_id:
                     return version
@@ -182,9 +155,8 @@ class SchemaRegistry:
                     "Schema being registered is incompatible with an earlier schema for "
                     f'subject "{subject}", details: [{"; ".join(map(str, problems))}]',
                 )
-            self._remember(schema_id, schema)
-            number = max(self._subjects.get(subject, {}), default=0) + 1
-            version = SubjectVersion(subject, number, schema_id)
+            self._state.remember(schema_id, schema)
+            version = SubjectVersion(subject, self._state.next_version(subject), schema_id)
             self._write_version(version)
             return version
 
@@ -193,24 +165,20 @@ class SchemaRegistry:
         schema_id = schema_id_of(schema)
         with self._lock:
             self._refresh()
-            versions = self._versions_of(subject, deleted)
-            for version in versions:
-                if version.schema_id == schema_id:
-                    return version
-        raise RegistryError(40403, "Schema not found")
+            return self._state.lookup(subject, schema_id, deleted)
 
     def knows(self, schema_id: int) -> bool:
         """True if ``schema_id`` is already cached (``by_id`` will not touch Kafka)."""
-        return schema_id in self._by_id
+        return self._state.find(schema_id) is not None
 
     def by_id(self, schema_id: int) -> RegisteredSchema:
         """The schema with ``schema_id``; re-reads the topic once before SchemaNotFound."""
-        found = self._by_id.get(schema_id)
+        found = self._state.find(schema_id)
         if found is not None:
             return found
         with self._lock:
             self._refresh()
-            found = self._by_id.get(schema_id)
+            found = self._state.find(schema_id)
         if found is None:
             raise SchemaNotFound(f"schema id {schema_id} is not registered")
         return found
@@ -219,21 +187,14 @@ class SchemaRegistry:
         """Every subject version that is the schema ``schema_id``; 40403 if it is unknown."""
         with self._lock:
             self._refresh()
-            if schema_id not in self._by_id:
-                raise RegistryError(40403, f"Schema {schema_id} not found")
-            return [
-                version
-                for versions in self._subjects.values()
-                for version in versions.values()
-                if version.schema_id == schema_id and (deleted or not version.deleted)
-            ]
+            return self._state.usages(schema_id, deleted)
 
     def subjects(self) -> dict[str, list[int]]:
         """Each live subject's schema ids, oldest version first."""
         with self._lock:
             self._refresh()
             return {
-                name: [version.schema_id for version in self._live(name)]
+                name: [version.schema_id for version in self._state.live(name)]
                 for name in self.subject_names()
             }
 
@@ -241,29 +202,19 @@ class SchemaRegistry:
         """Subjects with at least one version (live ones only unless ``deleted``), sorted."""
         with self._lock:
             self._refresh()
-            return sorted(
-                name
-                for name, versions in self._subjects.items()
-                if versions and (deleted or any(not v.deleted for v in versions.values()))
-            )
+            return self._state.subject_names(deleted)
 
     def versions(self, subject: str, deleted: bool = False) -> list[SubjectVersion]:
         """The versions of ``subject``, oldest first; 40401 if it has none."""
         with self._lock:
             self._refresh()
-            return self._versions_of(subject, deleted)
+            return self._state.versions(subject, deleted)
 
     def version(self, subject: str, ref: VersionRef, deleted: bool = False) -> SubjectVersion:
         """One version of ``subject`` ('latest' is the newest live one); 40401/40402."""
         with self._lock:
             self._refresh()
-            versions = self._versions_of(subject, deleted)
-            if ref == "latest":
-                return versions[-1]
-            for version in versions:
-                if version.version == ref:
-                    return version
-        raise RegistryError(40402, f"Version {ref} not found.")
+            return self._state.version(subject, ref, deleted)
 
     def check(
         self, subject: str, schema: dict[str, Any], ref: VersionRef | None = None
@@ -276,9 +227,10 @@ class SchemaRegistry:
         """
         with self._lock:
             self._refresh()
+            live = self._state.live(subject)
             if ref is None:
-                return self._problems(subject, schema, self._live(subject), None)
-            return self._problems(subject, schema, self._live(subject), self.version(subject, ref))
+                return self._problems(subject, schema, live, None)
+            return self._problems(subject, schema, live, self.version(subject, ref))
 
     # -- compatibility config -----------------------------------------------------------
 
@@ -287,28 +239,21 @@ class SchemaRegistry:
         and ``fallback`` is False."""
         with self._lock:
             self._refresh()
-            if subject is not None and subject in self._config:
-                return self._config[subject]
-            if subject is not None and not fallback:
-                raise RegistryError(
-                    40408,
-                    f"Subject '{subject}' does not have subject-level compatibility configured",
-                )
-            return self._config.get(None, DEFAULT_COMPATIBILITY)
+            return self._state.compatibility(subject, fallback)
 
     def set_compatibility(self, subject: str | None, mode: Compatibility) -> Compatibility:
         """Set the mode for ``subject`` (None: the global default); returns it."""
         with self._lock:
-            self._write(_config_key(subject), {"compatibilityLevel": mode.value})
-            self._config[subject] = mode
+            self._topic.write(config_key(subject), config_value(mode))
+            self._state.set_compatibility(subject, mode)
             return mode
 
     def delete_compatibility(self, subject: str | None) -> Compatibility:
         """Drop ``subject``'s own mode (it falls back to the global one); returns the old one."""
         with self._lock:
             previous = self.compatibility(subject, fallback=subject is None)
-            self._write(_config_key(subject), None)
-            self._config.pop(subject, None)
+            self._topic.write(config_key(subject), None)
+            self._state.delete_compatibility(subject)
             return previous
 
     # -- deletes --------------------------------------------------------------------------
@@ -318,7 +263,7 @@ class SchemaRegistry:
         soft-deleted ones); returns the version numbers affected."""
         with self._lock:
             self._refresh()
-            versions = self._versions_of(subject, deleted=True)
+            versions = self._state.versions(subject, deleted=True)
             live = [v for v in versions if not v.deleted]
             if permanent:
                 if live:
@@ -370,26 +315,14 @@ class SchemaRegistry:
     def close(self) -> None:
         """Close the registry's Kafka clients (it reopens them if used again)."""
         with self._lock:
-            if self._consumer is not None:
-                self._consumer.close()
-                self._consumer = None
-            if self._producer is not None:
-                self._producer.close()
-                self._producer = None
+            self._topic.close()
 
     # -- internals ------------------------------------------------------------------------
 
-    def _live(self, subject: str) -> list[SubjectVersion]:
-        return [v for v in self._ordered(subject) if not v.deleted]
-
-    def _ordered(self, subject: str) -> list[SubjectVersion]:
-        return [self._subjects[subject][n] for n in sorted(self._subjects.get(subject, {}))]
-
-    def _versions_of(self, subject: str, deleted: bool) -> list[SubjectVersion]:
-        versions = self._ordered(subject) if deleted else self._live(subject)
-        if not versions:
-            raise RegistryError(40401, f"Subject '{subject}' not found.")
-        return versions
+    def _refresh(self) -> None:
+        """Read what was written to the topic since the last read (all of it, the first time)."""
+        for key, value in self._topic.new_records():
+            self._state.apply(key, value)
 
     def _problems(
         self,
@@ -403,118 +336,19 @@ class SchemaRegistry:
             # One named version: its mode's direction, against exactly that version.
             mode = Compatibility(mode.value.removesuffix("_TRANSITIVE"))
             live = [only]
-        earlier = [(f"version {v.version}", self._by_id[v.schema_id].schema) for v in live]
+        earlier = [(f"version {v.version}", self._state.schema(v.schema_id).schema) for v in live]
         try:
             return incompatibilities(schema, earlier, mode)
         except InputError as exc:
             raise RegistryError(42201, f"Invalid schema: {exc}") from None
 
-    def _remember(self, schema_id: int, schema: dict[str, Any]) -> RegisteredSchema:
-        existing = self._by_id.get(schema_id)
-        if existing is not None:
-            if _normalised(existing.schema) != _normalised(schema):
-                raise ConfigError(f"schema id {schema_id} collides with a different schema")
-            return existing
-        registered = RegisteredSchema(
-            schema_id, schema, cast(ParsedSchema, fastavro.parse_schema(schema))
-        )
-        self._by_id[schema_id] = registered
-        return registered
-
     def _write_version(self, version: SubjectVersion) -> None:
-        value = {
-            "subject": version.subject,
-            "version": version.version,
-            "id": version.schema_id,
-            "schema": self._by_id[version.schema_id].text,
-            "deleted": version.deleted,
-        }
-        self._write(_schema_key(version.subject, version.version), value)
-        self._subjects.setdefault(version.subject, {})[version.version] = version
+        schema = self._state.schema(version.schema_id)
+        self._topic.write(
+            schema_key(version.subject, version.version), schema_value(version, schema)
+        )
+        self._state.put(version)
 
     def _erase(self, version: SubjectVersion) -> None:
-        self._write(_schema_key(version.subject, version.version), None)
-        self._subjects.get(version.subject, {}).pop(version.version, None)
-
-    def _write(self, key: dict[str, Any], value: dict[str, Any] | None) -> None:
-        ensure_topic(self._settings, self._topic, partitions=1, compact=True)
-        if self._producer is None:
-            self._producer = KafkaProducer(
-                bootstrap_servers=self._settings.bootstrap_servers, acks="all", linger_ms=0
-            )
-        try:
-            self._producer.send(
-                self._topic,
-                key=_json_bytes(key),
-                value=None if value is None else _json_bytes(value),
-                partition=0,  # the registry is one ordered log
-            ).get(timeout=self._settings.request_timeout_ms / 1000)
-        except KafkaError as exc:
-            raise BrokerError(f"could not write to {self._topic}: {exc}") from exc
-
-    def _refresh(self) -> None:
-        """Read what was written to the topic since the last read (all of it, the first time)."""
-        try:
-            for key, value in self._new_records():
-                self._apply(key, value)
-        except KafkaError as exc:
-            raise BrokerError(f"could not read {self._topic}: {exc}") from exc
-
-    def _new_records(self) -> Iterator[tuple[bytes | None, bytes | None]]:
-        partition = TopicPartition(self._topic, 0)
-        if self._consumer is None:
-            # Create the topic first: asking a broker about a missing topic may auto-create
-            # it with the broker's defaults (several partitions, not compacted).
-            ensure_topic(self._settings, self._topic, partitions=1, compact=True)
-            consumer = KafkaConsumer(
-                bootstrap_servers=self._settings.bootstrap_servers,
-                enable_auto_commit=False,
-                request_timeout_ms=self._settings.request_timeout_ms,
-            )
-            consumer.assign([partition])
-            consumer.seek_to_beginning(partition)
-            self._consumer = consumer
-        consumer = self._consumer
-        end = consumer.end_offsets([partition])[partition]
-        deadline = time.monotonic() + self._settings.request_timeout_ms / 1000
-        while consumer.position(partition) < end:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"timed out reading {self._topic} to offset {end}")
-            for records in consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    yield record.key, record.value
-
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Fold one ``_schemas`` record into the state (later records win, as compaction keeps)."""
-        if key is None:
-            return
-        parsed_key = json.loads(key)
-        keytype = parsed_key.get("keytype")
-        if keytype == "CONFIG":
-            subject = parsed_key.get("subject")
-            if value is None:
-                self._config.pop(subject, None)
-            else:
-                self._config[subject] = Compatibility.parse(json.loads(value)["compatibilityLevel"])
-        elif keytype == "SCHEMA":
-            subject, number = parsed_key["subject"], int(parsed_key["version"])
-            if value is None:
-                self._subjects.get(subject, {}).pop(number, None)
-                return
-            parsed = json.loads(value)
-            registered = self._remember(int(parsed["id"]), json.loads(parsed["schema"]))
-            self._subjects.setdefault(subject, {})[number] = SubjectVersion(
-                subject, number, registered.schema_id, bool(parsed.get("deleted"))
-            )
-
-
-def _schema_key(subject: str, version: int) -> dict[str, Any]:
-    return {"keytype": "SCHEMA", "subject": subject, "version": version, "magic": 1}
-
-
-def _config_key(subject: str | None) -> dict[str, Any]:
-    return {"keytype": "CONFIG", "subject": subject, "magic": 0}
-
-
-def _json_bytes(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+        self._topic.write(schema_key(version.subject, version.version), None)
+        self._state.erase(version)
