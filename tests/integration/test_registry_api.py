@@ -8,8 +8,10 @@ from typing import Any
 import requests
 
 from hub.catalogue import event_types
+from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.registry_api import CONTENT_TYPE
+from hub.topics import Topics
 from tests.integration.helpers import WorkerProcess
 
 
@@ -59,12 +61,13 @@ def test_register_lookup_versions_and_ids(worker: WorkerProcess) -> None:
     assert api.ok("POST", f"/subjects/{subject}/versions", {"schema": V1}) == {"id": first}
     second = api.ok("POST", f"/subjects/{subject}/versions", {"schema": V2, "schemaType": "AVRO"})
     assert second["id"] != first
+    # A worker registers what it encodes at start: dead letters, audit records, and the
+    # events of every partner (for HTTP ingest).
+    topics = Topics(worker.settings.topic_prefix)
+    partners = [topics.partner(p.id) for p in load_partners(worker.settings.partners_file)]
     assert api.ok("GET", "/subjects") == sorted(
-        [
-            subject,
-            f"{worker.settings.topic_prefix}hub.audit-value",
-            f"{worker.settings.topic_prefix}hub.dlq-value",
-        ]
+        [subject, f"{topics.audit}-value", f"{topics.dlq}-value"]
+        + [f"{topic}-value" for topic in partners]
     )
     assert api.ok("GET", f"/subjects/{subject}/versions") == [1, 2]
     latest = api.ok("GET", f"/subjects/{subject}/versions/latest")

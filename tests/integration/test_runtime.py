@@ -348,3 +348,25 @@ def test_after_kill_9_mid_load_an_event_reader_sees_each_admitted_event_once(
     assert sorted(read) == sorted(admitted), (len(read), len(admitted))
     raw = read_topic(worker.settings, Topics(worker.settings.topic_prefix).events)
     assert len(raw) == len(admitted) + copies  # what the reader dropped were copies
+
+
+def test_the_sweep_expires_an_entry_when_retention_passes_without_a_new_event(
+    make_worker: WorkerFactory,
+) -> None:
+    worker = make_worker(consent_retention_days=1, maintenance_interval_s=1)
+    settings = worker.settings
+    almost = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1) + timedelta(seconds=8)
+    with Publisher("council-housing", "northgate", settings) as housing:
+        housing.publish_consents([consent_draft("c-1", {"nhs": NHS})])
+        housing.publish(draft({"nhs": NHS}, HOUSING).model_copy(update={"occurred_at": almost}))
+
+    def placed(fate: str) -> bool:
+        books = status(worker, "council-housing")
+        return books["received"] == 1 and books[fate] == 1 and books["in_flight"] == 0
+
+    wait_until(lambda: placed("in_view"), timeout_s=30, interval_s=0.1)
+    wait_until(
+        lambda: placed("expired"), timeout_s=60, describe=lambda: status(worker, "council-housing")
+    )
+    books = status(worker, "council-housing")
+    assert (books["in_view"], books["expired"], books["balanced"]) == (0, 1, True)
