@@ -35,6 +35,7 @@ from hub.models import AuditRecord, DeadLetter, PartnerEvent, utc_now
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
+from hub.runtime.transport import HubApp
 from hub.serde import Serde
 from hub.stages.basis import Consents
 from hub.stages.context import Context, Internal
@@ -45,7 +46,6 @@ from hub.stages.links import LinksStage
 from hub.stages.quarantine import ReleaseStage, due_checks
 from hub.stages.view import ViewStage, due_sweeps
 from hub.topics import Topics
-from hub.transport import HubApp
 from hub.users import UserDirectory
 
 __all__ = ["Hub"]

@@ -60,7 +60,7 @@ def replay(settings: Settings, progress: Callable[[str], None] = print) -> list[
 
 
 def _still_running(app_id: str, state: str, members: list[dict[str, Any]]) -> str:
-    # A worker names itself by its URL (hub.transport.member_name), which says where it runs.
+    # A worker names itself by its URL (runtime.transport.member_name): it says where it runs.
     names = sorted(m.get("group_instance_id") or m.get("member_id") or "?" for m in members)
     return (
         f"workers of {app_id} are running (group {state.lower()}"

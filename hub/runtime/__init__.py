@@ -1,5 +1,9 @@
-"""The runtime: the only code that touches Faust and aiokafka (``run``: batch → effects →
-deliveries awaited → ack)."""
+"""The runtime: the only code that touches Faust and aiokafka.
+
+- ``run``: a stage as a Faust agent (batch → effects → deliveries awaited → ack).
+- ``transport``: Faust's aiokafka driver with the hub's consumer settings (fetch wait,
+  static group membership, leaving the group on a clean stop).
+"""
 
 from hub.runtime.run import Health, Stage, StageRunner, Stores, producer_of
 

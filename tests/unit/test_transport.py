@@ -1,4 +1,4 @@
-"""The worker's static group membership (``hub.transport``): its name, and that a worker
+"""The worker's static group membership (``hub.runtime.transport``): its name, and that a worker
 stopping cleanly leaves the group after its consumer has stopped. No broker."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from hub import transport
 from hub.app import Hub
 from hub.config import Settings
-from hub.transport import member_name
+from hub.runtime import transport
+from hub.runtime.transport import member_name
 
 
 def _hub(tmp_path: Path, **settings: Any) -> Hub:
