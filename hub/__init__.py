@@ -6,11 +6,16 @@ Reading guide, in the order data flows:
   ``schemas/``), the Confluent wire format and the ``_schemas`` topic registry;
   ``compatibility`` and ``contracts`` (evolution rules, the catalogue and its history),
   ``registry_api`` (the Confluent REST API), ``catalogue`` and ``examples`` (the docs).
-- ``gate``: decode → schema → lawful basis; each record goes to exactly one of the view,
-  quarantine or the dead-letter queue.
-- ``identity``: which person a set of pseudonymous tokens belongs to.
-- ``view``: folding events into the person-centred view, and minimising it for a caller.
-- ``app``: the Faust wiring that carries the decisions out; ``web`` the HTTP API.
+- ``stages``: the pure batch functions, in the order data flows: ``gate`` (decode →
+  schema → lawful basis; each record to exactly one of identity, quarantine or the
+  dead-letter queue), ``quarantine`` (hold, release, withdraw, expire), ``links``,
+  ``identity`` (which person a set of pseudonymous tokens belongs to), ``view`` (folding
+  events into the person-centred view, and minimising it for a caller); ``accounting``
+  keeps every partner record's fate, ``effects`` is what a stage returns.
+- ``runtime``: the only code that touches Faust and aiokafka: it runs a stage, delivers
+  its effects, awaits them, and only then lets Faust commit; ``batch`` is the envelope of
+  the internal hops.
+- ``app``: the declaration (topics, tables, which stage reads what); ``web`` the HTTP API.
 - ``config``, ``partners``, ``users``: settings and deployment config files.
 - ``broker``: the local Kafka broker; ``worker``, ``demo``, ``cli``: how it all runs.
 """
