@@ -99,10 +99,8 @@ def _is_empty(group: dict[str, Any]) -> bool:
     return not group.get("members") and group.get("group_state") in ("Empty", "Dead")
 
 
-def test_a_worker_restarted_after_kill_9_is_healthy_and_processing_within_15_s(
-    make_worker: WorkerFactory,
-) -> None:
-    worker = make_worker()
+def _load_twenty_events(worker: WorkerProcess) -> None:
+    """A consent and 20 events for one person, settled in the partner's books."""
     with Publisher(PARTNER, "northgate", worker.settings) as housing:
         housing.publish_consent(
             ConsentDraft(
@@ -115,6 +113,13 @@ def test_a_worker_restarted_after_kill_9_is_healthy_and_processing_within_15_s(
         )
         housing.publish_many([_event(minutes=n) for n in range(1, 21)])
     _wait_for_books(worker, received=20, timeout_s=60)
+
+
+def test_a_worker_restarted_after_kill_9_is_healthy_and_processing_within_15_s(
+    make_worker: WorkerFactory,
+) -> None:
+    worker = make_worker()
+    _load_twenty_events(worker)
 
     worker.stop(sig=signal.SIGKILL)  # no flush, no commit, no LeaveGroup
     restarted_at = time.monotonic()
@@ -137,18 +142,7 @@ def test_a_worker_stopped_cleanly_leaves_its_group_at_once_so_replay_can_run(
     """A static member sends no LeaveGroup of its own; the worker removes itself (KIP-345's
     LeaveGroup by instance id) once its consumer has stopped, not 60 s later."""
     worker = make_worker()
-    with Publisher(PARTNER, "northgate", worker.settings) as housing:
-        housing.publish_consent(
-            ConsentDraft(
-                consent_id="c-1",
-                identifiers={"nhs": NHS},
-                purposes=["early-help"],
-                sharing_partners=[PARTNER],
-                status=ConsentStatus.GIVEN,
-            )
-        )
-        housing.publish_many([_event(minutes=n) for n in range(1, 21)])
-    _wait_for_books(worker, received=20, timeout_s=60)
+    _load_twenty_events(worker)
     _wait_for_group(worker.settings, _has_members, "the worker as a member", timeout_s=30)
 
     worker.stop(sig=signal.SIGTERM)  # returns once the process has exited
