@@ -105,6 +105,7 @@ class _Batch:
         self.fates = Fates(state["fates"], effects, stage.ctx.topics)
         self.effects, self.released, self.now = effects, released, now
         self.record: Record | None = None
+        self._held_bytes: dict[str, int] = {}  # basis → its holds' size, as this batch grew it
 
     def one(self, record: Record) -> None:
         self.record = record
@@ -147,6 +148,7 @@ class _Batch:
             return
         self.consents[consent.consent_id] = consent.model_dump(mode="json")
         held: list[dict[str, Any]] = self.held.pop(consent.consent_id, None) or []
+        self._held_bytes.pop(consent.consent_id, None)
         for item in held:
             self._hold_or_release(base64.b64decode(item["raw"]), item["source"])
 
@@ -157,6 +159,7 @@ class _Batch:
         """Consent withdrawn or expired: forget it, drop what it held, erase what it shared."""
         consent_id = consent.consent_id
         self.consents[consent_id] = {"withdrawn": True}
+        self._held_bytes.pop(consent_id, None)
         for item in self.held.pop(consent_id, None) or []:
             self._drop(item, "quarantine.drop.withdrawn")
         erase = batch.Item(Op.ERASE, consent_id, tokens=consent.subject_tokens)
@@ -184,7 +187,11 @@ class _Batch:
             "held_at": self.now.isoformat(),
             "partition": self.record.partition if self.record else 0,
         }
-        if value_bytes([*held, item]) > HELD_MAX_BYTES:
+        # The list's size is measured once a batch, then grown by each item held (holding
+        # thousands of events for one basis measured the whole list each time).
+        size = self._held_bytes.get(key)
+        size = (value_bytes(held) if size is None else size) + value_bytes(item) + 1
+        if size > HELD_MAX_BYTES:
             self._fate(source, "dead_lettered", event.partner_id)
             assert self.record is not None
             self._reject(
@@ -194,6 +201,7 @@ class _Batch:
             )
             return
         self.held[key] = [*held, item]
+        self._held_bytes[key] = size
         self.fates.count(event.partner_id, "held_in_quarantine")
 
     def _drop_expired(self, key: str) -> None:
@@ -203,6 +211,7 @@ class _Batch:
         if not expired:
             return
         kept = [i for i in held if i not in expired]
+        self._held_bytes.pop(key, None)
         if kept:
             self.held[key] = kept
         else:
