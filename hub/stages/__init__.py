@@ -4,3 +4,5 @@ gate → quarantine (release) → identity (and links) → view; ``accounting`` 
 of every partner record's fate. Each stage module reads like a rule book: no Faust, no
 Kafka, no I/O (``hub.runtime`` carries out what a stage decides).
 """
+
+__all__: list[str] = []
