@@ -111,6 +111,13 @@ class Hub:
             # A batch record holding one event of the largest size a connector sends
             # (max_event_bytes) is a little larger than the event; the broker takes 1 MiB.
             producer_max_request_size=PRODUCER_REQUEST_BYTES,
+            # Faust's own pages answer without a token, with raw table values and the
+            # workers' URLs: off. Table routing for the API does not need them.
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_graph_enabled=False,
+            web_stats_enabled=False,
+            web_metrics_enabled=False,
         )
         self._define_tables()
         self._define_stages()

@@ -258,3 +258,12 @@ def test_a_consent_on_the_wrong_partition_is_dead_lettered_with_the_fix(
     assert f"belongs on partition {right}" in letter.reason and "murmur2" in letter.reason
     assert letter.original == value
     assert worker.get(person_path(worker)).status_code == 404  # the event stays held
+
+
+def test_fausts_own_table_and_router_pages_are_off(worker: WorkerProcess) -> None:
+    """They answered without a token with raw consents, the token → person map, held
+    events and the workers' URLs; the hub's API is the only way in."""
+    assert worker.get("/v1/partners/status").status_code == 200  # the API still answers
+    for path in ("/table/consents/", "/table/identity-people/", "/table/held/", "/router/"):
+        assert worker.get(path, token=None).status_code == 404, path
+        assert worker.get(path).status_code == 404, path
