@@ -29,6 +29,7 @@ __all__ = [
     "Effects",
     "Metric",
     "Output",
+    "Pending",
     "Record",
     "Refused",
     "Staged",
@@ -142,6 +143,17 @@ class Undoable(Protocol):
     def savepoint(self) -> int: ...
 
     def rollback(self, mark: int) -> None: ...
+
+
+class Pending(list[Any]):
+    """A list a batch builds up (work for the next stage) that a failed record's rollback
+    also undoes: register it in ``State.extras``."""
+
+    def savepoint(self) -> int:
+        return len(self)
+
+    def rollback(self, mark: int) -> None:
+        del self[mark:]
 
 
 @dataclass

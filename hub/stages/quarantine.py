@@ -30,7 +30,15 @@ from hub.models import ConsentRecord, ConsentStatus, PartnerEvent
 from hub.stages.accounting import Fates
 from hub.stages.basis import Consents
 from hub.stages.context import Context
-from hub.stages.effects import Effects, Record, State, audit_record, run_each, value_bytes
+from hub.stages.effects import (
+    Effects,
+    Pending,
+    Record,
+    State,
+    audit_record,
+    run_each,
+    value_bytes,
+)
 from hub.stages.hops import OP, SOURCE, event_item, to_identity
 
 __all__ = ["HELD_MAX_BYTES", "Check", "ReleaseStage", "due_checks", "held_key", "misplaced"]
@@ -80,7 +88,8 @@ class ReleaseStage:
     def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
         """Apply one batch of consents, quarantined events and expiry checks."""
         effects = Effects()
-        released: list[batch.Item] = []
+        released = Pending()  # undone with the record that released them, if it fails
+        state.extras.append(released)
         batch_ = _Batch(self, state, effects, released, now)
         run_each(self.name, records, state, effects, now, batch_.one, batch_.failed)
         # Released events go on before their holds go: a crash in between releases

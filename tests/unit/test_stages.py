@@ -344,3 +344,19 @@ def test_a_split_keeps_the_entries_of_the_persons_own_tokens_and_transfers_the_r
     (transfer,) = effects.outputs
     assert transfer.key == b"p-other" and theirs.event_id.encode() in transfer.value
     assert fates_of(state) == {}  # nothing left the books: the entries moved
+
+
+def test_a_record_that_fails_part_way_releases_nothing_and_keeps_its_holds() -> None:
+    """Events released before the failure are undone with it: none may be both released
+    and still held (the books would count it twice)."""
+    good = factories.event(consent_id="c-1")
+    held = {
+        "c-1": [
+            {"raw": base64.b64encode(framed(good)).decode(), "source": "s1"},
+            {"raw": base64.b64encode(b"\x00broken").decode(), "source": "s2"},
+        ]
+    }
+    effects, state = run(ReleaseStage(CTX, Consents()), [consent_record()], held=held)
+    assert items_on(effects, CTX.internal.identity) == []
+    assert written(state, "held") == {} and written(state, "consents") == {}
+    assert len(effects.dead_letters) == 1
