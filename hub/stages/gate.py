@@ -21,7 +21,7 @@ from hub.serde import Serde
 from hub.stages import accounting
 from hub.stages.basis import Consents
 from hub.stages.context import Context
-from hub.stages.effects import OUTPUTS, Effects, Output, Record, State, run_each
+from hub.stages.effects import OUTPUTS, Effects, Output, Pending, Record, State, run_each
 from hub.stages.hops import REASON, SOURCE, event_item, to_identity
 from hub.stages.quarantine import held_key
 
@@ -84,7 +84,8 @@ class GateStage:
     def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
         """Decide ``records``; admitted ones go to identity in as few records as fit."""
         effects = Effects()
-        admitted: list[batch.Item] = []
+        admitted = Pending()  # undone with a record that fails after admitting
+        state.extras.append(admitted)
         ledger, consents = state["ledger"], state["consents"]
         agreements = self.ctx.agreements
 
