@@ -128,6 +128,8 @@ class Hub:
         self.consents = app.GlobalTable("consents", default=None, partitions=n)
         self.ledger = app.GlobalTable("ledger", default=None, partitions=n)
         self.fates = app.GlobalTable("fates", default=None, partitions=n)
+        # Each stage's last offset done per input partition (hub.runtime.run: once only).
+        self.marks = app.GlobalTable("marks", default=None, partitions=n)
         self.held = app.Table("held", default=None, partitions=n)
         # Keyed by raw bytes, like the hub.events records that update it, so a person hashes
         # to the same partition in the table as on the topic: table routing finds the owner.

@@ -13,6 +13,11 @@ For each batch a stage's agent takes from its stream, ``StageRunner``:
 4. only then writes the tables' stores (with the changelog offsets, so an on-disk store
    knows what it holds) and returns, which lets Faust ack the batch's records.
 
+The last phase is the stage's *marks*: per input partition, the last offset whose state
+has landed. Records at or below it (read again after a crash, because Faust had not yet
+committed their offsets) are acked without being processed again, so state is applied
+once per record: a replayed merge cannot bring back a person that has since moved on.
+
 A delivery that fails is retried with backoff until it succeeds; meanwhile the stage is
 reported stalled (``/v1/health`` answers 503 naming it and the error class) and nothing of
 the batch is acked, so its offsets are never committed past. The runner never lets an
@@ -61,6 +66,8 @@ BACKOFF_S = (0.5, 1, 2, 5, 10, 30)
 
 T = TypeVar("T")
 
+MARKS = "marks"  # the table of each stage's last offset done, per input partition
+
 
 class Stage(Protocol):
     """A pure batch function over named tables (``hub.stages``)."""
@@ -108,6 +115,9 @@ class StageRunner:
     def __init__(self, stage: Stage, stores: Stores) -> None:
         self.stage = stage
         self.stores = stores
+        # Every stage also keeps its marks: the last offset it finished, per partition.
+        self.tables = (*stage.tables, MARKS)
+        self.writes = (*stage.writes, (MARKS,))
 
     async def agent(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         """The Faust agent body: batches in, effects delivered, then the batch acked."""
@@ -119,14 +129,22 @@ class StageRunner:
     async def run(self, events: Sequence[EventT[bytes]]) -> None:
         """Process one batch and deliver its effects (retrying until they are delivered).
 
+        Records at or below the stage's mark for their partition were processed before a
+        crash and their state landed: they are acked without being processed again.
         Nothing raises out of here: an error the runner cannot retry holds the batch unacked
         (the stage is reported stalled) until the worker is restarted.
         """
-        records = [_record(event) for event in events]
-        await self._until_done("loading schemas", lambda: self._load_schemas(records))
-        state = State.of({name: self.stores.tables[name] for name in self.stage.tables})
         try:
+            records = self._unprocessed([_record(event) for event in events])
+        except Exception:
+            await self._hold("reading the stage's marks")
+        if not records:
+            return
+        await self._until_done("loading schemas", lambda: self._load_schemas(records))
+        try:
+            state = State.of({name: self.stores.tables[name] for name in self.tables})
             effects = self.stage.process(records, state, utc_now())
+            self._mark(records, state)
             phases = self._phases(effects, state)
         except Exception:  # a bug in a stage or the runner: never let it ack the batch
             await self._hold("processing a batch")
@@ -139,6 +157,28 @@ class StageRunner:
                 self.stores.count(name, labels, n)
         except Exception:  # delivered but not stored: a restart recovers it from Kafka
             await self._hold("writing the tables' stores")
+
+    def _mark_key(self, topic: str, partition: int) -> str:
+        return f"{self.stage.name}|{topic}|{partition}"
+
+    def _unprocessed(self, records: list[Record]) -> list[Record]:
+        """``records`` past the stage's mark for their partition (the rest were done)."""
+        marks = self.stores.tables[MARKS]
+        done: dict[tuple[str, int], int] = {}
+        for record in records:
+            tp = (record.topic, record.partition)
+            if tp not in done:
+                done[tp] = marks.get(self._mark_key(*tp)) or -1
+        return [r for r in records if r.offset > done[r.topic, r.partition]]
+
+    def _mark(self, records: Sequence[Record], state: State) -> None:
+        """Each partition's last offset in the batch: written last, so a mark that landed
+        means every other write of the batch did too."""
+        marks = state[MARKS]
+        for record in records:
+            marks.partition = record.partition
+            key = self._mark_key(record.topic, record.partition)
+            marks[key] = max(record.offset, marks.get(key) or -1)
 
     async def _until_done(self, doing: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()`` until it succeeds, backing off; the stage is stalled meanwhile."""
@@ -195,11 +235,11 @@ class StageRunner:
         """The batch's records in the order ``Stage.writes`` gives, a phase per group: the
         output records (``OUTPUTS``; first unless a group names them) and the tables'
         changelog records, the bytes Faust itself would send."""
-        groups = self.stage.writes
+        groups = self.writes
         if not any(OUTPUTS in group for group in groups):
             groups = ((OUTPUTS,), *groups)
         written = {name for group in groups for name in group}
-        assert all(name in written for name in self.stage.tables if state[name].changes)
+        assert all(name in written for name in self.tables if state[name].changes)
         phases = []
         for group in groups:
             phase = []
@@ -247,7 +287,7 @@ class StageRunner:
 
     def _apply(self, state: State, offsets: Mapping[tuple[str, int], int]) -> None:
         """Write the delivered changes into the tables' stores, with their offsets."""
-        for name in self.stage.tables:
+        for name in self.tables:
             table = self.stores.tables[name]
             changelog = table.changelog_topic.get_topic_name()
             for partition, key, value in state[name].writes():

@@ -17,7 +17,7 @@ from hub.runtime import run as runtime
 def runner(stage: Any) -> StageRunner:
     stores = Stores(
         app=None,  # type: ignore[arg-type]
-        tables={},
+        tables={"marks": {}},
         serde=SimpleNamespace(needs_lookup=lambda value: False),  # type: ignore[arg-type]
         dlq_topic="dlq",
         audit_topic="audit",
@@ -28,6 +28,10 @@ def runner(stage: Any) -> StageRunner:
         count=lambda name, labels, n: None,
     )
     return StageRunner(stage, stores)
+
+
+def message_at(offset: int) -> SimpleNamespace:
+    return SimpleNamespace(topic="t", partition=0, offset=offset, key=None, value=b"", headers=[])
 
 
 def test_a_failing_step_is_retried_and_the_stage_is_stalled_meanwhile(
@@ -58,8 +62,38 @@ def test_a_stage_that_raises_holds_its_batch_instead_of_letting_faust_ack_it() -
     run = runner(Broken())
 
     async def one_batch() -> None:
-        await asyncio.wait_for(run.run([]), timeout=0.2)
+        event = SimpleNamespace(message=message_at(0))
+        await asyncio.wait_for(run.run([event]), timeout=0.2)  # type: ignore[list-item]
 
     with pytest.raises(TimeoutError):  # still holding: it never returned or raised
         asyncio.run(one_batch())
     assert run.stores.health.stalled == {"gate": "failed processing a batch (see the log)"}
+
+
+def test_records_at_or_below_the_stages_mark_are_not_processed_again() -> None:
+    seen: list[int] = []
+
+    class Counting:
+        name, tables, writes = "view", (), ()
+
+        def process(self, records: Any, state: Any, now: Any) -> Any:
+            seen.extend(r.offset for r in records)
+            raise RuntimeError("stop here")  # the runner then holds the batch
+
+    run = runner(Counting())
+    run.stores.tables["marks"]["view|t|0"] = 4  # type: ignore[index]
+    events = [
+        SimpleNamespace(
+            message=SimpleNamespace(
+                topic="t", partition=0, offset=n, key=None, value=b"", headers=[]
+            )
+        )
+        for n in range(3, 7)
+    ]
+
+    async def one_batch() -> None:
+        await asyncio.wait_for(run.run(events), timeout=0.2)  # type: ignore[arg-type]
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(one_batch())
+    assert seen == [5, 6]
