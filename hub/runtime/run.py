@@ -174,11 +174,14 @@ class StageRunner:
     def _mark(self, records: Sequence[Record], state: State) -> None:
         """Each partition's last offset in the batch: written last, so a mark that landed
         means every other write of the batch did too."""
-        marks = state[MARKS]
+        last: dict[tuple[str, int], int] = {}
         for record in records:
-            marks.partition = record.partition
-            key = self._mark_key(record.topic, record.partition)
-            marks[key] = max(record.offset, marks.get(key) or -1)
+            tp = (record.topic, record.partition)
+            last[tp] = max(record.offset, last.get(tp, -1))
+        marks = state[MARKS]
+        for (topic, partition), offset in last.items():
+            marks.partition = partition
+            marks[self._mark_key(topic, partition)] = offset
 
     async def _until_done(self, doing: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()`` until it succeeds, backing off; the stage is stalled meanwhile."""

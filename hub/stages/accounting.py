@@ -33,21 +33,16 @@ __all__ = [
     "Ledger",
     "already_counted",
     "count",
+    "count_settled",
     "fate_value",
     "ledger_key",
     "local_books",
     "partner_status",
-    "source_of",
 ]
 
 FLOWS = ("received", "dead_lettered")
 
 Ledger = dict[str, Any]  # {"offset": int, "partners": {partner: {flow: n}}}
-
-
-def source_of(topic: str, partition: int, offset: int) -> str:
-    """The identity of one partner record: where it was read (Kafka topic names have no ':')."""
-    return f"{topic}:{partition}:{offset}"
 
 
 def ledger_key(topic: str, partition: int) -> str:
@@ -133,6 +128,11 @@ def partner_status(books: Iterable[Mapping[str, int]]) -> dict[str, int | bool]:
     }
 
 
+def count_settled(effects: Effects, partner: str, fate: str, n: int = 1) -> None:
+    """The metric increment for ``n`` records of ``partner`` reaching ``fate``."""
+    effects.count("placehub_records_settled", partner, fate, n=n)
+
+
 class Fates:
     """Where a stage records the fates it decides: the ``fates`` table (the books) and a
     ``placehub_records_settled`` metric increment (so ``/metrics`` needs no scan)."""
@@ -151,7 +151,7 @@ class Fates:
 
     def count(self, partner: str, fate: str, n: int = 1) -> None:
         """Count ``n`` records of ``partner`` that reached ``fate`` (a state, not a row)."""
-        self.effects.count("placehub_records_settled", partner, fate, n=n)
+        count_settled(self.effects, partner, fate, n)
 
     def refuse_item(
         self,

@@ -92,12 +92,17 @@ class GateStage:
         def problem(event: PartnerEvent) -> str | None:
             return self.consents.problem(event, consents, agreements, now)
 
-        def count(record: Record, partner: str, dead: bool) -> None:
+        def count(record: Record, partner: str, outcome: Outcome) -> None:
+            """Once in the ledger (even if read again), and in the metrics."""
+            dead = outcome is Outcome.DEAD_LETTER
             key = accounting.ledger_key(record.topic, record.partition)
             entry = ledger.get(key)
             if not accounting.already_counted(entry, record.offset):
                 flows = ["received"] + dead * ["dead_lettered"]
                 ledger[key] = accounting.count(entry, record.offset, partner, flows)
+            effects.count("placehub_gate_outcomes", partner, outcome.value)
+            if dead:
+                accounting.count_settled(effects, partner, "dead_lettered")
 
         def decide(record: Record) -> None:
             partner = self.ctx.topics.partner_of(record.topic) or "unknown"
@@ -110,16 +115,12 @@ class GateStage:
                 effects.outputs.append(self._to_quarantine(record, decision))
             else:
                 effects.dead_letter(record, self.name, decision.reason, now)
-            count(record, partner, decision.outcome is Outcome.DEAD_LETTER)
-            effects.count("placehub_gate_outcomes", partner, decision.outcome.value)
-            if decision.outcome is Outcome.DEAD_LETTER:
-                effects.count("placehub_records_settled", partner, "dead_lettered")
+            count(record, partner, decision.outcome)
 
         def failed(record: Record, reason: str) -> None:
-            partner = self.ctx.topics.partner_of(record.topic) or "unknown"
-            count(record, partner, dead=True)
-            effects.count("placehub_gate_outcomes", partner, Outcome.DEAD_LETTER.value)
-            effects.count("placehub_records_settled", partner, "dead_lettered")
+            count(
+                record, self.ctx.topics.partner_of(record.topic) or "unknown", Outcome.DEAD_LETTER
+            )
 
         run_each(self.name, records, state, effects, now, decide, failed)
         effects.outputs[:0] = to_identity(self.ctx, admitted)

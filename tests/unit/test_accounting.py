@@ -4,8 +4,8 @@ from hub.stages.accounting import (
     ledger_key,
     local_books,
     partner_status,
-    source_of,
 )
+from hub.stages.effects import Record
 
 
 def test_a_record_read_again_is_not_counted_again() -> None:
@@ -44,7 +44,7 @@ def test_a_source_with_a_fate_is_not_also_counted_where_it_was() -> None:
 
 def test_names() -> None:
     assert ledger_key("partner.a.events", 3) == "partner.a.events|3"
-    assert source_of("partner.a.events", 3, 7) == "partner.a.events:3:7"
+    assert Record("partner.a.events", 3, 7, None, None).source == "partner.a.events:3:7"
 
 
 def test_status_adds_up_every_workers_share() -> None:
