@@ -33,7 +33,9 @@ Faust and aiokafka internals relied on (each guarded by ``tests/unit/test_runtim
 - ``Table.data`` (the store) and ``Store.set_persisted_offset``; ``Table.changelog_topic``
   with ``prepare_key``/``prepare_value`` and the table's serialisers (the changelog bytes
   Faust itself would write);
-- ``Stream.take_events`` acking its events once the agent asks for the next batch.
+- ``Stream.take_events`` acking its events once the agent asks for the next batch, or in
+  its ``finally`` block if the agent is cancelled, which ``Message.ack`` skips for a message
+  already marked ``acked``.
 """
 
 from __future__ import annotations
@@ -123,7 +125,11 @@ class StageRunner:
         """The Faust agent body: batches in, effects delivered, then the batch acked."""
         take = cast(faust.Stream[bytes], stream).take_events
         async for events in take(self.stores.batch_max, within=self.stores.batch_within_s):
-            await self.run(events)
+            try:
+                await self.run(events)
+            except BaseException:  # cancelled mid-batch: the worker is stopping
+                _leave_unacked(events)
+                raise
             yield None
 
     async def run(self, events: Sequence[EventT[bytes]]) -> None:
@@ -328,6 +334,19 @@ class _writing_to:  # a context manager, named like one
 
     def __exit__(self, *exc: object) -> None:
         _current_event.reset(self.token)
+
+
+def _leave_unacked(events: Sequence[EventT[bytes]]) -> None:
+    """Keep a batch that was not delivered from being committed.
+
+    A worker that stops while a batch is in progress (a stalled delivery, a schema still
+    loading) cancels its agent, and ``take_events`` then acks the batch in its ``finally``
+    block; Faust commits acked offsets as it stops, so the batch would be committed past.
+    A message already marked acked is skipped by ``Message.ack``, so its offset is never
+    marked safe to commit and the next worker reads it again.
+    """
+    for event in events:
+        event.message.acked = True
 
 
 def _record(event: EventT[bytes]) -> Record:

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import _current_event
+from faust.types.tuples import Message
 
 from hub.app import Hub
 from hub.config import Settings
@@ -66,3 +67,15 @@ def test_take_events_acks_a_batch_in_a_finally_block() -> None:
     source = inspect.getsource(faust.Stream.take_events)
     finally_block = source[source.index("finally:") :]
     assert "await self.ack(event)" in finally_block.split("events.clear()")[0]
+
+
+def test_a_message_already_marked_acked_is_not_acked_again() -> None:
+    """What keeps a cancelled batch uncommitted (``_leave_unacked``): ``Message.ack`` does
+    nothing for a message marked acked, so Faust never marks its offset safe to commit."""
+    fresh = Message("t", 0, 7, 0.0, 0, [], None, b"", None)
+    assert fresh.ack(None) is True  # type: ignore[arg-type]  # the final ack: committed
+    marked = Message("t", 0, 8, 0.0, 0, [], None, b"", None)
+    marked.acked = True
+    assert marked.ack(None) is False  # type: ignore[arg-type]
+    source = inspect.getsource(faust.Stream.ack)
+    assert "if last_stream_to_ack:" in source and "self._on_message_out(" in source
