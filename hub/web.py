@@ -1,12 +1,11 @@
-"""The HTTP API, served by each Faust worker's web server.
+"""The hub's operational HTTP API, served by each Faust worker's web server: the books
+(partner status), ``/metrics`` and ``/v1/health``. Person reads are in ``hub.people_api``.
 
 Handlers are thin: authenticate, check the role, call one function, format the reply.
-Every read of person data writes an ``AuditRecord`` to ``hub.audit``, whatever its outcome.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import aiohttp
@@ -14,26 +13,11 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub.app import Hub
-from hub.batch import partition_for
-from hub.models import AuditRecord, utc_now
-from hub.runtime import producer_of
 from hub.stages import accounting
 from hub.stages.accounting import partner_status
-from hub.stages.view import PersonView, minimise, prune
-from hub.users import Role, User
+from hub.users import Role
 
-__all__ = ["install_web", "local_books", "view_of"]
-
-_READERS = {Role.PRACTITIONER, Role.ADMIN}
-
-
-def view_of(hub: Hub, person_id: str) -> PersonView | None:
-    """The stored view of ``person_id`` (on the worker that owns it), without any entry
-    past its retention (the sweep may not have run yet)."""
-    stored = hub.views.get(person_id.encode())
-    if not stored:
-        return None
-    return prune(PersonView.model_validate(stored), utc_now(), hub.ctx.retention)[0]
+__all__ = ["install_web", "local_books", "problem"]
 
 
 def _owned(ledger_key: str, owned: set[tuple[str, int]]) -> bool:
@@ -57,55 +41,14 @@ def local_books(hub: Hub) -> dict[str, dict[str, int]]:
     return {p.id: books.get(p.id, empty) for p in hub.partners}
 
 
+def problem(view: View, status: int, title: str) -> Response:
+    """An RFC 9457-style problem reply: the status and a title naming the rule broken."""
+    return view.json({"status": status, "title": title}, status=status)
+
+
 def install_web(hub: Hub) -> None:
     """Add the ``/v1`` API and ``/metrics`` to the hub's Faust web server."""
     app = hub.app
-
-    async def audit(user: User, person_id: str, outcome: str) -> None:
-        record = AuditRecord(
-            audit_id=str(uuid.uuid4()),
-            at=utc_now(),
-            actor=user.id,
-            role=user.role.value,
-            action="person.read",
-            person_id=person_id,
-            outcome=outcome,  # type: ignore[arg-type]
-        )
-        value = hub.serde.encode(record, f"{hub.topics.audit}-value")
-        key = person_id.encode()
-        partition = partition_for(key, hub.settings.partitions)
-        producer = producer_of(hub.app)
-        delivery = await producer.send(hub.topics.audit, value, key=key, partition=partition)
-        await delivery  # the read is answered only once its audit record is in Kafka
-
-    def problem(view: View, status: int, title: str) -> Response:
-        return view.json({"status": status, "title": title}, status=status)
-
-    class PersonPage(View):
-        """``GET /v1/people/{person_id}``: the view, minimised to the caller."""
-
-        # Faust's stub types views as (view, request); match_info adds the path parameter.
-        @app.table_route(table=hub.views, match_info="person_id")  # type: ignore[arg-type]
-        async def get(self, request: Request, person_id: str) -> Response:
-            user = hub.users.authenticate(request.headers.get("Authorization"))
-            if user is None:
-                return problem(self, 401, "a valid bearer token is required")
-            if user.role not in _READERS:
-                await audit(user, person_id, "denied")
-                hub.metrics.person_reads.labels("denied").inc()
-                return problem(self, 403, f"role {user.role.value} may not read person views")
-            view = view_of(hub, person_id)
-            body: dict[str, Any] | None = None
-            if view is not None:
-                body = minimise(
-                    view, user.partner, lambda basis: hub.agreements.visible_to(basis, user.role)
-                )
-            outcome = "ok" if body and body["event_count"] else "not-found"
-            await audit(user, person_id, outcome)
-            hub.metrics.person_reads.labels(outcome).inc()
-            if outcome != "ok":
-                return problem(self, 404, "no person with that id is visible to you")
-            return self.json(body)
 
     def may_see_books(view: View, request: Request, partner_id: str | None) -> Response | None:
         """None if the caller may see ``partner_id``'s books (every partner's if None)."""
@@ -198,7 +141,6 @@ def install_web(hub: Hub) -> None:
                 return self.json({"status": "starting"}, status=503)
             return self.json({"status": "ok"})
 
-    app.page("/v1/people/{person_id}")(PersonPage)
     app.page("/v1/partners/status")(PlaceStatusPage)
     app.page("/v1/partners/{partner_id}/status")(PartnerStatusPage)
     app.page("/v1/_books")(AllBooksPage)

@@ -10,6 +10,7 @@ from hub.app import Hub
 from hub.catalogue import install_catalogue_page
 from hub.config import Settings
 from hub.ingest import install_ingest
+from hub.people_api import install_people_api
 from hub.registry_api import install_registry_api
 from hub.web import install_web
 
@@ -26,6 +27,7 @@ def build_hub(settings: Settings) -> Hub:
     hub = Hub(settings)
     hub.prepare()
     install_web(hub)
+    install_people_api(hub)
     install_registry_api(hub)
     install_catalogue_page(hub)
     install_ingest(hub)
