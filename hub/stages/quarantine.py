@@ -32,6 +32,7 @@ from hub.stages.basis import Consents
 from hub.stages.context import Context
 from hub.stages.effects import (
     Effects,
+    Output,
     Pending,
     Record,
     State,
@@ -121,11 +122,12 @@ class _Batch:
         op = record.headers.get(OP, b"").decode()
         key = (record.key or b"").decode()
         if record.topic == self.ctx.topics.consent:
-            self._consent(record)
+            if record.value is not None:  # a tombstone (the hub's own, after a withdrawal)
+                self._consent(record)
         elif op == Check.EXPIRE_CONSENT:
             consent = self.book.live(key, self.consents)
             if consent is not None and not consent.is_live(self.now):
-                self._withdraw(consent)
+                self._withdraw(consent.consent_id, consent.partner_id)
         elif op == Check.EXPIRE_HOLDS:
             self._drop_expired(key)
         elif record.value is not None:
@@ -152,8 +154,21 @@ class _Batch:
         except InputError as exc:
             self._reject(record, f"{type(exc).__name__}: {exc}")
             return
+        stored = self.consents.get(consent.consent_id)
+        owner = stored.get("partner_id") if stored else None
+        if owner is not None and owner != consent.partner_id:
+            self._reject(record, "consent_id: belongs to the partner that first published it")
+            return
         if consent.status is ConsentStatus.WITHDRAWN:
-            self._withdraw(consent)
+            # Erased with what the hub stored, never the tokens the withdrawal names.
+            self._withdraw(consent.consent_id, consent.partner_id)
+            return
+        if stored and stored.get("withdrawn"):
+            self._reject(
+                record,
+                "consent_id: a withdrawn consent cannot be given again; record a new consent "
+                "with a new id",
+            )
             return
         self.consents[consent.consent_id] = consent.model_dump(mode="json")
         held: list[dict[str, Any]] = self.held.pop(consent.consent_id, None) or []
@@ -164,15 +179,24 @@ class _Batch:
     def _reject(self, record: Record, reason: str) -> None:
         self.effects.dead_letter(record, "release", reason, self.now)
 
-    def _withdraw(self, consent: ConsentRecord) -> None:
-        """Consent withdrawn or expired: forget it, drop what it held, erase what it shared."""
-        consent_id = consent.consent_id
-        self.consents[consent_id] = {"withdrawn": True}
+    def _withdraw(self, consent_id: str, partner_id: str) -> None:
+        """Consent withdrawn or expired: forget it (keeping only who owns the id, so it can
+        be neither given again nor taken over), drop what it held, erase what it shared
+        (by the subject the hub stored), and tombstone its records on the consent topic so
+        compaction leaves no tokens there."""
+        stored = self.book.live(consent_id, self.consents)
+        self.consents[consent_id] = {"withdrawn": True, "partner_id": partner_id}
         self._held_bytes.pop(consent_id, None)
         for item in self.held.pop(consent_id, None) or []:
             self._drop(item, "quarantine.drop.withdrawn")
-        erase = batch.Item(Op.ERASE, consent_id, tokens=consent.subject_tokens)
-        self.released.append(erase)
+        if stored is not None:
+            erase = batch.Item(Op.ERASE, consent_id, tokens=stored.subject_tokens)
+            self.released.append(erase)
+        key = consent_id.encode()
+        topic = self.ctx.topics.consent
+        self.effects.outputs.append(
+            Output(topic, batch.partition_for(key, self.ctx.partitions), key, None)
+        )
 
     def _hold_or_release(self, raw: bytes, source: str) -> None:
         """Release a quarantined event if it now has a basis, else hold it (once)."""
@@ -182,6 +206,11 @@ class _Batch:
             self.effects.count("placehub_quarantine_released")
             return
         key = held_key(event)
+        if (self.consents.get(key) or {}).get("withdrawn"):  # it can never be released
+            self._drop(
+                {"source": source, "partner_id": event.partner_id}, "quarantine.drop.withdrawn"
+            )
+            return
         held: list[dict[str, Any]] = list(self.held.get(key) or [])
         known = next((i for i in held if i["event_id"] == event.event_id), None)
         if known is not None:

@@ -55,10 +55,11 @@ def consent(
     partners: list[str] | None = None,
     tokens: list[str] | None = None,
     expires_at: datetime | None = None,
+    partner_id: str = "council-housing",
 ) -> ConsentRecord:
     return ConsentRecord(
         consent_id=consent_id,
-        partner_id="council-housing",
+        partner_id=partner_id,
         subject_tokens=tokens or [NHS_TOKEN],
         purposes=purposes or ["early-help"],
         sharing_partners=partners or ["council-housing", "city-health"],

@@ -143,20 +143,68 @@ def test_release_holds_once_marks_a_resent_copy_duplicate_then_releases_on_conse
     assert written(state, "held") == {"c-1": None}
 
 
-def test_withdrawal_drops_holds_with_audit_and_asks_identity_to_erase() -> None:
-    event = factories.event(consent_id="c-1", tokens=[factories.COUNCIL_TOKEN])
-    _, state = run(ReleaseStage(CTX, Consents()), [quarantined(event, 0)])
+def test_withdrawal_drops_holds_with_audit_and_erases_by_the_stored_subject() -> None:
+    """The erasure uses the tokens the hub stored with the consent, never the ones the
+    withdrawal names (a forged one would wipe someone else), and the consent's records are
+    tombstoned so compaction leaves no tokens on the topic."""
+    event = factories.event(consent_id="c-9", tokens=[factories.COUNCIL_TOKEN])
+    consents = {
+        "c-9": factories.consent("c-9", tokens=[factories.NHS_TOKEN]).model_dump(mode="json")
+    }
+    _, state = run(ReleaseStage(CTX, Consents()), [quarantined(event, 0)], consents={})
     held = written(state, "held")
-    effects, state = run(
-        ReleaseStage(CTX, Consents()),
-        [consent_record(status=ConsentStatus.WITHDRAWN)],
-        held=held,
+    withdrawal = consent_record(
+        consent_id="c-9", status=ConsentStatus.WITHDRAWN, tokens=[factories.COUNCIL_TOKEN]
     )
-    assert written(state, "consents") == {"c-1": {"withdrawn": True}}
+    effects, state = run(ReleaseStage(CTX, Consents()), [withdrawal], held=held, consents=consents)
+    assert written(state, "consents") == {
+        "c-9": {"withdrawn": True, "partner_id": "council-housing"}
+    }
     assert written(state, "fates")[f"{HOUSING}:0:0"]["fate"] == "dropped"
     assert [a.action for a in effects.audits] == ["quarantine.drop.withdrawn"]
     (erase,) = items_on(effects, CTX.internal.identity)
-    assert (erase.op, erase.key, erase.tokens) == ("erase", "c-1", [factories.NHS_TOKEN])
+    assert (erase.op, erase.key, erase.tokens) == ("erase", "c-9", [factories.NHS_TOKEN])
+    (tombstone,) = [o for o in effects.outputs if o.topic == CTX.topics.consent]
+    assert (tombstone.key, tombstone.value, tombstone.partition) == (
+        b"c-9",
+        None,
+        withdrawal.partition,
+    )
+
+
+def test_a_withdrawal_of_a_consent_never_stored_erases_nothing() -> None:
+    effects, state = run(
+        ReleaseStage(CTX, Consents()), [consent_record(status=ConsentStatus.WITHDRAWN)]
+    )
+    assert items_on(effects, CTX.internal.identity) == []
+    assert written(state, "consents") == {
+        "c-1": {"withdrawn": True, "partner_id": "council-housing"}
+    }
+
+
+def test_a_consent_id_belongs_to_its_first_partner_and_cannot_be_given_again() -> None:
+    stored = {"c-1": factories.consent().model_dump(mode="json")}
+    takeover = consent_record(partner_id="city-health", status=ConsentStatus.WITHDRAWN)
+    effects, state = run(ReleaseStage(CTX, Consents()), [takeover], consents=stored)
+    assert written(state, "consents") == {}
+    assert items_on(effects, CTX.internal.identity) == []
+    assert "belongs to the partner that first published it" in effects.dead_letters[0].reason
+
+    withdrawn = {"c-1": {"withdrawn": True, "partner_id": "council-housing"}}
+    late = quarantined(factories.event(consent_id="c-1"), 0)  # nothing can release it now
+    effects, state = run(ReleaseStage(CTX, Consents()), [late], consents=withdrawn)
+    assert written(state, "held") == {}
+    assert written(state, "fates")[f"{HOUSING}:0:0"]["fate"] == "dropped"
+    assert [a.action for a in effects.audits] == ["quarantine.drop.withdrawn"]
+    effects, state = run(ReleaseStage(CTX, Consents()), [consent_record()], consents=withdrawn)
+    assert written(state, "consents") == {} and items_on(effects, CTX.internal.identity) == []
+    assert "cannot be given again" in effects.dead_letters[0].reason
+
+
+def test_the_hubs_own_tombstone_on_the_consent_topic_is_not_a_dead_letter() -> None:
+    tombstone = record(CTX.topics.consent, None, 3, key=b"c-1")
+    effects, _ = run(ReleaseStage(CTX, Consents()), [tombstone])
+    assert effects.dead_letters == [] and effects.outputs == []
 
 
 def test_holds_past_the_quarantine_period_are_dropped_with_audit() -> None:
