@@ -301,10 +301,17 @@ class Place:
         return person_id_for(token("nhs", person.nhs_number, place_key))
 
     def consent(self, person: SimPerson) -> ConsentDraft:
-        """The consent recorded for ``person``, covering every partner of the place."""
+        """The consent recorded for ``person``, covering every partner of the place, with
+        every identifier the partners hold for them (a consent admits only events whose
+        identifiers its subject holds)."""
+        identifiers = {"nhs": person.nhs_number}
+        if person.council_ref:
+            identifiers["council"] = person.council_ref
+        if person.upn:
+            identifiers["upn"] = person.upn
         return ConsentDraft(
             consent_id=person.consent_id,
-            identifiers={"nhs": person.nhs_number},
+            identifiers=identifiers,
             purposes=[PURPOSE],
             sharing_partners=list(PARTNERS),
         )

@@ -32,7 +32,15 @@ def lawful_basis_problem(
         return agreement.problem_with(event, at)
     if consent is None:
         return f"consent {basis.consent_id} is not known to the hub (yet)"
-    return consent.covers(event, at)
+    problem = consent.covers(event, at)
+    if problem is None and not set(event.subject.tokens) <= set(consent.subject_tokens):
+        # Any overlap is not enough: an event carrying another person's identifier would
+        # be admitted under this consent and join the two people in identity.
+        return (
+            f"consent {consent.consent_id}: subject.tokens holds an identifier the consent's "
+            "subject was not given with"
+        )
+    return problem
 
 
 class Consents:

@@ -17,7 +17,7 @@ from hub.stages.basis import Consents
 from hub.stages.context import Context, Internal
 from hub.stages.effects import Effects, Record, State, run_each
 from hub.stages.gate import GateStage
-from hub.stages.hops import SOURCE
+from hub.stages.hops import REASON, SOURCE
 from hub.stages.identity import IdentityStage, person_id_for
 from hub.stages.quarantine import HELD_MAX_BYTES, ReleaseStage
 from hub.stages.view import MAX_SOURCES, ViewStage
@@ -85,6 +85,19 @@ def test_gate_admits_holds_and_dead_letters_and_counts_each_record_once() -> Non
     }
     _, state = run(GateStage(CTX, Consents()), records, consents=consents, ledger=ledger)
     assert written(state, "ledger") == {}  # read again after a crash: not counted twice
+
+
+def test_a_consent_admits_only_events_whose_every_identifier_its_subject_holds() -> None:
+    """A's consent does not admit an event that also carries B's identifier (identity
+    would join A and B on it); it is held with the reason instead."""
+    consents = {"c-1": factories.consent(tokens=[factories.NHS_TOKEN]).model_dump(mode="json")}
+    own = factories.event(tokens=[factories.NHS_TOKEN])
+    other = factories.event(tokens=[factories.NHS_TOKEN, factories.COUNCIL_TOKEN])
+    records = [record(HOUSING, framed(own), 0), record(HOUSING, framed(other), 1)]
+    effects, _ = run(GateStage(CTX, Consents()), records, consents=consents)
+    assert [i.key for i in items_on(effects, CTX.internal.identity)] == [own.event_id]
+    (held,) = [o for o in effects.outputs if o.topic == CTX.topics.quarantine]
+    assert b"an identifier the consent's subject was not given with" in dict(held.headers)[REASON]
 
 
 def test_a_record_that_breaks_a_stage_is_undone_and_dead_lettered() -> None:
