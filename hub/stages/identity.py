@@ -279,9 +279,11 @@ class IdentityStage:
 
     def _link(self, store: IdentityStore, link: IdentityLink) -> list[batch.Item]:
         """Join or split people on a partner's link assertion; what the views must do."""
-        evidence = f"link:{link.link_id}"  # how each link was made stays on the edge
+        # The link's id and its partner name the evidence, so only the partner that asserted
+        # a link can retract it (another partner reusing the id names other evidence).
+        evidence = f"link:{link.link_id}:{link.partner_id}"
         if link.status is LinkStatus.ASSERTED:
-            method = f"{evidence}:{link.partner_id}:{link.method.value.lower()}"
+            method = f"{evidence}:{link.method.value.lower()}"  # how it was made stays too
             change = join(store, link.tokens, method)
             if change.person_id is not None:
                 self._check_size(store, change.person_id)

@@ -76,7 +76,8 @@ def test_edges_record_how_a_link_was_made_and_retraction_matches_it() -> None:
     join(s, [NHS, UPN], source="link:l-1:northfield-school:verified_match")
     edges = next(iter(s.people.values()))["edges"]
     assert list(edges.values()) == [["link:l-1:northfield-school:verified_match"]]
-    assert retract(s, NHS, UPN, "link:l-1").splits != {}
+    assert retract(s, NHS, UPN, "link:l-1:city-health").splits == {}  # not its link
+    assert retract(s, NHS, UPN, "link:l-1:northfield-school").splits != {}
 
 
 def test_retracting_an_unknown_link_is_harmless() -> None:

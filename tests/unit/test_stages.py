@@ -10,7 +10,14 @@ from typing import Any
 from hub import batch
 from hub.agreements import AgreementBook
 from hub.batch import Op
-from hub.models import ConsentStatus, DeadLetter, PartnerEvent
+from hub.models import (
+    ConsentStatus,
+    DeadLetter,
+    IdentityLink,
+    LinkMethod,
+    LinkStatus,
+    PartnerEvent,
+)
 from hub.serde import Serde
 from hub.stages import accounting
 from hub.stages.basis import Consents
@@ -281,6 +288,34 @@ def test_identity_publishes_by_person_merges_and_erases() -> None:
     )
     assert [(i.op, i.key) for i in items_on(effects, CTX.internal.view)] == [("erase", nhs)]
     assert set(written(state, "identity-tokens").values()) == {None}
+
+
+def link_item(partner: str, status: LinkStatus) -> batch.Item:
+    link = IdentityLink(
+        link_id="l-1",
+        partner_id=partner,
+        tokens=[factories.NHS_TOKEN, factories.COUNCIL_TOKEN],
+        method=LinkMethod.VERIFIED_MATCH,
+        status=status,
+        recorded_at=factories.WHEN,
+    )
+    return batch.Item(Op.LINK, link.link_id, raw=SERDE.encode(link, "links-value"))
+
+
+def test_only_the_partner_that_asserted_a_link_can_retract_it() -> None:
+    asserted = link_item("council-housing", LinkStatus.ASSERTED)
+    _, state = run(IdentityStage(CTX), [identity_record([asserted])])
+    tables = {
+        "identity_tokens": written(state, "identity-tokens"),
+        "identity_people": written(state, "identity-people"),
+    }
+    forged = link_item("city-health", LinkStatus.RETRACTED)  # the same link id
+    effects, state = run(IdentityStage(CTX), [identity_record([forged])], **tables)
+    assert items_on(effects, CTX.internal.view) == []
+    assert written(state, "identity-tokens") == {}
+    own = link_item("council-housing", LinkStatus.RETRACTED)
+    effects, _ = run(IdentityStage(CTX), [identity_record([own])], **tables)
+    assert [i.op for i in items_on(effects, CTX.internal.view)] == ["split"]
 
 
 def test_identity_dead_letters_a_corrupt_batch_and_refuses_an_oversized_person() -> None:
