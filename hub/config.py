@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     place_key: SecretStr | None = None
     place_key_file: Path | None = None
+    allow_test_key: bool = Field(
+        default=False,
+        description="Let connectors and workers run on the public test place key when no key "
+        "is set (the demo and the tests only; its tokens can be reversed by anyone).",
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     state_dir: Path = PROJECT_ROOT / ".state"
