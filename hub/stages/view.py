@@ -110,15 +110,21 @@ def entry_for(event: PartnerEvent, source: str) -> TimelineEntry:
     )
 
 
+def _identity(entry: TimelineEntry) -> tuple[str, str]:
+    """What makes two entries one event: event ids are unique per partner only, so one
+    partner cannot pre-empt another's event by sending its id first."""
+    return entry.partner_id, entry.event_id
+
+
 def _canonical(person_id: str, entries: Iterable[TimelineEntry]) -> PersonView:
-    unique: dict[str, TimelineEntry] = {}
+    unique: dict[tuple[str, str], TimelineEntry] = {}
     for entry in entries:
-        known = unique.get(entry.event_id)
+        known = unique.get(_identity(entry))
         if known is not None:
             sources = sorted(set(known.sources) | set(entry.sources))
             entry = known.model_copy(update={"sources": sources})
-        unique[entry.event_id] = entry
-    ordered = sorted(unique.values(), key=lambda e: (e.occurred_at, e.event_id))
+        unique[_identity(entry)] = entry
+    ordered = sorted(unique.values(), key=lambda e: (e.occurred_at, e.partner_id, e.event_id))
     return PersonView(person_id=person_id, entries=ordered)
 
 
@@ -129,7 +135,8 @@ def fold(
     'duplicate' (a known event re-sent by its partner), 'redelivered' (the same record
     again, after a restart) or 'unrecorded' (a copy past ``MAX_SOURCES``, which the caller
     gives its fate); None for the view when it is unchanged."""
-    known = next((e for e in view.entries if e.event_id == entry.event_id), None) if view else None
+    key = _identity(entry)
+    known = next((e for e in view.entries if _identity(e) == key), None) if view else None
     if known is None:
         return _canonical(person_id, [*(view.entries if view else []), entry]), "folded"
     if set(entry.sources) <= set(known.sources):
@@ -178,18 +185,32 @@ def prune(
 def overflow(
     view: PersonView, max_entries: int = MAX_ENTRIES, max_bytes: int = VIEW_MAX_BYTES
 ) -> tuple[PersonView, list[TimelineEntry]]:
-    """``view`` cut to its newest entries that fit the bounds, and the oldest that did not."""
+    """``view`` cut to fit the bounds, and the entries that did not fit.
+
+    Entries go from the partner holding the most, oldest first: one partner sending many
+    (or future-dated) events can only push out its own entries, never another's.
+    """
     entries = view.entries
     if len(entries) <= min(_ALWAYS_FITS, max_entries):
         return view, []
-    cut = max(0, len(entries) - max_entries)
-    size = sum(len(e.model_dump_json()) + 1 for e in entries[cut:])
-    while size > max_bytes and cut < len(entries):
-        size -= len(entries[cut].model_dump_json()) + 1
-        cut += 1
-    if not cut:
+    sizes = {id(e): len(e.model_dump_json()) + 1 for e in entries}
+    size = sum(sizes.values())
+    if len(entries) <= max_entries and size <= max_bytes:
         return view, []
-    return PersonView(person_id=view.person_id, entries=entries[cut:]), entries[:cut]
+    by_partner: dict[str, list[TimelineEntry]] = {}
+    for entry in entries:  # oldest first within each partner
+        by_partner.setdefault(entry.partner_id, []).append(entry)
+    removed: set[int] = set()
+    count = len(entries)
+    while count > max_entries or size > max_bytes:
+        largest = max(by_partner.values(), key=len)
+        entry = largest.pop(0)
+        removed.add(id(entry))
+        count, size = count - 1, size - sizes[id(entry)]
+    kept = [e for e in entries if id(e) not in removed]
+    return PersonView(person_id=view.person_id, entries=kept), [
+        e for e in entries if id(e) in removed
+    ]
 
 
 def expires_at(view: PersonView, retention: Callable[[str], timedelta]) -> datetime | None:
@@ -250,7 +271,7 @@ class ViewStage:
     """Folds events into person views; applies merges, splits, erasures and expiry."""
 
     name = "view"
-    tables: tuple[str, ...] = ("views", "fates")
+    tables: tuple[str, ...] = ("views", "fates", "consents")  # consents: read only
     writes: tuple[tuple[str, ...], ...] = (("fates",), ("views",))
 
     def __init__(self, ctx: Context) -> None:
@@ -265,7 +286,7 @@ class ViewStage:
         effects = Effects()
         views = _Views(state["views"])
         state.extras.append(views)
-        work = _Work(self, views, state["fates"], effects, now)
+        work = _Work(self, views, state["fates"], state["consents"], effects, now)
 
         def one(record: Record) -> None:
             if record.topic != self.ctx.internal.view:  # a transfer: entries moving in
@@ -337,16 +358,22 @@ class _Work:
         stage: ViewStage,
         views: _Views,
         fates: MutableMapping[str, Any],
+        consents: Mapping[str, Any],
         effects: Effects,
         now: datetime,
     ) -> None:
         self.ctx, self.views, self.effects, self.now = stage.ctx, views, effects, now
         self.fates = Fates(fates, effects, stage.ctx.topics)
+        self.consents = consents
 
     def item(self, item: batch.Item) -> None:
         person_id = item.key
         if item.op is Op.EVENT:
             entry = entry_for(self.ctx.serde.decode(item.raw, PartnerEvent), item.source)
+            if self._withdrawn(entry.basis):  # lost its basis on the way: erased on arrival
+                self._fate(person_id, entry.sources, "erased", entry.partner_id)
+                self.effects.audits.append(audit_record("view.drop.withdrawn", person_id, self.now))
+                return
             updated, what = fold(self.views.get(person_id), person_id, entry)
             if what == "unrecorded":
                 self._fate(person_id, [item.source], "duplicate", entry.partner_id)
@@ -370,6 +397,10 @@ class _Work:
                 self.settle(person_id, view)
         else:
             raise Refused(f"the view has no operation {item.op!r}")
+
+    def _withdrawn(self, basis: str) -> bool:
+        kind, _, basis_id = basis.partition(":")
+        return kind == "consent" and bool((self.consents.get(basis_id) or {}).get("withdrawn"))
 
     def settle(self, person_id: str, view: PersonView | None) -> None:
         """Store ``view`` after retention and the size bounds: what they remove gets a fate."""

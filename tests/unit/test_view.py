@@ -136,3 +136,35 @@ def test_lead_partners_hold_an_open_plan() -> None:
     )
     assert minimise(absorb(None, "p", [opened]), None)["lead_partners"] == ["city-social-care"]
     assert minimise(absorb(None, "p", [opened, closed]), None)["lead_partners"] == []
+
+
+def test_event_ids_are_unique_per_partner_so_one_partner_cannot_pre_empt_another() -> None:
+    housing = entry(event_id="00000000-0000-4000-8000-000000000001")
+    health = entry(
+        event_id="00000000-0000-4000-8000-000000000001",
+        partner_id="city-health",
+        source="partner.city-health.events:0:1",
+    )
+    view, _ = fold(None, "p", housing)
+    view, outcome = fold(view, "p", health)
+    assert outcome == "folded"
+    assert view is not None and {e.partner_id for e in view.entries} == {
+        "council-housing",
+        "city-health",
+    }
+
+
+def test_a_full_view_drops_from_the_partner_holding_most_so_others_keep_theirs() -> None:
+    """1,000 future-dated events from one partner no longer push another's out."""
+    future = factories.WHEN + timedelta(days=3650)
+    flood = [entry(occurred_at=future + timedelta(minutes=n)) for n in range(MAX_ENTRIES)]
+    others = [
+        entry(partner_id="city-health", source=f"partner.city-health.events:0:{n}")
+        for n in range(5)
+    ]
+    view = absorb(None, "p", [*flood, *others])
+    kept, removed = overflow(view)
+    assert len(kept.entries) == MAX_ENTRIES
+    kept_others = [e for e in kept.entries if e.partner_id == "city-health"]
+    assert sorted(e.event_id for e in kept_others) == sorted(e.event_id for e in others)
+    assert removed == flood[:5]  # the flooding partner's oldest
