@@ -1,9 +1,13 @@
 """Data-sharing agreements: the lawful basis for sharing without individual consent.
 
 Each agreement is a YAML file in the deployment's agreements folder: which partners share
-which event types, for which purposes, which roles may see the shared events, and how long
-they are kept. They are validated at load, and a bad file is rejected naming file, key
-and reason.
+which event types, for which purposes, which roles may see the shared events (and which of
+their fields), and how long they are kept. They are validated at load, and a bad file is
+rejected naming file, key and reason.
+
+The partners that signed an agreement (``partners``) are both who may share under it and
+who may read what is shared under it: a reader holds an agreement's purposes only through
+their organisation's signature (``hub.access`` applies that to each person-view entry).
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from hub._configfile import load_config_file
 from hub.errors import ConfigError
@@ -20,7 +25,12 @@ from hub.models import PartnerEvent
 from hub.topics import PARTNER_ID_PATTERN
 from hub.users import Role
 
-__all__ = ["Agreement", "AgreementBook", "load_agreements"]
+__all__ = ["ENTRY_FIELDS", "Agreement", "AgreementBook", "EntryField", "load_agreements"]
+
+# The fields of a person-view entry a role can be granted (tokens, sources and the partner's
+# own source_ref are never granted: they are not for other organisations).
+EntryField = Literal["event_type", "partner_id", "occurred_at", "purpose", "area_code", "age_band"]
+ENTRY_FIELDS: frozenset[str] = frozenset(get_args(EntryField))
 
 
 class Agreement(BaseModel):
@@ -34,9 +44,24 @@ class Agreement(BaseModel):
     event_types: list[str] = Field(min_length=1, description="patterns, e.g. 'police.*'")
     purposes: list[str] = Field(min_length=1)
     roles: list[Role] = Field(min_length=1, description="roles that may see the events")
+    fields: dict[Role, list[EntryField]] | None = Field(
+        default=None,
+        description="per role in roles, the entry fields it sees; all of them when absent",
+    )
     retention_days: int = Field(ge=1, le=3650)
     valid_from: date
     valid_to: date | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_are_for_listed_roles(
+        cls, fields: dict[Role, list[EntryField]] | None, info: ValidationInfo
+    ) -> dict[Role, list[EntryField]] | None:
+        roles = info.data.get("roles") or []
+        for role in fields or {}:
+            if role not in roles:
+                raise ValueError(f"role {role.value} is given fields but is not in roles")
+        return fields
 
     @model_validator(mode="after")
     def _partner_ids_are_valid(self) -> Agreement:
@@ -45,10 +70,14 @@ class Agreement(BaseModel):
                 raise ValueError(f"partner id {partner!r} is not a valid partner id")
         return self
 
+    def in_force(self, day: date) -> bool:
+        """Whether ``day`` falls within the agreement's validity."""
+        return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
+
     def problem_with(self, event: PartnerEvent, at: datetime) -> str | None:
         """None when this agreement covers ``event`` at ``at``; else why not."""
         day = at.date()
-        if day < self.valid_from or (self.valid_to is not None and day > self.valid_to):
+        if not self.in_force(day):
             return f"agreement {self.id} is not in force on {day.isoformat()}"
         if event.partner_id not in self.partners:
             return f"agreement {self.id} does not include partner {event.partner_id}"
@@ -57,6 +86,24 @@ class Agreement(BaseModel):
         if event.basis.purpose not in self.purposes:
             return f"agreement {self.id} does not cover purpose {event.basis.purpose}"
         return None
+
+    def fields_for(self, role: Role) -> frozenset[str]:
+        """The entry fields ``role`` is granted (none for a role the agreement omits)."""
+        if role not in self.roles:
+            return frozenset()
+        if self.fields is None:
+            return ENTRY_FIELDS
+        return frozenset(self.fields.get(role, ()))
+
+    def grants(self, partner: str, role: Role, purpose: str, day: date) -> frozenset[str]:
+        """The fields of an entry shared for ``purpose`` under this agreement that a
+        ``role`` of ``partner`` may see on ``day``: none unless ``partner`` signed it, it
+        covers ``purpose`` and it is in force (sharing ends with the agreement)."""
+        if partner not in self.partners or purpose not in self.purposes:
+            return frozenset()
+        if not self.in_force(day):
+            return frozenset()
+        return self.fields_for(role)
 
 
 class AgreementBook:
@@ -73,14 +120,6 @@ class AgreementBook:
         kind, _, basis_id = basis.partition(":")
         agreement = self.by_id.get(basis_id) if kind == "agreement" else None
         return timedelta(days=agreement.retention_days) if agreement else consent_retention
-
-    def visible_to(self, basis: str, role: Role) -> bool:
-        """Whether ``role`` may see entries shared under ``basis``."""
-        kind, _, basis_id = basis.partition(":")
-        if kind != "agreement":
-            return role in (Role.PRACTITIONER, Role.ADMIN)
-        agreement = self.by_id.get(basis_id)
-        return agreement is not None and role in agreement.roles
 
 
 def load_agreements(directory: Path) -> AgreementBook:

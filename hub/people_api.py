@@ -1,27 +1,49 @@
-"""Person reads: ``GET /v1/people/{person_id}``, served by the worker that owns the view.
+"""Person reads: ``GET /v1/people/{person_id}`` and its break-glass form
+``POST /v1/people/{person_id}/break-glass``, served by the worker that owns the view; and
+``GET /v1/partners/{partner_id}/break-glass``, the break-glass reads of a partner's data.
 
-Every read of person data writes an ``AuditRecord`` to ``hub.audit``, whatever its outcome,
-and is answered only once that record is in Kafka.
+Who sees what is ``hub.access`` (the read policy); break-glass requests and their record
+for the data owners are ``hub.break_glass``. Every read of person data writes an
+``AuditRecord`` to ``hub.audit``, whatever its outcome, and is answered only once that
+record is in Kafka.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from faust.web import Request, Response, View
 
+from hub._admin import ensure_topic
+from hub.access import Bases, Reader, Shown, involved, owners, present, refusal, select
 from hub.app import Hub
 from hub.batch import partition_for
+from hub.break_glass import (
+    BODY_MAX_BYTES,
+    BadBreakGlass,
+    BreakGlassLog,
+    break_glass_topic,
+    reads_for,
+    reason_code_of,
+)
 from hub.models import AuditRecord, utc_now
 from hub.runtime import producer_of
-from hub.stages.view import PersonView, minimise, prune
+from hub.stages.basis import Consents
+from hub.stages.view import PersonView, prune
 from hub.users import Role, User
 from hub.web import problem
 
 __all__ = ["install_people_api", "view_of"]
 
-_READERS = {Role.PRACTITIONER, Role.ADMIN}
+READ, BREAK_GLASS, BREAK_GLASS_LIST = "person.read", "person.break-glass", "break-glass.list"
+# One answer for an unknown person and one the reader's organisation is not involved
+# with, so a reader cannot learn who the hub knows; the audit record tells them apart.
+NOT_VISIBLE = (
+    "no person with that id is visible to you: your organisation must be involved with "
+    "them, or make a break-glass read (POST .../break-glass with reason_code and reason)"
+)
 
 
 def view_of(hub: Hub, person_id: str) -> PersonView | None:
@@ -33,29 +55,64 @@ def view_of(hub: Hub, person_id: str) -> PersonView | None:
     return prune(PersonView.model_validate(stored), utc_now(), hub.ctx.retention)[0]
 
 
-def install_people_api(hub: Hub) -> None:
-    """Add ``GET /v1/people/{person_id}`` to the hub's Faust web server."""
-    app = hub.app
+def alerted(person_id: str) -> Collection[str]:
+    """The partners holding an alert about ``person_id``: they count as involved. None yet;
+    the alert stage will answer this from its table (issue 11, item 2's seam)."""
+    return ()
 
-    async def audit(user: User, person_id: str, outcome: str) -> None:
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to be over ``limit`` bytes."""
+    declared = request.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    stream: Any = request.content  # type: ignore[attr-defined]  # aiohttp's request
+    while chunk := await stream.read(65_536):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def install_people_api(hub: Hub) -> None:
+    """Add the person reads and the partners' break-glass listing to the web server."""
+    app = hub.app
+    consents = Consents()
+    ensure_topic(hub.settings, break_glass_topic(hub.settings), partitions=hub.settings.partitions)
+    break_glass = BreakGlassLog(hub.settings, app)
+
+    async def audit(
+        user: User, person_id: str | None, outcome: str, action: str = READ, audit_id: str = ""
+    ) -> None:
         record = AuditRecord(
-            audit_id=str(uuid.uuid4()),
+            audit_id=audit_id or str(uuid.uuid4()),
             at=utc_now(),
             actor=user.id,
             role=user.role.value,
-            action="person.read",
+            action=action,
             person_id=person_id,
             outcome=outcome,  # type: ignore[arg-type]
         )
         value = hub.serde.encode(record, f"{hub.topics.audit}-value")
-        key = person_id.encode()
+        key = (person_id or action).encode()
         partition = partition_for(key, hub.settings.partitions)
         producer = producer_of(hub.app)
         delivery = await producer.send(hub.topics.audit, value, key=key, partition=partition)
         await delivery  # the read is answered only once its audit record is in Kafka
+        if person_id is not None:
+            hub.metrics.person_reads.labels(outcome).inc()
+
+    def shown_to(reader: Reader, view: PersonView | None) -> Shown:
+        if view is None:
+            return []
+        bases = Bases(hub.agreements, lambda cid: consents.live(cid, hub.consents), utc_now())
+        return select(view, lambda entry: bases.fields(entry, reader))
 
     class PersonPage(View):
-        """``GET /v1/people/{person_id}``: the view, minimised to the caller."""
+        """``GET /v1/people/{person_id}``: the view as the caller may see it."""
 
         # Faust's stub types views as (view, request); match_info adds the path parameter.
         @app.table_route(table=hub.views, match_info="person_id")  # type: ignore[arg-type]
@@ -63,21 +120,79 @@ def install_people_api(hub: Hub) -> None:
             user = hub.users.authenticate(request.headers.get("Authorization"))
             if user is None:
                 return problem(self, 401, "a valid bearer token is required")
-            if user.role not in _READERS:
+            refused = refusal(user)
+            if refused is not None:
                 await audit(user, person_id, "denied")
-                hub.metrics.person_reads.labels("denied").inc()
-                return problem(self, 403, f"role {user.role.value} may not read person views")
+                return problem(self, 403, refused)
+            reader = Reader.of(user)
             view = view_of(hub, person_id)
-            body: dict[str, Any] | None = None
-            if view is not None:
-                body = minimise(
-                    view, user.partner, lambda basis: hub.agreements.visible_to(basis, user.role)
-                )
-            outcome = "ok" if body and body["event_count"] else "not-found"
-            await audit(user, person_id, outcome)
-            hub.metrics.person_reads.labels(outcome).inc()
-            if outcome != "ok":
+            if view is not None and not involved(view, reader.partner, alerted(person_id)):
+                await audit(user, person_id, "denied")
+                return problem(self, 404, NOT_VISIBLE)
+            shown = shown_to(reader, view)
+            await audit(user, person_id, "ok" if shown else "not-found")
+            if not shown:
+                return problem(self, 404, NOT_VISIBLE)
+            return self.json(present(person_id, shown, reader))
+
+    class BreakGlassPage(View):
+        """``POST /v1/people/{person_id}/break-glass``: read a person the caller's
+        organisation is not involved with, for a coded and written reason."""
+
+        @app.table_route(table=hub.views, match_info="person_id")  # type: ignore[arg-type]
+        async def post(self, request: Request, person_id: str) -> Response:
+            user = hub.users.authenticate(request.headers.get("Authorization"))
+            if user is None:
+                return problem(self, 401, "a valid bearer token is required")
+            refused = refusal(user)
+            if refused is not None:
+                await audit(user, person_id, "denied", BREAK_GLASS)
+                return problem(self, 403, refused)
+            reader = Reader.of(user)
+            try:
+                reason_code = reason_code_of(await read_body(request, BODY_MAX_BYTES))
+            except BadBreakGlass as exc:
+                return problem(self, exc.status, exc.title)
+            shown = shown_to(reader, view_of(hub, person_id))
+            if not shown:
+                await audit(user, person_id, "not-found", BREAK_GLASS)
                 return problem(self, 404, "no person with that id is visible to you")
+            audit_id, now = str(uuid.uuid4()), utc_now()
+            # The owners' record first: a read they cannot see is never answered.
+            await break_glass.record(
+                reads_for(
+                    owners(shown, reader),
+                    audit_id=audit_id,
+                    at=now,
+                    actor=user.id,
+                    actor_partner=reader.partner,
+                    person_id=person_id,
+                    reason_code=reason_code,
+                )
+            )
+            await audit(user, person_id, "ok", BREAK_GLASS, audit_id)
+            body = present(person_id, shown, reader)
+            body["break_glass"] = {"audit_id": audit_id, "reason_code": reason_code}
             return self.json(body)
 
+    class PartnerBreakGlassPage(View):
+        """``GET /v1/partners/{partner_id}/break-glass``: break-glass reads of the
+        partner's data, for that partner's practitioners."""
+
+        async def get(self, request: Request, partner_id: str) -> Response:
+            user = hub.users.authenticate(request.headers.get("Authorization"))
+            if user is None:
+                return problem(self, 401, "a valid bearer token is required")
+            if user.role is not Role.PRACTITIONER or user.partner != partner_id:
+                await audit(user, None, "denied", BREAK_GLASS_LIST)
+                return problem(
+                    self, 403, "only that partner's practitioners see its break-glass reads"
+                )
+            reads = await break_glass.of_owner(partner_id)
+            await audit(user, None, "ok", BREAK_GLASS_LIST)
+            shown = [read.model_dump(mode="json", exclude={"owner"}) for read in reads]
+            return self.json({"partner_id": partner_id, "reads": shown})
+
     app.page("/v1/people/{person_id}")(PersonPage)
+    app.page("/v1/people/{person_id}/break-glass")(BreakGlassPage)
+    app.page("/v1/partners/{partner_id}/break-glass")(PartnerBreakGlassPage)
