@@ -40,6 +40,7 @@ from hub.stages.effects import (
     value_bytes,
 )
 from hub.stages.hops import SOURCE, each_item, framed_in, to_views
+from hub.stages.review import Review, conflicts, joinable
 
 __all__ = [
     "PERSON_MAX_BYTES",
@@ -209,8 +210,11 @@ class IdentityStage:
     applies partners' links and erasures; hands the views their work (by person)."""
 
     name = "identity"
-    tables: tuple[str, ...] = ("identity-tokens", "identity-people", "fates")
-    writes: tuple[tuple[str, ...], ...] = (("fates",), ("identity-tokens", "identity-people"))
+    tables: tuple[str, ...] = ("identity-tokens", "identity-people", "identity-review", "fates")
+    writes: tuple[tuple[str, ...], ...] = (
+        ("fates",),
+        ("identity-tokens", "identity-people", "identity-review"),
+    )
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -222,7 +226,7 @@ class IdentityStage:
     def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
         """Apply one batch of batch records (events, links, erasures), item by item."""
         effects = Effects()
-        store = IdentityStore(state["identity-tokens"], state["identity-people"])
+        work = _Work(self.ctx, state, effects, now)
         for_views: list[batch.Item] = []
         fates = Fates(state["fates"], effects, self.ctx.topics)
         share = (self.ctx.internal.identity, 0)  # identity has one partition
@@ -230,7 +234,7 @@ class IdentityStage:
         def handle(item: batch.Item) -> None:
             outputs: list[Output] = []
             views: list[batch.Item] = []
-            self._item(store, item, outputs, views)
+            work.item(item, outputs, views)
             effects.outputs += outputs  # only once the item is done: nothing half-sent
             for_views.extend(views)
 
@@ -244,17 +248,25 @@ class IdentityStage:
         effects.outputs += to_views(self.ctx, for_views)
         return effects
 
-    def _item(
-        self,
-        store: IdentityStore,
-        item: batch.Item,
-        outputs: list[Output],
-        views: list[batch.Item],
-    ) -> None:
+
+class _Work:
+    """One identity batch's rules, item by item."""
+
+    def __init__(self, ctx: Context, state: State, effects: Effects, now: datetime) -> None:
+        self.ctx, self.effects, self.now = ctx, effects, now
+        self.store = IdentityStore(state["identity-tokens"], state["identity-people"])
+        self.review = Review(state["identity-review"])
+
+    def item(self, item: batch.Item, outputs: list[Output], views: list[batch.Item]) -> None:
+        store = self.store
         if item.op is Op.EVENT:
-            change = join(store, item.tokens, RECORD_SOURCE)
+            tokens, left = joinable(store.token_person, store.people, item.tokens, _strength)
+            if left:  # it would give someone a second NHS number: for review, not a merge
+                partner = self.ctx.topics.partner_of(item.source.split(":", 1)[0])
+                self._refuse_join(item.tokens, "event", partner or "unknown")
+            change = join(store, tokens, RECORD_SOURCE)
             assert change.person_id is not None
-            self._check_size(store, change.person_id)
+            self._check_size(change.person_id)
             views += _merges(change.merged, change.person_id)
             key = change.person_id.encode()
             partition = batch.partition_for(key, self.ctx.partitions)
@@ -262,31 +274,40 @@ class IdentityStage:
             outputs.append(Output(self.ctx.topics.events, partition, key, item.raw, headers))
             views.append(replace(item, key=change.person_id, tokens=[]))
         elif item.op is Op.LINK:
-            views += self._link(store, self.ctx.serde.decode(item.raw, IdentityLink))
+            views += self._link(self.ctx.serde.decode(item.raw, IdentityLink))
         elif item.op is Op.ERASE:
             basis = f"consent:{item.key}"
+            self.review.forget(item.tokens)
             views += [batch.Item(Op.ERASE, p, basis=basis) for p in forget(store, item.tokens)]
         else:
             raise Refused(f"identity has no operation {item.op!r}")
 
-    def _check_size(self, store: IdentityStore, person_id: str) -> None:
-        size = value_bytes(store.people[person_id])
+    def _check_size(self, person_id: str) -> None:
+        size = value_bytes(self.store.people[person_id])
         if size > PERSON_MAX_BYTES:
             raise Refused(
                 f"identity of person {person_id} would take {size} bytes "
                 f"({PERSON_MAX_BYTES} at most): too many identifiers joined into one person"
             )
 
-    def _link(self, store: IdentityStore, link: IdentityLink) -> list[batch.Item]:
+    def _refuse_join(self, tokens: list[str], kind: str, partner: str) -> None:
+        listed = self.review.add(tokens, kind, partner, self.now)
+        self.effects.count("placehub_identity_joins_refused", "listed" if listed else "full")
+
+    def _link(self, link: IdentityLink) -> list[batch.Item]:
         """Join or split people on a partner's link assertion; what the views must do."""
+        store = self.store
         # The link's id and its partner name the evidence, so only the partner that asserted
         # a link can retract it (another partner reusing the id names other evidence).
         evidence = f"link:{link.link_id}:{link.partner_id}"
         if link.status is LinkStatus.ASSERTED:
+            if conflicts(store.token_person, store.people, link.tokens):
+                self._refuse_join(link.tokens, "link", link.partner_id)
+                return []
             method = f"{evidence}:{link.method.value.lower()}"  # how it was made stays too
             change = join(store, link.tokens, method)
             if change.person_id is not None:
-                self._check_size(store, change.person_id)
+                self._check_size(change.person_id)
             return _merges(change.merged, change.person_id)
         change = retract(store, link.tokens[0], link.tokens[1], evidence)
         return [batch.Item(Op.SPLIT, old, parts=parts) for old, parts in change.splits.items()]

@@ -290,6 +290,52 @@ def test_identity_publishes_by_person_merges_and_erases() -> None:
     assert set(written(state, "identity-tokens").values()) == {None}
 
 
+def test_a_join_that_would_give_a_person_two_nhs_numbers_goes_to_review() -> None:
+    """An event joining two people with different NHS numbers is placed with its strongest
+    identifier and listed for review instead of merging them; erasure clears the list."""
+    other_nhs = "nhs:" + "B" * 43
+    a = factories.event(tokens=[factories.NHS_TOKEN])
+    b = factories.event(tokens=[factories.COUNCIL_TOKEN])
+    both = factories.event(tokens=[factories.NHS_TOKEN, factories.COUNCIL_TOKEN])
+
+    def item(event: PartnerEvent, tokens: list[str], source: str) -> batch.Item:
+        return batch.Item(Op.EVENT, event.event_id, source=source, tokens=tokens, raw=framed(event))
+
+    items = [
+        item(a, [factories.NHS_TOKEN], f"{HOUSING}:0:1"),
+        item(b, [other_nhs, factories.COUNCIL_TOKEN], f"{HOUSING}:0:2"),
+        item(both, [factories.NHS_TOKEN, factories.COUNCIL_TOKEN], f"{HOUSING}:0:3"),
+    ]
+    effects, state = run(IdentityStage(CTX), [identity_record(items)])
+    people = {k: v for k, v in written(state, "identity-people").items() if v}
+    assert len(people) == 2  # not merged
+    events = [o.key for o in effects.outputs if o.topic == CTX.topics.events]
+    assert events[2] == person_id_for(factories.NHS_TOKEN).encode()
+    (row,) = written(state, "identity-review").values()
+    assert row["tokens"] == sorted([factories.NHS_TOKEN, factories.COUNCIL_TOKEN])
+    assert (row["kind"], row["partner"]) == ("event", "council-housing")
+    tables = {
+        "identity_tokens": written(state, "identity-tokens"),
+        "identity_people": written(state, "identity-people"),
+        "identity_review": written(state, "identity-review"),
+    }
+    link = IdentityLink(
+        link_id="l-2",
+        partner_id="city-health",
+        tokens=[factories.NHS_TOKEN, other_nhs],
+        method=LinkMethod.VERIFIED_MATCH,
+        status=LinkStatus.ASSERTED,
+        recorded_at=factories.WHEN,
+    )
+    linked = batch.Item(Op.LINK, link.link_id, raw=SERDE.encode(link, "links-value"))
+    effects, state = run(IdentityStage(CTX), [identity_record([linked])], **tables)
+    assert items_on(effects, CTX.internal.view) == [] and written(state, "identity-people") == {}
+    assert [r["kind"] for r in written(state, "identity-review").values()] == ["link"]
+    erase = batch.Item(Op.ERASE, "c-1", tokens=[factories.NHS_TOKEN])
+    _, state = run(IdentityStage(CTX), [identity_record([erase])], **tables)
+    assert set(written(state, "identity-review").values()) == {None}
+
+
 def link_item(partner: str, status: LinkStatus) -> batch.Item:
     link = IdentityLink(
         link_id="l-1",
