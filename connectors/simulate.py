@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from connectors.pseudonymise import token
+from connectors.pseudonymise import IdentifierError, normalise_nhs_number, token
 from connectors.publisher import ConsentDraft, EventDraft, Publisher
 from hub.config import Settings
 from hub.models import (
@@ -196,14 +196,18 @@ _PAYLOADS: dict[str, Callable[[random.Random, str], Payload]] = {
 
 
 def synthetic_nhs_number(rng: random.Random) -> str:
-    """A random 10-digit number with a valid mod-11 check digit (not a real person's)."""
+    """A random 10-digit number that the SDK accepts: a valid mod-11 check digit, outside
+    the test range and not a repeated digit, which the SDK refuses as dummies."""
     while True:
         digits = [rng.randrange(10) for _ in range(9)]
         check = 11 - sum(d * w for d, w in zip(digits, range(10, 1, -1), strict=True)) % 11
-        if check == 11:
-            check = 0
-        if check != 10:
-            return "".join(map(str, digits)) + str(check)
+        candidate = "".join(map(str, digits)) + str(0 if check == 11 else check)
+        if check == 10:
+            continue
+        try:
+            return normalise_nhs_number(candidate)
+        except IdentifierError:
+            continue  # a dummy or test-range number
 
 
 def synthetic_upn(rng: random.Random) -> str:

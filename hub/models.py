@@ -6,15 +6,19 @@ into the dicts fastavro writes and reads. The ``.avsc`` files remain the contrac
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from hub.topics import PARTNER_ID_PATTERN
 
 __all__ = [
+    "EARLIEST_EVENT_TIME",
+    "MAX_CLOCK_SKEW",
+    "MAX_TOKENS_PER_EVENT",
     "MODELS_BY_SCHEMA",
     "PAYLOAD_MODELS",
     "AgeBand",
@@ -69,12 +73,96 @@ __all__ = [
     "utc_now",
 ]
 
-TOKEN_PATTERN = r"^[a-z][a-z0-9]{1,15}:[A-Za-z0-9_-]{43}$"
-Token = Annotated[str, Field(pattern=TOKEN_PATTERN, description="scheme:base64url(HMAC-SHA256)")]
+# scheme, the place key's id (8 base32 characters; absent on tokens made before key ids),
+# and base64url(HMAC-SHA256) unpadded. See connectors/pseudonymise.py.
+TOKEN_PATTERN = r"^[a-z][a-z0-9]{1,15}:(?:[a-z2-7]{8}:)?[A-Za-z0-9_-]{43}$"
+Token = Annotated[
+    str, Field(pattern=TOKEN_PATTERN, description="scheme:key-id:base64url(HMAC-SHA256)")
+]
+# One event names one person: each of their identifiers once, a few schemes, a few refs.
+MAX_TOKENS_PER_EVENT = 16
+# Schemes a person has exactly one value of: two such tokens (under one key) are two people.
+UNIQUE_SCHEMES = ("nhs", "upn")
+# How far ahead of the reader's clock an event may be dated (clocks differ a little).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST_EVENT_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+
+_SEPARATORS = re.compile(r"[\s._:/-]")
+_TEN_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{10}(?![0-9])")
+_UPN_LIKE = re.compile(r"[A-Z][0-9]{11}[0-9A-Z]")
+_NI_NUMBER_LIKE = re.compile(r"[A-Z]{2}[0-9]{6}[A-D]")
+NOT_AN_IDENTIFIER = (
+    "must not look like a national identifier (an NHS number, UPN or NI number): it travels "
+    "in clear; use the record's own reference"
+)
+
+
+def _nhs_check_digit_ok(digits: str) -> bool:
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    return (11 - total % 11) % 11 == int(digits[9])
+
+
+def _not_a_national_identifier(value: str) -> str:
+    """Refuse a clear reference that is (or embeds) a national identifier.
+
+    Separators are ignored. Refused: ten digits alone (an NHS number's shape, valid or
+    not), a run of ten digits inside a reference when it passes the NHS check digit, and
+    the whole shape of a UPN or a National Insurance number.
+    """
+    compact = _SEPARATORS.sub("", value).upper()
+    if (
+        re.fullmatch(r"[0-9]{10}", compact)
+        or any(_nhs_check_digit_ok(run) for run in _TEN_DIGIT_RUN.findall(compact))
+        or _UPN_LIKE.fullmatch(compact)
+        or _NI_NUMBER_LIKE.fullmatch(compact)
+    ):
+        raise ValueError(NOT_AN_IDENTIFIER)
+    return value
+
+
+def _plausible_time(moment: datetime) -> datetime:
+    """Refuse times in the future (beyond clock skew) or absurdly far back: a future-dated
+    event would sort above every real one, and a year-9999 one stays for ever."""
+    if moment > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        minutes = int(MAX_CLOCK_SKEW.total_seconds() // 60)
+        raise ValueError(f"is more than {minutes} minutes in the future")
+    if moment < EARLIEST_EVENT_TIME:
+        raise ValueError(f"is before {EARLIEST_EVENT_TIME.year}")
+    return moment
+
+
 PartnerId = Annotated[str, Field(pattern=PARTNER_ID_PATTERN.pattern)]
 Code = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._:-]{0,63}$")]
-SourceRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+# An id a partner makes up that travels in clear (consent, link): never a national identifier.
+PartnerCode = Annotated[Code, AfterValidator(_not_a_national_identifier)]
+SourceRef = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$"),
+    AfterValidator(_not_a_national_identifier),
+]
+EventTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
+EventType = Annotated[str, Field(max_length=64, pattern=r"^[a-z_]+\.[a-z_]+$")]
 AreaCode = Annotated[str, Field(pattern=r"^[EWSN]\d{8}$", description="ONS ward or LSOA code")]
+
+
+def _one_person(tokens: list[str]) -> list[str]:
+    """Refuse repeated tokens and two tokens of a unique scheme under one key."""
+    if len(set(tokens)) != len(tokens):
+        raise ValueError("a token is repeated")
+    kinds = [t.rsplit(":", 1)[0] for t in tokens if t.split(":", 1)[0] in UNIQUE_SCHEMES]
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(
+            f"at most one token of each of {', '.join(UNIQUE_SCHEMES)} (they are unique to a "
+            "person; two are two people)"
+        )
+    return tokens
+
+
+SubjectTokens = Annotated[
+    list[Token],
+    Field(min_length=1, max_length=MAX_TOKENS_PER_EVENT),
+    AfterValidator(_one_person),
+]
 
 
 def utc_now() -> datetime:
@@ -116,7 +204,7 @@ class AgeBand(StrEnum):
 class Subject(AvroRecord):
     """Who an event is about: pseudonymous tokens and coarse attributes only."""
 
-    tokens: list[Token] = Field(min_length=1, max_length=16)
+    tokens: SubjectTokens
     area_code: AreaCode | None = None
     age_band: AgeBand | None = None
 
@@ -130,7 +218,7 @@ class LawfulBasis(AvroRecord):
     """A live consent (``consent_id``) or a data-sharing agreement (``agreement_id``)."""
 
     kind: BasisKind
-    consent_id: Code | None = None
+    consent_id: PartnerCode | None = None
     agreement_id: Code | None = None
     purpose: Code
 
@@ -431,9 +519,9 @@ class PartnerEvent(AvroRecord):
     partner_id: PartnerId
     source_system: Code
     source_ref: SourceRef
-    event_type: str
-    occurred_at: AwareDatetime
-    recorded_at: AwareDatetime
+    event_type: EventType
+    occurred_at: EventTime
+    recorded_at: EventTime
     subject: Subject
     basis: LawfulBasis
     payload: Payload
@@ -442,8 +530,7 @@ class PartnerEvent(AvroRecord):
     def _type_matches_payload(self) -> Self:
         if self.event_type != self.payload.event_type:
             raise ValueError(
-                f"event_type {self.event_type!r} does not match the payload "
-                f"(expected {self.payload.event_type!r})"
+                f"event_type does not match the payload (expected {self.payload.event_type!r})"
             )
         return self
 
@@ -459,7 +546,7 @@ class PartnerEvent(AvroRecord):
         name, fields = record["payload"]
         payload_cls = _PAYLOAD_BY_AVRO_NAME.get(name)
         if payload_cls is None:
-            raise ValueError(f"payload type {name!r} is not one this hub knows")
+            raise ValueError("the payload's record type is not one this hub knows")
         family = payload_cls.model_fields["family"].default
         return cls.model_validate({**record, "payload": {**fields, "family": family}})
 
@@ -474,9 +561,9 @@ class ConsentRecord(AvroRecord):
 
     avro_schema: ClassVar[str] = "ConsentRecord"
 
-    consent_id: Code
+    consent_id: PartnerCode
     partner_id: PartnerId
-    subject_tokens: list[Token] = Field(min_length=1, max_length=16)
+    subject_tokens: SubjectTokens
     purposes: list[Code] = Field(min_length=1)
     sharing_partners: list[PartnerId] = Field(min_length=1)
     status: ConsentStatus
@@ -518,7 +605,7 @@ class IdentityLink(AvroRecord):
 
     avro_schema: ClassVar[str] = "IdentityLink"
 
-    link_id: Code
+    link_id: PartnerCode
     partner_id: PartnerId
     tokens: list[Token] = Field(min_length=2, max_length=2)
     method: LinkMethod
