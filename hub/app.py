@@ -139,6 +139,8 @@ class Hub:
         # Joins refused because they would give a person two NHS numbers: global, so any
         # worker can list them to admins.
         self.identity_review = app.GlobalTable("identity-review", default=None, partitions=1)
+        # Tokens partners linked, by group: what a consent covers (hub.stages.linked).
+        self.linked = app.GlobalTable("linked", default=None, partitions=1)
 
     def _define_stages(self) -> None:
         app, names, internal, n = self.app, self.topics, self.internal, self.settings.partitions

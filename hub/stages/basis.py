@@ -13,6 +13,7 @@ from typing import Any
 
 from hub.agreements import AgreementBook
 from hub.models import BasisKind, ConsentRecord, PartnerEvent
+from hub.stages.linked import linked_to
 
 __all__ = ["CONSENT_CACHE", "Consents", "lawful_basis_problem"]
 
@@ -20,9 +21,19 @@ CONSENT_CACHE = 10_000  # parsed consents kept; bounds memory
 
 
 def lawful_basis_problem(
-    event: PartnerEvent, consent: ConsentRecord | None, agreements: AgreementBook, at: datetime
+    event: PartnerEvent,
+    consent: ConsentRecord | None,
+    agreements: AgreementBook,
+    at: datetime,
+    linked: Mapping[str, Any] | None = None,
 ) -> str | None:
-    """None when ``event`` has a live lawful basis at ``at``; else why not."""
+    """None when ``event`` has a live lawful basis at ``at``; else why not.
+
+    A consent covers its subject as a person: the identifiers it was given with, and those
+    partners have linked to them (``linked``: token → the tokens its links join it to).
+    The check is here, before identity, because admitting an event is what lets identity
+    join its identifiers; links are the only evidence that is not itself an event.
+    """
     basis = event.basis
     if basis.kind is BasisKind.AGREEMENT:
         assert basis.agreement_id is not None
@@ -33,12 +44,15 @@ def lawful_basis_problem(
     if consent is None:
         return f"consent {basis.consent_id} is not known to the hub (yet)"
     problem = consent.covers(event, at)
-    if problem is None and not set(event.subject.tokens) <= set(consent.subject_tokens):
+    subject = set(consent.subject_tokens)
+    for token in consent.subject_tokens:
+        subject.update(linked_to(linked or {}, token))
+    if problem is None and not set(event.subject.tokens) <= subject:
         # Any overlap is not enough: an event carrying another person's identifier would
         # be admitted under this consent and join the two people in identity.
         return (
             f"consent {consent.consent_id}: subject.tokens holds an identifier the consent's "
-            "subject was not given with"
+            "subject was not given with, nor linked to by a partner"
         )
     return problem
 
@@ -70,6 +84,7 @@ class Consents:
         table: Mapping[str, Any],
         agreements: AgreementBook,
         at: datetime,
+        linked: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Why ``event`` has no lawful basis at ``at`` given ``table``, or None."""
         consent_id = event.basis.consent_id
@@ -77,4 +92,4 @@ class Consents:
         if stored and stored.get("withdrawn"):
             return f"consent {consent_id} has been withdrawn"
         consent = self.live(consent_id, table) if consent_id else None
-        return lawful_basis_problem(event, consent, agreements, at)
+        return lawful_basis_problem(event, consent, agreements, at, linked)

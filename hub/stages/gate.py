@@ -72,7 +72,7 @@ class GateStage:
     """Decides a batch of partner records: each goes to identity, quarantine or the DLQ."""
 
     name = "gate"
-    tables: tuple[str, ...] = ("consents", "ledger")
+    tables: tuple[str, ...] = ("consents", "linked", "ledger")  # consents, linked: read only
     # One phase: a replay re-sends a batch's records whatever the ledger says, and the
     # ledger counts each offset once whichever landed first.
     writes: tuple[tuple[str, ...], ...] = ((OUTPUTS, "ledger"),)
@@ -86,11 +86,11 @@ class GateStage:
         effects = Effects()
         admitted = Pending()  # undone with a record that fails after admitting
         state.extras.append(admitted)
-        ledger, consents = state["ledger"], state["consents"]
+        ledger, consents, linked = state["ledger"], state["consents"], state["linked"]
         agreements = self.ctx.agreements
 
         def problem(event: PartnerEvent) -> str | None:
-            return self.consents.problem(event, consents, agreements, now)
+            return self.consents.problem(event, consents, agreements, now, linked)
 
         def count(record: Record, partner: str, outcome: Outcome) -> None:
             """Once in the ledger (even if read again), and in the metrics."""

@@ -40,6 +40,7 @@ from hub.stages.effects import (
     value_bytes,
 )
 from hub.stages.hops import SOURCE, each_item, framed_in, to_views
+from hub.stages.linked import Linked, components
 from hub.stages.review import Review, conflicts, joinable
 
 __all__ = [
@@ -151,13 +152,13 @@ def retract(store: IdentityStore, a: str, b: str, source: str) -> IdentityChange
         edges[key] = remaining
     else:
         edges.pop(key, None)
-    components = _components(record["tokens"], edges)
-    if len(components) == 1:
+    found = components(record["tokens"], edges)
+    if len(found) == 1:
         store.people[person_id] = {"tokens": record["tokens"], "edges": edges}
         return IdentityChange(person_id=person_id)
     parts: dict[str, list[str]] = {}
     del store.people[person_id]
-    for component in components:
+    for component in found:
         new_id = mint(component)
         parts[new_id] = sorted(component)
         store.people[new_id] = {
@@ -179,27 +180,6 @@ def forget(store: IdentityStore, tokens: Iterable[str]) -> list[str]:
     return people
 
 
-def _components(tokens: list[str], edges: dict[str, list[str]]) -> list[set[str]]:
-    neighbours: dict[str, set[str]] = {t: set() for t in tokens}
-    for key in edges:
-        a, b = key.split("|", 1)
-        neighbours[a].add(b)
-        neighbours[b].add(a)
-    seen: set[str] = set()
-    components = []
-    for start in tokens:
-        if start in seen:
-            continue
-        component, frontier = {start}, [start]
-        while frontier:
-            for other in neighbours[frontier.pop()] - component:
-                component.add(other)
-                frontier.append(other)
-        seen |= component
-        components.append(component)
-    return components
-
-
 # The most one person's identity row may take (tokens and edges, as JSON): under the
 # broker's 1 MiB message limit. Evidence that would grow a person past it is refused.
 PERSON_MAX_BYTES = 512 * 1024
@@ -210,10 +190,16 @@ class IdentityStage:
     applies partners' links and erasures; hands the views their work (by person)."""
 
     name = "identity"
-    tables: tuple[str, ...] = ("identity-tokens", "identity-people", "identity-review", "fates")
+    tables: tuple[str, ...] = (
+        "identity-tokens",
+        "identity-people",
+        "identity-review",
+        "linked",
+        "fates",
+    )
     writes: tuple[tuple[str, ...], ...] = (
         ("fates",),
-        ("identity-tokens", "identity-people", "identity-review"),
+        ("identity-tokens", "identity-people", "identity-review", "linked"),
     )
 
     def __init__(self, ctx: Context) -> None:
@@ -256,6 +242,7 @@ class _Work:
         self.ctx, self.effects, self.now = ctx, effects, now
         self.store = IdentityStore(state["identity-tokens"], state["identity-people"])
         self.review = Review(state["identity-review"])
+        self.linked = Linked(state["linked"])
 
     def item(self, item: batch.Item, outputs: list[Output], views: list[batch.Item]) -> None:
         store = self.store
@@ -278,7 +265,10 @@ class _Work:
         elif item.op is Op.ERASE:
             basis = f"consent:{item.key}"
             self.review.forget(item.tokens)
+            people = {p for t in item.tokens if (p := store.token_person.get(t)) is not None}
+            erased = [t for p in sorted(people) for t in store.people[p]["tokens"]]
             views += [batch.Item(Op.ERASE, p, basis=basis) for p in forget(store, item.tokens)]
+            self.linked.forget(erased)
         else:
             raise Refused(f"identity has no operation {item.op!r}")
 
@@ -308,8 +298,12 @@ class _Work:
             change = join(store, link.tokens, method)
             if change.person_id is not None:
                 self._check_size(change.person_id)
+                self.linked.update(store.people[change.person_id])
             return _merges(change.merged, change.person_id)
         change = retract(store, link.tokens[0], link.tokens[1], evidence)
+        for token in link.tokens:  # its person, or the people it split into
+            if (person_id := store.token_person.get(token)) is not None:
+                self.linked.update(store.people[person_id])
         return [batch.Item(Op.SPLIT, old, parts=parts) for old, parts in change.splits.items()]
 
 

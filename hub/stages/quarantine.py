@@ -13,6 +13,8 @@ timer sends). Its rules:
 - **withdraw**: a withdrawn or expired consent drops what it held (``dropped``, audited)
   and asks identity to erase what it shared.
 - **expire**: a hold older than the quarantine period is dropped (``dropped``, audited).
+- **recheck**: holds under a live consent are tried again at every maintenance tick, since
+  a partner's link may since have joined their identifiers to the consent's subject.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Check(StrEnum):
 
     EXPIRE_CONSENT = "expire-consent"  # withdraw the consent if it has expired
     EXPIRE_HOLDS = "expire-holds"  # drop the basis's holds past the quarantine period
+    RECHECK_HOLDS = "recheck-holds"  # try a live consent's holds again (links may cover them)
 
 
 def held_key(event: PartnerEvent) -> str:
@@ -79,7 +82,7 @@ class ReleaseStage:
     """Keeps consents and holds; releases, drops and erases (module docstring)."""
 
     name = "release"
-    tables: tuple[str, ...] = ("consents", "held", "fates")
+    tables: tuple[str, ...] = ("consents", "held", "fates", "linked")  # linked: read only
     writes: tuple[tuple[str, ...], ...] = (("fates",), ("consents", "held"))
 
     def __init__(self, ctx: Context, consents: Consents) -> None:
@@ -111,7 +114,7 @@ class _Batch:
         now: datetime,
     ) -> None:
         self.ctx, self.book = stage.ctx, stage.consents
-        self.consents, self.held = state["consents"], state["held"]
+        self.consents, self.held, self.linked = state["consents"], state["held"], state["linked"]
         self.fates = Fates(state["fates"], effects, stage.ctx.topics)
         self.effects, self.released, self.now = effects, released, now
         self.record: Record | None = None
@@ -130,6 +133,8 @@ class _Batch:
                 self._withdraw(consent.consent_id, consent.partner_id)
         elif op == Check.EXPIRE_HOLDS:
             self._drop_expired(key)
+        elif op == Check.RECHECK_HOLDS:
+            self._recheck(key)
         elif record.value is not None:
             self._hold_or_release(record.value, record.headers.get(SOURCE, b"").decode())
 
@@ -171,10 +176,15 @@ class _Batch:
             )
             return
         self.consents[consent.consent_id] = consent.model_dump(mode="json")
-        held: list[dict[str, Any]] = self.held.pop(consent.consent_id, None) or []
-        self._held_bytes.pop(consent.consent_id, None)
+        self._recheck(consent.consent_id)
+
+    def _recheck(self, key: str) -> None:
+        """Try the holds under ``key`` again (a consent arrived, or a partner's link may
+        now cover their identifiers); those still without a basis keep their hold time."""
+        held: list[dict[str, Any]] = self.held.pop(key, None) or []
+        self._held_bytes.pop(key, None)
         for item in held:
-            self._hold_or_release(base64.b64decode(item["raw"]), item["source"])
+            self._hold_or_release(base64.b64decode(item["raw"]), item["source"], item["held_at"])
 
     def _reject(self, record: Record, reason: str) -> None:
         self.effects.dead_letter(record, "release", reason, self.now)
@@ -198,10 +208,13 @@ class _Batch:
             Output(topic, batch.partition_for(key, self.ctx.partitions), key, None)
         )
 
-    def _hold_or_release(self, raw: bytes, source: str) -> None:
+    def _hold_or_release(self, raw: bytes, source: str, held_at: str | None = None) -> None:
         """Release a quarantined event if it now has a basis, else hold it (once)."""
         event = self.ctx.serde.decode(raw, PartnerEvent)  # it passed the gate's decode once
-        if self.book.problem(event, self.consents, self.ctx.agreements, self.now) is None:
+        problem = self.book.problem(
+            event, self.consents, self.ctx.agreements, self.now, self.linked
+        )
+        if problem is None:
             self.released.append(event_item(event, raw, source))
             self.effects.count("placehub_quarantine_released")
             return
@@ -222,7 +235,7 @@ class _Batch:
             "partner_id": event.partner_id,
             "raw": base64.b64encode(raw).decode(),
             "source": source,
-            "held_at": self.now.isoformat(),
+            "held_at": held_at or self.now.isoformat(),
             "partition": self.record.partition if self.record else 0,
         }
         # The list's size is measured once a batch, then grown by each item held (holding
@@ -240,7 +253,8 @@ class _Batch:
             return
         self.held[key] = [*held, item]
         self._held_bytes[key] = size
-        self.fates.count(event.partner_id, "held_in_quarantine")
+        if held_at is None:  # newly held, not held again after a recheck
+            self.fates.count(event.partner_id, "held_in_quarantine")
 
     def _drop_expired(self, key: str) -> None:
         held = self.held.get(key) or []
@@ -274,3 +288,5 @@ def due_checks(
     for key, items in held.items():
         if any(now - datetime.fromisoformat(i["held_at"]) >= hold for i in items or []):
             yield Check.EXPIRE_HOLDS, key
+        elif items and (consents.get(key) or {}).get("subject_tokens"):
+            yield Check.RECHECK_HOLDS, key  # held under a live consent: a link may cover it

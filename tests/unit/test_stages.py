@@ -24,9 +24,10 @@ from hub.stages.basis import Consents
 from hub.stages.context import Context, Internal
 from hub.stages.effects import Effects, Record, State, run_each
 from hub.stages.gate import GateStage
-from hub.stages.hops import REASON, SOURCE
+from hub.stages.hops import OP, REASON, SOURCE
 from hub.stages.identity import IdentityStage, person_id_for
-from hub.stages.quarantine import HELD_MAX_BYTES, ReleaseStage
+from hub.stages.linked import linked_to
+from hub.stages.quarantine import HELD_MAX_BYTES, Check, ReleaseStage, due_checks
 from hub.stages.view import MAX_SOURCES, ViewStage
 from hub.topics import Topics
 from tests.unit import factories
@@ -105,6 +106,48 @@ def test_a_consent_admits_only_events_whose_every_identifier_its_subject_holds()
     assert [i.key for i in items_on(effects, CTX.internal.identity)] == [own.event_id]
     (held,) = [o for o in effects.outputs if o.topic == CTX.topics.quarantine]
     assert b"an identifier the consent's subject was not given with" in dict(held.headers)[REASON]
+
+
+def test_identifiers_a_partner_linked_to_the_consents_subject_are_covered() -> None:
+    """A consent covers its subject as a person: once a partner links the council ref to
+    the NHS number, an event carrying both is admitted (held before), and a hold under the
+    consent is released at the next recheck."""
+    consents = {"c-1": factories.consent(tokens=[factories.NHS_TOKEN]).model_dump(mode="json")}
+    both = factories.event(tokens=[factories.NHS_TOKEN, factories.COUNCIL_TOKEN])
+    _, state = run(
+        IdentityStage(CTX), [identity_record([link_item("council-housing", LinkStatus.ASSERTED)])]
+    )
+    linked = written(state, "linked")
+    assert linked_to(linked, factories.NHS_TOKEN) == sorted(
+        [factories.NHS_TOKEN, factories.COUNCIL_TOKEN]
+    )
+    effects, _ = run(
+        GateStage(CTX, Consents()),
+        [record(HOUSING, framed(both), 0)],
+        consents=consents,
+        linked=linked,
+    )
+    assert [i.key for i in items_on(effects, CTX.internal.identity)] == [both.event_id]
+
+    _, state = run(ReleaseStage(CTX, Consents()), [quarantined(both, 0)], consents=consents)
+    held = written(state, "held")
+    assert [i["event_id"] for i in held["c-1"]] == [both.event_id]  # not covered yet
+    assert [c for c in due_checks(consents, held, timedelta(days=7), NOW)] == [
+        (Check.RECHECK_HOLDS, "c-1")
+    ]
+    check = record(CTX.internal.control, None, 1, key=b"c-1", headers={OP: b"recheck-holds"})
+    effects, state = run(
+        ReleaseStage(CTX, Consents()), [check], consents=consents, held=held, linked=linked
+    )
+    assert [i.key for i in items_on(effects, CTX.internal.identity)] == [both.event_id]
+    assert written(state, "held") == {"c-1": None}
+
+    retracted = link_item("council-housing", LinkStatus.RETRACTED)
+    _, state2 = run(
+        IdentityStage(CTX),
+        [identity_record([link_item("council-housing", LinkStatus.ASSERTED), retracted])],
+    )
+    assert linked_to(written(state2, "linked"), factories.NHS_TOKEN) == []
 
 
 def test_a_record_that_breaks_a_stage_is_undone_and_dead_lettered() -> None:

@@ -155,11 +155,15 @@ def test_event_ids_are_unique_per_partner_so_one_partner_cannot_pre_empt_another
 
 
 def test_a_full_view_drops_from_the_partner_holding_most_so_others_keep_theirs() -> None:
-    """1,000 future-dated events from one partner no longer push another's out."""
-    future = factories.WHEN + timedelta(days=3650)
-    flood = [entry(occurred_at=future + timedelta(minutes=n)) for n in range(MAX_ENTRIES)]
+    """1,000 newer events from one partner no longer push another's older ones out."""
+    flood = [entry(occurred_at=factories.WHEN + timedelta(seconds=n)) for n in range(MAX_ENTRIES)]
+    older = factories.WHEN - timedelta(days=1)
     others = [
-        entry(partner_id="city-health", source=f"partner.city-health.events:0:{n}")
+        entry(
+            partner_id="city-health",
+            source=f"partner.city-health.events:0:{n}",
+            occurred_at=older,
+        )
         for n in range(5)
     ]
     view = absorb(None, "p", [*flood, *others])
