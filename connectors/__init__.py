@@ -13,6 +13,8 @@ from connectors.delivery import Delivery, Outgoing, Receipt
 from connectors.events import EventReader, PersonEvent
 from connectors.pseudonymise import (
     IdentifierError,
+    PlaceKey,
+    load_place_key,
     normalise_council_ref,
     normalise_nhs_number,
     normalise_upn,
@@ -26,8 +28,9 @@ from connectors.publisher import (
     LinkDraft,
     NoConsentReference,
     Publisher,
+    UnknownPartner,
 )
-from hub.errors import BrokerError, EventRejected
+from hub.errors import BrokerError, ConfigError, EventRejected
 
 # The names a partner's code catches, by failure.
 InvalidEvent = EventRejected
@@ -35,6 +38,7 @@ BrokerUnavailable = BrokerError
 
 __all__ = [
     "BrokerUnavailable",
+    "ConfigError",
     "ConsentDraft",
     "Delivery",
     "EventDraft",
@@ -46,8 +50,11 @@ __all__ = [
     "NoConsentReference",
     "Outgoing",
     "PersonEvent",
+    "PlaceKey",
     "Publisher",
     "Receipt",
+    "UnknownPartner",
+    "load_place_key",
     "normalise_council_ref",
     "normalise_nhs_number",
     "normalise_upn",

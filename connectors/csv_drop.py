@@ -13,6 +13,11 @@ mapping, is pseudonymised and encoded by the SDK, and is sent in acknowledged ba
   encoding and delimiter, with ``_line`` and ``_reason`` columns in front, so it can be
   fixed and dropped again with the same mapping); ``read = published + rejected``.
 - **Precise errors**: a reason names the line, the column and the problem, never a value.
+- **Safe to open**: a reject-file cell that a spreadsheet would run as a formula (one that
+  begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is written with a
+  leading ``'``, so opening the file cannot run what a hostile export put in it.
+- **Fails before reading** for a partner the place does not declare or a place key that is
+  missing, short or the test key (``ConfigError``, the setting named).
 """
 
 from __future__ import annotations
@@ -36,20 +41,35 @@ from tqdm import tqdm
 
 from connectors.delivery import Outgoing
 from connectors.mapping import EventMapping
-from connectors.publisher import Publisher
+from connectors.pseudonymise import load_place_key
+from connectors.publisher import Publisher, require_known_partner
 from hub.config import Settings
 from hub.errors import EventRejected, InputError
 
-__all__ = ["Checkpoint", "CsvDrop", "CsvFileError", "IngestSummary", "event_id_for"]
+__all__ = [
+    "Checkpoint",
+    "CsvDrop",
+    "CsvFileError",
+    "IngestSummary",
+    "event_id_for",
+    "spreadsheet_safe",
+]
 
 MAX_LINE_BYTES = 1 << 20
 # A fixed namespace, so every machine derives the same event id for the same row.
 _ID_NAMESPACE = uuid.UUID("6f1d2c52-9a0e-4f7e-8d1c-7b3f2a9e5c41")
 _BOM = codecs.BOM_UTF8
+# What makes a spreadsheet read a cell as a formula (OWASP's list for CSV injection).
+_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CsvFileError(InputError):
     """Raised when the file as a whole cannot be read with its mapping (header, lines)."""
+
+
+def spreadsheet_safe(cells: list[str]) -> list[str]:
+    """``cells`` with a ``'`` before any that a spreadsheet would run as a formula."""
+    return [f"'{cell}" if cell.startswith(_FORMULA_LEADS) else cell for cell in cells]
 
 
 def event_id_for(partner: str, source: str, position: str) -> str:
@@ -161,6 +181,8 @@ class CsvDrop:
         batch_size: int = 500,
         progress: bool = True,
     ) -> None:
+        require_known_partner(settings, partner)
+        load_place_key(settings)
         self.path = path
         self.partner = partner
         self.mapping = mapping
@@ -231,7 +253,7 @@ class CsvDrop:
             writer = csv.writer(rejects, delimiter=self.options.delimiter, lineterminator="\n")
             if not checkpoint.header:
                 checkpoint.header = self._header(reader, lines)
-                writer.writerow(["_line", "_reason", *checkpoint.header])
+                writer.writerow(["_line", "_reason", *spreadsheet_safe(checkpoint.header)])
             batch: list[Outgoing] = []
             since_checkpoint = 0
             for line, fields, problem in self._records(reader, lines, len(checkpoint.header)):
@@ -241,7 +263,7 @@ class CsvDrop:
                     problem = self._prepare(publisher, checkpoint, fields, batch)
                 if problem is not None:
                     checkpoint.rejected += 1
-                    writer.writerow([line, problem, *fields])
+                    writer.writerow([line, problem, *spreadsheet_safe(fields)])
                 if since_checkpoint >= self.batch_size:
                     self._commit(publisher, batch, checkpoint, lines, rejects, bar)
                     since_checkpoint = 0

@@ -11,10 +11,13 @@ Failures, by what the caller does next:
   named) and ``EventTooLarge`` (over ``max_event_bytes``). Fix the record; never retried.
 - ``BrokerError`` (``BrokerUnavailable``): Kafka did not acknowledge after every retry;
   nothing is lost by trying the same drafts again later (event ids are fixed first).
+- ``ConfigError`` at start-up (``UnknownPartner``, a missing, short or test place key): the
+  deployment is wrong and nothing was sent; an operator must fix the settings.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -24,10 +27,10 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.delivery import Delivery, EventTooLarge, Outgoing, Receipt
-from connectors.pseudonymise import IdentifierError, token
+from connectors.pseudonymise import SCHEMES, IdentifierError, PlaceKey, load_place_key, token
 from hub._admin import ensure_topic
 from hub.config import Settings, load_settings
-from hub.errors import EventRejected
+from hub.errors import ConfigError, EventRejected
 from hub.models import (
     AgeBand,
     BasisKind,
@@ -42,6 +45,7 @@ from hub.models import (
     Subject,
     utc_now,
 )
+from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.serde import AvroModel, Serde, validation_errors
 from hub.topics import Topics
@@ -54,9 +58,11 @@ __all__ = [
     "NoConsentReference",
     "Publisher",
     "Receipt",
+    "UnknownPartner",
     "draft_errors",
     "frame_event",
     "require_basis",
+    "require_known_partner",
 ]
 
 Identifiers = Annotated[
@@ -67,6 +73,29 @@ Identifiers = Annotated[
 ]
 
 NO_BASIS = "every event needs a lawful basis: a consent id, or a data-sharing agreement id"
+# A key written in a body that looks like a field name may be named in an error; any other
+# (an identifier sent as a key, say) is not echoed.
+_FIELD_NAME = re.compile(r"[a-z][a-z_]{0,39}")
+_REF_REPEATS_IDENTIFIER = (
+    "repeats one of the event's identifiers, and travels in clear: use the record's own "
+    "reference (the identifier goes only in identifiers, as a token)"
+)
+
+
+class UnknownPartner(ConfigError):
+    """Raised when a connector starts for a partner the place does not declare: its events
+    would go to a topic no worker reads."""
+
+
+def require_known_partner(settings: Settings, partner_id: str) -> None:
+    """Raise ``UnknownPartner`` unless ``partner_id`` is in the place's partners file."""
+    known = {partner.id for partner in load_partners(settings.partners_file)}
+    if partner_id not in known:
+        raise UnknownPartner(
+            f"partner {partner_id!r} is not a partner of this place "
+            f"(PLACEHUB_PARTNERS_FILE {settings.partners_file}); the hub reads only the "
+            "topics of the partners declared there"
+        )
 
 
 class NoConsentReference(EventRejected):
@@ -121,6 +150,9 @@ def draft_errors(exc: ValidationError) -> list[tuple[str, str]]:
         if len(loc) > 2 and loc[0] == "payload":
             del loc[1]  # the discriminator's branch name, not a field the partner wrote
         message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and not _FIELD_NAME.fullmatch(loc[-1]):
+            loc[-1] = "-"  # an unknown key that is not a field's name may be a value: not echoed
+            message = "an unknown key (not a field's name; not repeated here) is not allowed"
         if err["type"] == "union_tag_invalid":
             message = f"unknown family; expected one of {err.get('ctx', {}).get('expected_tags')}"
         errors.append(("".join("/" + part for part in loc), message))
@@ -182,10 +214,12 @@ class Publisher:
         backoff_ms: int = 200,
     ) -> None:
         self.settings = settings or load_settings()
+        require_known_partner(self.settings, partner_id)
+        self.place_key: PlaceKey = load_place_key(self.settings)
         self.partner_id = partner_id
         self.source_system = source_system
         self.topics = Topics(self.settings.topic_prefix)
-        self._place_key = self.settings.place_key_bytes()
+        self._place_key = self.place_key.secret
         self._serde = Serde(registry or SchemaRegistry(self.settings))
         self.delivery = Delivery(self.settings, attempts=attempts, backoff_ms=backoff_ms)
 
@@ -193,17 +227,19 @@ class Publisher:
         """The pseudonymous tokens for a partner's raw identifiers, in a stable order."""
         tokens: set[str] = set()
         for scheme, value in identifiers.items():
+            pointer = f"/identifiers/{scheme}" if scheme in SCHEMES else "/identifiers"
             try:
                 tokens.add(token(scheme, value, self._place_key))
             except IdentifierError as exc:
                 message = str(exc).removeprefix(f"{scheme}: ")
-                raise EventRejected([(f"/identifiers/{scheme}", message)]) from None
+                raise EventRejected([(pointer, message)]) from None
         return sorted(tokens)
 
     def to_event(self, draft: EventDraft) -> PartnerEvent:
         """The wire event for ``draft``: identifiers tokenised, ids and times filled in."""
         if draft.basis is None:
             raise NoConsentReference()
+        _refuse_identifier_as_reference(draft)
         try:
             return PartnerEvent(
                 event_id=draft.event_id or str(uuid.uuid4()),
@@ -308,6 +344,14 @@ class Publisher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _refuse_identifier_as_reference(draft: EventDraft) -> None:
+    """``source_ref`` travels in clear: it may not repeat one of the draft's identifiers
+    (a council reference sent as both would undo its token)."""
+    ref = re.sub(r"[\s-]", "", draft.source_ref).upper()
+    if any(re.sub(r"[\s-]", "", value).upper() == ref for value in draft.identifiers.values()):
+        raise EventRejected([("/source_ref", _REF_REPEATS_IDENTIFIER)])
 
 
 def _millis(moment: datetime) -> datetime:

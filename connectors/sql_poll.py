@@ -10,9 +10,13 @@ column (``updated_at`` by default) with the primary key (``id``) as tie-break::
 
 A row whose watermark moved (it changed) is read again and published as a new event.
 Event ids are derived from (partner, query name, key, watermark), so a batch re-sent
-after a crash is counted once by the hub. The position — the last (watermark, key) — is
-kept in the compacted ``connector.positions`` topic (key ``partner/query``), written
-after each acknowledged batch, so a restart resumes where the last run stopped.
+after a crash is counted once by the hub. The position — the last watermark and a keyed
+hash (HMAC with the place key) of the last row key — is kept in the compacted
+``connector.positions`` topic (key ``partner/query``), written after each acknowledged
+batch. The row key itself never leaves the partner (it may be a person's reference): a
+restart finds the row whose key hashes to the saved one among the rows at the saved
+watermark and resumes after it; if that row has since changed, the rows at that watermark
+are read again (same event ids, counted once by the hub).
 
 Rows that cannot become events go to a JSON-lines reject file (key, watermark, reason;
 never row values) and are counted: ``read = published + rejected``. Rows whose
@@ -34,17 +38,18 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from psycopg import sql
 from psycopg.rows import dict_row
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from connectors.csv_drop import IngestSummary, event_id_for
 from connectors.delivery import Delivery, Outgoing
 from connectors.mapping import EventMapping
-from connectors.publisher import Publisher
+from connectors.pseudonymise import PlaceKey, load_place_key
+from connectors.publisher import Publisher, require_known_partner
 from hub._admin import ensure_topic
 from hub.config import Settings
 from hub.errors import BrokerError, ConfigError, EventRejected, UnavailableError
 
-__all__ = ["Position", "PositionStore", "SqlPoll", "SqlSourceError"]
+__all__ = ["Position", "PositionStore", "SqlPoll", "SqlSourceError", "key_hash"]
 
 
 class SqlSourceError(UnavailableError):
@@ -71,27 +76,35 @@ _FROM_JSON: dict[str, Callable[[str], Any]] = {
 }
 
 
+_POSITION_PURPOSE = "sql-position-key"
+
+
 class Position(BaseModel):
-    """Where a query's polling stands: the last (watermark, key) published, and counts."""
+    """Where a query's polling stands: the last watermark published, a keyed hash of the
+    last row key at it (never the key: it may be a person's reference), and counts."""
+
+    model_config = ConfigDict(extra="ignore")  # a position saved with a raw key: key dropped
 
     watermark: dict[str, Any]
-    key: dict[str, Any]
+    key_hash: str | None = None
     read: int = 0
     published: int = 0
     rejected: int = 0
 
     @classmethod
-    def at(cls, watermark: Any, key: Any, previous: Position | None) -> Position:
-        """The position after a row with ``watermark`` and ``key``, totals carried over."""
+    def at(cls, watermark: Any, key_hash: str, previous: Position | None) -> Position:
+        """The position after a row with ``watermark`` and a key hashing to ``key_hash``."""
         totals = previous.model_dump(include={"read", "published", "rejected"}) if previous else {}
-        return cls(watermark=_scalar_to_json(watermark), key=_scalar_to_json(key), **totals)
+        return cls(watermark=_scalar_to_json(watermark), key_hash=key_hash, **totals)
 
-    def values(self) -> tuple[Any, Any]:
-        """The (watermark, key) as the Python values psycopg sends as parameters."""
-        return (
-            _FROM_JSON[self.watermark["type"]](self.watermark["value"]),
-            _FROM_JSON[self.key["type"]](self.key["value"]),
-        )
+    def watermark_value(self) -> Any:
+        """The watermark as the Python value psycopg sends as a parameter."""
+        return _FROM_JSON[self.watermark["type"]](self.watermark["value"])
+
+
+def key_hash(place_key: PlaceKey, key: Any) -> str:
+    """The keyed hash a position keeps of a row key (its type and value)."""
+    return place_key.keyed_hash(_POSITION_PURPOSE, json.dumps(_scalar_to_json(key)).encode())
 
 
 class PositionStore:
@@ -152,6 +165,8 @@ class SqlPoll:
         batch_size: int = 500,
         reject_path: Path | None = None,
     ) -> None:
+        require_known_partner(settings, partner)
+        self.place_key = load_place_key(settings)
         try:
             self.query = query_path.read_text().strip().rstrip(";")
         except OSError as exc:
@@ -166,16 +181,42 @@ class SqlPoll:
         state = settings.state_dir / "ingest"
         self.reject_path = reject_path or state / f"{partner}-{query_path.stem}.rejects.jsonl"
 
-    def _statement(self, after: bool) -> sql.Composed:
+    def _statement(self, mode: str) -> sql.Composed:
+        """Rows from the start, ``after`` a (watermark, key), or ``from`` a watermark on."""
         wm, key = sql.Identifier("source", self.watermark), sql.Identifier("source", self.key)
-        where = sql.SQL("WHERE {wm} IS NOT NULL").format(wm=wm)
-        if after:
-            where = sql.SQL("{where} AND ({wm}, {key}) > (%s, %s)").format(
-                where=where, wm=wm, key=key
-            )
+        where = {
+            "start": "WHERE {wm} IS NOT NULL",
+            "after": "WHERE {wm} IS NOT NULL AND ({wm}, {key}) > (%s, %s)",
+            "from": "WHERE {wm} IS NOT NULL AND {wm} >= %s",
+        }[mode]
         return sql.SQL(
-            "SELECT * FROM ({query}) AS source {where} ORDER BY {wm}, {key} LIMIT %s"
-        ).format(query=sql.SQL(self.query), where=where, wm=wm, key=key)
+            "SELECT * FROM ({query}) AS source " + where + " ORDER BY {wm}, {key} LIMIT %s"
+        ).format(query=sql.SQL(self.query), wm=wm, key=key)
+
+    def _keys_at(self, after: bool) -> sql.Composed:
+        """Row keys at one watermark, in key order (to find the saved position's row)."""
+        wm, key = sql.Identifier("source", self.watermark), sql.Identifier("source", self.key)
+        where = "WHERE {wm} = %s AND {key} > %s" if after else "WHERE {wm} = %s"
+        return sql.SQL(
+            "SELECT {key} AS row_key FROM ({query}) AS source " + where + " ORDER BY {key} LIMIT %s"
+        ).format(query=sql.SQL(self.query), wm=wm, key=key)
+
+    def _resume(
+        self, connection: psycopg.Connection[dict[str, Any]], position: Position
+    ) -> tuple[str, list[Any]]:
+        """Where to read from after ``position``: after its row when a row at its watermark
+        has the key hashed there, else from its watermark again (ids repeat; counted once)."""
+        watermark = position.watermark_value()
+        last: list[Any] = []
+        while position.key_hash is not None:
+            keys = self._run(connection, self._keys_at(bool(last)), [watermark, *last])
+            for row in keys:
+                if key_hash(self.place_key, row["row_key"]) == position.key_hash:
+                    return "after", [watermark, row["row_key"]]
+            if len(keys) < self.batch_size:
+                break
+            last = [keys[-1]["row_key"]]
+        return "from", [watermark]
 
     def poll_once(self) -> IngestSummary:
         """Publish every row past the saved position, batch by batch, until caught up."""
@@ -189,8 +230,9 @@ class SqlPoll:
         ):
             store = PositionStore(self.settings, publisher.delivery)
             position = store.load(self.name)
+            mode, params = ("start", []) if position is None else self._resume(connection, position)
             while True:
-                rows = self._fetch(connection, position)
+                rows = self._fetch(connection, mode, params)
                 if not rows:
                     break
                 batch: list[Outgoing] = []
@@ -205,7 +247,10 @@ class SqlPoll:
                     summary.published += len(batch)
                 rejects.flush()
                 last = rows[-1]
-                position = Position.at(last[self.watermark], last[self.key], position)
+                mode, params = "after", [last[self.watermark], last[self.key]]
+                position = Position.at(
+                    last[self.watermark], key_hash(self.place_key, last[self.key]), position
+                )
                 position.read += len(rows)
                 position.published += len(batch)
                 position.rejected += len(rows) - len(batch)
@@ -236,16 +281,23 @@ class SqlPoll:
         except psycopg.Error as exc:
             raise SqlSourceError(f"cannot connect to the database: {_first_line(exc)}") from exc
 
-    def _fetch(
-        self, connection: psycopg.Connection[dict[str, Any]], position: Position | None
+    def _run(
+        self,
+        connection: psycopg.Connection[dict[str, Any]],
+        statement: sql.Composed,
+        params: list[Any],
     ) -> list[dict[str, Any]]:
-        params: list[Any] = [*position.values()] if position else []
         try:
             with connection.cursor() as cursor:
-                cursor.execute(self._statement(position is not None), [*params, self.batch_size])
-                rows = cursor.fetchall()
+                cursor.execute(statement, [*params, self.batch_size])
+                return cursor.fetchall()
         except psycopg.Error as exc:
             raise SqlSourceError(f"{self.name}: the query failed: {_first_line(exc)}") from exc
+
+    def _fetch(
+        self, connection: psycopg.Connection[dict[str, Any]], mode: str, params: list[Any]
+    ) -> list[dict[str, Any]]:
+        rows = self._run(connection, self._statement(mode), params)
         if rows and (self.watermark not in rows[0] or self.key not in rows[0]):
             raise ConfigError(
                 f"{self.name}: the query must return the columns "

@@ -7,8 +7,12 @@ Run it against a hub's Kafka with the place key your hub's operator gave you::
     python publish_from_partner.py
 
 Raw identifiers (here an NHS number and a council reference) stay in this process: the
-``Publisher`` replaces them by keyed tokens before anything is sent. Each failure has its
-own exception, so your code can tell "fix this record" from "try again later".
+``Publisher`` replaces them by keyed tokens before anything is sent. ``source_ref`` is
+different: it travels in clear, so it is your record's own reference (a case number), never
+an identifier of the person. Each failure has its own exception, so your code can tell "fix
+this record" from "try again later". The SDK refuses to start without your place key (or
+with a short one, or the public test key outside the demo and tests), and for a partner id
+the hub does not know.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import UTC, datetime
 
 from connectors import (
     BrokerUnavailable,
+    ConfigError,
     ConsentDraft,
     EventDraft,
     EventTooLarge,
@@ -33,11 +38,13 @@ SOURCE_SYSTEM = "northgate-housing"  # the system the records come from
 
 def records_from_my_system() -> list[dict[str, str]]:
     """Stand-in for your own query: one dict per record (synthetic values here)."""
+    person = {"nhs": "943 476 5919", "council": "HSG-0042"}
     return [
-        {"ref": "HSG-0042", "nhs": "943 476 5919", "consent": "c-123", "band": "BAND_250_1000"},
-        {"ref": "HSG-0043", "nhs": "943 476 5919", "consent": "", "band": "BAND_0_250"},
-        {"ref": "HSG-0044", "nhs": "123 456 7890", "consent": "c-123", "band": "BAND_0_250"},
-    ]
+        {"ref": "case-1042", **person, "consent": "c-123", "band": "BAND_250_1000"},
+        {"ref": "case-1043", **person, "consent": "", "band": "BAND_0_250"},
+        {"ref": "case-1044", "nhs": "123 456 7890", "council": "HSG-0044", "consent": "c-123",
+         "band": "BAND_0_250"},
+    ]  # fmt: skip
 
 
 def to_draft(record: dict[str, str]) -> EventDraft:
@@ -49,8 +56,8 @@ def to_draft(record: dict[str, str]) -> EventDraft:
         )
     return EventDraft(
         event_id=None,  # or a stable id of your own (UUID) so re-sending is harmless
-        source_ref=record["ref"],
-        identifiers={"nhs": record["nhs"], "council": record["ref"]},
+        source_ref=record["ref"],  # your own record's reference: it travels in clear
+        identifiers={"nhs": record["nhs"], "council": record["council"]},  # sent as tokens
         basis=basis,
         payload=HousingEvent(kind=HousingKind.ARREARS, arrears_band=ArrearsBand(record["band"])),
         occurred_at=datetime.now(UTC),
@@ -59,34 +66,44 @@ def to_draft(record: dict[str, str]) -> EventDraft:
 
 def main() -> int:
     """Publish the consent, then each record; report what was sent and what was not."""
+    try:
+        publisher = Publisher(PARTNER, SOURCE_SYSTEM)
+    except ConfigError as exc:  # no or a weak place key, an unknown partner id: nothing sent
+        print(f"not started: {exc}", file=sys.stderr)
+        return 78  # EX_CONFIG: an operator must fix the settings
+    with publisher:
+        return publish_all(publisher)
+
+
+def publish_all(publisher: Publisher) -> int:
+    """Publish the consent, then each record, on a started publisher."""
     published = rejected = 0
-    with Publisher(PARTNER, SOURCE_SYSTEM) as publisher:
-        publisher.publish_consent(
-            ConsentDraft(
-                consent_id="c-123",
-                identifiers={"nhs": "943 476 5919"},
-                purposes=["early-help"],
-                sharing_partners=[PARTNER, "city-health"],
-            )
+    publisher.publish_consent(
+        ConsentDraft(
+            consent_id="c-123",
+            identifiers={"nhs": "943 476 5919", "council": "HSG-0042"},
+            purposes=["early-help"],
+            sharing_partners=[PARTNER, "city-health"],
         )
-        for record in records_from_my_system():
-            try:
-                receipt = publisher.publish(to_draft(record))
-            except NoConsentReference:
-                print(f"{record['ref']}: not sent, no consent or agreement recorded")
-            except EventTooLarge as exc:
-                print(f"{record['ref']}: not sent, too large: {exc}")
-            except InvalidEvent as exc:  # the record is wrong: fix it at source
-                for pointer, message in exc.errors:
-                    print(f"{record['ref']}: not sent, {pointer}: {message}")
-            except BrokerUnavailable as exc:  # Kafka is away: keep the record, retry later
-                print(f"hub unavailable, stopping: {exc}", file=sys.stderr)
-                return 75  # EX_TEMPFAIL: a scheduler should run us again
-            else:
-                published += 1
-                print(f"{record['ref']}: sent as {receipt.event_id} (offset {receipt.offset})")
-                continue
-            rejected += 1
+    )
+    for record in records_from_my_system():
+        try:
+            receipt = publisher.publish(to_draft(record))
+        except NoConsentReference:
+            print(f"{record['ref']}: not sent, no consent or agreement recorded")
+        except EventTooLarge as exc:
+            print(f"{record['ref']}: not sent, too large: {exc}")
+        except InvalidEvent as exc:  # the record is wrong: fix it at source
+            for pointer, message in exc.errors:
+                print(f"{record['ref']}: not sent, {pointer}: {message}")
+        except BrokerUnavailable as exc:  # Kafka is away: keep the record, retry later
+            print(f"hub unavailable, stopping: {exc}", file=sys.stderr)
+            return 75  # EX_TEMPFAIL: a scheduler should run us again
+        else:
+            published += 1
+            print(f"{record['ref']}: sent as {receipt.event_id} (offset {receipt.offset})")
+            continue
+        rejected += 1
     print(f"published {published}, rejected {rejected}")
     return 0
 

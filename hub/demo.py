@@ -3,11 +3,15 @@
 Starts the local broker, one worker (as a child process, so its logs stay out of the
 way), publishes a synthetic place through the SDK, waits until a person's joined-up view
 is readable, prints how to read it, then keeps the place busy until Ctrl-C.
+
+The demo is one of the two places (with the tests) where the public test place key is
+allowed: it says so for itself and its worker (``PLACEHUB_ALLOW_TEST_KEY``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 
+from connectors.pseudonymise import load_place_key
 from connectors.simulate import Place
 from hub import broker
 from hub.config import Settings
@@ -46,12 +51,17 @@ def run_demo(settings: Settings, people: int, rate_per_s: float) -> int:
     """Run the simulated place until interrupted; returns the exit code."""
     # SIGTERM (e.g. from `timeout` or a supervisor) must also stop the worker child.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    settings = settings.model_copy(update={"allow_test_key": True})
+    place_key = load_place_key(settings)  # a real key when one is set, else the test key
     broker.start(settings)
     log_path = settings.state_dir / "demo-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "worker"], stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "hub.cli", "worker"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PLACEHUB_ALLOW_TEST_KEY": "1"},
         )
     base = f"http://{settings.web_host}:{settings.web_port}"
     try:
@@ -61,7 +71,7 @@ def run_demo(settings: Settings, people: int, rate_per_s: float) -> int:
         counts = place.publish(settings, events=people * 5)
         print(f"published {sum(counts.values())} events from {len(counts)} partners")
         person = place.people[0]
-        url = f"{base}/v1/people/{Place.person_id(person, settings.place_key_bytes())}"
+        url = f"{base}/v1/people/{Place.person_id(person, place_key.secret)}"
         view = json.loads(wait_for_http(url, timeout_s=60, token=DEMO_TOKEN))
         print(
             f"\nplacehub is running. A simulated person, {view['event_count']} events from "

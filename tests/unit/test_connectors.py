@@ -16,12 +16,13 @@ from connectors import (
     NoConsentReference,
     Publisher,
 )
-from connectors.csv_drop import event_id_for
+from connectors.csv_drop import event_id_for, spreadsheet_safe
 from connectors.delivery import Delivery, Outgoing
 from connectors.events import RecentIds
 from connectors.mapping import EventMapping
-from connectors.pseudonymise import normalise_upn
-from connectors.simulate import PARTNERS, Place, synthetic_upn
+from connectors.pseudonymise import normalise_nhs_number, normalise_upn
+from connectors.publisher import UnknownPartner
+from connectors.simulate import PARTNERS, Place, synthetic_nhs_number, synthetic_upn
 from hub.config import PROJECT_ROOT, Settings
 from hub.errors import ConfigError
 from hub.models import BasisKind, HousingEvent, HousingKind, LawfulBasis
@@ -31,9 +32,13 @@ from tests.unit.fakes import MemoryRegistry
 NHS = "943 476 5919"
 
 
-def _publisher(**settings: object) -> Publisher:
+def _settings(**settings: object) -> Settings:
+    return Settings(**{"allow_test_key": True, **settings})  # type: ignore[arg-type]
+
+
+def _publisher(partner: str = "council-housing", **settings: object) -> Publisher:
     # Nothing is sent: prepare() only validates, tokenises and encodes.
-    return Publisher("council-housing", "northgate", Settings(**settings), MemoryRegistry())  # type: ignore[arg-type]
+    return Publisher(partner, "northgate", _settings(**settings), MemoryRegistry())  # type: ignore[arg-type]
 
 
 def _draft(**changes: object) -> EventDraft:
@@ -59,9 +64,66 @@ def test_each_failure_has_its_own_exception() -> None:
     assert bad_nhs.value.errors == [("/identifiers/nhs", "the NHS number's check digit is wrong")]
     assert "5910" not in str(bad_nhs.value)
     with pytest.raises(EventTooLarge, match="over the limit of 64"):
-        small = Settings().model_copy(update={"max_event_bytes": 64})
+        small = _settings().model_copy(update={"max_event_bytes": 64})
         Publisher("council-housing", "northgate", small, MemoryRegistry()).prepare(_draft())  # type: ignore[arg-type]
     assert isinstance(publisher.prepare(_draft()), Outgoing)
+
+
+def test_a_partner_the_place_does_not_declare_is_refused_at_start() -> None:
+    with pytest.raises(UnknownPartner, match="'unknown-partner' is not a partner of this place"):
+        _publisher("unknown-partner")
+
+
+def test_no_place_key_no_publisher() -> None:
+    with pytest.raises(ConfigError, match="PLACEHUB_PLACE_KEY_FILE: no place key is set"):
+        _publisher(allow_test_key=False, place_key=None, place_key_file=None)
+    with pytest.raises(ConfigError, match="PLACEHUB_PLACE_KEY: the place key has 8 bytes"):
+        _publisher(allow_test_key=False, place_key="too-shrt", place_key_file=None)
+
+
+def test_source_ref_may_not_repeat_an_identifier() -> None:
+    publisher = _publisher()
+    with pytest.raises(InvalidEvent) as caught:
+        publisher.prepare(
+            _draft(source_ref="hsg-0042", identifiers={"nhs": NHS, "council": "HSG 0042"})
+        )
+    [(pointer, message)] = caught.value.errors
+    assert pointer == "/source_ref" and "repeats one of the event's identifiers" in message
+    assert "0042" not in str(caught.value)
+    with pytest.raises(InvalidEvent, match="national identifier"):
+        publisher.prepare(_draft(source_ref="401-023-2137"))
+    publisher.prepare(
+        _draft(source_ref="case-1042", identifiers={"nhs": NHS, "council": "HSG-0042"})
+    )
+
+
+def test_dummy_identifiers_and_unknown_keys_are_refused_without_echo() -> None:
+    publisher = _publisher()
+    with pytest.raises(InvalidEvent) as dummy:
+        publisher.prepare(_draft(identifiers={"nhs": "999 999 9999"}))
+    assert dummy.value.errors[0][0] == "/identifiers/nhs" and "9999" not in str(dummy.value)
+    with pytest.raises(InvalidEvent) as unknown:
+        EventDraft.parse({**_draft().model_dump(), "9434765919": "x"})
+    assert unknown.value.errors == [
+        ("/-", "an unknown key (not a field's name; not repeated here) is not allowed")
+    ]
+    with pytest.raises(InvalidEvent) as scheme:
+        publisher.prepare(_draft(identifiers={"9434765919": "x"}))
+    assert "9434765919" not in str(scheme.value)
+
+
+def test_reject_cells_a_spreadsheet_would_run_are_neutralised() -> None:
+    cells = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tx", "\rx", "ok", ""]
+    assert spreadsheet_safe(cells) == [
+        "'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "ok", "",
+    ]  # fmt: skip
+
+
+def test_simulated_nhs_numbers_are_never_dummies_or_test_numbers() -> None:
+    place = Place(seed=1, people=1)
+    numbers = [synthetic_nhs_number(place.rng) for _ in range(5000)]
+    assert all(normalise_nhs_number(number) == number for number in numbers)
+    assert not any(number.startswith("999") for number in numbers)
 
 
 def test_broker_unavailable_after_retries_with_backoff() -> None:
