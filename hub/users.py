@@ -1,15 +1,22 @@
 """Who may call the API: bearer tokens mapped to a user, a role and (for partners) a partner.
 
 Only SHA-256 hashes of tokens are kept in the users file, so the file is not a secret.
+A token is presented as ``Authorization: Bearer <token>`` or, for Confluent-compatible
+registry clients (``basic.auth.user.info``), as HTTP Basic with the user id as the user
+name and the token as the password.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub._configfile import load_config_file
 
@@ -23,6 +30,10 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+# Roles that act for one partner organisation, so must say which.
+_OF_A_PARTNER = (Role.PARTNER, Role.PRACTITIONER)
+
+
 class User(BaseModel):
     """One API caller."""
 
@@ -33,11 +44,31 @@ class User(BaseModel):
     partner: str | None = None
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False)
 
+    @model_validator(mode="after")
+    def _names_its_partner(self) -> Self:
+        """A partner or practitioner without a partner would be scoped to no one (or all)."""
+        if self.role in _OF_A_PARTNER and not self.partner:
+            raise ValueError(f"a user of role {self.role.value} must name its partner")
+        return self
+
 
 class _UsersFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     users: list[User]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        """Two users with one token would make the token's user ambiguous."""
+        ids, hashes = set(), set()
+        for user in self.users:
+            if user.id in ids:
+                raise ValueError(f"duplicate user id {user.id}")
+            if user.token_sha256 in hashes:
+                raise ValueError(f"user {user.id} has the same token as another user")
+            ids.add(user.id)
+            hashes.add(user.token_sha256)
+        return self
 
 
 def hash_token(token: str) -> str:
@@ -46,18 +77,40 @@ def hash_token(token: str) -> str:
 
 
 class UserDirectory:
-    """Looks callers up by bearer token."""
+    """Looks callers up by bearer token (or Basic credentials), and users by id."""
 
     def __init__(self, users: list[User]) -> None:
         self._by_hash = {user.token_sha256: user for user in users}
+        self._by_id = {user.id: user for user in users}
 
     @classmethod
     def load(cls, path: Path) -> UserDirectory:
         """Read and validate a users YAML file; ConfigError names the file, key and reason."""
         return cls(load_config_file(path, _UsersFile, "users").users)
 
+    def by_id(self, user_id: str) -> User | None:
+        """The user with this id (how a worker-signed request names who it acts for)."""
+        return self._by_id.get(user_id)
+
     def authenticate(self, authorization: str | None) -> User | None:
-        """The user a ``Bearer`` header belongs to, or None."""
-        if not authorization or not authorization.startswith("Bearer "):
+        """The user a ``Bearer`` (or ``Basic`` user-id:token) header belongs to, or None."""
+        if not authorization:
             return None
-        return self._by_hash.get(hash_token(authorization.removeprefix("Bearer ").strip()))
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme == "Bearer":
+            return self._by_hash.get(hash_token(credentials.strip()))
+        if scheme.lower() == "basic":
+            return self._basic(credentials.strip())
+        return None
+
+    def _basic(self, credentials: str) -> User | None:
+        """HTTP Basic: the password is the token and the user name must be its user's id."""
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        name, colon, token = decoded.partition(":")
+        user = self._by_hash.get(hash_token(token)) if colon else None
+        if user is None or not hmac.compare_digest(user.id.encode(), name.encode()):
+            return None
+        return user
