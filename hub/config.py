@@ -16,6 +16,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The test key is public on purpose: tests and the demo must give the same tokens.
 TEST_PLACE_KEY = "placehub-test-key-not-for-production"
+MIN_SECRET_BYTES = 32  # the worker secret is an HMAC key: 256 bits
+MIN_TOKEN_BYTES = 16  # a scrape token is compared, not used as a key
 
 
 class Settings(BaseSettings):
@@ -38,8 +40,28 @@ class Settings(BaseSettings):
         description="Let connectors and workers run on the public test place key when no key "
         "is set (the demo and the tests only; its tokens can be reversed by anyone).",
     )
-    web_host: str = "127.0.0.1"
+    web_host: str = Field(
+        default="127.0.0.1", description="The host other workers reach this worker's API on."
+    )
     web_port: int = Field(default=6066, ge=1, le=65535)
+    web_bind: str | None = Field(
+        default=None,
+        description="The address the API listens on; web_host (127.0.0.1) unless set. "
+        "0.0.0.0 listens on every interface.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="The bearer token a Prometheus scrape of /metrics presents."
+    )
+    metrics_token_file: Path | None = None
+    worker_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared by a place's workers to sign their calls to each other (at least "
+        "32 bytes). Unset, each worker makes its own and refuses calls between workers.",
+    )
+    worker_secret_file: Path | None = None
+    worker_assertion_ttl_s: float = Field(
+        default=30, gt=0, le=300, description="How long a worker's signed call stays valid."
+    )
     state_dir: Path = PROJECT_ROOT / ".state"
     store: str = Field(
         default="memory://",
@@ -74,6 +96,9 @@ class Settings(BaseSettings):
     )
     ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     ingest_max_items: int = Field(default=500, ge=1)
+    registry_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body the registry API reads."
+    )
     ingest_timeout_ms: int = Field(
         default=10_000, ge=100, description="How long HTTP ingest waits for Kafka before 503."
     )
@@ -89,6 +114,25 @@ class Settings(BaseSettings):
         """This worker's own URL, as other workers reach it."""
         return f"http://{self.web_host}:{self.web_port}"
 
+    @property
+    def web_bind_host(self) -> str:
+        """The address the worker's API listens on."""
+        return self.web_bind or self.web_host
+
+    def metrics_token_value(self) -> str | None:
+        """The scrape token for ``/metrics`` (file, then variable), or None if none is set."""
+        secret = _secret(self.metrics_token_file, self.metrics_token, "METRICS_TOKEN")
+        if secret is not None and len(secret) < MIN_TOKEN_BYTES:
+            raise ConfigError(f"PLACEHUB_METRICS_TOKEN: shorter than {MIN_TOKEN_BYTES} bytes")
+        return None if secret is None else secret.decode()
+
+    def worker_secret_bytes(self) -> bytes | None:
+        """The secret workers sign their calls to each other with, or None if none is set."""
+        secret = _secret(self.worker_secret_file, self.worker_secret, "WORKER_SECRET")
+        if secret is not None and len(secret) < MIN_SECRET_BYTES:
+            raise ConfigError(f"PLACEHUB_WORKER_SECRET: shorter than {MIN_SECRET_BYTES} bytes")
+        return secret
+
     def place_key_bytes(self) -> bytes:
         """The HMAC key for pseudonymisation: from the file, the variable, or the test key."""
         if self.place_key_file is not None:
@@ -101,6 +145,16 @@ class Settings(BaseSettings):
         if self.place_key is not None:
             return self.place_key.get_secret_value().encode()
         return TEST_PLACE_KEY.encode()
+
+
+def _secret(path: Path | None, value: SecretStr | None, name: str) -> bytes | None:
+    """A secret from ``PLACEHUB_<name>_FILE`` (preferred) or ``PLACEHUB_<name>``."""
+    if path is not None:
+        try:
+            return path.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"PLACEHUB_{name}_FILE: cannot read {path}: {exc.strerror}") from exc
+    return None if value is None else value.get_secret_value().encode()
 
 
 @lru_cache(maxsize=1)

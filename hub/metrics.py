@@ -2,13 +2,31 @@
 
 Every metric is a counter the stages increment as they decide (``Effects.metrics``), so a
 scrape reads counters and never walks the tables.
+
+Small counts can still say something about one person: a partner's ``erased`` count going
+from 0 to 1 says that someone withdrew consent. So the exposition (``Metrics.exposition``)
+rounds such series down to a multiple of ``DISCLOSURE_STEP`` (below 5 shows 0), shows
+them for every declared partner from the start (a series that appears is news too), and
+leaves out ``_created`` timestamps (when a series first moved). The rule for each metric
+is in its HELP text.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
-__all__ = ["Metrics"]
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["DISCLOSURE_STEP", "PERSON_LEVEL_FATES", "Metrics"]
+
+DISCLOSURE_STEP = 5
+# Fates that follow one person's consent or retention, not the partner's data quality.
+PERSON_LEVEL_FATES = ("erased", "dropped", "expired")
+
+_Rule = Callable[[str, Mapping[str, str]], bool]
+_ROUNDED = f"rounded down to a multiple of {DISCLOSURE_STEP} (below {DISCLOSURE_STEP} shows 0)"
 
 
 class Metrics:
@@ -36,7 +54,9 @@ class Metrics:
             "placehub_records_settled",
             "Partner records that reached a fate in this process (a record later released "
             "from quarantine, erased or expired counts again at its new fate); the exact "
-            "books are at GET /v1/partners/status.",
+            "books are at GET /v1/partners/status. The fates "
+            f"{', '.join(PERSON_LEVEL_FATES)} follow one person's consent or retention, so "
+            f"they are {_ROUNDED}; the other fates are exact.",
             ["partner", "fate"],
             registry=self.registry,
         )
@@ -48,7 +68,7 @@ class Metrics:
         )
         self.person_reads = Counter(
             "placehub_person_reads",
-            "Reads of person views, by outcome.",
+            f"Reads of person views, by outcome; each is one person's, so {_ROUNDED}.",
             ["outcome"],
             registry=self.registry,
         )
@@ -59,8 +79,49 @@ class Metrics:
             "placehub_stage_failures": self.stage_failures,
             "placehub_records_settled": self.settled,
         }
+        self.public = CollectorRegistry(auto_describe=False)
+        self.public.register(_Disclosed(self.registry, _person_level))
 
     def count(self, name: str, labels: tuple[str, ...], n: int = 1) -> None:
         """Add ``n`` to the counter ``name`` (a stage's metric increment) with ``labels``."""
         counter = self._by_name[name]
         (counter.labels(*labels) if labels else counter).inc(n)
+
+    def declare_partners(self, partners: Iterable[str]) -> None:
+        """Show every partner's person-level series from the start, at 0: a series that
+        first appears when a partner's first erasure happens would tell of it."""
+        for partner in partners:
+            for fate in PERSON_LEVEL_FATES:
+                self.settled.labels(partner, fate)
+        for outcome in ("ok", "not-found", "denied"):
+            self.person_reads.labels(outcome)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text a scrape gets: person-level series rounded, no timestamps."""
+        return generate_latest(self.public)
+
+
+def _person_level(metric: str, labels: Mapping[str, str]) -> bool:
+    """Whether a series counts events about single people (so is rounded on the way out)."""
+    if metric == "placehub_records_settled":
+        return labels.get("fate") in PERSON_LEVEL_FATES
+    return metric == "placehub_person_reads"
+
+
+class _Disclosed(Collector):
+    """The hub's registry as a scrape may see it (disclosure control on the way out)."""
+
+    def __init__(self, source: CollectorRegistry, rounded: _Rule) -> None:
+        self.source, self.rounded = source, rounded
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.source.collect():
+            shown = Metric(family.name, family.documentation, family.type, family.unit)
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                value = sample.value
+                if self.rounded(family.name, sample.labels):
+                    value = float(int(value) // DISCLOSURE_STEP * DISCLOSURE_STEP)
+                shown.add_sample(sample.name, sample.labels, value, sample.timestamp)
+            yield shown

@@ -2,20 +2,26 @@
 (partner status), ``/metrics`` and ``/v1/health``. Person reads are in ``hub.people_api``.
 
 Handlers are thin: authenticate, check the role, call one function, format the reply.
+Who may call what: the books, a partner's own token (its own partner only), stewards and
+admins; ``/v1/_books`` (one worker's share), only another worker (``hub.routing``);
+``/metrics``, the scrape token (``PLACEHUB_METRICS_TOKEN(_FILE)``) or an admin; ``/v1/health``
+anyone, but only an admin learns which agents or stages failed.
 """
 
 from __future__ import annotations
 
+import hmac
+import json
 from typing import Any
 
-import aiohttp
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from hub.app import Hub
+from hub.routing import PeerUnavailable, caller, peers, principal_of
 from hub.stages import accounting
 from hub.stages.accounting import partner_status
-from hub.users import Role
+from hub.users import Role, User
 
 __all__ = ["install_web", "local_books", "problem"]
 
@@ -49,10 +55,11 @@ def problem(view: View, status: int, title: str) -> Response:
 def install_web(hub: Hub) -> None:
     """Add the ``/v1`` API and ``/metrics`` to the hub's Faust web server."""
     app = hub.app
+    scrape_token = hub.settings.metrics_token_value()  # read once; ConfigError at start
+    hub.metrics.declare_partners(partner.id for partner in hub.partners)
 
-    def may_see_books(view: View, request: Request, partner_id: str | None) -> Response | None:
-        """None if the caller may see ``partner_id``'s books (every partner's if None)."""
-        user = hub.users.authenticate(request.headers.get("Authorization"))
+    def may_see_books(view: View, user: User | None, partner_id: str | None) -> Response | None:
+        """None if ``user`` may see ``partner_id``'s books (every partner's if None)."""
         if user is None:
             return problem(view, 401, "a valid bearer token is required")
         own_partner = user.role is Role.PARTNER and user.partner == partner_id
@@ -62,28 +69,38 @@ def install_web(hub: Hub) -> None:
             return problem(view, 404, f"partner {partner_id} is not part of this place")
         return None
 
-    async def gather_books(request: Request, path: str) -> list[dict[str, Any]] | None:
-        """Every worker's share (``/v1/_books...``): views and holds are partitioned."""
-        own = hub.settings.canonical_url
-        others = [u for u in hub.app.router.tables_metadata() if str(u).rstrip("/") != own]
+    def share_for_a_worker(view: View, request: Request, partner_id: str | None) -> Response | None:
+        """None if another worker, acting for a user who may see the books, asks."""
+        principal = principal_of(hub, request)
+        if principal is None or not principal.via_worker:
+            return problem(view, 401, "only the place's workers may ask for one worker's share")
+        return may_see_books(view, principal.user, partner_id)
+
+    async def gather_books(user: User, path: str) -> list[dict[str, Any]] | None:
+        """Every worker's share (``/v1/_books...``): views and holds are partitioned. Other
+        workers are asked with a worker assertion for ``user``, never the user's token."""
+        here = peers(hub)
         shares = [local_books(hub)]
-        headers = {"Authorization": request.headers.get("Authorization", "")}
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
-            for url in others:
-                async with client.get(f"{url}{path}", headers=headers) as reply:
-                    if reply.status != 200:
-                        return None
-                    shares.append(await reply.json())
+        for url in here.others():
+            try:
+                reply = await here.call(url, "GET", path, user)
+            except PeerUnavailable:
+                return None
+            if reply.status != 200:
+                return None
+            shares.append(json.loads(reply.body))
         return shares
 
     class PartnerStatusPage(View):
         """``GET /v1/partners/{partner_id}/status``: that partner's accounting, and only it."""
 
         async def get(self, request: Request, partner_id: str) -> Response:
-            refused = may_see_books(self, request, partner_id)
+            user = caller(hub, request)
+            refused = may_see_books(self, user, partner_id)
             if refused is not None:
                 return refused
-            shares = await gather_books(request, f"/v1/_books/{partner_id}")
+            assert user is not None  # may_see_books refused a missing user
+            shares = await gather_books(user, f"/v1/_books/{partner_id}")
             if shares is None:
                 return problem(self, 503, "a worker did not report its share")
             own, *others = shares
@@ -94,10 +111,12 @@ def install_web(hub: Hub) -> None:
         """``GET /v1/partners/status``: every partner's accounting in one pass (stewards)."""
 
         async def get(self, request: Request) -> Response:
-            refused = may_see_books(self, request, None)
+            user = caller(hub, request)
+            refused = may_see_books(self, user, None)
             if refused is not None:
                 return refused
-            shares = await gather_books(request, "/v1/_books")
+            assert user is not None  # may_see_books refused a missing user
+            shares = await gather_books(user, "/v1/_books")
             if shares is None:
                 return problem(self, 503, "a worker did not report its share")
             partners = {
@@ -106,40 +125,62 @@ def install_web(hub: Hub) -> None:
             return self.json({"partners": partners})
 
     class BooksPage(View):
-        """``GET /v1/_books/{partner_id}``: this worker's share, for the status page."""
+        """``GET /v1/_books/{partner_id}``: this worker's share, for another worker."""
 
         async def get(self, request: Request, partner_id: str) -> Response:
-            refused = may_see_books(self, request, partner_id)
+            refused = share_for_a_worker(self, request, partner_id)
             return refused or self.json(local_books(hub)[partner_id])
 
     class AllBooksPage(View):
-        """``GET /v1/_books``: this worker's share of every partner's books."""
+        """``GET /v1/_books``: this worker's share of every partner's books, for a worker."""
 
         async def get(self, request: Request) -> Response:
-            refused = may_see_books(self, request, None)
+            refused = share_for_a_worker(self, request, None)
             return refused or self.json(local_books(hub))
 
+    def may_scrape(request: Request) -> bool:
+        """The scrape token (compared in constant time), or an admin's own token."""
+        authorization = request.headers.get("Authorization", "")
+        if scrape_token is not None and authorization.startswith("Bearer "):
+            given = authorization.removeprefix("Bearer ").strip().encode()
+            if hmac.compare_digest(given, scrape_token.encode()):
+                return True
+        user = hub.users.authenticate(authorization)
+        return user is not None and user.role is Role.ADMIN
+
     class MetricsPage(View):
-        """``GET /metrics``: Prometheus exposition of the hub's counters."""
+        """``GET /metrics``: Prometheus exposition of the hub's counters, for scrapers."""
 
         async def get(self, request: Request) -> Response:
+            if not may_scrape(request):
+                return problem(
+                    self, 401, "the metrics scrape token (or an admin token) is required"
+                )
             return self.bytes(
-                generate_latest(hub.metrics.registry),
+                hub.metrics.exposition(),
                 content_type=CONTENT_TYPE_LATEST.split(";")[0],
             )
 
     class HealthPage(View):
-        """``GET /v1/health``: 200 once this worker has its partitions and every agent runs."""
+        """``GET /v1/health``: 200 once this worker has its partitions and every agent runs.
+
+        Anyone may ask, and learns only ok, starting or failed; an admin also learns which
+        agents crashed and which stages stalled (and the error class), which name internals.
+        """
 
         async def get(self, request: Request) -> Response:
             crashed, stalled = hub.crashed_agents(), hub.health.stalled
             if crashed or stalled:
-                body = {"status": "failed", "crashed_agents": crashed, "stalled_stages": stalled}
-                return self.json(body, status=503)
-            ready = bool(hub.app.consumer.assignment()) and not hub.app.rebalancing
-            if not ready:
-                return self.json({"status": "starting"}, status=503)
-            return self.json({"status": "ok"})
+                status, code = "failed", 503
+            elif not hub.app.consumer.assignment() or hub.app.rebalancing:
+                status, code = "starting", 503
+            else:
+                status, code = "ok", 200
+            body: dict[str, Any] = {"status": status}
+            user = hub.users.authenticate(request.headers.get("Authorization"))
+            if user is not None and user.role is Role.ADMIN:
+                body.update(crashed_agents=crashed, stalled_stages=stalled)
+            return self.json(body, status=code)
 
     app.page("/v1/partners/status")(PlaceStatusPage)
     app.page("/v1/partners/{partner_id}/status")(PartnerStatusPage)

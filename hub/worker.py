@@ -12,6 +12,7 @@ from hub.config import Settings
 from hub.ingest import install_ingest
 from hub.people_api import install_people_api
 from hub.registry_api import install_registry_api
+from hub.routing import install_peers
 from hub.web import install_web
 
 __all__ = ["build_hub", "run_worker"]
@@ -25,6 +26,10 @@ def build_hub(settings: Settings) -> Hub:
     """The hub with its web API installed (separate so tests can build one in-process)."""
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     hub = Hub(settings)
+    # Faust listens on every interface (0.0.0.0) unless told otherwise: only where the
+    # settings say (127.0.0.1 by default).
+    hub.app.conf.web_bind = settings.web_bind_host
+    install_peers(hub)  # reads the worker secret: a bad one stops the worker here
     hub.prepare()
     install_web(hub)
     install_people_api(hub)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -39,6 +40,9 @@ def worker_env(settings: Settings, overrides: dict[str, Any] | None = None) -> d
         PLACEHUB_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
         PLACEHUB_AGREEMENTS_DIR=str(settings.agreements_dir),
     )
+    # One hub's workers share a secret to sign their calls to each other (hub.routing).
+    secret = hashlib.sha256(f"test worker secret {settings.app_id}".encode()).hexdigest()
+    env.setdefault("PLACEHUB_WORKER_SECRET", secret)
     return env
 
 
