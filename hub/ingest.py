@@ -11,10 +11,15 @@ Replies (``application/json``):
 - ``202`` ``{"event_ids": [...]}`` only after Kafka acknowledged every event (acks=all).
   Re-sending an ``event_id`` is harmless: it is acknowledged again, and the hub counts
   each id once.
-- ``400`` the body is not JSON · ``401`` no valid token · ``403`` not a partner token, or
-  an event names another partner · ``413`` body or array too large · ``422`` one or more
-  events are invalid: ``errors`` lists ``{"pointer", "message"}`` (RFC 6901 pointers
-  into the body) and **nothing** from the request is published, so fix and resend all.
+- ``400`` the body is not JSON, or breaks a limit: nested deeper than ``MAX_DEPTH``, an
+  integer outside 64 bits, a number over 100 characters · ``401`` no valid token (checked
+  before the body is read) · ``403`` not a partner token, or an event names another
+  partner · ``413`` body, array or value count too large · ``415`` not UTF-8 JSON (a
+  UTF-16 body, or another charset named) · ``422`` one or more events are invalid:
+  ``errors`` lists ``{"pointer", "message"}`` (RFC 6901 pointers into the body; an
+  unknown key is named by its position, ``/subject/<key 3>``) and **nothing** from the
+  request is published, so fix and resend all. Messages name the field and the rule,
+  never a value from the body.
 - ``503`` with ``Retry-After``: Kafka did not acknowledge in time; nothing is lost by
   resending the same events.
 
@@ -25,8 +30,8 @@ rejected`` holds per request; the same counts go to Prometheus by partner.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -35,16 +40,23 @@ from prometheus_client import Counter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.delivery import Delivery
-from connectors.publisher import draft_errors, frame_event, require_basis
+from connectors.publisher import frame_event, require_basis
+from hub._http import JsonLimits, RequestRefused, check_content_type, parse_json, read_body
 from hub.app import Hub
 from hub.config import Settings
 from hub.errors import BrokerError, EventRejected
 from hub.models import LawfulBasis, PartnerEvent, Payload, Subject, utc_now
+from hub.routing import caller
 from hub.serde import Serde
 from hub.topics import Topics
 from hub.users import Role, User
 
-__all__ = ["EventIngest", "IngestReply", "WireEvent", "install_ingest"]
+__all__ = ["EventIngest", "IngestReply", "WireEvent", "install_ingest", "wire_errors"]
+
+MAX_DEPTH = 32  # an event nests 5 deep; anything far deeper is not an event
+MAX_VALUES = 100_000  # JSON values in one body (500 events of ~30 values fit easily)
+MAX_ERRORS = 100  # problems listed in one 422 (the count says how many there were)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 Uuid = Annotated[
     str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -64,7 +76,7 @@ class WireEvent(BaseModel):
     partner_id: str | None = None
     source_system: str
     source_ref: str
-    event_type: str | None = None
+    event_type: str | None = Field(default=None, max_length=64)
     occurred_at: AwareDatetime
     subject: Subject
     basis: LawfulBasis | None = None
@@ -97,14 +109,22 @@ class EventIngest:
         self.partners = partners
         self.topics = Topics(settings.topic_prefix)
         self.delivery = Delivery(settings, attempts=1, timeout_ms=settings.ingest_timeout_ms)
+        self.limits = JsonLimits(max_depth=MAX_DEPTH, max_values=MAX_VALUES)
 
-    async def submit(self, user: User | None, body: bytes | None) -> IngestReply:
-        """Answer one request; ``body`` is None when it was over the size limit."""
+    def refusal(self, user: User | None) -> IngestReply | None:
+        """The reply for a caller who may not publish at all (decided before any body is
+        read), or None for a partner of this place."""
+        try:
+            self._partner_of(user)
+        except _Refused as refused:
+            return _problem(refused.status, refused.title, 0)
+        return None
+
+    async def submit(self, user: User | None, body: bytes) -> IngestReply:
+        """Answer one request whose body was read within the size limit."""
         read = 0
         try:
             partner = self._partner_of(user)
-            if body is None:
-                raise _Refused(413, f"the body is over {self.settings.ingest_max_body_bytes} bytes")
             items, single = self._items(body)
             read = len(items)
             outgoing = [
@@ -134,12 +154,9 @@ class EventIngest:
 
     def _items(self, body: bytes) -> tuple[list[Any], bool]:
         try:
-            parsed = json.loads(body)
-        except UnicodeDecodeError:
-            raise _Refused(400, "the body is not UTF-8 text") from None
-        except json.JSONDecodeError as exc:
-            where = f"line {exc.lineno} column {exc.colno}: {exc.msg}"
-            raise _Refused(400, f"the body is not valid JSON at {where}") from None
+            parsed = parse_json(body, self.limits)
+        except RequestRefused as refused:
+            raise _Refused(refused.status, refused.title) from None
         if isinstance(parsed, dict):
             return [parsed], True
         if not isinstance(parsed, list):
@@ -163,7 +180,10 @@ class EventIngest:
             except PermissionError as exc:
                 raise _Refused(403, str(exc), [(prefix + "/partner_id", str(exc))]) from None
         if errors:
-            raise _Refused(422, f"{len(errors)} problem(s); nothing was published", errors)
+            title = f"{len(errors)} problem(s); nothing was published"
+            if len(errors) > MAX_ERRORS:
+                title += f" (the first {MAX_ERRORS} are listed)"
+            raise _Refused(422, title, errors[:MAX_ERRORS])
         return events
 
     def _event(self, item: Any, partner: str) -> PartnerEvent:
@@ -175,23 +195,81 @@ class EventIngest:
         try:
             wire = WireEvent.model_validate(item)
         except ValidationError as exc:
-            raise EventRejected(draft_errors(exc)) from None
+            raise EventRejected(wire_errors(exc, item)) from None
+        if wire.event_type is not None and wire.event_type != wire.payload.event_type:
+            expected = wire.payload.event_type  # the payload's codes, not a value of the body
+            raise EventRejected(
+                [("/event_type", f"does not match the payload (expected {expected})")]
+            )
         fields = wire.model_dump(exclude={"partner_id", "event_type"})
         try:
             return PartnerEvent.model_validate(
                 {
                     **fields,
                     "partner_id": partner,
-                    "event_type": wire.event_type or wire.payload.event_type,
+                    "event_type": wire.payload.event_type,
                     "recorded_at": utc_now(),
                 }
             )
         except ValidationError as exc:
-            raise EventRejected(draft_errors(exc)) from None
+            raise EventRejected(wire_errors(exc, item)) from None
 
     def close(self) -> None:
         """Close the producer."""
         self.delivery.close()
+
+
+def wire_errors(exc: ValidationError, item: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """RFC 6901 pointers and messages that name the field and the rule, never a value.
+
+    An unknown key is named by its position among its object's keys (``/subject/<key 3>``,
+    counted from 0): a key can be data (``/subject/9434765919``). The payload's union tag
+    is left out of the pointer (``/payload/kind``, as the partner wrote it). Whatever a
+    message says, no string value of the item (of 4 characters or more) is repeated in it.
+    """
+    values = sorted({text for text in _strings(item) if len(text) >= 4}, key=len, reverse=True)
+    errors: list[tuple[str, str]] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc: list[Any] = list(err["loc"])
+        if len(loc) > 2 and loc[0] == "payload":
+            del loc[1]  # the discriminator's branch name, not a field the partner wrote
+        if err["type"] == "extra_forbidden" and loc:
+            loc[-1] = _position(item, loc)
+            message = "unknown field (unknown keys are named by position, from 0, not echoed)"
+        elif err["type"] == "union_tag_invalid":
+            message = f"unknown family; expected one of {err.get('ctx', {}).get('expected_tags')}"
+        elif err["type"] in ("value_error", "assertion_error"):
+            message = _QUOTED.sub("<value>", err["msg"].removeprefix("Value error, "))
+        else:
+            message = err["msg"]
+        for value in values:
+            message = message.replace(value, "<value>")
+        pointer = "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)
+        errors.append((pointer, message))
+    return errors
+
+
+def _position(item: Any, loc: Sequence[Any]) -> str:
+    """``<key N>``: where the last key of ``loc`` sits in its object (N from 0)."""
+    node = item
+    for part in loc[:-1]:
+        in_object = isinstance(node, dict) and part in node
+        in_array = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_object or in_array):
+            return "<key>"
+        node = node[part]
+    keys = list(node) if isinstance(node, dict) else []
+    return f"<key {keys.index(loc[-1])}>" if loc[-1] in keys else "<key>"
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string value in parsed JSON (keys are named by position instead; its depth
+    is bounded)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict | list):
+        for inner in value.values() if isinstance(value, dict) else value:
+            yield from _strings(inner)
 
 
 def _counts(read: int, published: int) -> dict[str, int]:
@@ -205,22 +283,6 @@ def _problem(
     if errors:
         body["errors"] = [{"pointer": pointer, "message": message} for pointer, message in errors]
     return IngestReply(status, body)
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None as soon as it is known to be over ``limit`` bytes."""
-    declared = request.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    stream: Any = request.content  # type: ignore[attr-defined]  # aiohttp's request
-    while chunk := await stream.read(65_536):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def install_ingest(hub: Hub) -> EventIngest:
@@ -237,9 +299,16 @@ def install_ingest(hub: Hub) -> EventIngest:
         """``POST /v1/events``: a partner publishes one event or an array of them."""
 
         async def post(self, request: Request) -> Response:
-            user = hub.users.authenticate(request.headers.get("Authorization"))
-            body = await _read_body(request, hub.settings.ingest_max_body_bytes)
-            reply = await ingest.submit(user, body)
+            user = caller(hub, request)
+            reply = ingest.refusal(user)  # before a byte of the body is read
+            if reply is None:
+                try:
+                    check_content_type(request.headers.get("Content-Type"), require_json=False)
+                    body = await read_body(request, hub.settings.ingest_max_body_bytes)
+                except RequestRefused as refused:
+                    reply = _problem(refused.status, refused.title, 0)
+                else:
+                    reply = await ingest.submit(user, body)
             if user is not None and user.partner is not None:
                 counts = reply.body["counts"]
                 items.labels(user.partner, "published").inc(counts["published"])
