@@ -44,6 +44,8 @@ from tests.integration.helpers import WorkerProcess, read_topic, wait_for_record
 
 NHS = "943 476 5919"
 WHEN = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)  # well within retention
+PARTNER_READER = "city-health-feed:demo-partner-health"  # user id:token (deploy/local)
+ADMIN = "admin:demo-admin"
 BASIS = LawfulBasis(kind=BasisKind.CONSENT, consent_id="c-interop", purpose="early-help")
 
 
@@ -120,7 +122,8 @@ def test_confluent_deserializer_reads_hub_events_via_the_hub_registry(
     raw = wait_for_records(settings, topic, len(payloads))
     assert len(raw) == len(payloads)
 
-    client = SchemaRegistryClient({"url": worker.url})
+    # A partner reads schemas with its own credentials (HTTP Basic: user id and token).
+    client = SchemaRegistryClient({"url": worker.url, "basic.auth.user.info": PARTNER_READER})
     theirs = consume(settings, topic, AvroDeserializer(client, return_record_name=True), len(raw))
 
     ours = Serde(SchemaRegistry(settings))
@@ -157,7 +160,9 @@ def test_old_and_new_consumers_read_records_of_both_schema_versions(
     settings = worker.settings
     topics = Topics(settings.topic_prefix)
     topic = topics.partner("council-housing")
-    v1, client = load_schema("PartnerEvent"), SchemaRegistryClient({"url": worker.url})
+    # Registering v2 is a registry write, so an admin's.
+    client = SchemaRegistryClient({"url": worker.url, "basic.auth.user.info": ADMIN})
+    v1 = load_schema("PartnerEvent")
     v2 = evolved(v1)
     with Publisher("council-housing", "northgate", settings) as housing:
         housing.publish_consent(consent())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -27,14 +28,19 @@ BREAKS = schema({"name": "a", "type": "string"}, {"name": "c", "type": "int"})
 
 
 class Client:
-    """Plain HTTP calls the way Confluent's clients make them."""
+    """Plain HTTP calls the way Confluent's clients make them (as the admin unless told)."""
 
-    def __init__(self, worker: WorkerProcess) -> None:
+    def __init__(self, worker: WorkerProcess, authorization: str | None = "Bearer demo-admin"):
         self.url = worker.url
+        self.authorization = authorization
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
+    def call(
+        self, method: str, path: str, body: dict[str, Any] | bytes | None = None
+    ) -> requests.Response:
         headers = {"Content-Type": CONTENT_TYPE, "Accept": CONTENT_TYPE}
-        data = json.dumps(body) if body is not None else None
+        if self.authorization:
+            headers["Authorization"] = self.authorization
+        data = body if isinstance(body, bytes) else json.dumps(body) if body is not None else None
         return requests.request(method, f"{self.url}{path}", data=data, headers=headers, timeout=30)
 
     def ok(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -44,7 +50,12 @@ class Client:
         return response.json()
 
     def refused(
-        self, method: str, path: str, status: int, code: int, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        status: int,
+        code: int,
+        body: dict[str, Any] | bytes | None = None,
     ) -> str:
         response = self.call(method, path, body)
         assert (response.status_code, response.json()["error_code"]) == (status, code), (
@@ -183,3 +194,59 @@ def test_the_worker_serves_the_schema_catalogue(worker: WorkerProcess) -> None:
         assert f"<code>{event_type}</code>" in response.text
     for name in ("PartnerEvent", "ConsentRecord", "Alert", "AlertFeedback", "PatternCell"):
         assert f"<h2 id='{name.lower()}'>{name}</h2>" in response.text
+
+
+def basic(user_id: str, token: str) -> str:
+    return "Basic " + base64.b64encode(f"{user_id}:{token}".encode()).decode()
+
+
+def test_reads_need_a_partner_or_admin_and_writes_an_admin(worker: WorkerProcess) -> None:
+    """Anyone could register, change the config and permanently delete subjects."""
+    admin = Client(worker)
+    subject = "readings-value"
+    first = admin.ok("POST", f"/subjects/{subject}/versions", {"schema": V1})["id"]
+    writes: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("POST", f"/subjects/{subject}/versions", {"schema": V2}),
+        ("PUT", "/config", {"compatibility": "NONE"}),
+        ("PUT", f"/config/{subject}", {"compatibility": "NONE"}),
+        ("DELETE", f"/config/{subject}", None),
+        ("DELETE", f"/subjects/{subject}/versions/1", None),
+        ("DELETE", f"/subjects/{subject}", None),
+        ("DELETE", f"/subjects/{subject}?permanent=true", None),
+    ]
+    reads: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("GET", "/subjects", None),
+        ("GET", f"/subjects/{subject}/versions/latest", None),
+        ("GET", f"/schemas/ids/{first}", None),
+        ("GET", "/config", None),
+        ("POST", f"/subjects/{subject}", {"schema": V1}),  # a lookup
+        ("POST", f"/compatibility/subjects/{subject}/versions/latest", {"schema": V2}),
+    ]
+    nobody, practitioner = Client(worker, None), Client(worker, "Bearer demo-practitioner-housing")
+    partner = Client(worker, basic("city-health-feed", "demo-partner-health"))
+    for method, path, body in writes + reads:
+        assert nobody.refused(method, path, 401, 40101, body), path
+        assert practitioner.refused(method, path, 403, 40301, body), path
+    for method, path, body in writes:
+        partner.refused(method, path, 403, 40301, body)
+    for method, path, body in reads:
+        partner.ok(method, path, body)
+    wrong_id = Client(worker, basic("admin", "demo-partner-health"))  # not that token's user
+    wrong_id.refused("GET", "/subjects", 401, 40101)
+    assert admin.ok("GET", f"/subjects/{subject}/versions") == [1]  # nothing changed
+
+
+def test_oversized_and_hostile_bodies_are_refused_not_500(worker: WorkerProcess) -> None:
+    api = Client(worker)
+    subject = "readings-value"
+    five_mb = {"schema": schema({"name": "a", "type": "string", "doc": "x" * 5_000_000})}
+    api.refused("POST", f"/subjects/{subject}/versions", 413, 413, five_mb)
+    deep = {"schema": "[" * 10_000 + "]" * 10_000}
+    message = api.refused("POST", f"/subjects/{subject}/versions", 422, 42201, deep)
+    assert "nested deeper than 64 levels" in message
+    big = b'{"schema": ' + b"9" * 5_000 + b"}"
+    api.refused("POST", f"/subjects/{subject}/versions", 400, 400, big)
+    utf16 = json.dumps({"schema": V1}).encode("utf-16")
+    api.refused("POST", f"/subjects/{subject}/versions", 415, 415, utf16)
+    api.refused("GET", f"/subjects/{subject}/versions", 404, 40401)  # nothing registered
+    assert "Traceback" not in worker.log_path.read_text()
