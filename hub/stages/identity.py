@@ -39,7 +39,7 @@ from hub.stages.effects import (
     run_each,
     value_bytes,
 )
-from hub.stages.hops import SOURCE, each_item, framed_in, to_views
+from hub.stages.hops import OP, SOURCE, each_item, framed_in, to_views
 from hub.stages.linked import Linked, components
 from hub.stages.review import Review, conflicts, joinable
 
@@ -180,6 +180,8 @@ def forget(store: IdentityStore, tokens: Iterable[str]) -> list[str]:
     return people
 
 
+_ERASED = ((OP, b"erase"),)  # the header on a hub.events tombstone
+
 # The most one person's identity row may take (tokens and edges, as JSON): under the
 # broker's 1 MiB message limit. Evidence that would grow a person past it is refused.
 PERSON_MAX_BYTES = 512 * 1024
@@ -267,7 +269,12 @@ class _Work:
             self.review.forget(item.tokens)
             people = {p for t in item.tokens if (p := store.token_person.get(t)) is not None}
             erased = [t for p in sorted(people) for t in store.people[p]["tokens"]]
-            views += [batch.Item(Op.ERASE, p, basis=basis) for p in forget(store, item.tokens)]
+            for person_id in forget(store, item.tokens):
+                views.append(batch.Item(Op.ERASE, person_id, basis=basis))
+                # hub.events readers learn of it: a tombstone keyed by the person.
+                key = person_id.encode()
+                partition = batch.partition_for(key, self.ctx.partitions)
+                outputs.append(Output(self.ctx.topics.events, partition, key, None, _ERASED))
             self.linked.forget(erased)
         else:
             raise Refused(f"identity has no operation {item.op!r}")

@@ -330,6 +330,12 @@ def test_identity_publishes_by_person_merges_and_erases() -> None:
         identity_people=people,
     )
     assert [(i.op, i.key) for i in items_on(effects, CTX.internal.view)] == [("erase", nhs)]
+    (tombstone,) = [o for o in effects.outputs if o.topic == CTX.topics.events]
+    assert (tombstone.key, tombstone.value, dict(tombstone.headers)) == (
+        nhs.encode(),
+        None,
+        {OP: b"erase"},
+    )
     assert set(written(state, "identity-tokens").values()) == {None}
 
 
