@@ -27,13 +27,14 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from faust.types import CollectionT
 from faust.web import Request, Response, View
 from yarl import URL
 
+from hub._http import RequestRefused, read_body
 from hub.app import Hub
 from hub.config import Settings
 from hub.users import User
@@ -49,6 +50,7 @@ __all__ = [
     "install_peers",
     "peers",
     "principal_of",
+    "read_signed_body",
     "route_to_owner",
 ]
 
@@ -58,6 +60,7 @@ ASSERTION_HEADER = "X-Placehub-Assertion"
 _VERSION = "v1"
 _MAX_ASSERTION_CHARS = 4096
 _SKEW_S = 5.0  # clocks of a place's workers may differ by this much
+_BODY = "placehub.routed_body"  # where route_to_owner leaves a body it read
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -72,6 +75,7 @@ class Assertion:
     method: str
     path: str
     expires_at: float
+    body_sha256: str
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class Principal:
 
     user: User | None
     via_worker: bool
+    assertion: Assertion | None = None
 
 
 class WorkerCredential:
@@ -103,9 +108,11 @@ class WorkerCredential:
             return cls(secrets.token_bytes(32), settings.worker_assertion_ttl_s, configured=False)
         return cls(secret, settings.worker_assertion_ttl_s)
 
-    def sign(self, user: User | None, method: str, path: str, now: float) -> str:
-        """An assertion that a worker acts for ``user`` on ``method path``, valid ``ttl_s``."""
+    def sign(self, user: User | None, method: str, path: str, now: float, body: bytes = b"") -> str:
+        """An assertion that a worker acts for ``user`` on ``method path`` with ``body``,
+        valid ``ttl_s``."""
         claims = {
+            "body": hashlib.sha256(body).hexdigest(),
             "sub": user.id if user else None,
             "role": user.role.value if user else None,
             "partner": user.partner if user else None,
@@ -136,7 +143,7 @@ class WorkerCredential:
             issued, expires = float(claims["iat"]), float(claims["exp"])
             assertion = Assertion(
                 claims["sub"], claims["role"], claims["partner"], claims["method"],
-                claims["path"], expires,
+                claims["path"], expires, claims["body"],
             )  # fmt: skip
         except (ValueError, KeyError, TypeError):
             return None
@@ -187,24 +194,35 @@ class Peers:
         return sorted(url for url in self.members() if url != self.own_url)
 
     async def call(
-        self, url: str, method: str, path: str, user: User | None, timeout_s: float = 10
+        self,
+        url: str,
+        method: str,
+        path: str,
+        user: User | None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        timeout_s: float = 10,
     ) -> PeerReply:
-        """``method path`` on the worker at ``url``, acting for ``user``; PeerUnavailable
-        unless ``url`` is a member of the group and answers."""
+        """``method path`` (with ``body``) on the worker at ``url``, acting for ``user``;
+        PeerUnavailable unless ``url`` is a member of the group and answers."""
         base = url.rstrip("/")
         if base not in self.members():
             raise PeerUnavailable(f"{base} is not a worker of this group")
         if not self.credential.configured:
             raise PeerUnavailable("workers need a shared PLACEHUB_WORKER_SECRET to call each other")
         headers = {
-            ASSERTION_HEADER: self.credential.sign(user, method, path, time.time()),
+            ASSERTION_HEADER: self.credential.sign(user, method, path, time.time(), body),
             "Accept": "application/json",
         }
+        if content_type:
+            headers["Content-Type"] = content_type
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         try:
             async with (
                 aiohttp.ClientSession(timeout=timeout) as session,
-                session.request(method, f"{base}{path}", headers=headers) as reply,
+                session.request(
+                    method, URL(f"{base}{path}", encoded=True), headers=headers, data=body or None
+                ) as reply,
             ):
                 return PeerReply(reply.status, reply.content_type, await reply.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -238,11 +256,11 @@ def principal_of(hub: Hub, request: Request) -> Principal | None:
     if assertion is None:
         return None
     if assertion.user_id is None:
-        return Principal(None, via_worker=True)
+        return Principal(None, via_worker=True, assertion=assertion)
     user = hub.users.by_id(assertion.user_id)
     if user is None or (user.role.value, user.partner) != (assertion.role, assertion.partner):
         return None  # this worker's users file does not know the user as asserted
-    return Principal(user, via_worker=True)
+    return Principal(user, via_worker=True, assertion=assertion)
 
 
 def caller(hub: Hub, request: Request) -> User | None:
@@ -256,13 +274,15 @@ def _problem(view: View, status: int, title: str) -> Response:
 
 
 def route_to_owner(
-    hub: Hub, table: CollectionT, *, match_info: str
+    hub: Hub, table: CollectionT, *, match_info: str, max_body_bytes: int = 65_536
 ) -> Callable[[Handler], Handler]:
     """Decorate a view method so the worker that owns the table key in the path answers it
     (Faust's ``table_route``, but with an assertion instead of the caller's token).
 
-    An unauthenticated request is refused here (401) and goes nowhere. Only GET requests
-    without a body are routed; the owner's reply (status, type, body) is passed back.
+    An unauthenticated request is refused here (401) and goes nowhere. A body (POST) is
+    forwarded, at most ``max_body_bytes`` (413), and its SHA-256 is signed: the owner
+    answers only if the body it got is the one signed, and the handler then reads it with
+    ``read_signed_body``. The owner's reply (status, type, body) is passed back.
     """
 
     def decorate(handler: Handler) -> Handler:
@@ -277,12 +297,29 @@ def route_to_owner(
             except KeyError:
                 return _problem(view, 503, "no worker owns this key yet (rebalancing); retry")
             here = peers(hub)
-            if _same_worker(owner, here.own_url):
-                return await handler(view, request, *args, **kwargs)
-            if principal.via_worker:  # routed once already: ownership moved meanwhile
+            if principal.via_worker and not _same_worker(owner, here.own_url):
                 return _problem(view, 503, "this key's owner changed (rebalancing); retry")
+            has_body = request.method.upper() not in ("GET", "HEAD")
             try:
-                reply = await here.call(owner, request.method, str(request.rel_url), principal.user)
+                body = await read_body(request, max_body_bytes) if has_body else b""
+            except RequestRefused as refused:
+                return _problem(view, refused.status, refused.title)
+            signed = principal.assertion.body_sha256 if principal.assertion else None
+            if signed is not None and hashlib.sha256(body).hexdigest() != signed:
+                return _problem(view, 401, "the body is not the one the worker signed")
+            if _same_worker(owner, here.own_url):
+                if has_body:
+                    cast(Any, request)[_BODY] = body  # for read_signed_body
+                return await handler(view, request, *args, **kwargs)
+            try:
+                reply = await here.call(
+                    owner,
+                    request.method,
+                    str(request.rel_url),
+                    principal.user,
+                    body,
+                    request.headers.get("Content-Type"),
+                )
             except PeerUnavailable as exc:
                 return _problem(view, 503, f"the worker that owns this key: {exc}")
             return view.bytes(reply.body, content_type=reply.content_type, status=reply.status)
@@ -290,6 +327,19 @@ def route_to_owner(
         return routed
 
     return decorate
+
+
+async def read_signed_body(request: Request, limit_bytes: int) -> bytes | None:
+    """The body of a request ``route_to_owner`` let through (already read, and checked
+    against the worker's signature if it came from one), or None if over ``limit_bytes``."""
+    try:
+        body: bytes = cast(Any, request)[_BODY]
+    except KeyError:
+        try:
+            return await read_body(request, limit_bytes)
+        except RequestRefused:
+            return None
+    return None if len(body) > limit_bytes else body
 
 
 def _same_worker(a: str, b: str) -> bool:

@@ -24,6 +24,7 @@ from hub.routing import (
     caller,
     install_peers,
     principal_of,
+    read_signed_body,
     route_to_owner,
 )
 from hub.users import UserDirectory
@@ -65,12 +66,27 @@ def test_the_receiver_caps_how_long_an_assertion_may_live() -> None:
     assert credential(ttl_s=30).verify(signed, "GET", "/p", NOW) is None
 
 
-@dataclass
-class FakeRequest:
+class FakeStream:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def read(self, n: int) -> bytes:
+        chunk, self.body = self.body[:n], self.body[n:]
+        return chunk
+
+
+@dataclass(eq=False)
+class FakeRequest(dict[str, Any]):
+    """What routing reads of an aiohttp request (a mapping, like aiohttp's)."""
+
     method: str
     rel_url: URL
     headers: dict[str, str] = field(default_factory=dict)
     match_info: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.content = FakeStream(self.body)
 
 
 class FakeHub:
@@ -108,6 +124,7 @@ def test_a_request_is_the_users_or_a_workers_never_both() -> None:
 @dataclass
 class Seen:
     headers: list[dict[str, str]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
 
 
 def _free_port() -> int:
@@ -124,6 +141,7 @@ async def peer() -> AsyncIterator[tuple[str, Seen]]:
 
     async def handle(request: web.Request) -> web.Response:
         seen.headers.append(dict(request.headers))
+        seen.bodies.append(await request.read())
         return web.json_response({"path": str(request.rel_url)}, status=200)
 
     app = web.Application()
@@ -202,3 +220,32 @@ async def test_route_to_owner_answers_here_forwards_there_and_refuses_strangers(
     assert there == (200, {"path": "/v1/people/p1"}) and calls == ["p1"]
     (headers,) = seen.headers
     assert "Authorization" not in headers and ASSERTION_HEADER in headers
+
+
+async def test_a_routed_body_is_forwarded_signed_and_checked_by_the_owner(
+    peer: tuple[str, Seen],
+) -> None:
+    url, seen = peer
+    own = "http://127.0.0.1:1"
+    got: list[bytes | None] = []
+
+    async def handler(view: Any, request: Any, person_id: str) -> Any:
+        got.append(await read_signed_body(request, 1_000))
+        return 200, {"answered": "here"}
+
+    def routed(owner: str) -> Any:
+        hub = fake_hub(own, [own, url], owner=owner)
+        return route_to_owner(hub, SimpleNamespace(name="views"), match_info="person_id")(handler)
+
+    path, body = "/v1/people/p1/break-glass", b'{"reason_code": "safeguarding"}'
+    auth = {"Authorization": "Bearer demo-practitioner-housing"}
+    there = FakeRequest("POST", URL(path), auth, {"person_id": "p1"}, body)
+    assert await routed(url)(FakeView(), there, person_id="p1") == (200, {"path": path})
+    assert seen.bodies == [body] and "Authorization" not in seen.headers[0]
+    signed = {ASSERTION_HEADER: seen.headers[0][ASSERTION_HEADER]}
+    # At the owner: the signed body is handed to the handler; any other body is refused.
+    same = FakeRequest("POST", URL(path), dict(signed), {"person_id": "p1"}, body)
+    assert await routed(own)(FakeView(), same, person_id="p1") == (200, {"answered": "here"})
+    other = FakeRequest("POST", URL(path), dict(signed), {"person_id": "p1"}, b'{"x": 1}')
+    status, _ = await routed(own)(FakeView(), other, person_id="p1")
+    assert status == 401 and got == [body]
