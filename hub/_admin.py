@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.config import Settings
@@ -14,11 +14,44 @@ __all__ = ["declare_topics", "ensure_topic"]
 _created: set[tuple[str, str]] = set()
 
 
-def ensure_topic(settings: Settings, name: str, *, partitions: int, compact: bool = False) -> None:
+def _hours_ms(hours: float) -> str:
+    return str(int(hours * 3600 * 1000))
+
+
+def retention_config(
+    settings: Settings, compact: bool, retention_hours: float | None
+) -> dict[str, str]:
+    """The topic settings that bound how long personal data stays: compacted topics roll
+    segments (compaction never touches the active one) and drop tombstones after a while;
+    the others delete after ``retention_hours``."""
+    if compact:
+        segment = _hours_ms(settings.compacted_segment_hours)
+        return {
+            "cleanup.policy": "compact",
+            "segment.ms": segment,
+            # Compacted within this lag however little of the log is dirty (an erasure is
+            # a few records in a large changelog), and tombstones gone as long after.
+            "max.compaction.lag.ms": segment,
+            "delete.retention.ms": segment,
+        }
+    if retention_hours is None:
+        return {}
+    retention = _hours_ms(retention_hours)
+    return {"retention.ms": retention, "segment.ms": _hours_ms(min(retention_hours, 24))}
+
+
+def ensure_topic(
+    settings: Settings,
+    name: str,
+    *,
+    partitions: int,
+    compact: bool = False,
+    retention_hours: float | None = None,
+) -> None:
     """Create ``name`` if it does not exist yet (idempotent, cached per process)."""
     if (settings.bootstrap_servers, name) in _created:
         return
-    config = {"cleanup.policy": "compact"} if compact else {}
+    config = retention_config(settings, compact, retention_hours)
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers,
@@ -32,7 +65,8 @@ def ensure_topic(settings: Settings, name: str, *, partitions: int, compact: boo
             [NewTopic(name, partitions, settings.replication_factor, topic_configs=config)]
         )
     except TopicAlreadyExistsError:
-        pass
+        if config:  # a deployment's retention can change: its topics follow at start
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=config)])
     finally:
         admin.close()
     _created.add((settings.bootstrap_servers, name))
@@ -46,8 +80,13 @@ def declare_topics(settings: Settings, partner_topics: list[str], internal: dict
     names = Topics(settings.topic_prefix)
     ensure_topic(settings, names.schemas, partitions=1, compact=True)
     ensure_topic(settings, names.consent, partitions=settings.partitions, compact=True)
-    contract = [names.events, names.quarantine, names.dlq, names.audit, names.identity_links]
-    for name in [*partner_topics, *contract]:
-        ensure_topic(settings, name, partitions=settings.partitions)
+    n, events = settings.partitions, settings.events_retention_hours
+    for name in partner_topics:
+        ensure_topic(settings, name, partitions=n, retention_hours=settings.partner_retention_hours)
+    for name in [names.events, names.quarantine, names.dlq, names.identity_links]:
+        ensure_topic(settings, name, partitions=n, retention_hours=events)
+    ensure_topic(settings, names.audit, partitions=n)  # the audit trail: the broker's default
     for name, partitions in internal.items():
-        ensure_topic(settings, name, partitions=partitions)
+        ensure_topic(
+            settings, name, partitions=partitions, retention_hours=settings.hop_retention_hours
+        )

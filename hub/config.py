@@ -73,6 +73,25 @@ class Settings(BaseSettings):
     partners_file: Path = PROJECT_ROOT / "deploy" / "local" / "partners.yaml"
     agreements_dir: Path = PROJECT_ROOT / "deploy" / "local" / "agreements"
     consent_retention_days: int = Field(default=730, ge=1)
+    # How long Kafka keeps personal data on the hub's topics: what erasure must wait for,
+    # against what `placehub replay` can rebuild (README, "Retention and erasure").
+    partner_retention_hours: float = Field(
+        default=168,
+        gt=0,
+        description="Partner topics: replay rebuilds the views from what they still hold.",
+    )
+    events_retention_hours: float = Field(
+        default=168, gt=0, description="hub.events, hub.quarantine and hub.dlq."
+    )
+    hop_retention_hours: float = Field(
+        default=24, gt=0, description="The workers' internal topics between stages."
+    )
+    compacted_segment_hours: float = Field(
+        default=24,
+        gt=0,
+        description="Compacted topics and changelogs roll a segment this often, so compaction "
+        "can clear an erased person's records; their tombstones go after as long again.",
+    )
     quarantine_hold_s: float = Field(default=7 * 24 * 3600, gt=0)
     maintenance_interval_s: float = Field(default=60, gt=0)
     batch_max: int = Field(
