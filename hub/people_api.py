@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from typing import Any
 
 from faust.web import Request, Response, View
 
@@ -29,6 +28,7 @@ from hub.break_glass import (
     reason_code_of,
 )
 from hub.models import AuditRecord, utc_now
+from hub.routing import caller, read_signed_body
 from hub.runtime import producer_of
 from hub.stages.basis import Consents
 from hub.stages.view import PersonView, prune
@@ -59,22 +59,6 @@ def alerted(person_id: str) -> Collection[str]:
     """The partners holding an alert about ``person_id``: they count as involved. None yet;
     the alert stage will answer this from its table (issue 11, item 2's seam)."""
     return ()
-
-
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None as soon as it is known to be over ``limit`` bytes."""
-    declared = request.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    stream: Any = request.content  # type: ignore[attr-defined]  # aiohttp's request
-    while chunk := await stream.read(65_536):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def install_people_api(hub: Hub) -> None:
@@ -117,7 +101,7 @@ def install_people_api(hub: Hub) -> None:
         # Faust's stub types views as (view, request); match_info adds the path parameter.
         @app.table_route(table=hub.views, match_info="person_id")  # type: ignore[arg-type]
         async def get(self, request: Request, person_id: str) -> Response:
-            user = hub.users.authenticate(request.headers.get("Authorization"))
+            user = caller(hub, request)
             if user is None:
                 return problem(self, 401, "a valid bearer token is required")
             refused = refusal(user)
@@ -141,7 +125,7 @@ def install_people_api(hub: Hub) -> None:
 
         @app.table_route(table=hub.views, match_info="person_id")  # type: ignore[arg-type]
         async def post(self, request: Request, person_id: str) -> Response:
-            user = hub.users.authenticate(request.headers.get("Authorization"))
+            user = caller(hub, request)
             if user is None:
                 return problem(self, 401, "a valid bearer token is required")
             refused = refusal(user)
@@ -150,7 +134,7 @@ def install_people_api(hub: Hub) -> None:
                 return problem(self, 403, refused)
             reader = Reader.of(user)
             try:
-                reason_code = reason_code_of(await read_body(request, BODY_MAX_BYTES))
+                reason_code = reason_code_of(await read_signed_body(request, BODY_MAX_BYTES))
             except BadBreakGlass as exc:
                 return problem(self, exc.status, exc.title)
             shown = shown_to(reader, view_of(hub, person_id))
@@ -180,7 +164,7 @@ def install_people_api(hub: Hub) -> None:
         partner's data, for that partner's practitioners."""
 
         async def get(self, request: Request, partner_id: str) -> Response:
-            user = hub.users.authenticate(request.headers.get("Authorization"))
+            user = caller(hub, request)
             if user is None:
                 return problem(self, 401, "a valid bearer token is required")
             if user.role is not Role.PRACTITIONER or user.partner != partner_id:
