@@ -43,12 +43,12 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as driver
-from faust.types import TP, AppT, TransportT
+from faust.types import AppT, TransportT
 from kafka import KafkaAdminClient
 from kafka.admin import MemberToRemove
 from kafka.errors import KafkaError, NoError
@@ -90,35 +90,8 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 
 
 class _Consumer(driver.Consumer):
-    """Faust's consumer, resuming stream partitions only once they are at their committed
-    offsets.
-
-    Faust's recovery resumes the stream partitions and *then* seeks them to their committed
-    offsets (``faust.tables.recovery``: ``_resume_streams`` and ``on_recovery_completed``),
-    with the fetcher already running. Records fetched in between were processed; the seek
-    then rewound the partition and reset Faust's read offsets under them, and a range of
-    offsets was never delivered again, so never acked: that partition's commits stopped
-    there for good, and the records after a restart sat in flight (about one ``kill -9``
-    restart in five under load). Here a stream partition's resume waits for the seek.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._resume_after_seek: set[TP] = set()
-
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    def resume_partitions(self, tps: Iterable[TP]) -> None:
-        tpset = set(tps)
-        streams = {tp for tp in tpset if not self._is_changelog_tp(tp)}
-        self._resume_after_seek |= streams
-        super().resume_partitions(tpset - streams)
-
-    async def perform_seek(self) -> None:
-        await super().perform_seek()
-        waiting, self._resume_after_seek = self._resume_after_seek, set()
-        super().resume_partitions(waiting)
 
 
 class _Transport(driver.Transport):

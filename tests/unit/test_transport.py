@@ -4,14 +4,11 @@ stopping cleanly leaves the group after its consumer has stopped. No broker."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from faust.tables.recovery import Recovery
-from faust.types import TP
 
 from hub.app import Hub
 from hub.config import Settings
@@ -119,35 +116,3 @@ def test_a_leave_that_cannot_reach_the_broker_is_logged_not_raised(
     monkeypatch.setattr(transport, "LEAVE_TIMEOUT_MS", 200)
     assert transport.leave_group(["127.0.0.1:1"], "placehub", "m-1", "w-1") is False
     assert "w-1 stays in group placehub until its session expires" in caplog.text
-
-
-def test_stream_partitions_resume_only_once_seeked_to_their_committed_offsets(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Faust's recovery resumes the stream partitions before it seeks them, with the
-    fetcher running: records read in between were processed, then rewound under, and a
-    range of offsets was never delivered again (a partition's commits stopped there)."""
-    hub = _hub(tmp_path)
-    consumer = hub.app.consumer
-    stream = TP(hub.topics.partner("council-housing"), 0)
-    changelog = TP(hub.views.changelog_topic.get_topic_name(), 0)
-    consumer.pause_partitions({stream, changelog})
-    consumer._active_partitions = set()  # type: ignore[attr-defined]
-    seeks: list[set[TP]] = []
-
-    async def seek_to_committed() -> dict[TP, int]:
-        seeks.append(set(consumer._active_partitions))  # type: ignore[attr-defined]
-        return {stream: 7}
-
-    monkeypatch.setattr(consumer, "seek_to_committed", seek_to_committed)
-    consumer.resume_partitions({stream, changelog})  # what recovery does first
-    assert consumer._active_partitions == {changelog}  # type: ignore[attr-defined]
-    asyncio.run(consumer.perform_seek())
-    assert seeks == [{changelog}]  # the stream partition was not fetched before the seek
-    assert consumer._active_partitions == {changelog, stream}  # type: ignore[attr-defined]
-
-
-def test_fausts_recovery_still_resumes_stream_partitions_before_seeking_them() -> None:
-    """Why ``_Consumer`` defers the resume; if Faust fixes the order this can go."""
-    source = inspect.getsource(Recovery._resume_streams)
-    assert source.index("consumer.resume_partitions(") < source.index("consumer.perform_seek()")
