@@ -36,6 +36,7 @@ from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
 from hub.runtime.transport import HubApp
+from hub.runtime.watchdog import Watchdog
 from hub.serde import Serde
 from hub.stages.basis import Consents
 from hub.stages.context import Context, Internal
@@ -122,6 +123,8 @@ class Hub:
         self._define_tables()
         self._define_stages()
         self.app.timer(settings.maintenance_interval_s)(self._maintain)
+        self._watchdog: Watchdog | None = None
+        self.app.timer(settings.watchdog_interval_s)(self._watch)
 
     def _define_tables(self) -> None:
         app, n = self.app, self.settings.partitions
@@ -172,6 +175,7 @@ class Hub:
             health=self.health,
             count=self.metrics.count,
         )
+        self.stream_topics = {topic for topics in inputs.values() for topic in topics}
         for stage, topics in inputs.items():
             runner = StageRunner(stage, stores)
             app.agent(_raw_topic(app, *topics), name=stage.name)(runner.agent)
@@ -205,6 +209,19 @@ class Hub:
             for name, agent in self.app.agents.items()
             if agent.crashed or any(actor.crashed for actor in getattr(agent, "_actors", ()))
         )
+
+    async def _watch(self) -> None:
+        """Read again any stream partition stuck with records after it (its module)."""
+        if self.app.rebalancing or self.app.in_recovery:
+            return
+        if self._watchdog is None:
+            self._watchdog = Watchdog(
+                self.app.consumer,
+                lambda tp: tp.topic in self.stream_topics,
+                lambda: bool(self.health.stalled),
+                self.metrics.count,
+            )
+        await self._watchdog.look()
 
     async def _maintain(self) -> None:
         """Periodic checks, sent as records so the stage that owns the rows acts on them."""

@@ -72,7 +72,22 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.joins_refused = Counter(
+            "placehub_identity_joins_refused",
+            "Joins identity refused because they would give a person two NHS numbers, by "
+            "whether they were listed for review or the review list was full.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.rewinds = Counter(
+            "placehub_partition_rewinds",
+            "Stream partitions the watchdog found stuck and read again from their "
+            "committed offset (hub.runtime.watchdog).",
+            registry=self.registry,
+        )
         self._by_name: dict[str, Counter] = {
+            "placehub_identity_joins_refused": self.joins_refused,
+            "placehub_partition_rewinds": self.rewinds,
             "placehub_gate_outcomes": self.outcomes,
             "placehub_quarantine_released": self.released,
             "placehub_view_updates": self.view_updates,

@@ -79,3 +79,13 @@ def test_a_message_already_marked_acked_is_not_acked_again() -> None:
     assert marked.ack(None) is False  # type: ignore[arg-type]
     source = inspect.getsource(faust.Stream.ack)
     assert "if last_stream_to_ack:" in source and "self._on_message_out(" in source
+
+
+def test_the_consumer_keeps_what_the_watchdog_reads(tmp_path: Path) -> None:
+    """``hub.runtime.watchdog`` reads the consumer's committed offsets, acks, read
+    positions and tracked messages, and seeks with ``Consumer.seek``."""
+    consumer = Hub(Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)).app.consumer
+    for name in ("_committed_offset", "_acked", "_read_offset", "_unacked_messages"):
+        assert hasattr(consumer, name), name
+    assert "self._read_offset[ensure_TP(partition)]" in inspect.getsource(type(consumer).seek)
+    assert callable(consumer.highwater)
