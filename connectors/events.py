@@ -9,13 +9,18 @@ say why the hub does not use them beside Faust.) Each event carries its ``event_
 the contract is: **consumers de-duplicate by event id**. ``EventReader`` does it with a
 window of the most recent ids: a copy arrives within a commit interval plus a restart of
 its original, and 100,000 ids cover that at over ten times one worker's rate
-(about 3,000 events/s).
+(about 3,000 events/s). Event ids are unique per partner, so the window keys on both.
+
+When a person is erased (their consent withdrawn), the hub writes a **tombstone** keyed by
+the person (a record with no value, header ``placehub-op: erase``): a consuming system
+must then delete what it holds of that person. ``EventReader`` calls ``on_erasure`` with
+the person id.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -71,9 +76,15 @@ class EventReader:
     """
 
     def __init__(
-        self, settings: Settings, group_id: str, window: int = DEFAULT_WINDOW, **consumer: object
+        self,
+        settings: Settings,
+        group_id: str,
+        window: int = DEFAULT_WINDOW,
+        on_erasure: Callable[[str], None] | None = None,
+        **consumer: object,
     ) -> None:
         self.seen = RecentIds(window)  # seen.repeats: copies dropped since the start
+        self.on_erasure = on_erasure  # called with a person id: delete what you hold of them
         self.serde = Serde(SchemaRegistry(settings))
         self._consumer = KafkaConsumer(
             Topics(settings.topic_prefix).events,
@@ -89,9 +100,14 @@ class EventReader:
         fresh = []
         for records in self._consumer.poll(timeout_ms=timeout_ms).values():
             for record in records:
+                person_id = (record.key or b"").decode()
+                if record.value is None:  # the person was erased
+                    if self.on_erasure is not None:
+                        self.on_erasure(person_id)
+                    continue
                 event = self.serde.decode(record.value, PartnerEvent)
-                if self.seen.first_time(event.event_id):
-                    fresh.append(PersonEvent((record.key or b"").decode(), event))
+                if self.seen.first_time(f"{event.partner_id}/{event.event_id}"):
+                    fresh.append(PersonEvent(person_id, event))
         return fresh
 
     def __iter__(self) -> Iterator[PersonEvent]:

@@ -6,12 +6,14 @@ import gc
 
 import faust
 
+from connectors.pseudonymise import load_place_key
 from hub.app import Hub
 from hub.catalogue import install_catalogue_page
 from hub.config import Settings
 from hub.ingest import install_ingest
 from hub.people_api import install_people_api
 from hub.registry_api import install_registry_api
+from hub.review_api import install_review_api
 from hub.routing import install_peers
 from hub.web import install_web
 
@@ -34,6 +36,7 @@ def build_hub(settings: Settings) -> Hub:
     install_web(hub)
     install_people_api(hub)
     install_registry_api(hub)
+    install_review_api(hub)
     install_catalogue_page(hub)
     install_ingest(hub)
     return hub
@@ -41,6 +44,10 @@ def build_hub(settings: Settings) -> Hub:
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run a worker until interrupted (blocks; Faust handles signals)."""
+    if settings.place_key_file is not None or settings.place_key is not None:
+        # The hub needs no place key (partners tokenise before sending, and a hub without
+        # it cannot reverse a token); one given to it must still not be short or public.
+        load_place_key(settings)
     hub = build_hub(settings)
     gc.freeze()  # start-up objects (schemas, Faust's machinery) leave the collector's scans
     gc.set_threshold(*GC_THRESHOLDS)

@@ -22,7 +22,9 @@ REVIEW_MAX = 10_000
 
 
 def _scheme(token: str) -> str:
-    return token.split(":", 1)[0]
+    """The scheme and the place key's id (``nhs:<key id>``): during a key rotation a
+    partner sends one identifier under both keys, which is one person, not two."""
+    return token.rsplit(":", 1)[0]
 
 
 def _closure(
@@ -39,7 +41,11 @@ def conflicts(
     token_person: MutableMapping[str, str], people: MutableMapping[str, Any], tokens: Iterable[str]
 ) -> bool:
     """True if joining ``tokens`` would give one person two tokens of a unique scheme."""
-    unique = [t for t in _closure(token_person, people, tokens) if _scheme(t) in UNIQUE_SCHEMES]
+    unique = [
+        t
+        for t in _closure(token_person, people, tokens)
+        if _scheme(t).split(":", 1)[0] in UNIQUE_SCHEMES
+    ]
     return len(unique) != len({_scheme(t) for t in unique})
 
 

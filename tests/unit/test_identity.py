@@ -96,3 +96,12 @@ def test_forget_erases_the_whole_person() -> None:
 def test_person_id_hides_the_token() -> None:
     pid = person_id_for(NHS)
     assert pid.startswith("p-") and NHS.split(":")[1][:10] not in pid
+
+
+def test_one_identifier_under_two_place_keys_is_one_person_not_a_review() -> None:
+    """During a key rotation a partner sends the NHS number under the old and the new key."""
+    from hub.stages.review import conflicts
+
+    old_key, new_key = "nhs:aaaaaaaa:" + "A" * 43, "nhs:bbbbbbbb:" + "B" * 43
+    assert not conflicts({}, {}, [old_key, new_key])
+    assert conflicts({}, {}, [old_key, "nhs:aaaaaaaa:" + "C" * 43])
