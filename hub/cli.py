@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -115,6 +116,8 @@ def _bench(args: argparse.Namespace) -> int:
     unknown = sorted(set(only) - set(bench.SCENARIOS))
     if unknown:
         raise SetupError(f"unknown scenario(s) {unknown}; choose from {list(bench.SCENARIOS)}")
+    # The bench's simulated places are test data: they run on the public test key.
+    os.environ.setdefault("PLACEHUB_ALLOW_TEST_KEY", "1")
     status: int = bench.run_bench(
         load_settings(),
         quick=args.quick,

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 from connectors.pseudonymise import load_place_key
 from connectors.simulate import Place
@@ -47,6 +48,25 @@ def wait_for_http(url: str, timeout_s: float, token: str | None = None) -> bytes
             time.sleep(0.5)
 
 
+def _a_person_housing_serves(base: str, place: Place, key: bytes) -> tuple[str, dict[str, Any]]:
+    """A simulated person the demo's housing practitioner may read (one housing is
+    involved with), and their view as that practitioner sees it."""
+    deadline = time.monotonic() + 60
+    headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
+    while time.monotonic() < deadline:
+        for person in place.people[:50]:
+            url = f"{base}/v1/people/{Place.person_id(person, key)}"
+            try:
+                with urllib.request.urlopen(
+                    urllib.request.Request(url, headers=headers), timeout=5
+                ) as reply:
+                    return url, dict(json.loads(reply.read()))
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                continue  # 404: housing does not serve them (yet)
+        time.sleep(1)
+    raise SetupError("no simulated person's view was readable by housing within 60s")
+
+
 def run_demo(settings: Settings, people: int, rate_per_s: float) -> int:
     """Run the simulated place until interrupted; returns the exit code."""
     # SIGTERM (e.g. from `timeout` or a supervisor) must also stop the worker child.
@@ -70,14 +90,12 @@ def run_demo(settings: Settings, people: int, rate_per_s: float) -> int:
         place = Place(seed=7, people=people)
         counts = place.publish(settings, events=people * 5)
         print(f"published {sum(counts.values())} events from {len(counts)} partners")
-        person = place.people[0]
-        url = f"{base}/v1/people/{Place.person_id(person, place_key.secret)}"
-        view = json.loads(wait_for_http(url, timeout_s=60, token=DEMO_TOKEN))
+        url, view = _a_person_housing_serves(base, place, place_key.secret)
         print(
             f"\nplacehub is running. A simulated person, {view['event_count']} events from "
             f"{len(view['partners'])} partners so far:\n"
             f"  curl -H 'Authorization: Bearer {DEMO_TOKEN}' {url}\n"
-            f"Metrics:  curl {base}/metrics\n"
+            f"Metrics:  curl -H 'Authorization: Bearer demo-admin' {base}/metrics\n"
             f"Publishing {rate_per_s:g} events/s; Ctrl-C to stop (the broker keeps running: "
             f"'placehub broker stop').\n"
         )

@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# The tests run on the public test place key (connectors and workers refuse it otherwise).
+os.environ.setdefault("PLACEHUB_ALLOW_TEST_KEY", "1")
+
 _skipped: list[str] = []
 
 

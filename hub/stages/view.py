@@ -45,7 +45,6 @@ __all__ = [
     "erase_basis",
     "expires_at",
     "fold",
-    "minimise",
     "overflow",
     "prune",
     "split",
@@ -216,55 +215,6 @@ def overflow(
 def expires_at(view: PersonView, retention: Callable[[str], timedelta]) -> datetime | None:
     """When the view's first entry passes its retention (the sweep's due time)."""
     return min((e.occurred_at + retention(e.basis) for e in view.entries), default=None)
-
-
-def minimise(
-    view: PersonView, caller_partner: str | None, visible: Callable[[str], bool] = lambda _: True
-) -> dict[str, Any]:
-    """The view as a caller may see it: entries whose basis they may see, no tokens,
-    ``source_ref``s only for the caller's own partner."""
-    entries = [entry for entry in view.entries if visible(entry.basis)]
-    partners: dict[str, dict[str, Any]] = {}
-    needs: dict[str, list[str]] = {}
-    for entry in entries:
-        contact = partners.setdefault(entry.partner_id, {"last_contact": entry.occurred_at})
-        contact["last_contact"] = max(contact["last_contact"], entry.occurred_at)
-        if entry.partner_id == caller_partner:
-            refs = contact.setdefault("source_refs", [])
-            if entry.source_ref not in refs:
-                refs.append(entry.source_ref)
-        family, kind = entry.event_type.split(".", 1)
-        if kind not in needs.setdefault(family, []):
-            needs[family].append(kind)
-    latest = entries[-1] if entries else None
-    plans: dict[str, str] = {}  # partner -> its latest plan event, in time order
-    for entry in entries:
-        if entry.event_type in (PLAN_OPENED, PLAN_CLOSED):
-            plans[entry.partner_id] = entry.event_type
-    return {
-        "person_id": view.person_id,
-        "event_count": len(entries),
-        "partners": {
-            p: {**c, "last_contact": c["last_contact"].isoformat().replace("+00:00", "Z")}
-            for p, c in sorted(partners.items())
-        },
-        "needs": {family: sorted(kinds) for family, kinds in sorted(needs.items())},
-        # The lead practitioner sits with the partner holding an open plan for the person.
-        "lead_partners": sorted(p for p, last in plans.items() if last == PLAN_OPENED),
-        "timeline": [
-            {
-                "event_id": e.event_id,
-                "event_type": e.event_type,
-                "partner_id": e.partner_id,
-                "occurred_at": e.occurred_at.isoformat().replace("+00:00", "Z"),
-                "purpose": e.purpose,
-            }
-            for e in entries
-        ],
-        "area_code": next((e.area_code for e in reversed(entries) if e.area_code), None),
-        "age_band": next((e.age_band for e in reversed(entries) if e.age_band), None),
-        "last_event_at": latest.occurred_at.isoformat().replace("+00:00", "Z") if latest else None,
-    }
 
 
 class ViewStage:

@@ -38,7 +38,7 @@ WHEN = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)  # well wit
 def consent(consent_id: str = "c-1") -> ConsentDraft:
     return ConsentDraft(
         consent_id=consent_id,
-        identifiers={"nhs": NHS},
+        identifiers={"nhs": NHS, "council": "HSG-0042"},
         purposes=["early-help"],
         sharing_partners=["council-housing", "city-health", "northfield-school"],
     )
@@ -46,7 +46,7 @@ def consent(consent_id: str = "c-1") -> ConsentDraft:
 
 def housing_event(consent_id: str = "c-1") -> EventDraft:
     return EventDraft(
-        source_ref="HSG-0042",
+        source_ref="TEN-0042",  # the record's own reference, not an identifier
         identifiers={"nhs": NHS, "council": "HSG-0042"},
         basis=LawfulBasis(kind=BasisKind.CONSENT, consent_id=consent_id, purpose="early-help"),
         payload=HousingEvent(kind=HousingKind.ARREARS),
@@ -91,20 +91,21 @@ def test_two_partners_one_person_joined_up_view(worker: WorkerProcess) -> None:
     assert set(view["partners"]) == {"council-housing", "city-health"}
     assert view["needs"] == {"housing": ["arrears"], "health": ["ae_attendance"]}
     # A practitioner sees only their own partner's local record reference.
-    assert view["partners"]["council-housing"]["source_refs"] == ["HSG-0042"]
+    assert view["partners"]["council-housing"]["source_refs"] == ["TEN-0042"]
     assert "source_refs" not in view["partners"]["city-health"]
-    school_view = worker.get(path, token="demo-practitioner-school").json()
-    assert all("source_refs" not in contact for contact in school_view["partners"].values())
+    # The school holds nothing about this person: not involved, so not found (break glass).
+    assert worker.get(path, token="demo-practitioner-school").status_code == 404
 
 
 def test_reads_are_authenticated_role_checked_and_audited(worker: WorkerProcess) -> None:
     publish_joined_up_person(worker)
     path = person_path(worker)
-    worker.wait_for(path, lambda r: r.ok)
+    worker.wait_for(path, lambda r: r.ok, token="demo-practitioner-housing")
 
     assert worker.get(path, token=None).status_code == 401
     assert worker.get(path, token="not-a-token").status_code == 401
     assert worker.get(path, token="demo-steward").status_code == 403
+    assert worker.get(path, token="demo-admin").status_code == 403
     assert worker.get("/v1/people/p-nobody", token="demo-practitioner-housing").status_code == 404
 
     serde = Serde(SchemaRegistry(worker.settings))
@@ -113,8 +114,8 @@ def test_reads_are_authenticated_role_checked_and_audited(worker: WorkerProcess)
         decoded = (serde.decode_record(value, "AuditRecord") for _, value, _ in records)
         return {f"{r['role']} {r['outcome']}" for r in decoded}
 
-    # The admin's read(s) while waiting, the steward's denial, the practitioner's 404.
-    expected = {"admin ok", "steward denied", "practitioner not-found"}
+    # The practitioner's read(s) while waiting, the steward's and admin's denials, the 404.
+    expected = {"practitioner ok", "steward denied", "admin denied", "practitioner not-found"}
     audit = wait_for_records(
         worker.settings,
         Topics(worker.settings.topic_prefix).audit,
@@ -123,7 +124,7 @@ def test_reads_are_authenticated_role_checked_and_audited(worker: WorkerProcess)
         expecting=f"reads audited as {sorted(expected)}",
     )
     assert all(value is not None and value[0] == 0 for _, value, _ in audit)
-    assert reads(audit) <= {*expected, "admin not-found"}  # 401s are not audited
+    assert reads(audit) <= {*expected, "practitioner not-found"}  # 401s are not audited
 
 
 def test_event_without_consent_is_quarantined_not_viewed(worker: WorkerProcess) -> None:
@@ -137,7 +138,7 @@ def test_event_without_consent_is_quarantined_not_viewed(worker: WorkerProcess) 
     key, _, headers = held[0]
     assert key == b"c-never-given"
     assert b"consent c-never-given is not known" in headers["placehub-reason"]
-    assert worker.get(person_path(worker)).status_code == 404
+    assert worker.get(person_path(worker), token="demo-practitioner-housing").status_code == 404
     assert read_topic(worker.settings, topics.events) == []
     assert receipt.event_id
 
@@ -148,7 +149,7 @@ def test_quarantined_event_is_released_when_its_consent_arrives(worker: WorkerPr
         wait_for_records(worker.settings, Topics(worker.settings.topic_prefix).quarantine, 1)
         housing.publish_consent(consent("c-late"))
 
-    reply = worker.wait_for(person_path(worker), lambda r: r.ok)
+    reply = worker.wait_for(person_path(worker), lambda r: r.ok, token="demo-practitioner-housing")
 
     assert reply.status_code == 200
     assert reply.json()["event_count"] == 1
@@ -202,12 +203,15 @@ def test_event_on_another_partners_topic_is_dead_lettered(worker: WorkerProcess)
 def test_worker_restart_restores_the_view_from_its_changelog(worker: WorkerProcess) -> None:
     publish_joined_up_person(worker)
     path = person_path(worker)
-    before = worker.wait_for(path, lambda r: r.ok and r.json()["event_count"] == 2).json()
+    before = worker.wait_for(
+        path, lambda r: r.ok and r.json()["event_count"] == 2, token="demo-practitioner-housing"
+    )
+    before = before.json()
 
     worker.stop()
     worker.start()
 
-    after = worker.wait_for(path, lambda r: r.ok).json()
+    after = worker.wait_for(path, lambda r: r.ok, token="demo-practitioner-housing").json()
     assert after == before
     # Restored from the changelog, not rebuilt: the new process folded nothing.
     metrics = worker.get("/metrics").text
@@ -216,7 +220,11 @@ def test_worker_restart_restores_the_view_from_its_changelog(worker: WorkerProce
 
 def test_no_raw_identifier_reaches_any_topic(worker: WorkerProcess) -> None:
     publish_joined_up_person(worker)
-    worker.wait_for(person_path(worker), lambda r: r.ok and r.json()["event_count"] == 2)
+    worker.wait_for(
+        person_path(worker),
+        lambda r: r.ok and r.json()["event_count"] == 2,
+        token="demo-practitioner-housing",
+    )
     settings = worker.settings
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
     ours = [
@@ -257,7 +265,9 @@ def test_a_consent_on_the_wrong_partition_is_dead_lettered_with_the_fix(
     assert letter.source_topic == topics.consent and letter.source_partition == wrong
     assert f"belongs on partition {right}" in letter.reason and "murmur2" in letter.reason
     assert letter.original == value
-    assert worker.get(person_path(worker)).status_code == 404  # the event stays held
+    assert (
+        worker.get(person_path(worker), token="demo-practitioner-housing").status_code == 404
+    )  # stays held
 
 
 def test_fausts_own_table_and_router_pages_are_off(worker: WorkerProcess) -> None:
