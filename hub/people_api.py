@@ -95,6 +95,20 @@ def install_people_api(hub: Hub) -> None:
         bases = Bases(hub.agreements, lambda cid: consents.live(cid, hub.consents), utc_now())
         return select(view, lambda entry: bases.fields(entry, reader))
 
+    async def reader_of(
+        view: View, request: Request, person_id: str, action: str
+    ) -> tuple[User, Reader] | Response:
+        """The practitioner reading (user and reader), or the reply refusing the caller: 401
+        without a known caller, 403 (audited) for a role that reads no person data."""
+        user = caller(hub, request)
+        if user is None:
+            return problem(view, 401, "a valid bearer token is required")
+        refused = refusal(user)
+        if refused is not None:
+            await audit(user, person_id, "denied", action)
+            return problem(view, 403, refused)
+        return user, Reader.of(user)
+
     class PersonPage(View):
         """``GET /v1/people/{person_id}``: the view as the caller may see it."""
 
@@ -102,14 +116,10 @@ def install_people_api(hub: Hub) -> None:
         # caller's token never leaves this worker (hub.routing).
         @route_to_owner(hub, hub.views, match_info="person_id")
         async def get(self, request: Request, person_id: str) -> Response:
-            user = caller(hub, request)
-            if user is None:
-                return problem(self, 401, "a valid bearer token is required")
-            refused = refusal(user)
-            if refused is not None:
-                await audit(user, person_id, "denied")
-                return problem(self, 403, refused)
-            reader = Reader.of(user)
+            known = await reader_of(self, request, person_id, READ)
+            if not isinstance(known, tuple):
+                return known  # refused
+            user, reader = known
             view = view_of(hub, person_id)
             if view is not None and not involved(view, reader.partner, alerted(person_id)):
                 await audit(user, person_id, "denied")
@@ -126,14 +136,10 @@ def install_people_api(hub: Hub) -> None:
 
         @route_to_owner(hub, hub.views, match_info="person_id", max_body_bytes=BODY_MAX_BYTES)
         async def post(self, request: Request, person_id: str) -> Response:
-            user = caller(hub, request)
-            if user is None:
-                return problem(self, 401, "a valid bearer token is required")
-            refused = refusal(user)
-            if refused is not None:
-                await audit(user, person_id, "denied", BREAK_GLASS)
-                return problem(self, 403, refused)
-            reader = Reader.of(user)
+            known = await reader_of(self, request, person_id, BREAK_GLASS)
+            if not isinstance(known, tuple):
+                return known  # refused
+            user, reader = known
             try:
                 reason_code = reason_code_of(await read_signed_body(request, BODY_MAX_BYTES))
             except BadBreakGlass as exc:
