@@ -13,10 +13,12 @@ For each batch a stage's agent takes from its stream, ``StageRunner``:
 4. only then writes the tables' stores (with the changelog offsets, so an on-disk store
    knows what it holds) and returns, which lets Faust ack the batch's records.
 
-The last phase is the stage's *marks*: per input partition, the last offset whose state
-has landed. Records at or below it (read again after a crash, because Faust had not yet
-committed their offsets) are acked without being processed again, so state is applied
-once per record: a replayed merge cannot bring back a person that has since moved on.
+The last phase is the stage's *marks*: per input partition, the offsets whose state has
+landed, as ranges (``hub.stages.offsets``). Records in them (read again after a crash,
+because Faust had not yet committed their offsets, or after the watchdog rewound a
+partition) are acked without being processed again, so state is applied once per record
+whatever order records come in: a replayed merge cannot bring back a person that has since
+moved on, and a record Faust delivered late is not taken for one already done.
 
 A delivery that fails is retried with backoff until it succeeds; meanwhile the stage is
 reported stalled (``/v1/health`` answers 503 naming it and the error class) and nothing of
@@ -55,6 +57,7 @@ from faust.types import TP, AppT, EventT
 from hub import batch
 from hub.models import utc_now
 from hub.serde import Serde
+from hub.stages import offsets
 from hub.stages.effects import OUTPUTS, Effects, Output, Record, State
 
 __all__ = ["Health", "Stage", "StageRunner", "Stores", "producer_of"]
@@ -168,26 +171,26 @@ class StageRunner:
         return f"{self.stage.name}|{topic}|{partition}"
 
     def _unprocessed(self, records: list[Record]) -> list[Record]:
-        """``records`` past the stage's mark for their partition (the rest were done)."""
+        """``records`` the stage's marks do not list as done (``hub.stages.offsets``)."""
         marks = self.stores.tables[MARKS]
-        done: dict[tuple[str, int], int] = {}
+        ranges: dict[tuple[str, int], Any] = {}
         for record in records:
             tp = (record.topic, record.partition)
-            if tp not in done:
-                done[tp] = marks.get(self._mark_key(*tp)) or -1
-        return [r for r in records if r.offset > done[r.topic, r.partition]]
+            if tp not in ranges:
+                ranges[tp] = _as_ranges(marks.get(self._mark_key(*tp)))
+        return [r for r in records if not offsets.done(ranges[r.topic, r.partition], r.offset)]
 
     def _mark(self, records: Sequence[Record], state: State) -> None:
-        """Each partition's last offset in the batch: written last, so a mark that landed
-        means every other write of the batch did too."""
-        last: dict[tuple[str, int], int] = {}
+        """Add the batch's offsets to each partition's done ranges: written last, so a mark
+        that landed means every other write of the batch did too."""
+        batch_offsets: dict[tuple[str, int], list[int]] = {}
         for record in records:
-            tp = (record.topic, record.partition)
-            last[tp] = max(record.offset, last.get(tp, -1))
+            batch_offsets.setdefault((record.topic, record.partition), []).append(record.offset)
         marks = state[MARKS]
-        for (topic, partition), offset in last.items():
+        for (topic, partition), done in batch_offsets.items():
+            key = self._mark_key(topic, partition)
             marks.partition = partition
-            marks[self._mark_key(topic, partition)] = offset
+            marks[key] = offsets.with_done(_as_ranges(marks.get(key)), done)
 
     async def _until_done(self, doing: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()`` until it succeeds, backing off; the stage is stalled meanwhile."""
@@ -334,6 +337,13 @@ class _writing_to:  # a context manager, named like one
 
     def __exit__(self, *exc: object) -> None:
         _current_event.reset(self.token)
+
+
+def _as_ranges(mark: Any) -> offsets.Ranges:
+    """A stored mark as done ranges (a mark written before ranges is the last offset done)."""
+    if mark is None:
+        return []
+    return [[-1, mark]] if isinstance(mark, int) else mark
 
 
 def _leave_unacked(events: Sequence[EventT[bytes]]) -> None:

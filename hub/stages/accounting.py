@@ -7,8 +7,8 @@ held quarantine item, or a ``fates`` record: ``dropped`` from quarantine or a fu
 ``erased`` or ``expired`` (past retention) from a view, each with an audit record;
 ``duplicate`` for another copy of a held event; ``dead_lettered`` by a later stage. Only
 what the gate decides alone — ``received`` and ``dead_lettered`` — is counted as a flow,
-in a ledger whose entries carry the highest offset they counted, so a record read again
-after a crash is not counted twice.
+in a ledger whose entries carry the offsets they counted (as ranges, ``hub.stages.offsets``),
+so a record read again after a crash is not counted twice.
 
 Because fates are read from state, a crash and replay cannot double count: the same
 source lands in the same place. ``in_flight`` is whatever is not (yet) anywhere; once the
@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from hub import batch
+from hub.stages import offsets
 from hub.stages.effects import Effects, Record
 from hub.topics import Topics
 
@@ -42,26 +43,34 @@ __all__ = [
 
 FLOWS = ("received", "dead_lettered")
 
-Ledger = dict[str, Any]  # {"offset": int, "partners": {partner: {flow: n}}}
+Ledger = dict[str, Any]  # {"done": [[first, last], ...], "partners": {partner: {flow: n}}}
 
 
 def ledger_key(topic: str, partition: int) -> str:
     return f"{topic}|{partition}"
 
 
+def _done(entry: Ledger | None) -> offsets.Ranges:
+    if entry is None:
+        return []
+    if "done" in entry:
+        return list(entry["done"])
+    return [[-1, entry["offset"]]]  # an entry written before ranges: all up to its offset
+
+
 def already_counted(entry: Ledger | None, offset: int) -> bool:
     """True if the record at ``offset`` was counted before (read again after a restart)."""
-    return entry is not None and offset <= entry["offset"]
+    return offsets.done(_done(entry), offset)
 
 
 def count(entry: Ledger | None, offset: int, partner: str, flows: Iterable[str]) -> Ledger:
-    """A new ledger entry with ``flows`` of ``partner`` incremented, counted up to ``offset``."""
+    """A new ledger entry with ``flows`` of ``partner`` incremented and ``offset`` counted."""
     partners = {p: dict(c) for p, c in (entry or {}).get("partners", {}).items()}
     counts = partners.setdefault(partner, {})
     for flow in flows:
         assert flow in FLOWS, flow
         counts[flow] = counts.get(flow, 0) + 1
-    return {"offset": max(offset, (entry or {}).get("offset", -1)), "partners": partners}
+    return {"done": offsets.with_done(_done(entry), [offset]), "partners": partners}
 
 
 BOOKS = (*FLOWS, "in_view", "duplicate", "held_in_quarantine", "dropped", "erased", "expired")
