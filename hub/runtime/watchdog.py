@@ -12,17 +12,18 @@ flow is suspended); which of them struck here was not pinned down, and reorderin
 recovery's resume and seek made it worse.
 
 So every ``interval`` the watchdog looks at each stream partition this worker owns. One is
-*stuck* when the broker holds records past its committed offset, none of them is on its
-way through the stages (Faust tracks every message handed to a stream until it is acked),
-and its committed offset, acks and read position have not moved since the last look, while
-no stage is stalled (a stalled stage holds its batch on purpose). Stuck at two looks in a
-row, it is sought back to its committed offset (Faust's ``Consumer.seek``, which also
-resets Faust's read position), and the stages read those records again; their marks keep
-any record whose state already landed from being applied twice. Each rewind is logged and
-counted in ``placehub_partition_rewinds_total``.
+*stuck* when the broker holds records past its committed offset and neither its committed
+offset, its acks nor its read position have moved since the last look, while no stage is
+stalled (a stalled stage holds its batch on purpose). Stuck at two looks in a row, it is
+sought back to its committed offset (the start, if it never had one; Faust's
+``Consumer.seek``, which also resets Faust's read position), and the stages read those
+records again. That is safe even if some were still on their way: the stages' marks list
+the offsets done (``hub.stages.offsets``), so no record's state is applied twice. Each
+rewind is logged and counted in ``placehub_partition_rewinds_total``.
 
 Faust internals relied on (guarded by ``tests/unit/test_runtime_faust.py``): the consumer's
-``_committed_offset``, ``_acked``, ``_read_offset`` and ``_unacked_messages``.
+``_committed_offset``, ``_acked`` and ``_read_offset``; the broker's high watermarks come
+from ``Consumer.highwaters`` (one request a look).
 """
 
 from __future__ import annotations
@@ -43,18 +44,10 @@ STRIKES = 2  # looks in a row a partition must be stuck at before it is sought b
 Progress = tuple[int | None, int, int | None]  # committed, acks pending, read position
 
 
-def stuck(
-    committed: int | None,
-    highwater: int | None,
-    in_flight: bool,
-    before: Progress | None,
-    now: Progress,
-) -> bool:
-    """Whether a partition looks stuck: records past its committed offset, none of them
-    on the way, and no movement since the last look."""
-    if committed is None or highwater is None or highwater <= committed or in_flight:
-        return False
-    return before == now
+def stuck(highwater: int | None, position: int, before: Progress | None, now: Progress) -> bool:
+    """Whether a partition looks stuck: records past ``position`` (its committed offset)
+    and no movement since the last look."""
+    return highwater is not None and highwater > position and before == now
 
 
 @dataclass
@@ -74,29 +67,29 @@ class Watchdog:
         if self.stalled():
             self._strikes.clear()
             return []
-        flowing = {m.tp for m in list(consumer._unacked_messages)}
+        tps = sorted(t for t in consumer.assignment() if self.is_stream(t))
+        highwaters = await consumer.highwaters(*tps) if tps else {}
         rewound = []
-        for tp in sorted(t for t in consumer.assignment() if self.is_stream(t)):
+        for tp in tps:
             committed = consumer._committed_offset.get(tp)
             now = (committed, len(consumer._acked.get(tp, ())), consumer._read_offset.get(tp))
             before = self._seen.get(tp)
             self._seen[tp] = now
-            highwater = consumer.highwater(tp)
-            if not stuck(committed, highwater, tp in flowing, before, now):
+            position = committed if committed is not None else 0
+            if not stuck(highwaters.get(tp), position, before, now):
                 self._strikes.pop(tp, None)
                 continue
             self._strikes[tp] = self._strikes.get(tp, 0) + 1
             if self._strikes[tp] < STRIKES:
                 continue
-            assert committed is not None
             log.warning(
                 "partition %s[%d] stuck at offset %d with records after it: reading it "
                 "again from there",
                 tp.topic,
                 tp.partition,
-                committed,
+                position,
             )
-            await consumer.seek(tp, committed)
+            await consumer.seek(tp, position)
             self._strikes.pop(tp, None)
             self.count("placehub_partition_rewinds", (), 1)
             rewound.append(tp)

@@ -82,10 +82,10 @@ def test_a_message_already_marked_acked_is_not_acked_again() -> None:
 
 
 def test_the_consumer_keeps_what_the_watchdog_reads(tmp_path: Path) -> None:
-    """``hub.runtime.watchdog`` reads the consumer's committed offsets, acks, read
-    positions and tracked messages, and seeks with ``Consumer.seek``."""
+    """``hub.runtime.watchdog`` reads the consumer's committed offsets, acks and read
+    positions, asks ``Consumer.highwaters``, and seeks with ``Consumer.seek``."""
     consumer = Hub(Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)).app.consumer
-    for name in ("_committed_offset", "_acked", "_read_offset", "_unacked_messages"):
+    for name in ("_committed_offset", "_acked", "_read_offset"):
         assert hasattr(consumer, name), name
     assert "self._read_offset[ensure_TP(partition)]" in inspect.getsource(type(consumer).seek)
-    assert callable(consumer.highwater)
+    assert inspect.iscoroutinefunction(consumer.highwaters)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from faust.types import TP
@@ -19,21 +18,20 @@ CHANGELOG = TP("app-views-changelog", 0)
 
 class FakeConsumer:
     """Faust's consumer as the watchdog reads it: committed offsets, acks, read positions,
-    messages on their way, the broker's high watermarks, and seeks."""
+    the broker's high watermarks, and seeks."""
 
     def __init__(self) -> None:
         self._committed_offset: dict[TP, int] = {STUCK: 28, BUSY: 10, DONE: 50, CHANGELOG: 3}
         self._acked: dict[TP, list[int]] = {}
         self._read_offset: dict[TP, int] = {STUCK: 28, BUSY: 12, DONE: 50}
-        self._unacked_messages = [SimpleNamespace(tp=BUSY)]
-        self.highwaters = {STUCK: 198, BUSY: 40, DONE: 50, CHANGELOG: 90}
+        self.ends = {STUCK: 198, BUSY: 40, DONE: 50, CHANGELOG: 90}
         self.seeks: list[tuple[TP, int]] = []
 
     def assignment(self) -> set[TP]:
-        return set(self.highwaters)
+        return set(self.ends)
 
-    def highwater(self, tp: TP) -> int:
-        return self.highwaters[tp]
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.ends[tp] for tp in tps}
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
@@ -54,18 +52,30 @@ def test_a_partition_stuck_at_two_looks_in_a_row_is_read_again_from_its_committe
     consumer = FakeConsumer()
     dog, counted = watchdog(consumer)
     looks = [asyncio.run(dog.look()) for _ in range(STRIKES + 1)]
-    # The first look has nothing to compare with; then two looks without movement.
-    assert looks == [[], [], [STUCK]]
-    assert consumer.seeks == [(STUCK, 28)] and counted == ["placehub_partition_rewinds"]
+    # The first look has nothing to compare with; then two looks without movement (BUSY
+    # has records after it too, and does not move either).
+    assert looks == [[], [], [STUCK, BUSY]]
+    assert consumer.seeks == [(STUCK, 28), (BUSY, 10)]
+    assert counted == ["placehub_partition_rewinds"] * 2
 
 
-def test_a_partition_that_moves_or_has_records_on_their_way_is_left_alone() -> None:
+def test_a_partition_that_moves_is_left_alone() -> None:
     consumer = FakeConsumer()
     dog, _ = watchdog(consumer)
     for n in range(4):
-        consumer._committed_offset[STUCK] = 28 + n  # committing: it moves
+        consumer._committed_offset[STUCK] = 28 + n  # committing
+        consumer._acked[BUSY] = list(range(n))  # acking
         asyncio.run(dog.look())
-    assert consumer.seeks == []  # BUSY has a message on its way, DONE has nothing after it
+    assert consumer.seeks == []  # and DONE has nothing after its committed offset
+
+
+def test_a_partition_never_committed_is_read_again_from_its_start() -> None:
+    consumer = FakeConsumer()
+    del consumer._committed_offset[STUCK]
+    dog, _ = watchdog(consumer)
+    for _ in range(STRIKES + 1):
+        asyncio.run(dog.look())
+    assert (STUCK, 0) in consumer.seeks
 
 
 def test_nothing_counts_as_stuck_while_a_stage_is_stalled() -> None:
@@ -78,12 +88,11 @@ def test_nothing_counts_as_stuck_while_a_stage_is_stalled() -> None:
 
 def test_stuck_needs_records_after_the_committed_offset_and_no_movement() -> None:
     same = (28, 0, 28)
-    assert stuck(28, 198, False, same, same)
-    assert not stuck(28, 28, False, same, same)  # nothing after it
-    assert not stuck(None, 198, False, same, same)  # never committed: nothing to go back to
-    assert not stuck(28, 198, True, same, same)  # a record of it is on its way
-    assert not stuck(28, 198, False, None, same)  # first look
-    assert not stuck(29, 198, False, same, (29, 0, 29))  # moved
+    assert stuck(198, 28, same, same)
+    assert not stuck(28, 28, same, same)  # nothing after it
+    assert not stuck(None, 28, same, same)  # the broker did not say
+    assert not stuck(198, 28, None, same)  # first look
+    assert not stuck(198, 29, same, (29, 0, 29))  # moved
 
 
 def test_every_metric_a_stage_or_the_runtime_counts_is_declared() -> None:
