@@ -47,7 +47,7 @@ from hub.models import (
 )
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
-from hub.serde import AvroModel, Serde, validation_errors
+from hub.serde import FIELD_NAME, AvroModel, Serde, validation_errors
 from hub.topics import Topics
 
 __all__ = [
@@ -75,7 +75,6 @@ Identifiers = Annotated[
 NO_BASIS = "every event needs a lawful basis: a consent id, or a data-sharing agreement id"
 # A key written in a body that looks like a field name may be named in an error; any other
 # (an identifier sent as a key, say) is not echoed.
-_FIELD_NAME = re.compile(r"[a-z][a-z_]{0,39}")
 _REF_REPEATS_IDENTIFIER = (
     "repeats one of the event's identifiers, and travels in clear: use the record's own "
     "reference (the identifier goes only in identifiers, as a token)"
@@ -150,7 +149,7 @@ def draft_errors(exc: ValidationError) -> list[tuple[str, str]]:
         if len(loc) > 2 and loc[0] == "payload":
             del loc[1]  # the discriminator's branch name, not a field the partner wrote
         message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden" and not _FIELD_NAME.fullmatch(loc[-1]):
+        if err["type"] == "extra_forbidden" and not FIELD_NAME.fullmatch(loc[-1]):
             loc[-1] = "-"  # an unknown key that is not a field's name may be a value: not echoed
             message = "an unknown key (not a field's name; not repeated here) is not allowed"
         if err["type"] == "union_tag_invalid":

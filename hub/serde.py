@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 import fastavro
@@ -13,7 +14,7 @@ from hub.errors import DecodeError, EventRejected, HubError
 from hub.models import AvroRecord
 from hub.registry import RegisteredSchema, load_schema, schema_id_of
 
-__all__ = ["AvroModel", "SchemaSource", "Serde", "validation_errors"]
+__all__ = ["FIELD_NAME", "AvroModel", "SchemaSource", "Serde", "validation_errors"]
 
 
 class AvroModel(Protocol):
@@ -124,9 +125,18 @@ class Serde:
             ) from None
 
 
+# What a field's name looks like: an unknown key that does not may be a value (an NHS
+# number used as a key), so it is not repeated in an error.
+FIELD_NAME = re.compile(r"[a-z][a-z_]{0,39}")
+
+
 def validation_errors(exc: ValidationError) -> list[tuple[str, str]]:
-    """(JSON pointer, message) pairs for a pydantic error, without echoing input values."""
-    return [
-        ("/" + "/".join(str(part) for part in err["loc"]), err["msg"])
-        for err in exc.errors(include_input=False)
-    ]
+    """(JSON pointer, message) pairs for a pydantic error, without echoing input values:
+    an unknown key that is not a field's name is shown as ``-``."""
+    errors = []
+    for err in exc.errors(include_input=False):
+        loc = [str(part) for part in err["loc"]]
+        if err["type"] == "extra_forbidden" and loc and not FIELD_NAME.fullmatch(loc[-1]):
+            loc[-1] = "-"
+        errors.append(("/" + "/".join(loc), err["msg"]))
+    return errors

@@ -333,3 +333,22 @@ def test_a_partner_event_with_a_hostile_first_string_is_a_decode_error(
     assert good[:1] == zigzag(36)  # event_id: a 36-character uuid comes first
     with pytest.raises(DecodeError, match=message):
         decode_body(head + good[len(head) :], registered.parsed)
+
+
+def test_validation_errors_do_not_repeat_an_unknown_key_that_may_be_a_value() -> None:
+    """A DLQ reason or 422 built from a model's error must not carry an identifier that a
+    partner sent as a key; a key shaped like a field's name is still named."""
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from hub.serde import validation_errors
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        name: str = ""
+
+    try:
+        Strict.model_validate({"9434765919": 1, "nmae": "x"})
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+    assert sorted(pointer for pointer, _ in errors) == ["/-", "/nmae"]
+    assert "9434765919" not in str(errors)
