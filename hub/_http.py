@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from faust.web import Request
+from faust.web import Request, Response, View
 
 from hub.errors import InputError
 
@@ -26,6 +26,7 @@ __all__ = [
     "check_content_type",
     "parse_json",
     "parse_json_text",
+    "problem",
     "read_body",
 ]
 
@@ -164,3 +165,8 @@ class _Numbers:
 
     def constant(self, text: str) -> Any:
         raise RequestRefused(400, f"{self.what} holds NaN or Infinity, which JSON does not allow")
+
+
+def problem(view: View, status: int, title: str) -> Response:
+    """An RFC 9457-style problem reply: the status and a title naming the rule broken."""
+    return view.json({"status": status, "title": title}, status=status)

@@ -16,6 +16,7 @@ from collections.abc import Collection
 from faust.web import Request, Response, View
 
 from hub._admin import ensure_topic
+from hub._http import problem
 from hub.access import Bases, Reader, Shown, involved, owners, present, refusal, select
 from hub.app import Hub
 from hub.batch import partition_for
@@ -33,7 +34,6 @@ from hub.runtime import producer_of
 from hub.stages.basis import Consents
 from hub.stages.view import PersonView, prune
 from hub.users import Role, User
-from hub.web import problem
 
 __all__ = ["install_people_api", "view_of"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from faust.web import Request, Response, View
 
+from hub._http import problem
 from hub.app import Hub
 from hub.users import Role
-from hub.web import problem
 
 __all__ = ["install_review_api"]
 

@@ -34,7 +34,7 @@ from faust.types import CollectionT
 from faust.web import Request, Response, View
 from yarl import URL
 
-from hub._http import RequestRefused, read_body
+from hub._http import RequestRefused, problem, read_body
 from hub.app import Hub
 from hub.config import Settings
 from hub.users import User
@@ -269,10 +269,6 @@ def caller(hub: Hub, request: Request) -> User | None:
     return None if principal is None else principal.user
 
 
-def _problem(view: View, status: int, title: str) -> Response:
-    return view.json({"status": status, "title": title}, status=status)
-
-
 def route_to_owner(
     hub: Hub, table: CollectionT, *, match_info: str, max_body_bytes: int = 65_536
 ) -> Callable[[Handler], Handler]:
@@ -290,23 +286,23 @@ def route_to_owner(
         async def routed(view: View, request: Request, *args: Any, **kwargs: Any) -> Response:
             principal = principal_of(hub, request)
             if principal is None or principal.user is None:
-                return _problem(view, 401, "a valid bearer token is required")
+                return problem(view, 401, "a valid bearer token is required")
             key = request.match_info[match_info]
             try:
                 owner = str(hub.app.router.key_store(table.name, key)).rstrip("/")
             except KeyError:
-                return _problem(view, 503, "no worker owns this key yet (rebalancing); retry")
+                return problem(view, 503, "no worker owns this key yet (rebalancing); retry")
             here = peers(hub)
             if principal.via_worker and not _same_worker(owner, here.own_url):
-                return _problem(view, 503, "this key's owner changed (rebalancing); retry")
+                return problem(view, 503, "this key's owner changed (rebalancing); retry")
             has_body = request.method.upper() not in ("GET", "HEAD")
             try:
                 body = await read_body(request, max_body_bytes) if has_body else b""
             except RequestRefused as refused:
-                return _problem(view, refused.status, refused.title)
+                return problem(view, refused.status, refused.title)
             signed = principal.assertion.body_sha256 if principal.assertion else None
             if signed is not None and hashlib.sha256(body).hexdigest() != signed:
-                return _problem(view, 401, "the body is not the one the worker signed")
+                return problem(view, 401, "the body is not the one the worker signed")
             if _same_worker(owner, here.own_url):
                 if has_body:
                     cast(Any, request)[_BODY] = body  # for read_signed_body
@@ -321,7 +317,7 @@ def route_to_owner(
                     request.headers.get("Content-Type"),
                 )
             except PeerUnavailable as exc:
-                return _problem(view, 503, f"the worker that owns this key: {exc}")
+                return problem(view, 503, f"the worker that owns this key: {exc}")
             return view.bytes(reply.body, content_type=reply.content_type, status=reply.status)
 
         return routed

@@ -17,13 +17,14 @@ from typing import Any
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from hub._http import problem
 from hub.app import Hub
 from hub.routing import PeerUnavailable, caller, peers, principal_of
 from hub.stages import accounting
 from hub.stages.accounting import partner_status
 from hub.users import Role, User
 
-__all__ = ["install_web", "local_books", "problem"]
+__all__ = ["install_web", "local_books"]
 
 
 def _owned(ledger_key: str, owned: set[tuple[str, int]]) -> bool:
@@ -45,11 +46,6 @@ def local_books(hub: Hub) -> dict[str, dict[str, int]]:
     )
     empty = dict.fromkeys(accounting.BOOKS, 0)
     return {p.id: books.get(p.id, empty) for p in hub.partners}
-
-
-def problem(view: View, status: int, title: str) -> Response:
-    """An RFC 9457-style problem reply: the status and a title naming the rule broken."""
-    return view.json({"status": status, "title": title}, status=status)
 
 
 def install_web(hub: Hub) -> None:
