@@ -11,6 +11,7 @@ from faust.web import Request, Response, View
 
 from hub._http import problem
 from hub.app import Hub
+from hub.routing import caller
 from hub.users import Role
 
 __all__ = ["install_review_api"]
@@ -23,7 +24,7 @@ def install_review_api(hub: Hub) -> None:
         """``GET /v1/identity/reviews``: the refused joins (admins only)."""
 
         async def get(self, request: Request) -> Response:
-            user = hub.users.authenticate(request.headers.get("Authorization"))
+            user = caller(hub, request)
             if user is None:
                 return problem(self, 401, "a valid bearer token is required")
             if user.role is not Role.ADMIN:
