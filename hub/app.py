@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Any, cast
 
 import faust
 
@@ -35,8 +36,9 @@ from hub.models import AuditRecord, DeadLetter, PartnerEvent, utc_now
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
+from hub.runtime.commits import Commits
 from hub.runtime.transport import HubApp
-from hub.runtime.watchdog import Watchdog
+from hub.runtime.watchdog import Watchdog, present_on
 from hub.serde import Serde
 from hub.stages.basis import Consents
 from hub.stages.context import Context, Internal
@@ -174,8 +176,11 @@ class Hub:
             batch_within_s=self.settings.batch_within_s,
             health=self.health,
             count=self.metrics.count,
+            committed=lambda tp: cast(Any, app.consumer)._committed_offset.get(tp),
         )
-        self.stream_topics = {topic for topics in inputs.values() for topic in topics}
+        readers = {topic: stage.name for stage, topics in inputs.items() for topic in topics}
+        self.commits = Commits(self.marks, readers, compacted=frozenset({names.consent}))
+        app.commits = self.commits
         for stage, topics in inputs.items():
             runner = StageRunner(stage, stores)
             app.agent(_raw_topic(app, *topics), name=stage.name)(runner.agent)
@@ -217,9 +222,10 @@ class Hub:
         if self._watchdog is None:
             self._watchdog = Watchdog(
                 self.app.consumer,
-                lambda tp: tp.topic in self.stream_topics,
+                self.commits,
                 lambda: bool(self.health.stalled),
                 self.metrics.count,
+                present_on(self.settings.bootstrap_servers.split(",")),
             )
         await self._watchdog.look()
 

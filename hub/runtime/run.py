@@ -37,7 +37,9 @@ Faust and aiokafka internals relied on (each guarded by ``tests/unit/test_runtim
   Faust itself would write);
 - ``Stream.take_events`` acking its events once the agent asks for the next batch, or in
   its ``finally`` block if the agent is cancelled, which ``Message.ack`` skips for a message
-  already marked ``acked``.
+  already marked ``acked``;
+- the consumer's ``_committed_offset`` (``Stores.committed``): below it, marks fold into one
+  range.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from faust.types import TP, AppT, EventT
 
 from hub import batch
 from hub.models import utc_now
+from hub.runtime.commits import as_ranges, mark_key
 from hub.serde import Serde
 from hub.stages import offsets
 from hub.stages.effects import OUTPUTS, Effects, Output, Record, State
@@ -112,6 +115,7 @@ class Stores:
     batch_within_s: float
     health: Health
     count: Callable[[str, tuple[str, ...], int], None]  # Metrics.count
+    committed: Callable[[TP], int | None] = lambda tp: None  # the consumer's committed offset
 
 
 class StageRunner:
@@ -168,7 +172,7 @@ class StageRunner:
             await self._hold("writing the tables' stores")
 
     def _mark_key(self, topic: str, partition: int) -> str:
-        return f"{self.stage.name}|{topic}|{partition}"
+        return mark_key(self.stage.name, topic, partition)
 
     def _unprocessed(self, records: list[Record]) -> list[Record]:
         """``records`` the stage's marks do not list as done (``hub.stages.offsets``)."""
@@ -177,12 +181,13 @@ class StageRunner:
         for record in records:
             tp = (record.topic, record.partition)
             if tp not in ranges:
-                ranges[tp] = _as_ranges(marks.get(self._mark_key(*tp)))
+                ranges[tp] = as_ranges(marks.get(self._mark_key(*tp)))
         return [r for r in records if not offsets.done(ranges[r.topic, r.partition], r.offset)]
 
     def _mark(self, records: Sequence[Record], state: State) -> None:
         """Add the batch's offsets to each partition's done ranges: written last, so a mark
-        that landed means every other write of the batch did too."""
+        that landed means every other write of the batch did too. What lies below the
+        partition's committed offset folds into one range."""
         batch_offsets: dict[tuple[str, int], list[int]] = {}
         for record in records:
             batch_offsets.setdefault((record.topic, record.partition), []).append(record.offset)
@@ -190,7 +195,8 @@ class StageRunner:
         for (topic, partition), done in batch_offsets.items():
             key = self._mark_key(topic, partition)
             marks.partition = partition
-            marks[key] = offsets.with_done(_as_ranges(marks.get(key)), done)
+            floor = self.stores.committed(TP(topic, partition))
+            marks[key] = offsets.with_done(as_ranges(marks.get(key)), done, floor)
 
     async def _until_done(self, doing: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()`` until it succeeds, backing off; the stage is stalled meanwhile."""
@@ -337,13 +343,6 @@ class _writing_to:  # a context manager, named like one
 
     def __exit__(self, *exc: object) -> None:
         _current_event.reset(self.token)
-
-
-def _as_ranges(mark: Any) -> offsets.Ranges:
-    """A stored mark as done ranges (a mark written before ranges is the last offset done)."""
-    if mark is None:
-        return []
-    return [[-1, mark]] if isinstance(mark, int) else mark
 
 
 def _leave_unacked(events: Sequence[EventT[bytes]]) -> None:

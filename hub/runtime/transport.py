@@ -1,4 +1,9 @@
-"""Faust's aiokafka transport, with the consumer's fetch wait a setting.
+"""Faust's aiokafka transport, with the consumer's fetch wait a setting, static group
+membership, and commits that follow the stages' marks.
+
+A stream partition is committed only up to the first offset its stage has not done
+(``hub.runtime.commits`` says why Faust's own figure is not safe): ``_Consumer._new_offset``
+is the one place Faust asks for it.
 
 aiokafka keeps one fetch in flight per broker, asking only for the partitions that had
 nothing buffered when it was built, and Faust's driver hard-codes that fetch to wait up
@@ -48,10 +53,12 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as driver
-from faust.types import AppT, TransportT
+from faust.types import TP, AppT, TransportT
 from kafka import KafkaAdminClient
 from kafka.admin import MemberToRemove
 from kafka.errors import KafkaError, NoError
+
+from hub.runtime.commits import Commits
 
 __all__ = ["HubApp", "leave_group", "member_name"]
 
@@ -93,18 +100,29 @@ class _Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def _new_offset(self, tp: TP) -> int | None:
+        """Where ``tp`` may be committed to: for a stream partition, the end of what its
+        stage has done (``hub.runtime.commits``), not the end of what Faust acked."""
+        offset: int | None = super()._new_offset(tp)  # Faust's own (it trims its ack list)
+        commits: Commits | None = getattr(self.app, "commits", None)
+        if commits is None or not commits.covers(tp):
+            return offset
+        return commits.position(tp, self._committed_offset[tp])
+
 
 class _Transport(driver.Transport):
     Consumer = _Consumer
 
 
 class HubApp(faust.App):
-    """A Faust app whose consumer waits at most ``fetch_max_wait_ms`` per fetch and is a
-    static group member, back at once after a crash (``member_name``)."""
+    """A Faust app whose consumer waits at most ``fetch_max_wait_ms`` per fetch, is a
+    static group member, back at once after a crash (``member_name``), and commits stream
+    partitions only as far as ``commits`` allows."""
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.commits: Commits | None = None  # set once the stages are declared
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)

@@ -11,43 +11,102 @@ stream skips a message of an older generation, the consumer drops what arrives w
 flow is suspended); which of them struck here was not pinned down, and reordering the
 recovery's resume and seek made it worse.
 
-So every ``interval`` the watchdog looks at each stream partition this worker owns. One is
-*stuck* when the broker holds records past its committed offset and neither its committed
-offset, its acks nor its read position have moved since the last look, while no stage is
-stalled (a stalled stage holds its batch on purpose). Stuck at two looks in a row, it is
-sought back to its committed offset (the start, if it never had one; Faust's
-``Consumer.seek``, which also resets Faust's read position), and the stages read those
-records again. That is safe even if some were still on their way: the stages' marks list
-the offsets done (``hub.stages.offsets``), so no record's state is applied twice. Each
-rewind is logged and counted in ``placehub_partition_rewinds_total``.
+The consumer commits a stream partition only up to the first offset its stage has not done
+(``hub.runtime.commits``), so such a record holds its partition's commits. Every
+``interval`` the watchdog looks at each stream partition this worker owns. One is *stuck*
+when the broker holds records past where it may be committed (``Commits.base``) and its
+committed offset has not moved since the last look, while no stage is stalled (a stalled
+stage holds its batch on purpose). Stuck at two looks in a row, it is sought back there
+(Faust's ``Consumer.seek``, which also resets Faust's read position), and the stages read
+those records again. That is safe even if some were still on their way: the stages' marks
+list the offsets done, so no record's state is applied twice. Each rewind is logged and
+counted in ``placehub_partition_rewinds_total``.
+
+On a compacted topic the offset it is stuck at may hold no record (compaction removed it,
+or it is a transaction's marker). So before a rewind there, the watchdog reads which
+offsets the broker holds from that point to the partition's end (``present_on``); the
+missing ones count as done (``Commits.holes``), and only if a record there is not done is
+the partition read again. Each look also refreshes each partition's first offset on the
+broker (``Commits.log_start``), where a partition never committed starts.
 
 Faust internals relied on (guarded by ``tests/unit/test_runtime_faust.py``): the consumer's
-``_committed_offset``, ``_acked`` and ``_read_offset``; the broker's high watermarks come
-from ``Consumer.highwaters`` (one request a look).
+``_committed_offset``; the broker's offsets come from ``Consumer.highwaters`` and
+``Consumer.earliest_offsets`` (one request each a look).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from faust.types import TP
+from kafka import KafkaConsumer, TopicPartition
 
-__all__ = ["STRIKES", "Watchdog", "stuck"]
+from hub.runtime.commits import Commits
+from hub.stages.offsets import Ranges, first_not_done
+
+__all__ = ["STRIKES", "Watchdog", "holes", "present_on", "stuck"]
 
 log = logging.getLogger(__name__)
 
 STRIKES = 2  # looks in a row a partition must be stuck at before it is sought back
 
-Progress = tuple[int | None, int, int | None]  # committed, acks pending, read position
+READ_TIMEOUT_S = 60  # the longest a read for holes may take
+
+# Offsets the broker holds for a partition in [start, end) (``present_on``).
+FindPresent = Callable[[TP, int, int], Awaitable[list[int]]]
 
 
-def stuck(highwater: int | None, position: int, before: Progress | None, now: Progress) -> bool:
-    """Whether a partition looks stuck: records past ``position`` (its committed offset)
-    and no movement since the last look."""
+def present_on(servers: Sequence[str]) -> FindPresent:
+    """Reads which offsets the broker holds, with a consumer of its own in a thread."""
+
+    async def find(tp: TP, start: int, end: int) -> list[int]:
+        return await asyncio.to_thread(_present, servers, tp, start, end)
+
+    return find
+
+
+def _present(servers: Sequence[str], tp: TP, start: int, end: int) -> list[int]:
+    partition = TopicPartition(tp.topic, tp.partition)
+    consumer = KafkaConsumer(
+        bootstrap_servers=list(servers), group_id=None, enable_auto_commit=False
+    )
+    found: list[int] = []
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    try:
+        consumer.assign([partition])
+        consumer.seek(partition, start)
+        while consumer.position(partition) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {tp.topic}[{tp.partition}] for holes")
+            for records in consumer.poll(timeout_ms=1000, max_records=10_000).values():
+                found += [record.offset for record in records if record.offset < end]
+    finally:
+        consumer.close()
+    return found
+
+
+def stuck(highwater: int | None, position: int, before: int | None, now: int | None) -> bool:
+    """Whether a partition looks stuck: records past ``position`` (where it may be
+    committed) and its committed offset where it was at the last look."""
     return highwater is not None and highwater > position and before == now
+
+
+def holes(present: Sequence[int], start: int, end: int) -> Ranges:
+    """The offsets in ``[start, end)`` that are not in ``present``, as ranges."""
+    spans: Ranges = []
+    expected = start
+    for offset in sorted(o for o in present if start <= o < end):
+        if offset > expected:
+            spans.append([expected, offset - 1])
+        expected = offset + 1
+    if expected < end:
+        spans.append([expected, end - 1])
+    return spans
 
 
 @dataclass
@@ -55,32 +114,38 @@ class Watchdog:
     """Looks for stuck stream partitions and seeks them back (module docstring)."""
 
     consumer: Any  # Faust's consumer
-    is_stream: Callable[[TP], bool]
+    commits: Commits
     stalled: Callable[[], bool]  # a stage is holding a batch: nothing counts as stuck
     count: Callable[[str, tuple[str, ...], int], None]
-    _seen: dict[TP, Progress] = field(default_factory=dict)
+    find_present: FindPresent | None = None  # for compacted topics' holes
+    _seen: dict[TP, int | None] = field(default_factory=dict)
     _strikes: dict[TP, int] = field(default_factory=dict)
 
     async def look(self) -> list[TP]:
         """One look at every stream partition; the ones sought back."""
-        consumer = self.consumer
+        consumer, commits = self.consumer, self.commits
+        tps = sorted(t for t in consumer.assignment() if commits.covers(t))
+        if tps:
+            commits.log_start.update(await consumer.earliest_offsets(*tps))
         if self.stalled():
             self._strikes.clear()
             return []
-        tps = sorted(t for t in consumer.assignment() if self.is_stream(t))
         highwaters = await consumer.highwaters(*tps) if tps else {}
         rewound = []
         for tp in tps:
             committed = consumer._committed_offset.get(tp)
-            now = (committed, len(consumer._acked.get(tp, ())), consumer._read_offset.get(tp))
-            before = self._seen.get(tp)
-            self._seen[tp] = now
-            position = committed if committed is not None else 0
-            if not stuck(highwaters.get(tp), position, before, now):
+            first_look = tp not in self._seen
+            before, self._seen[tp] = self._seen.get(tp), committed
+            base = commits.base(tp, committed)
+            position = base if base is not None else 0
+            if first_look or not stuck(highwaters.get(tp), position, before, committed):
                 self._strikes.pop(tp, None)
                 continue
             self._strikes[tp] = self._strikes.get(tp, 0) + 1
             if self._strikes[tp] < STRIKES:
+                continue
+            self._strikes.pop(tp, None)
+            if await self._only_holes(tp, position, highwaters[tp]):
                 continue
             log.warning(
                 "partition %s[%d] stuck at offset %d with records after it: reading it "
@@ -90,7 +155,31 @@ class Watchdog:
                 position,
             )
             await consumer.seek(tp, position)
-            self._strikes.pop(tp, None)
             self.count("placehub_partition_rewinds", (), 1)
             rewound.append(tp)
         return rewound
+
+    async def _only_holes(self, tp: TP, position: int, end: int) -> bool:
+        """Whether ``tp``, a compacted topic's partition, is stuck only at offsets that
+        hold no record (up to ``end``, its high watermark): those are then counted done,
+        and its commits move on."""
+        if tp.topic not in self.commits.compacted or self.find_present is None:
+            return False
+        done = self.commits.done(tp)
+        try:
+            present = await self.find_present(tp, position, end)
+        except Exception as exc:  # the broker did not answer: read the partition again
+            log.warning("reading %s[%d] for holes failed: %r", tp.topic, tp.partition, exc)
+            return False
+        found = holes(present, position, end)
+        self.commits.holes[tp] = found
+        if first_not_done([*done, *found], position) == position:
+            return False  # a record there is not done
+        log.info(
+            "partition %s[%d]: %d offsets from %d hold no record; counted as done",
+            tp.topic,
+            tp.partition,
+            sum(last - first + 1 for first, last in found),
+            position,
+        )
+        return True

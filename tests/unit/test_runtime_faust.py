@@ -82,10 +82,21 @@ def test_a_message_already_marked_acked_is_not_acked_again() -> None:
 
 
 def test_the_consumer_keeps_what_the_watchdog_reads(tmp_path: Path) -> None:
-    """``hub.runtime.watchdog`` reads the consumer's committed offsets, acks and read
-    positions, asks ``Consumer.highwaters``, and seeks with ``Consumer.seek``."""
+    """``hub.runtime.watchdog`` reads the consumer's committed offsets, asks
+    ``Consumer.highwaters`` and ``Consumer.earliest_offsets``, and seeks with
+    ``Consumer.seek``, which resets Faust's read position."""
     consumer = Hub(Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)).app.consumer
-    for name in ("_committed_offset", "_acked", "_read_offset"):
-        assert hasattr(consumer, name), name
+    assert hasattr(consumer, "_committed_offset")
     assert "self._read_offset[ensure_TP(partition)]" in inspect.getsource(type(consumer).seek)
     assert inspect.iscoroutinefunction(consumer.highwaters)
+    assert inspect.iscoroutinefunction(consumer.earliest_offsets)
+
+
+def test_faust_asks_new_offset_for_every_commit() -> None:
+    """``hub.runtime.transport`` decides commits in ``_new_offset``: Faust must ask it, and
+    only it, for the offset it commits."""
+    from faust.transport.consumer import Consumer
+
+    source = inspect.getsource(Consumer._filter_committable_offsets)
+    assert "self._new_offset(tp)" in source
+    assert "self._filter_committable_offsets(tps)" in inspect.getsource(Consumer._commit_tps)

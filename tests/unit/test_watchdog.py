@@ -10,25 +10,28 @@ from typing import Any
 from faust.types import TP
 
 from hub.metrics import Metrics
-from hub.runtime.watchdog import STRIKES, Watchdog, stuck
+from hub.runtime.commits import Commits
+from hub.runtime.watchdog import STRIKES, Watchdog, holes, stuck
 
 STUCK, BUSY, DONE = TP("partner.a.events", 0), TP("partner.a.events", 1), TP("partner.a.events", 2)
 CHANGELOG = TP("app-views-changelog", 0)
 
 
 class FakeConsumer:
-    """Faust's consumer as the watchdog reads it: committed offsets, acks, read positions,
-    the broker's high watermarks, and seeks."""
+    """Faust's consumer as the watchdog reads it: committed offsets, the broker's first
+    offsets and high watermarks, and seeks."""
 
     def __init__(self) -> None:
         self._committed_offset: dict[TP, int] = {STUCK: 28, BUSY: 10, DONE: 50, CHANGELOG: 3}
-        self._acked: dict[TP, list[int]] = {}
-        self._read_offset: dict[TP, int] = {STUCK: 28, BUSY: 12, DONE: 50}
+        self.starts = {STUCK: 0, BUSY: 0, DONE: 0, CHANGELOG: 0}
         self.ends = {STUCK: 198, BUSY: 40, DONE: 50, CHANGELOG: 90}
         self.seeks: list[tuple[TP, int]] = []
 
     def assignment(self) -> set[TP]:
         return set(self.ends)
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.starts[tp] for tp in tps}
 
     async def highwaters(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.ends[tp] for tp in tps}
@@ -37,13 +40,26 @@ class FakeConsumer:
         self.seeks.append((tp, offset))
 
 
-def watchdog(consumer: Any, stalled: bool = False) -> tuple[Watchdog, list[str]]:
+class FakeMarks:
+    """The marks table as ``Commits`` reads it (its store)."""
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        self.data = data or {}
+
+
+def watchdog(
+    consumer: Any, stalled: bool = False, marks: FakeMarks | None = None, present: Any = None
+) -> tuple[Watchdog, list[str]]:
     counted: list[str] = []
+    commits = Commits(
+        marks or FakeMarks(), {"partner.a.events": "gate"}, frozenset({"partner.a.events"})
+    )
     dog = Watchdog(
         consumer,
-        lambda tp: "changelog" not in tp.topic,
+        commits,
         lambda: stalled,
         lambda name, labels, n: counted.append(name),
+        present,
     )
     return dog, counted
 
@@ -59,23 +75,25 @@ def test_a_partition_stuck_at_two_looks_in_a_row_is_read_again_from_its_committe
     assert counted == ["placehub_partition_rewinds"] * 2
 
 
-def test_a_partition_that_moves_is_left_alone() -> None:
+def test_a_partition_that_commits_is_left_alone() -> None:
     consumer = FakeConsumer()
     dog, _ = watchdog(consumer)
-    for n in range(4):
-        consumer._committed_offset[STUCK] = 28 + n  # committing
-        consumer._acked[BUSY] = list(range(n))  # acking
+    for _ in range(4):
+        consumer._committed_offset[STUCK] += 1
+        consumer._committed_offset[BUSY] += 1
         asyncio.run(dog.look())
     assert consumer.seeks == []  # and DONE has nothing after its committed offset
 
 
-def test_a_partition_never_committed_is_read_again_from_its_start() -> None:
+def test_a_partition_never_committed_is_read_again_from_the_brokers_first_offset() -> None:
     consumer = FakeConsumer()
     del consumer._committed_offset[STUCK]
+    consumer.starts[STUCK] = 7  # retention has deleted what came before
     dog, _ = watchdog(consumer)
     for _ in range(STRIKES + 1):
         asyncio.run(dog.look())
-    assert (STUCK, 0) in consumer.seeks
+    assert (STUCK, 7) in consumer.seeks
+    assert dog.commits.log_start[STUCK] == 7
 
 
 def test_nothing_counts_as_stuck_while_a_stage_is_stalled() -> None:
@@ -87,12 +105,47 @@ def test_nothing_counts_as_stuck_while_a_stage_is_stalled() -> None:
 
 
 def test_stuck_needs_records_after_the_committed_offset_and_no_movement() -> None:
-    same = (28, 0, 28)
-    assert stuck(198, 28, same, same)
-    assert not stuck(28, 28, same, same)  # nothing after it
-    assert not stuck(None, 28, same, same)  # the broker did not say
-    assert not stuck(198, 28, None, same)  # first look
-    assert not stuck(198, 29, same, (29, 0, 29))  # moved
+    assert stuck(198, 28, 28, 28)
+    assert not stuck(28, 28, 28, 28)  # nothing after it
+    assert not stuck(None, 28, 28, 28)  # the broker did not say
+    assert not stuck(198, 29, 28, 29)  # moved
+
+
+def test_a_compacted_partition_stuck_only_at_holes_counts_them_done_and_is_not_rewound() -> None:
+    consumer = FakeConsumer()
+    # Done: 30..60; offsets 28 and 29 hold no record (compacted away), 61.. not done yet.
+    marks = FakeMarks({"gate|partner.a.events|0": [[30, 60]]})
+    asked: list[tuple[int, int]] = []
+
+    async def present(tp: TP, start: int, end: int) -> list[int]:
+        asked.append((start, end))
+        return [o for o in range(start, end) if o not in (28, 29, 45)]
+
+    dog, _ = watchdog(consumer, marks=marks, present=present)
+    for _ in range(STRIKES + 1):
+        asyncio.run(dog.look())
+    assert (STUCK, 28) not in consumer.seeks and asked[0] == (28, 198)
+    assert dog.commits.holes[STUCK] == [[28, 29], [45, 45]]
+    assert dog.commits.position(STUCK, 28) == 61
+
+
+def test_a_compacted_partition_with_a_record_not_done_is_rewound() -> None:
+    consumer = FakeConsumer()
+    marks = FakeMarks({"gate|partner.a.events|0": [[30, 60]]})
+
+    async def present(tp: TP, start: int, end: int) -> list[int]:
+        return list(range(start, end))  # 28 and 29 are records, not done
+
+    dog, _ = watchdog(consumer, marks=marks, present=present)
+    for _ in range(STRIKES + 1):
+        asyncio.run(dog.look())
+    assert (STUCK, 28) in consumer.seeks
+
+
+def test_holes_are_the_offsets_the_broker_does_not_hold() -> None:
+    assert holes([3, 4, 7, 9], 2, 11) == [[2, 2], [5, 6], [8, 8], [10, 10]]
+    assert holes([], 5, 8) == [[5, 7]]
+    assert holes([5, 6, 7], 5, 8) == []
 
 
 def test_every_metric_a_stage_or_the_runtime_counts_is_declared() -> None:

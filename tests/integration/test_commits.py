@@ -1,0 +1,80 @@
+"""Stream partitions are committed only as far as their stage has done
+(``hub.runtime.commits``), against the real broker."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from connectors import Publisher
+from hub.config import Settings
+from hub.topics import Topics
+from tests.integration.conftest import WorkerFactory
+from tests.integration.helpers import WorkerProcess, read_topic
+from tests.integration.test_stream_core import consent_draft, wait_until
+
+NUMBERS = ["943 476 5919", "401 023 2137", "943 476 5870"]
+
+
+def committed(settings: Settings, topic: str) -> dict[int, int]:
+    """The hub's consumer group's committed offset per partition of ``topic``."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        offsets = admin.list_group_offsets(settings.app_id)[settings.app_id]
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+def ends(settings: Settings, topic: str) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def rewinds(worker: WorkerProcess) -> float:
+    metrics = worker.get("/metrics").text
+    found = re.search(r"^placehub_partition_rewinds_total (\S+)$", metrics, re.M)
+    assert found, "placehub_partition_rewinds_total is not exported"
+    return float(found.group(1))
+
+
+def test_offsets_of_a_compacted_topic_that_hold_no_record_are_committed_past(
+    make_worker: WorkerFactory,
+) -> None:
+    """Consent records sent in transactions leave an offset without a record after each
+    (the commit marker; compaction leaves the same kind of hole). Commits stop at the first
+    until the watchdog finds on the broker that it holds nothing; then every consent
+    partition is committed to its end, without being read again."""
+    worker = make_worker(watchdog_interval_s=1)
+    settings = worker.settings
+    topic = Topics(settings.topic_prefix).consent
+    with Publisher("council-housing", "northgate", settings) as housing:
+        housing.publish_consents(
+            [consent_draft(f"c-{n}", {"nhs": nhs}) for n, nhs in enumerate(NUMBERS)]
+        )
+    sent = read_topic(settings, topic)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, transactional_id=f"test-{uuid.uuid4()}"
+    )
+    try:
+        producer.init_transactions()
+        for key, value, headers in sent:
+            producer.begin_transaction()
+            producer.send(topic, key=key, value=value, headers=list(headers.items()))
+            producer.commit_transaction()
+    finally:
+        producer.close()
+    end = ends(settings, topic)
+    assert sum(end.values()) == 3 * len(sent)  # each copy and its marker after the originals
+    wait_until(
+        lambda: committed(settings, topic) == {p: e for p, e in end.items() if e},
+        timeout_s=60,
+        describe=lambda: f"committed {committed(settings, topic)}, ends {end}",
+    )
+    assert rewinds(worker) == 0
