@@ -179,7 +179,7 @@ class Hub:
             committed=lambda tp: cast(Any, app.consumer)._committed_offset.get(tp),
         )
         readers = {topic: stage.name for stage, topics in inputs.items() for topic in topics}
-        self.commits = Commits(self.marks, readers, compacted=frozenset({names.consent}))
+        self.commits = Commits(self.marks, readers)
         app.commits = self.commits
         for stage, topics in inputs.items():
             runner = StageRunner(stage, stores)

@@ -18,7 +18,7 @@ one that is not done; the consumer (``hub.runtime.transport``) commits that inst
 Faust's figure. A record Faust skipped then holds its partition's commits until the
 watchdog reads it again (``hub.runtime.watchdog``): a pause, never a loss.
 
-Offsets that hold no record (a compacted topic's holes; ``Commits.compacted``) count as
+Offsets that hold no record (a compacted topic's holes, a transaction's markers) count as
 done once the watchdog has read the partition from the broker and found them missing
 (``holes``). A partition never committed starts at the broker's first offset
 (``log_start``, which the watchdog keeps; until it is known such a partition is not
@@ -56,7 +56,6 @@ class Commits:
 
     marks: Any  # the marks table (Faust), read through its store
     readers: Mapping[str, str]  # stream topic -> the stage that reads it
-    compacted: frozenset[str] = frozenset()  # stream topics whose offsets may have holes
     log_start: dict[TP, int] = field(default_factory=dict)
     holes: dict[TP, offsets.Ranges] = field(default_factory=dict)
 

@@ -22,12 +22,14 @@ those records again. That is safe even if some were still on their way: the stag
 list the offsets done, so no record's state is applied twice. Each rewind is logged and
 counted in ``placehub_partition_rewinds_total``.
 
-On a compacted topic the offset it is stuck at may hold no record (compaction removed it,
-or it is a transaction's marker). So before a rewind there, the watchdog reads which
-offsets the broker holds from that point to the partition's end (``present_on``); the
-missing ones count as done (``Commits.holes``), and only if a record there is not done is
-the partition read again. Each look also refreshes each partition's first offset on the
-broker (``Commits.log_start``), where a partition never committed starts.
+The offset a partition stops at may hold no record: a compacted topic's holes (the consent
+topic), or the markers a transactional producer leaves after each transaction (a partner
+whose system writes in transactions). So before a rewind the watchdog reads from the broker
+which offsets hold records, from that point to the partition's end or its first record not
+done (``present_on``); the missing ones count as done (``Commits.holes``), and only if the
+partition stops at a record is it read again. Each look also refreshes each partition's
+first offset on the broker (``Commits.log_start``), where a partition never committed
+starts.
 
 Faust internals relied on (guarded by ``tests/unit/test_runtime_faust.py``): the consumer's
 ``_committed_offset``; the broker's offsets come from ``Consumer.highwaters`` and
@@ -48,6 +50,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from hub.runtime.commits import Commits
 from hub.stages.offsets import Ranges, first_not_done
+from hub.stages.offsets import done as is_done
 
 __all__ = ["STRIKES", "Watchdog", "holes", "present_on", "stuck"]
 
@@ -57,20 +60,21 @@ STRIKES = 2  # looks in a row a partition must be stuck at before it is sought b
 
 READ_TIMEOUT_S = 60  # the longest a read for holes may take
 
-# Offsets the broker holds for a partition in [start, end) (``present_on``).
-FindPresent = Callable[[TP, int, int], Awaitable[list[int]]]
+# The offsets the broker holds for a partition from ``start``, up to ``end`` or to the
+# first that is not in the done ranges, whichever comes first (``present_on``).
+FindPresent = Callable[[TP, int, int, Ranges], Awaitable[list[int]]]
 
 
 def present_on(servers: Sequence[str]) -> FindPresent:
     """Reads which offsets the broker holds, with a consumer of its own in a thread."""
 
-    async def find(tp: TP, start: int, end: int) -> list[int]:
-        return await asyncio.to_thread(_present, servers, tp, start, end)
+    async def find(tp: TP, start: int, end: int, done: Ranges) -> list[int]:
+        return await asyncio.to_thread(_present, servers, tp, start, end, done)
 
     return find
 
 
-def _present(servers: Sequence[str], tp: TP, start: int, end: int) -> list[int]:
+def _present(servers: Sequence[str], tp: TP, start: int, end: int, done: Ranges) -> list[int]:
     partition = TopicPartition(tp.topic, tp.partition)
     consumer = KafkaConsumer(
         bootstrap_servers=list(servers), group_id=None, enable_auto_commit=False
@@ -84,7 +88,12 @@ def _present(servers: Sequence[str], tp: TP, start: int, end: int) -> list[int]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {tp.topic}[{tp.partition}] for holes")
             for records in consumer.poll(timeout_ms=1000, max_records=10_000).values():
-                found += [record.offset for record in records if record.offset < end]
+                for record in records:
+                    if record.offset >= end:
+                        return found
+                    found.append(record.offset)
+                    if not is_done(done, record.offset):
+                        return found
     finally:
         consumer.close()
     return found
@@ -117,7 +126,7 @@ class Watchdog:
     commits: Commits
     stalled: Callable[[], bool]  # a stage is holding a batch: nothing counts as stuck
     count: Callable[[str, tuple[str, ...], int], None]
-    find_present: FindPresent | None = None  # for compacted topics' holes
+    find_present: FindPresent | None = None  # which offsets hold records (holes)
     _seen: dict[TP, int | None] = field(default_factory=dict)
     _strikes: dict[TP, int] = field(default_factory=dict)
 
@@ -160,17 +169,19 @@ class Watchdog:
         return rewound
 
     async def _only_holes(self, tp: TP, position: int, end: int) -> bool:
-        """Whether ``tp``, a compacted topic's partition, is stuck only at offsets that
-        hold no record (up to ``end``, its high watermark): those are then counted done,
-        and its commits move on."""
-        if tp.topic not in self.commits.compacted or self.find_present is None:
+        """Whether ``tp`` is stuck only at offsets that hold no record (before ``end``, its
+        high watermark, and before its first record not done): those are then counted
+        done, and its commits move on."""
+        if self.find_present is None:
             return False
         done = self.commits.done(tp)
         try:
-            present = await self.find_present(tp, position, end)
+            present = await self.find_present(tp, position, end, done)
         except Exception as exc:  # the broker did not answer: read the partition again
             log.warning("reading %s[%d] for holes failed: %r", tp.topic, tp.partition, exc)
             return False
+        if present and not is_done(done, present[-1]):
+            end = present[-1]  # a record not done: what lies after it is not known yet
         found = holes(present, position, end)
         self.commits.holes[tp] = found
         if first_not_done([*done, *found], position) == position:

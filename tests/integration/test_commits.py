@@ -13,7 +13,7 @@ from hub.config import Settings
 from hub.topics import Topics
 from tests.integration.conftest import WorkerFactory
 from tests.integration.helpers import WorkerProcess, read_topic
-from tests.integration.test_stream_core import consent_draft, wait_until
+from tests.integration.test_stream_core import HOUSING, consent_draft, draft, status, wait_until
 
 NUMBERS = ["943 476 5919", "401 023 2137", "943 476 5870"]
 
@@ -44,20 +44,9 @@ def rewinds(worker: WorkerProcess) -> float:
     return float(found.group(1))
 
 
-def test_offsets_of_a_compacted_topic_that_hold_no_record_are_committed_past(
-    make_worker: WorkerFactory,
-) -> None:
-    """Consent records sent in transactions leave an offset without a record after each
-    (the commit marker; compaction leaves the same kind of hole). Commits stop at the first
-    until the watchdog finds on the broker that it holds nothing; then every consent
-    partition is committed to its end, without being read again."""
-    worker = make_worker(watchdog_interval_s=1)
-    settings = worker.settings
-    topic = Topics(settings.topic_prefix).consent
-    with Publisher("council-housing", "northgate", settings) as housing:
-        housing.publish_consents(
-            [consent_draft(f"c-{n}", {"nhs": nhs}) for n, nhs in enumerate(NUMBERS)]
-        )
+def resend_in_transactions(settings: Settings, topic: str) -> int:
+    """Send every record of ``topic`` again, one transaction each (so a marker follows
+    each copy); how many."""
     sent = read_topic(settings, topic)
     producer = KafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, transactional_id=f"test-{uuid.uuid4()}"
@@ -70,11 +59,38 @@ def test_offsets_of_a_compacted_topic_that_hold_no_record_are_committed_past(
             producer.commit_transaction()
     finally:
         producer.close()
-    end = ends(settings, topic)
-    assert sum(end.values()) == 3 * len(sent)  # each copy and its marker after the originals
-    wait_until(
-        lambda: committed(settings, topic) == {p: e for p, e in end.items() if e},
-        timeout_s=60,
-        describe=lambda: f"committed {committed(settings, topic)}, ends {end}",
-    )
+    return len(sent)
+
+
+def test_offsets_that_hold_no_record_are_committed_past_without_reading_again(
+    make_worker: WorkerFactory,
+) -> None:
+    """Records sent in transactions leave an offset without a record after each (the commit
+    marker; compaction leaves the same kind of hole on the consent topic). Commits stop at
+    the first until the watchdog finds on the broker that it holds nothing; then every
+    partition of the consent topic and of a partner's topic is committed to its end,
+    without being read again, and the partner's books balance (the copies are duplicates)."""
+    worker = make_worker(watchdog_interval_s=1)
+    settings = worker.settings
+    topics = Topics(settings.topic_prefix)
+    with Publisher("council-housing", "northgate", settings) as housing:
+        housing.publish_consents(
+            [consent_draft(f"c-{n}", {"nhs": nhs}) for n, nhs in enumerate(NUMBERS)]
+        )
+        housing.publish_many(
+            [draft({"nhs": nhs}, HOUSING, consent_id=f"c-{n}") for n, nhs in enumerate(NUMBERS)]
+        )
+    for topic in (topics.consent, topics.partner("council-housing")):
+        copies = resend_in_transactions(settings, topic)
+        end = ends(settings, topic)
+        assert sum(end.values()) == 3 * copies  # the originals, each copy and its marker
+        wait_until(
+            lambda topic=topic, end=end: (
+                committed(settings, topic) == {p: e for p, e in end.items() if e}
+            ),
+            timeout_s=60,
+            describe=lambda topic=topic, end=end: f"{committed(settings, topic)}, ends {end}",
+        )
     assert rewinds(worker) == 0
+    books = status(worker, "council-housing")
+    assert books["received"] == 2 * len(NUMBERS) and books["balanced"], books

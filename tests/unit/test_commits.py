@@ -67,7 +67,7 @@ def test_a_partition_never_committed_waits_for_its_first_offset_on_the_broker(hu
     assert consumer._filter_committable_offsets([tp]) == {tp: 7}
 
 
-def test_holes_found_on_a_compacted_topic_count_as_done(hub: Hub) -> None:
+def test_holes_found_on_the_broker_count_as_done(hub: Hub) -> None:
     consumer = hub.app.consumer
     tp = TP(hub.topics.consent, 1)
     key = mark_key("release", tp.topic, tp.partition)
