@@ -95,10 +95,11 @@ class Settings(BaseSettings):
     quarantine_hold_s: float = Field(default=7 * 24 * 3600, gt=0)
     maintenance_interval_s: float = Field(default=60, gt=0)
     watchdog_interval_s: float = Field(
-        default=10,
+        default=5,
         gt=0,
-        description="How often a worker looks for stream partitions stuck with records "
-        "after them (hub.runtime.watchdog); one stuck at two looks in a row is read again.",
+        description="How often a worker looks for stream partitions whose commits stopped "
+        "at a record (hub.runtime.watchdog): one Faust skipped is read again at the next "
+        "look, one stuck at two looks in a row too.",
     )
     batch_max: int = Field(
         default=500, ge=1, description="Most partner records the gate decides as one batch."

@@ -16,7 +16,9 @@ The stages' marks say exactly which offsets of a partition were done
 effects delivered. ``Commits.position`` gives the first offset at or after the committed
 one that is not done; the consumer (``hub.runtime.transport``) commits that instead of
 Faust's figure. A record Faust skipped then holds its partition's commits until the
-watchdog reads it again (``hub.runtime.watchdog``): a pause, never a loss.
+watchdog reads it again (``hub.runtime.watchdog``): a pause, never a loss. Faust's figure
+past that position is how a skip shows (``Commits.skipped``), so the watchdog acts at its
+next look rather than waiting for the partition to look stuck.
 
 Offsets that hold no record (a compacted topic's holes, a transaction's markers) count as
 done once the watchdog has read the partition from the broker and found them missing
@@ -58,6 +60,9 @@ class Commits:
     readers: Mapping[str, str]  # stream topic -> the stage that reads it
     log_start: dict[TP, int] = field(default_factory=dict)
     holes: dict[TP, offsets.Ranges] = field(default_factory=dict)
+    # Partitions where Faust acked past a record no stage did: the watchdog reads them
+    # again at its next look instead of waiting for them to look stuck.
+    skipped: set[TP] = field(default_factory=set)
 
     def covers(self, tp: TP) -> bool:
         """Whether ``tp`` is a stream partition (its commits follow the marks)."""
@@ -83,3 +88,13 @@ class Commits:
             return None
         position = offsets.first_not_done(self.done(tp), base)
         return position if position > (base if committed is None else committed) else None
+
+    def commit_to(self, tp: TP, committed: int | None, acked_to: int | None) -> int | None:
+        """``position``, noting ``tp`` as skipped if Faust's own figure (``acked_to``, the
+        end of what it acked) is past it: Faust acks only what a stage finished (its marks
+        written first) or what a stream skipped, or offsets it took for holes."""
+        position = self.position(tp, committed)
+        reached = position if position is not None else committed
+        if acked_to is not None and (reached is None or acked_to > reached):
+            self.skipped.add(tp)
+        return position

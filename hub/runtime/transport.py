@@ -107,7 +107,7 @@ class _Consumer(driver.Consumer):
         commits: Commits | None = getattr(self.app, "commits", None)
         if commits is None or not commits.covers(tp):
             return offset
-        return commits.position(tp, self._committed_offset[tp])
+        return commits.commit_to(tp, self._committed_offset[tp], offset)
 
 
 class _Transport(driver.Transport):

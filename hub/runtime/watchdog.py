@@ -43,7 +43,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from faust.types import TP
 from kafka import KafkaConsumer, TopicPartition
@@ -147,14 +147,21 @@ class Watchdog:
             before, self._seen[tp] = self._seen.get(tp), committed
             base = commits.base(tp, committed)
             position = base if base is not None else 0
-            if first_look or not stuck(highwaters.get(tp), position, before, committed):
+            highwater = highwaters.get(tp)
+            if tp in commits.skipped:  # Faust acked past a record no stage did: act now
+                commits.skipped.discard(tp)
+                self._strikes.pop(tp, None)
+                if highwater is None or highwater <= position:
+                    continue
+            elif first_look or not stuck(highwater, position, before, committed):
                 self._strikes.pop(tp, None)
                 continue
-            self._strikes[tp] = self._strikes.get(tp, 0) + 1
-            if self._strikes[tp] < STRIKES:
-                continue
-            self._strikes.pop(tp, None)
-            if await self._only_holes(tp, position, highwaters[tp]):
+            else:
+                self._strikes[tp] = self._strikes.get(tp, 0) + 1
+                if self._strikes[tp] < STRIKES:
+                    continue
+                self._strikes.pop(tp, None)
+            if await self._only_holes(tp, position, cast(int, highwater)):
                 continue
             log.warning(
                 "partition %s[%d] stuck at offset %d with records after it: reading it "

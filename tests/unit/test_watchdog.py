@@ -95,6 +95,15 @@ def test_a_partition_never_committed_is_read_again_from_the_brokers_first_offset
     assert dog.commits.log_start[STUCK] == 7
 
 
+def test_a_partition_faust_skipped_in_is_read_again_at_the_next_look() -> None:
+    consumer = FakeConsumer()
+    dog, counted = watchdog(consumer)
+    dog.commits.skipped.update({STUCK, DONE})
+    assert asyncio.run(dog.look()) == [STUCK]  # the first look; DONE has nothing after it
+    assert consumer.seeks == [(STUCK, 28)] and not dog.commits.skipped
+    assert counted == ["placehub_partition_rewinds"]
+
+
 def test_nothing_counts_as_stuck_while_a_stage_is_stalled() -> None:
     consumer = FakeConsumer()
     dog, _ = watchdog(consumer, stalled=True)
