@@ -93,8 +93,10 @@ class Commits:
         """``position``, noting ``tp`` as skipped if Faust's own figure (``acked_to``, the
         end of what it acked) is past it: Faust acks only what a stage finished (its marks
         written first) or what a stream skipped, or offsets it took for holes."""
+        base = self.base(tp, committed)
+        if base is None:
+            return None  # where it starts is not known yet, so neither is a skip
         position = self.position(tp, committed)
-        reached = position if position is not None else committed
-        if acked_to is not None and (reached is None or acked_to > reached):
+        if acked_to is not None and acked_to > (base if position is None else position):
             self.skipped.add(tp)
         return position

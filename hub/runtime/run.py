@@ -22,9 +22,10 @@ moved on, and a record Faust delivered late is not taken for one already done.
 
 A delivery that fails is retried with backoff until it succeeds; meanwhile the stage is
 reported stalled (``/v1/health`` answers 503 naming it and the error class) and nothing of
-the batch is acked, so its offsets are never committed past. The runner never lets an
-exception out of the agent: Faust's ``take_events`` acks a batch in a ``finally`` block,
-so an agent that raised would have its unfinished batch committed.
+the batch is acked or marked done, so its offsets are never committed past (commits follow
+the marks: ``hub.runtime.commits``; a batch cancelled as the worker stops, which Faust's
+``take_events`` acks in a ``finally`` block, is not committed either). The runner never
+lets an exception out of the agent: Faust does not restart a crashed agent.
 
 Faust and aiokafka internals relied on (each guarded by ``tests/unit/test_runtime_faust.py``):
 
@@ -35,9 +36,8 @@ Faust and aiokafka internals relied on (each guarded by ``tests/unit/test_runtim
 - ``Table.data`` (the store) and ``Store.set_persisted_offset``; ``Table.changelog_topic``
   with ``prepare_key``/``prepare_value`` and the table's serialisers (the changelog bytes
   Faust itself would write);
-- ``Stream.take_events`` acking its events once the agent asks for the next batch, or in
-  its ``finally`` block if the agent is cancelled, which ``Message.ack`` skips for a message
-  already marked ``acked``;
+- ``Stream.take_events`` acking its events once the agent asks for the next batch (after
+  ``run`` has written the marks: Faust's acks past the marks mean a skip);
 - the consumer's ``_committed_offset`` (``Stores.committed``): below it, marks fold into one
   range.
 """
@@ -132,11 +132,7 @@ class StageRunner:
         """The Faust agent body: batches in, effects delivered, then the batch acked."""
         take = cast(faust.Stream[bytes], stream).take_events
         async for events in take(self.stores.batch_max, within=self.stores.batch_within_s):
-            try:
-                await self.run(events)
-            except BaseException:  # cancelled mid-batch: the worker is stopping
-                _leave_unacked(events)
-                raise
+            await self.run(events)
             yield None
 
     async def run(self, events: Sequence[EventT[bytes]]) -> None:
@@ -343,19 +339,6 @@ class _writing_to:  # a context manager, named like one
 
     def __exit__(self, *exc: object) -> None:
         _current_event.reset(self.token)
-
-
-def _leave_unacked(events: Sequence[EventT[bytes]]) -> None:
-    """Keep a batch that was not delivered from being committed.
-
-    A worker that stops while a batch is in progress (a stalled delivery, a schema still
-    loading) cancels its agent, and ``take_events`` then acks the batch in its ``finally``
-    block; Faust commits acked offsets as it stops, so the batch would be committed past.
-    A message already marked acked is skipped by ``Message.ack``, so its offset is never
-    marked safe to commit and the next worker reads it again.
-    """
-    for event in events:
-        event.message.acked = True
 
 
 def _record(event: EventT[bytes]) -> Record:

@@ -193,11 +193,12 @@ class Watchdog:
         self.commits.holes[tp] = found
         if first_not_done([*done, *found], position) == position:
             return False  # a record there is not done
-        log.info(
-            "partition %s[%d]: %d offsets from %d hold no record; counted as done",
-            tp.topic,
-            tp.partition,
-            sum(last - first + 1 for first, last in found),
-            position,
-        )
-        return True
+        if found:
+            log.info(
+                "partition %s[%d]: %d offsets from %d hold no record; counted as done",
+                tp.topic,
+                tp.partition,
+                sum(last - first + 1 for first, last in found),
+                position,
+            )
+        return True  # done since it looked stuck, or done but for holes

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from faust.types.tuples import Message
 
 from hub.runtime import Health, StageRunner, Stores
 from hub.runtime import run as runtime
@@ -98,40 +97,6 @@ def test_records_at_or_below_the_stages_mark_are_not_processed_again() -> None:
     with pytest.raises(TimeoutError):
         asyncio.run(one_batch())
     assert seen == [5, 6]
-
-
-def test_a_batch_cancelled_before_it_was_delivered_is_left_unacked() -> None:
-    """A worker that stops cancels its agents; Faust's ``take_events`` then acks the batch
-    in hand (in its ``finally``), which would commit a batch whose effects never landed."""
-
-    class Stuck:
-        name, tables, writes = "view", (), ()
-
-        def process(self, *args: Any) -> Any:
-            raise RuntimeError("held until restarted")
-
-    run = runner(Stuck())
-    events = [
-        SimpleNamespace(message=Message("t", 0, n, 0.0, 0, [], None, b"", None)) for n in (0, 1)
-    ]
-    final_acks: list[bool] = []
-
-    async def take_events(max_: int, within: float) -> Any:
-        try:
-            yield events
-        finally:  # what Faust's take_events does with the events it yielded
-            final_acks.extend(event.message.ack(None) for event in events)
-
-    async def stop_mid_batch() -> None:
-        agent = run.agent(SimpleNamespace(take_events=take_events))  # type: ignore[arg-type]
-        batch = asyncio.ensure_future(agent.__anext__())
-        await asyncio.sleep(0.05)
-        batch.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await batch
-
-    asyncio.run(stop_mid_batch())
-    assert final_acks == [False, False]
 
 
 def test_records_delivered_out_of_order_are_each_processed_once() -> None:
