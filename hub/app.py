@@ -14,7 +14,8 @@ runs them against Faust and carries out what they decide):
 - ``view`` (view topic + view transfers, partitioned by person): fold events into the
   PersonView table; apply merges, splits, erasures and retention.
 
-A maintenance timer asks the stages that own them to expire consents, holds and views.
+A maintenance timer asks the stages that own them to expire consents, holds and views, and
+appends the roll records that let compaction apply an erasure (``hub.runtime.rolls``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
 from hub.runtime.commits import Commits
+from hub.runtime.rolls import roll_records
 from hub.runtime.transport import HubApp
 from hub.runtime.watchdog import Watchdog, present_on
 from hub.serde import Serde
@@ -254,6 +256,11 @@ class Hub:
             for chunk in batch.chunks(items):
                 value = batch.encode(chunk)
                 futures.append(await producer.send(self.internal.view, value, partition=partition))
+        # So that an erasure reaches partitions nothing else is written to (hub.runtime.rolls).
+        for out in roll_records(self.app.tables.values(), self.topics.consent, n):
+            futures.append(
+                await producer.send(out.topic, None, key=out.key, partition=out.partition)
+            )
         try:
             await asyncio.gather(*futures)
         except Exception as exc:  # a check that did not go is sent again at the next interval

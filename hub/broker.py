@@ -278,7 +278,10 @@ def render_server_properties(settings: Settings, node: NodeLayout, nodes: int = 
         "num.recovery.threads.per.data.dir": "1",
         "log.segment.bytes": str(16 * 1024 * 1024),
         "log.retention.hours": "168",
-        "log.retention.check.interval.ms": "60000",
+        # How soon expired segments go and compaction runs once due: an erasure waits on
+        # both (README, "What happens on withdrawal"); the checks are cheap on a small broker.
+        "log.retention.check.interval.ms": "5000",
+        "log.cleaner.backoff.ms": "1000",
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
     }
     header = (

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     agreements_dir: Path = PROJECT_ROOT / "deploy" / "local" / "agreements"
     consent_retention_days: int = Field(default=730, ge=1)
     # How long Kafka keeps personal data on the hub's topics: what erasure must wait for,
-    # against what `placehub replay` can rebuild (README, "Retention and erasure").
+    # against what `placehub replay` can rebuild (README, "What happens on withdrawal").
     partner_retention_hours: float = Field(
         default=168,
         gt=0,
