@@ -61,6 +61,7 @@ _VERSION = "v1"
 _MAX_ASSERTION_CHARS = 4096
 _SKEW_S = 5.0  # clocks of a place's workers may differ by this much
 _BODY = "placehub.routed_body"  # where route_to_owner leaves a body it read
+_PRINCIPAL = "placehub.principal"  # where principal_of keeps who made a request
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -95,6 +96,9 @@ class WorkerCredential:
         self._key = hmac.new(secret, b"placehub worker assertion v1", hashlib.sha256).digest()
         self.ttl_s = ttl_s
         self.configured = configured
+        # Assertions already taken, by id, until they expire: each is good for one call, so
+        # one seen on the wire cannot be sent again while it is still fresh.
+        self._used: dict[str, float] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerCredential:
@@ -120,13 +124,15 @@ class WorkerCredential:
             "path": path,
             "iat": now,
             "exp": now + self.ttl_s,
+            "jti": secrets.token_urlsafe(16),
         }
         payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
         signed = f"{_VERSION}.{payload}"
         return f"{signed}.{_b64(self._mac(signed))}"
 
     def verify(self, token: str, method: str, path: str, now: float) -> Assertion | None:
-        """The assertion if ``token`` is genuine, unexpired and for ``method path``, else None."""
+        """The assertion if ``token`` is genuine, unexpired, for ``method path`` and not
+        used before, else None."""
         if len(token) > _MAX_ASSERTION_CHARS or token.count(".") != 2:
             return None
         version, payload, mac = token.split(".")
@@ -140,7 +146,7 @@ class WorkerCredential:
             return None
         try:
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            issued, expires = float(claims["iat"]), float(claims["exp"])
+            issued, expires, once = float(claims["iat"]), float(claims["exp"]), claims["jti"]
             assertion = Assertion(
                 claims["sub"], claims["role"], claims["partner"], claims["method"],
                 claims["path"], expires, claims["body"],
@@ -150,6 +156,9 @@ class WorkerCredential:
         fresh = issued - _SKEW_S <= now <= expires and expires - issued <= self.ttl_s
         if not fresh or assertion.method != method.upper() or assertion.path != path:
             return None
+        if not isinstance(once, str) or once in self._used:
+            return None  # a replay
+        self._used = {k: exp for k, exp in self._used.items() if exp >= now} | {once: expires}
         return assertion
 
     def _mac(self, signed: str) -> bytes:
@@ -246,7 +255,16 @@ def peers(hub: Hub) -> Peers:
 
 def principal_of(hub: Hub, request: Request) -> Principal | None:
     """Who made ``request``: a worker's assertion if it carries one (and only then), else
-    the user of its bearer or Basic credentials; None if neither is valid."""
+    the user of its bearer or Basic credentials; None if neither is valid. Worked out once
+    per request (an assertion is good for one use), then kept on it."""
+    store = cast(Any, request)
+    if _PRINCIPAL not in store:
+        store[_PRINCIPAL] = _principal(hub, request)
+    principal: Principal | None = store[_PRINCIPAL]
+    return principal
+
+
+def _principal(hub: Hub, request: Request) -> Principal | None:
     header = request.headers.get(ASSERTION_HEADER)
     if header is None:
         user = hub.users.authenticate(request.headers.get("Authorization"))

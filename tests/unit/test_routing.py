@@ -66,6 +66,21 @@ def test_the_receiver_caps_how_long_an_assertion_may_live() -> None:
     assert credential(ttl_s=30).verify(signed, "GET", "/p", NOW) is None
 
 
+def test_an_assertion_is_good_for_one_call() -> None:
+    """One seen on the wire could be sent again while fresh (30 s): the receiver takes each
+    once. A new assertion for the same call is another one."""
+    receiver, sender = credential(), credential()
+    signed = sender.sign(STEWARD, "GET", "/v1/_books", NOW)
+    assert receiver.verify(signed, "GET", "/v1/_books", NOW + 1) is not None
+    assert receiver.verify(signed, "GET", "/v1/_books", NOW + 2) is None  # replayed
+    again = sender.sign(STEWARD, "GET", "/v1/_books", NOW + 2)
+    assert receiver.verify(again, "GET", "/v1/_books", NOW + 3) is not None
+    # What it remembers goes once expired.
+    later = sender.sign(STEWARD, "GET", "/v1/_books", NOW + 100)
+    assert receiver.verify(later, "GET", "/v1/_books", NOW + 100) is not None
+    assert len(receiver._used) == 1
+
+
 class FakeStream:
     def __init__(self, body: bytes) -> None:
         self.body = body
@@ -117,8 +132,10 @@ def test_a_request_is_the_users_or_a_workers_never_both() -> None:
     both.headers[ASSERTION_HEADER] = signed
     principal = principal_of(hub, both)  # type: ignore[arg-type]
     assert principal is not None and principal.user == STEWARD and principal.via_worker
-    both.headers[ASSERTION_HEADER] = signed + "x"  # a bad assertion does not fall back
-    assert principal_of(hub, both) is None  # type: ignore[arg-type]
+    assert principal_of(hub, both) == principal  # worked out once: the assertion is spent
+    bad = FakeRequest("GET", URL("/x"), {"Authorization": "Bearer demo-admin"})
+    bad.headers[ASSERTION_HEADER] = signed + "x"  # a bad assertion does not fall back
+    assert principal_of(hub, bad) is None  # type: ignore[arg-type]
 
 
 @dataclass
