@@ -83,8 +83,8 @@ class Hub:
         self.registry = SchemaRegistry(settings)
         self.serde = Serde(self.registry)
         self.metrics = Metrics()
-        self.users = UserDirectory.load(settings.users_file)
         self.partners = load_partners(settings.partners_file)
+        self.users = UserDirectory.load(settings.users_file, {p.id for p in self.partners})
         self.agreements = load_agreements(settings.agreements_dir)
         self.health = Health()
         self.ctx = Context(

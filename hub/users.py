@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Collection
 from enum import StrEnum
 from pathlib import Path
 from typing import Self
@@ -19,6 +20,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub._configfile import load_config_file
+from hub.errors import ConfigError
 
 __all__ = ["Role", "User", "UserDirectory", "hash_token"]
 
@@ -84,9 +86,15 @@ class UserDirectory:
         self._by_id = {user.id: user for user in users}
 
     @classmethod
-    def load(cls, path: Path) -> UserDirectory:
-        """Read and validate a users YAML file; ConfigError names the file, key and reason."""
-        return cls(load_config_file(path, _UsersFile, "users").users)
+    def load(cls, path: Path, partners: Collection[str] | None = None) -> UserDirectory:
+        """Read and validate a users YAML file; ConfigError names the file, key and reason.
+        With ``partners`` (the place's partner ids), a user acting for any other partner is
+        refused: it would read books and people of an organisation the hub does not know."""
+        users = load_config_file(path, _UsersFile, "users").users
+        for n, user in enumerate(users):
+            if partners is not None and user.partner is not None and user.partner not in partners:
+                raise ConfigError(f"{path}: users.{n}.partner: not a partner of the partners file")
+        return cls(users)
 
     def by_id(self, user_id: str) -> User | None:
         """The user with this id (how a worker-signed request names who it acts for)."""

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hub.app import Hub
-from hub.config import Settings
+from hub.config import PROJECT_ROOT, Settings
 from hub.runtime import transport
 from hub.runtime.transport import member_name
 
@@ -35,11 +35,12 @@ def test_a_worker_at_another_url_or_reading_other_topics_has_another_name(
     under its old name gets its old assignment: both must change the name."""
     base = member_name(_hub(tmp_path).app)
     assert member_name(_hub(tmp_path, web_port=6067).app) != base
-    fewer_partners = tmp_path / "partners.yaml"
-    fewer_partners.write_text(
-        "partners:\n  - id: council-housing\n    name: Council\n    sector: housing\n"
+    more_partners = tmp_path / "partners.yaml"  # every partner a user names, and one more
+    more_partners.write_text(
+        (PROJECT_ROOT / "deploy/local/partners.yaml").read_text()
+        + "  - id: valley-trust\n    name: Valley Trust\n    sector: health\n"
     )
-    assert member_name(_hub(tmp_path, partners_file=fewer_partners).app) != base
+    assert member_name(_hub(tmp_path, partners_file=more_partners).app) != base
 
 
 def test_the_workers_consumer_joins_as_a_static_member(tmp_path: Path) -> None:

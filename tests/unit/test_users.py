@@ -56,3 +56,16 @@ def test_two_users_may_not_share_a_token(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="user b has the same token as another user"):
         UserDirectory.load(path)
+
+
+def test_a_user_acting_for_a_partner_the_place_does_not_know_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "users.yaml"
+    path.write_text(
+        f"users:\n  - {{id: a, role: steward, token_sha256: {hash_token('s')}}}\n"
+        f"  - {{id: b, role: partner, partner: unknown-trust, token_sha256: {hash_token('t')}}}\n"
+    )
+    assert UserDirectory.load(path).by_id("b") is not None  # no partners given: not checked
+    with pytest.raises(ConfigError) as caught:
+        UserDirectory.load(path, {"city-health", "council-housing"})
+    assert str(caught.value) == f"{path}: users.1.partner: not a partner of the partners file"
+    assert UserDirectory.load(path, {"unknown-trust"}).by_id("b") is not None
