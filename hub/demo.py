@@ -31,38 +31,37 @@ __all__ = ["run_demo", "wait_for_http"]
 DEMO_TOKEN = "demo-practitioner-housing"
 
 
+def _get(url: str, token: str | None = None) -> bytes | None:
+    """The body of GET ``url`` if it answers 200, else None (not up yet, or refused)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
+            body: bytes = r.read()
+            return body
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
 def wait_for_http(url: str, timeout_s: float, token: str | None = None) -> bytes:
     """GET ``url`` until it answers 200 (SetupError after ``timeout_s``)."""
     deadline = time.monotonic() + timeout_s
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    while True:
-        try:
-            with urllib.request.urlopen(
-                urllib.request.Request(url, headers=headers), timeout=5
-            ) as reply:
-                body: bytes = reply.read()
-                return body
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if time.monotonic() > deadline:
-                raise SetupError(f"{url} did not answer within {timeout_s:.0f}s") from None
-            time.sleep(0.5)
+    while (body := _get(url, token)) is None:
+        if time.monotonic() > deadline:
+            raise SetupError(f"{url} did not answer within {timeout_s:.0f}s")
+        time.sleep(0.5)
+    return body
 
 
 def _a_person_housing_serves(base: str, place: Place, key: bytes) -> tuple[str, dict[str, Any]]:
     """A simulated person the demo's housing practitioner may read (one housing is
     involved with), and their view as that practitioner sees it."""
     deadline = time.monotonic() + 60
-    headers = {"Authorization": f"Bearer {DEMO_TOKEN}"}
     while time.monotonic() < deadline:
         for person in place.people[:50]:
             url = f"{base}/v1/people/{Place.person_id(person, key)}"
-            try:
-                with urllib.request.urlopen(
-                    urllib.request.Request(url, headers=headers), timeout=5
-                ) as reply:
-                    return url, dict(json.loads(reply.read()))
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                continue  # 404: housing does not serve them (yet)
+            body = _get(url, DEMO_TOKEN)  # None: housing does not serve them (yet)
+            if body is not None:
+                return url, dict(json.loads(body))
         time.sleep(1)
     raise SetupError("no simulated person's view was readable by housing within 60s")
 

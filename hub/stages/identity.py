@@ -170,14 +170,17 @@ def retract(store: IdentityStore, a: str, b: str, source: str) -> IdentityChange
     return IdentityChange(splits={person_id: parts})
 
 
-def forget(store: IdentityStore, tokens: Iterable[str]) -> list[str]:
-    """Erase every person any of ``tokens`` belongs to; returns their ids."""
+def forget(store: IdentityStore, tokens: Iterable[str]) -> dict[str, list[str]]:
+    """Erase every person any of ``tokens`` belongs to; returns their ids, each with every
+    token it had (more than ``tokens``, when the person was joined)."""
     people = sorted({p for t in tokens if (p := store.token_person.get(t)) is not None})
+    erased: dict[str, list[str]] = {}
     for person in people:
-        for token in store.people[person]["tokens"]:
+        erased[person] = list(store.people[person]["tokens"])
+        for token in erased[person]:
             store.token_person.pop(token, None)
         del store.people[person]
-    return people
+    return erased
 
 
 _ERASED = ((OP, b"erase"),)  # the header on a hub.events tombstone
@@ -267,15 +270,14 @@ class _Work:
         elif item.op is Op.ERASE:
             basis = f"consent:{item.key}"
             self.review.forget(item.tokens)
-            people = {p for t in item.tokens if (p := store.token_person.get(t)) is not None}
-            erased = [t for p in sorted(people) for t in store.people[p]["tokens"]]
-            for person_id in forget(store, item.tokens):
+            erased = forget(store, item.tokens)
+            for person_id in erased:
                 views.append(batch.Item(Op.ERASE, person_id, basis=basis))
                 # hub.events readers learn of it: a tombstone keyed by the person.
                 key = person_id.encode()
                 partition = batch.partition_for(key, self.ctx.partitions)
                 outputs.append(Output(self.ctx.topics.events, partition, key, None, _ERASED))
-            self.linked.forget(erased)
+            self.linked.forget([t for tokens in erased.values() for t in tokens])
         else:
             raise Refused(f"identity has no operation {item.op!r}")
 
