@@ -143,6 +143,8 @@ class Hub:
         self.views = app.Table("views", default=None, partitions=n, key_type=bytes)
         self.identity_tokens = app.Table("identity-tokens", default=None, partitions=1)
         self.people = app.Table("identity-people", default=None, partitions=1)
+        # Consents withdrawn, by id: an event under one that reaches identity later is dropped.
+        self.withdrawn = app.Table("identity-withdrawn", default=None, partitions=1)
         # Joins refused because they would give a person two NHS numbers: global, so any
         # worker can list them to admins.
         self.identity_review = app.GlobalTable("identity-review", default=None, partitions=1)

@@ -104,7 +104,8 @@ class Item:
     ``source`` is the partner record it came from (for accounting), ``tokens`` the
     pseudonymous tokens identity needs, ``raw`` the framed record the operation is about;
     ``into``, ``basis`` and ``parts`` are the arguments of a merge, an erasure at the view
-    and a split (new person id → its tokens).
+    and a split (new person id → its tokens); an event's ``basis`` is its consent id (empty
+    under an agreement).
     """
 
     op: Op

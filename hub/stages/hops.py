@@ -34,8 +34,16 @@ SOURCE = "placehub-source"  # topic:partition:offset of the partner record, for 
 
 
 def event_item(event: PartnerEvent, raw: bytes | None, source: str) -> batch.Item:
-    """An admitted event, as work for identity (which needs only its tokens)."""
-    return batch.Item(Op.EVENT, event.event_id, source=source, tokens=event.subject.tokens, raw=raw)
+    """An admitted event, as work for identity (which needs its tokens, and its consent id
+    to drop it if that consent was withdrawn before it arrived)."""
+    return batch.Item(
+        Op.EVENT,
+        event.event_id,
+        source=source,
+        tokens=event.subject.tokens,
+        raw=raw,
+        basis=event.basis.consent_id or "",
+    )
 
 
 def to_identity(ctx: Context, items: list[batch.Item]) -> list[Output]:

@@ -13,6 +13,13 @@ The functions here are pure over two mappings (Faust tables in the worker, dicts
 tests); values are replaced, never mutated in place, so every change reaches a changelog.
 ``IdentityStage.process`` applies them to a batch of work from the gate, the release
 stage and the links stage (one partition, so joins are serial and deterministic).
+
+Being serial also makes identity where a withdrawal is final for events still on their
+way: it keeps the ids of withdrawn consents (``identity-withdrawn``, from each erasure the
+release stage sends), and an event under one of them that arrives after the erasure is
+dropped (fate ``erased``) instead of bringing the person back. The gate that admitted it
+may have decided on a copy of the consents that had not yet seen the withdrawal (another
+worker's global table).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -36,6 +43,7 @@ from hub.stages.effects import (
     Record,
     Refused,
     State,
+    audit_record,
     run_each,
     value_bytes,
 )
@@ -199,12 +207,13 @@ class IdentityStage:
         "identity-tokens",
         "identity-people",
         "identity-review",
+        "identity-withdrawn",
         "linked",
         "fates",
     )
     writes: tuple[tuple[str, ...], ...] = (
         ("fates",),
-        ("identity-tokens", "identity-people", "identity-review", "linked"),
+        ("identity-tokens", "identity-people", "identity-review", "identity-withdrawn", "linked"),
     )
 
     def __init__(self, ctx: Context) -> None:
@@ -217,10 +226,15 @@ class IdentityStage:
     def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
         """Apply one batch of batch records (events, links, erasures), item by item."""
         effects = Effects()
-        work = _Work(self.ctx, state, effects, now)
-        for_views: list[batch.Item] = []
         fates = Fates(state["fates"], effects, self.ctx.topics)
         share = (self.ctx.internal.identity, 0)  # identity has one partition
+        work = _Work(self.ctx, state, effects, now, lambda source, fate: settle(source, fate))
+        for_views: list[batch.Item] = []
+
+        def settle(source: str, fate: str) -> None:
+            partner = fates.partner_of(source)
+            if partner is not None:
+                fates.settle(source, fate, partner, *share)
 
         def handle(item: batch.Item) -> None:
             outputs: list[Output] = []
@@ -243,15 +257,26 @@ class IdentityStage:
 class _Work:
     """One identity batch's rules, item by item."""
 
-    def __init__(self, ctx: Context, state: State, effects: Effects, now: datetime) -> None:
-        self.ctx, self.effects, self.now = ctx, effects, now
+    def __init__(
+        self,
+        ctx: Context,
+        state: State,
+        effects: Effects,
+        now: datetime,
+        settle: Callable[[str, str], None],
+    ) -> None:
+        self.ctx, self.effects, self.now, self.settle = ctx, effects, now, settle
+        self.withdrawn = state["identity-withdrawn"]
         self.store = IdentityStore(state["identity-tokens"], state["identity-people"])
         self.review = Review(state["identity-review"])
         self.linked = Linked(state["linked"])
 
     def item(self, item: batch.Item, outputs: list[Output], views: list[batch.Item]) -> None:
         store = self.store
-        if item.op is Op.EVENT:
+        if item.op is Op.EVENT and item.basis and item.basis in self.withdrawn:
+            self.settle(item.source, "erased")  # its consent went while it was on its way
+            self.effects.audits.append(audit_record("identity.drop.withdrawn", None, self.now))
+        elif item.op is Op.EVENT:
             tokens, left = joinable(store.token_person, store.people, item.tokens, _strength)
             if left:  # it would give someone a second NHS number: for review, not a merge
                 partner = self.ctx.topics.partner_of(item.source.split(":", 1)[0])
@@ -268,6 +293,7 @@ class _Work:
         elif item.op is Op.LINK:
             views += self._link(self.ctx.serde.decode(item.raw, IdentityLink))
         elif item.op is Op.ERASE:
+            self.withdrawn[item.key] = self.now.isoformat()  # consent ids are never reused
             basis = f"consent:{item.key}"
             self.review.forget(item.tokens)
             erased = forget(store, item.tokens)

@@ -25,6 +25,7 @@ from hub.stages.context import Context, Internal
 from hub.stages.effects import Effects, Record, State, run_each
 from hub.stages.gate import GateStage
 from hub.stages.hops import OP, REASON, SOURCE
+from hub.stages.hops import event_item as hop_item
 from hub.stages.identity import IdentityStage, person_id_for
 from hub.stages.linked import linked_to
 from hub.stages.quarantine import HELD_MAX_BYTES, Check, ReleaseStage, due_checks
@@ -337,6 +338,27 @@ def test_identity_publishes_by_person_merges_and_erases() -> None:
         {OP: b"erase"},
     )
     assert set(written(state, "identity-tokens").values()) == {None}
+
+
+def test_an_event_under_a_consent_withdrawn_before_it_reached_identity_is_dropped() -> None:
+    """With more than one worker, a gate may admit an event on a copy of the consents that
+    has not seen the withdrawal yet; identity, serial and told of every erasure, drops it
+    instead of bringing the person back (before, it was joined and published)."""
+    erase = batch.Item(Op.ERASE, "c-1", tokens=[factories.NHS_TOKEN])
+    late = factories.event(tokens=[factories.NHS_TOKEN])  # under c-1
+    other = factories.event(tokens=[factories.COUNCIL_TOKEN], consent_id="c-2")
+    items = [
+        erase,
+        hop_item(late, framed(late), f"{HOUSING}:0:7"),
+        hop_item(other, framed(other), f"{HOUSING}:0:8"),
+    ]
+    effects, state = run(IdentityStage(CTX), [identity_record(items)])
+    published = [o.key for o in effects.outputs if o.topic == CTX.topics.events and o.value]
+    assert published == [person_id_for(factories.COUNCIL_TOKEN).encode()]
+    assert fates_of(state) == {f"{HOUSING}:0:7": "erased"}
+    assert set(written(state, "identity-withdrawn")) == {"c-1"}
+    assert factories.NHS_TOKEN not in written(state, "identity-tokens")
+    assert [a.action for a in effects.audits] == ["identity.drop.withdrawn"]
 
 
 def test_a_join_that_would_give_a_person_two_nhs_numbers_goes_to_review() -> None:
