@@ -9,20 +9,15 @@ from kafka import KafkaConsumer
 
 from connectors import Publisher
 from hub.config import Settings
-from hub.stages.identity import person_id_for
 from hub.topics import Topics
 from tests.integration.conftest import WorkerFactory
 from tests.integration.helpers import read_topic
 from tests.integration.test_stream_core import (
-    HEALTH,
-    HOUSING,
     NHS,
     REF,
     consent_draft,
-    draft,
+    shared_by_two_partners,
     status,
-    tok,
-    view,
     wait_until,
 )
 
@@ -78,15 +73,8 @@ def test_after_a_withdrawal_retention_and_compaction_no_derived_topic_holds_the_
         store=store,
     )
     s = worker.settings
-    nhs, council = tok(s, "nhs", NHS), tok(s, "council", REF)
-    person = person_id_for(nhs)
+    person, nhs, council = shared_by_two_partners(worker)
     traces = [person.encode(), nhs.encode(), council.encode(), b"REF-1"]
-    with Publisher("council-housing", "northgate", s) as housing:
-        housing.publish_consent(consent_draft("c-1", {"nhs": NHS, "council": REF}))
-        housing.publish(draft({"nhs": NHS, "council": REF}, HOUSING))
-    with Publisher("city-health", "emis", s) as health:
-        health.publish(draft({"nhs": NHS}, HEALTH))
-    wait_until(lambda: (v := view(worker, person)) is not None and v["event_count"] == 2)
     assert traces_left(s, traces)  # the person is on the derived topics now
 
     with Publisher("council-housing", "northgate", s) as housing:

@@ -190,7 +190,9 @@ def live_values(settings: Settings, topic: str) -> dict[bytes | None, bytes]:
     return {k: v for k, v in latest.items() if v is not None}
 
 
-def test_withdrawal_leaves_nothing_of_the_person(worker: WorkerProcess) -> None:
+def shared_by_two_partners(worker: WorkerProcess) -> tuple[str, str, str]:
+    """Housing's consent c-1 for a person (NHS number and council ref), an event from
+    housing and one from health, in the person's view; their person id and two tokens."""
     s = worker.settings
     nhs, council = tok(s, "nhs", NHS), tok(s, "council", REF)
     person = person_id_for(nhs)
@@ -200,6 +202,12 @@ def test_withdrawal_leaves_nothing_of_the_person(worker: WorkerProcess) -> None:
     with Publisher("city-health", "emis", s) as health:
         health.publish(draft({"nhs": NHS}, HEALTH))
     wait_until(lambda: (v := view(worker, person)) is not None and v["event_count"] == 2)
+    return person, nhs, council
+
+
+def test_withdrawal_leaves_nothing_of_the_person(worker: WorkerProcess) -> None:
+    s = worker.settings
+    person, nhs, council = shared_by_two_partners(worker)
 
     with Publisher("council-housing", "northgate", s) as housing:
         housing.publish_consent(consent_draft("c-1", {"nhs": NHS, "council": REF}, withdrawn=True))
