@@ -31,9 +31,10 @@ from hub import batch
 from hub._admin import declare_topics, ensure_topic
 from hub.agreements import load_agreements
 from hub.batch import Op
+from hub.break_glass import break_glass_topic
 from hub.config import Settings
 from hub.metrics import Metrics
-from hub.models import AuditRecord, DeadLetter, PartnerEvent, utc_now
+from hub.models import AuditRecord, BreakGlassRead, DeadLetter, PartnerEvent, utc_now
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
@@ -207,6 +208,7 @@ class Hub:
         written = [(DeadLetter.avro_schema, self.topics.dlq)]
         written += [(AuditRecord.avro_schema, self.topics.audit)]
         written += [(PartnerEvent.avro_schema, topic) for topic in self.partner_topic_names]
+        written += [(BreakGlassRead.avro_schema, break_glass_topic(self.settings))]
         for schema_name, topic in written:
             self.serde.schema_for(schema_name, f"{topic}-value")
         self.registry.subjects()  # warm the cache with every schema already registered

@@ -20,18 +20,20 @@ would not scale.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from hub import batch
 from hub.config import Settings
 from hub.errors import BrokerError, InputError
+from hub.models import BreakGlassRead, ReasonCode
 from hub.runtime import producer_of
+from hub.serde import Serde
 
 __all__ = [
     "BODY_MAX_BYTES",
@@ -47,19 +49,12 @@ __all__ = [
     "reason_code_of",
 ]
 
-# Why a practitioner may need a person they are not involved with (the audit and the
-# owners see the code, so it must say enough on its own).
-ReasonCode = Literal[
-    "risk-to-life",  # someone's life or safety is at immediate risk
-    "safeguarding-child",  # a child may be at risk of significant harm
-    "safeguarding-adult",  # an adult at risk may be suffering abuse or neglect
-    "urgent-care",  # urgent care needs what the person cannot tell us now
-    "crime-prevention",  # preventing or detecting a serious crime
-]
 REASON_CODES: tuple[str, ...] = get_args(ReasonCode)
 REASON_MIN_CHARS = 20  # long enough to say something; short of an essay
 REASON_MAX_CHARS = 1000
 BODY_MAX_BYTES = 8192  # the reason in UTF-8 (up to 4 bytes a character) and the code
+
+log = logging.getLogger(__name__)
 
 LIST_MAX = 1000  # newest reads a listing returns
 READ_TIMEOUT_S = 10.0  # to read an owner's partition to its end
@@ -101,31 +96,19 @@ def reason_code_of(body: bytes | None) -> ReasonCode:
     return result
 
 
-class BreakGlassRead(BaseModel):
-    """One break-glass read as its data owner sees it (the written reason is not kept)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    audit_id: str  # the read's record in hub.audit
-    at: AwareDatetime
-    owner: str  # the partner whose entries were shown
-    actor: str  # user id of the reader
-    actor_partner: str
-    person_id: str
-    reason_code: ReasonCode
-
-
 def break_glass_topic(settings: Settings) -> str:
     """The topic of break-glass reads, beside hub.audit (kept by ``placehub replay``)."""
     return f"{settings.topic_prefix}hub.break-glass"
 
 
 class BreakGlassLog:
-    """Writes break-glass reads for their owners, and reads one owner's back."""
+    """Writes break-glass reads for their owners (``BreakGlassRead``, a catalogued Avro
+    contract, so an owner's own systems can read the topic), and reads one owner's back."""
 
-    def __init__(self, settings: Settings, app: Any) -> None:
+    def __init__(self, settings: Settings, app: Any, serde: Serde) -> None:
         self.settings = settings
         self.app = app
+        self.serde = serde
         self.topic = break_glass_topic(settings)
 
     def _partition(self, owner: str) -> int:
@@ -136,7 +119,7 @@ class BreakGlassLog:
         producer = producer_of(self.app)
         deliveries = []
         for read in reads:
-            value = read.model_dump_json().encode()
+            value = self.serde.encode(read, f"{self.topic}-value")
             key = read.owner.encode()
             deliveries.append(
                 await producer.send(
@@ -156,6 +139,7 @@ class BreakGlassLog:
         )
         await consumer.start()
         reads: list[BreakGlassRead] = []
+        unreadable = 0
         try:
             consumer.assign([partition])
             await consumer.seek_to_beginning(partition)
@@ -166,10 +150,18 @@ class BreakGlassLog:
                     raise BrokerError(f"{self.topic}: not read to its end in {READ_TIMEOUT_S} s")
                 batches = await consumer.getmany(partition, timeout_ms=1000)
                 for record in batches.get(partition, []):
-                    if record.key == owner.encode() and record.value is not None:
-                        reads.append(BreakGlassRead.model_validate_json(record.value))
+                    if record.key != owner.encode() or record.value is None:
+                        continue
+                    try:
+                        reads.append(self.serde.decode(record.value, BreakGlassRead))
+                    except InputError:  # not a BreakGlassRead (one written before it was)
+                        unreadable += 1
         finally:
             await consumer.stop()
+        if unreadable:
+            log.warning(
+                "%s: %d records of one owner are not BreakGlassRead", self.topic, unreadable
+            )
         return sorted(reads, key=lambda read: read.at, reverse=True)[:LIST_MAX]
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "AvroRecord",
     "BasisKind",
     "Benefit",
+    "BreakGlassRead",
     "CareService",
     "ClaimChange",
     "ClosureReason",
@@ -60,6 +61,7 @@ __all__ = [
     "PlanType",
     "PoliceEvent",
     "PoliceKind",
+    "ReasonCode",
     "ReferralEvent",
     "ReferralKind",
     "ReferralReason",
@@ -664,6 +666,32 @@ class AuditRecord(AvroRecord):
     outcome: Literal["ok", "not-found", "denied"]
 
 
+# Why a practitioner may need a person they are not involved with (the audit and the data
+# owners see the code, so it must say enough on its own; ``hub.break_glass``).
+ReasonCode = Literal[
+    "risk-to-life",  # someone's life or safety is at immediate risk
+    "safeguarding-child",  # a child may be at risk of significant harm
+    "safeguarding-adult",  # an adult at risk may be suffering abuse or neglect
+    "urgent-care",  # urgent care needs what the person cannot tell us now
+    "crime-prevention",  # preventing or detecting a serious crime
+]
+
+
+class BreakGlassRead(AvroRecord):
+    """One break-glass read as its data owner sees it (the written reason is not kept);
+    mirrors ``BreakGlassRead.avsc``."""
+
+    avro_schema: ClassVar[str] = "BreakGlassRead"
+
+    audit_id: str  # the read's record in hub.audit
+    at: AwareDatetime
+    owner: PartnerId  # the partner whose entries were shown
+    actor: str  # user id of the reader
+    actor_partner: PartnerId
+    person_id: str
+    reason_code: ReasonCode
+
+
 class AlertSeverity(StrEnum):
     LOW = "LOW"
     MEDIUM = "MEDIUM"
@@ -750,5 +778,6 @@ MODELS_BY_SCHEMA: dict[str, type[AvroRecord]] = {
         PatternCell,
         DeadLetter,
         AuditRecord,
+        BreakGlassRead,
     )
 }

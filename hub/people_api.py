@@ -66,7 +66,7 @@ def install_people_api(hub: Hub) -> None:
     app = hub.app
     consents = Consents()
     ensure_topic(hub.settings, break_glass_topic(hub.settings), partitions=hub.settings.partitions)
-    break_glass = BreakGlassLog(hub.settings, app)
+    break_glass = BreakGlassLog(hub.settings, app, hub.serde)
 
     async def audit(
         user: User, person_id: str | None, outcome: str, action: str = READ, audit_id: str = ""

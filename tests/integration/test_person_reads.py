@@ -21,6 +21,7 @@ from connectors.simulate import synthetic_nhs_number
 from hub.break_glass import break_glass_topic
 from hub.models import (
     BasisKind,
+    BreakGlassRead,
     EducationEvent,
     EducationKind,
     HealthEvent,
@@ -235,6 +236,10 @@ def test_reading_a_person_one_is_not_involved_with_is_a_break_glass_read_the_own
     assert entry["actor"] == "sam.school" and entry["actor_partner"] == SCHOOL
     assert (entry["person_id"], entry["reason_code"]) == (person_id, "risk-to-life")
     assert entry["audit_id"] == body["break_glass"]["audit_id"]
+    # The owner's own systems can read the topic: the catalogued BreakGlassRead contract.
+    [(key, value, _)] = read_topic(s, break_glass_topic(s))
+    stored = Serde(SchemaRegistry(s)).decode(value, BreakGlassRead)
+    assert key == HOUSING.encode() and stored.audit_id == entry["audit_id"]
     assert worker.get(f"/v1/partners/{HOUSING}/break-glass", token=SCHOOL_TOKEN).status_code == 403
     assert (
         worker.get(f"/v1/partners/{SCHOOL}/break-glass", token=SCHOOL_TOKEN).json()["reads"] == []

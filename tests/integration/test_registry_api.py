@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from hub.break_glass import break_glass_topic
 from hub.catalogue import event_types
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
@@ -72,12 +73,13 @@ def test_register_lookup_versions_and_ids(worker: WorkerProcess) -> None:
     assert api.ok("POST", f"/subjects/{subject}/versions", {"schema": V1}) == {"id": first}
     second = api.ok("POST", f"/subjects/{subject}/versions", {"schema": V2, "schemaType": "AVRO"})
     assert second["id"] != first
-    # A worker registers what it encodes at start: dead letters, audit records, and the
-    # events of every partner (for HTTP ingest).
+    # A worker registers what it encodes at start: dead letters, audit records, break-glass
+    # reads, and the events of every partner (for HTTP ingest).
     topics = Topics(worker.settings.topic_prefix)
     partners = [topics.partner(p.id) for p in load_partners(worker.settings.partners_file)]
+    break_glass = break_glass_topic(worker.settings)
     assert api.ok("GET", "/subjects") == sorted(
-        [subject, f"{topics.audit}-value", f"{topics.dlq}-value"]
+        [subject, f"{topics.audit}-value", f"{topics.dlq}-value", f"{break_glass}-value"]
         + [f"{topic}-value" for topic in partners]
     )
     assert api.ok("GET", f"/subjects/{subject}/versions") == [1, 2]
