@@ -324,9 +324,13 @@ class Place:
         """``count`` events as (partner id, draft): needs drive them, referrals follow them."""
         moment = start or recent_start()
         weights = [1.0 + 2.0 * len(person.needs) for person in self.people]
+        # 1 to 90 minutes apart, closer for a large load, so the last event is still in the
+        # past (the hub refuses events more than a few minutes ahead of its clock).
+        span_s = (datetime.now(UTC) - moment).total_seconds()
+        step_max_s = max(2, min(90 * 60, int(1.6 * span_s / max(count, 1))))
         produced = 0
         while produced < count:
-            moment += timedelta(minutes=self.rng.randrange(1, 90))
+            moment += timedelta(seconds=self.rng.randrange(1, step_max_s))
             due = self._due_follow_up(moment)
             if due is not None:
                 person, (family, kind) = due

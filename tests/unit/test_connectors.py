@@ -167,6 +167,14 @@ def test_mapping_files_are_rejected_with_file_key_and_reason(
     assert str(path) in str(caught.value) and problem in str(caught.value)
 
 
+def test_a_large_load_stays_in_the_past() -> None:
+    """1 to 90 minutes apart, 20,000 events from 60 days ago ran 600 days into the future,
+    which the hub refuses (occurred_at at most 5 minutes ahead): the bench could not load."""
+    events = [draft for _, draft in Place(seed=3, people=200).events(20_000)]
+    assert max(draft.occurred_at for draft in events) <= datetime.now(UTC)
+    assert len({draft.occurred_at for draft in events}) > 19_000  # still spread out
+
+
 def test_simulated_place_is_deterministic_with_six_partners_households_and_referrals() -> None:
     first = [(p, d.model_dump()) for p, d in Place(seed=3, people=120).events(600)]
     second = [(p, d.model_dump()) for p, d in Place(seed=3, people=120).events(600)]
