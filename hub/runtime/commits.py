@@ -83,20 +83,17 @@ class Commits:
 
     def position(self, tp: TP, committed: int | None) -> int | None:
         """The offset ``tp`` may be committed to now, or None if not past ``committed``."""
-        base = self.base(tp, committed)
-        if base is None:
-            return None
-        position = offsets.first_not_done(self.done(tp), base)
-        return position if position > (base if committed is None else committed) else None
+        return self.commit_to(tp, committed, None)
 
     def commit_to(self, tp: TP, committed: int | None, acked_to: int | None) -> int | None:
         """``position``, noting ``tp`` as skipped if Faust's own figure (``acked_to``, the
-        end of what it acked) is past it: Faust acks only what a stage finished (its marks
-        written first) or what a stream skipped, or offsets it took for holes."""
+        end of what it acked) is past the first offset not done: Faust acks only what a
+        stage finished (its marks written first) or what a stream skipped, or offsets it
+        took for holes."""
         base = self.base(tp, committed)
         if base is None:
             return None  # where it starts is not known yet, so neither is a skip
-        position = self.position(tp, committed)
-        if acked_to is not None and acked_to > (base if position is None else position):
+        reached = offsets.first_not_done(self.done(tp), base)
+        if acked_to is not None and acked_to > reached:
             self.skipped.add(tp)
-        return position
+        return reached if reached > (base if committed is None else committed) else None

@@ -173,6 +173,11 @@ class Fates:
     ) -> None:
         """A batch item a stage cannot take: to the DLQ, and its partner's books say so."""
         self.effects.dead_letter(replace(record, value=item.raw), stage, reason, now)
-        partner = self.partner_of(item.source)
+        self.settle_source(item.source, "dead_lettered", share)
+
+    def settle_source(self, source: str, fate: str, share: tuple[str, int]) -> None:
+        """``settle``, with the partner read from ``source``'s topic (nothing to settle if
+        it is not a partner's record)."""
+        partner = self.partner_of(source)
         if partner is not None:
-            self.settle(item.source, "dead_lettered", partner, *share)
+            self.settle(source, fate, partner, *share)

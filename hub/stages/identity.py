@@ -228,13 +228,14 @@ class IdentityStage:
         effects = Effects()
         fates = Fates(state["fates"], effects, self.ctx.topics)
         share = (self.ctx.internal.identity, 0)  # identity has one partition
-        work = _Work(self.ctx, state, effects, now, lambda source, fate: settle(source, fate))
+        work = _Work(
+            self.ctx,
+            state,
+            effects,
+            now,
+            lambda source, fate: fates.settle_source(source, fate, share),
+        )
         for_views: list[batch.Item] = []
-
-        def settle(source: str, fate: str) -> None:
-            partner = fates.partner_of(source)
-            if partner is not None:
-                fates.settle(source, fate, partner, *share)
 
         def handle(item: batch.Item) -> None:
             outputs: list[Output] = []
