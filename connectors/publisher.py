@@ -183,6 +183,10 @@ class LinkDraft(BaseModel):
     ]
     method: LinkMethod = LinkMethod.SAME_RECORD
     retracted: bool = False
+    # Required to assert: a consent that covers one of the two identifiers and shares with
+    # this partner, or an agreement it signed. A retraction may name the assertion's basis
+    # (under a consent it then stays in order with the assertion) or none.
+    basis: LawfulBasis | None = None
 
 
 def frame_event(serde: Serde, topics: Topics, event: PartnerEvent, max_bytes: int) -> Outgoing:
@@ -287,14 +291,17 @@ class Publisher:
                 method=draft.method,
                 status=LinkStatus.RETRACTED if draft.retracted else LinkStatus.ASSERTED,
                 recorded_at=utc_now(),
+                basis=draft.basis,
             )
         except ValidationError as exc:
             raise EventRejected(validation_errors(exc)) from None
 
     def publish_link(self, draft: LinkDraft) -> Receipt:
-        """Assert (or retract) that two identifiers are one person; returns once acknowledged."""
+        """Assert (or retract) that two identifiers are one person; returns once acknowledged.
+
+        Links go to this partner's own topic, ``partner.<id>.links``."""
         link = self.to_link(draft)
-        topic = self.topics.identity_links
+        topic = self.topics.partner_links(self.partner_id)
         ensure_topic(self.settings, topic, partitions=self.settings.partitions)
         return self.deliver([self._frame(topic, link.link_id, link)])[0]
 

@@ -75,6 +75,7 @@ def ensure_topic(
 def declare_topics(settings: Settings, partner_topics: list[str], internal: dict[str, int]) -> None:
     """Create every topic a worker reads or writes, with the right partitions and policy.
 
+    ``partner_topics`` are the partners' own input topics (events and links);
     ``internal`` maps the deployment's internal topics to their partition counts.
     """
     names = Topics(settings.topic_prefix)
@@ -83,7 +84,7 @@ def declare_topics(settings: Settings, partner_topics: list[str], internal: dict
     n, events = settings.partitions, settings.events_retention_hours
     for name in partner_topics:
         ensure_topic(settings, name, partitions=n, retention_hours=settings.partner_retention_hours)
-    for name in [names.events, names.quarantine, names.dlq, names.identity_links]:
+    for name in [names.events, names.quarantine, names.dlq]:
         ensure_topic(settings, name, partitions=n, retention_hours=events)
     ensure_topic(settings, names.audit, partitions=n)  # the audit trail: the broker's default
     for name, partitions in internal.items():

@@ -76,15 +76,23 @@ class Agreement(BaseModel):
 
     def problem_with(self, event: PartnerEvent, at: datetime) -> str | None:
         """None when this agreement covers ``event`` at ``at``; else why not."""
+        problem = self.signed_for(event.partner_id, event.basis.purpose, at)
+        if problem is None and not any(
+            fnmatchcase(event.event_type, pattern) for pattern in self.event_types
+        ):
+            return f"agreement {self.id} does not cover event type {event.event_type}"
+        return problem
+
+    def signed_for(self, partner_id: str, purpose: str, at: datetime) -> str | None:
+        """None when ``partner_id`` signed this agreement, in force at ``at``, for
+        ``purpose`` (what an identity link under it needs); else why not."""
         day = at.date()
         if not self.in_force(day):
             return f"agreement {self.id} is not in force on {day.isoformat()}"
-        if event.partner_id not in self.partners:
-            return f"agreement {self.id} does not include partner {event.partner_id}"
-        if not any(fnmatchcase(event.event_type, pattern) for pattern in self.event_types):
-            return f"agreement {self.id} does not cover event type {event.event_type}"
-        if event.basis.purpose not in self.purposes:
-            return f"agreement {self.id} does not cover purpose {event.basis.purpose}"
+        if partner_id not in self.partners:
+            return f"agreement {self.id} does not include partner {partner_id}"
+        if purpose not in self.purposes:
+            return f"agreement {self.id} does not cover purpose {purpose}"
         return None
 
     def fields_for(self, role: Role) -> frozenset[str]:

@@ -8,7 +8,9 @@ runs them against Faust and carries out what they decide):
 - ``release`` (consent.records + hub.quarantine + control, all keyed by consent id): keep
   the consents table, hold quarantined events, release them when a basis arrives, drop them
   when the hold expires or consent is withdrawn, start erasure.
-- ``links`` (identity.links): validate partners' link assertions and pass them on.
+- ``links`` (partner.<id>.links): check partners' link assertions (their own topic, a
+  lawful basis) and pass them on: under an agreement to identity, under a consent through
+  the release stage, which owns the consent.
 - ``identity`` (one partition, so joins are serial and deterministic): map tokens to
   people, publish events keyed by person to hub.events, hand the views their work.
 - ``view`` (view topic + view transfers, partitioned by person): fold events into the
@@ -155,6 +157,7 @@ class Hub:
     def _define_stages(self) -> None:
         app, names, internal, n = self.app, self.topics, self.internal, self.settings.partitions
         self.partner_topic_names = [names.partner(partner.id) for partner in self.partners]
+        self.link_topic_names = [names.partner_links(partner.id) for partner in self.partners]
         self.internal_partitions = {
             internal.identity: 1,  # one partition: joins are serial
             internal.view: n,
@@ -166,7 +169,7 @@ class Hub:
             GateStage(self.ctx, consents): (*self.partner_topic_names,),
             # Consents, held events and their checks are all keyed by consent id.
             ReleaseStage(self.ctx, consents): (names.consent, names.quarantine, internal.control),
-            LinksStage(self.ctx): (names.identity_links,),
+            LinksStage(self.ctx): (*self.link_topic_names,),
             IdentityStage(self.ctx): (internal.identity,),
             ViewStage(self.ctx): (internal.view, internal.transfer),
         }
@@ -196,7 +199,11 @@ class Hub:
         Done up front because the registry speaks to Kafka synchronously, which must not
         happen on the event loop.
         """
-        declare_topics(self.settings, self.partner_topic_names, self.internal_partitions)
+        declare_topics(
+            self.settings,
+            [*self.partner_topic_names, *self.link_topic_names],
+            self.internal_partitions,
+        )
         # Faust creates changelogs itself, but a fresh deployment's first metadata may not
         # list them yet, and then an agent dies of PartitionsMismatch: create them first.
         for table in self.app.tables.values():

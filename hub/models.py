@@ -578,16 +578,14 @@ class ConsentRecord(AvroRecord):
             self.expires_at is None or at < self.expires_at
         )
 
-    def covers(self, event: PartnerEvent, at: datetime) -> str | None:
-        """None when this consent is a lawful basis for ``event``; else the reason it is not."""
+    def shares(self, partner_id: str, purpose: str, at: datetime) -> str | None:
+        """None when this consent lets ``partner_id`` share for ``purpose`` at ``at``; else why."""
         if not self.is_live(at):
             return f"consent {self.consent_id} is {self.status.value.lower()} or expired"
-        if event.basis.purpose not in self.purposes:
-            return f"consent {self.consent_id} does not cover purpose {event.basis.purpose}"
-        if event.partner_id not in self.sharing_partners:
-            return f"consent {self.consent_id} does not cover partner {event.partner_id}"
-        if not set(event.subject.tokens) & set(self.subject_tokens):
-            return f"consent {self.consent_id} is about a different person"
+        if purpose not in self.purposes:
+            return f"consent {self.consent_id} does not cover purpose {purpose}"
+        if partner_id not in self.sharing_partners:
+            return f"consent {self.consent_id} does not cover partner {partner_id}"
         return None
 
 
@@ -613,11 +611,20 @@ class IdentityLink(AvroRecord):
     method: LinkMethod
     status: LinkStatus
     recorded_at: AwareDatetime
+    basis: LawfulBasis | None = None
 
     @model_validator(mode="after")
     def _two_different_tokens(self) -> Self:
         if self.tokens[0] == self.tokens[1]:
             raise ValueError("a link needs two different tokens")
+        return self
+
+    @model_validator(mode="after")
+    def _asserted_with_a_basis(self) -> Self:
+        # Joining two identifiers is processing a person's data: it needs a lawful basis
+        # like an event. Withdrawing evidence needs none.
+        if self.status is LinkStatus.ASSERTED and self.basis is None:
+            raise ValueError("basis: an asserted link needs a lawful basis (consent or agreement)")
         return self
 
 

@@ -1,8 +1,8 @@
 """``placehub replay``: rebuild every derived topic and table from the partners' topics.
 
 Derived state (hub.events, quarantine, DLQ, the Faust changelogs and internal topics, the
-consumer group's offsets) is deleted; the inputs (partner topics, consent.records,
-identity.links, _schemas) and the audit trail are kept. The next worker start reads the
+consumer group's offsets) is deleted; the inputs (partners' event and link topics,
+consent.records, _schemas) and the audit trail are kept. The next worker start reads the
 inputs from the beginning, and because every rule is order-independent it ends in the
 same state a never-interrupted run would have reached.
 """

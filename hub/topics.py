@@ -22,17 +22,24 @@ class Topics:
         return f"{self.prefix}partner.{partner_id}.events"
 
     def partner_of(self, topic: str) -> str | None:
-        """The partner id a partner topic belongs to, or None for other topics."""
-        match = re.fullmatch(rf"{re.escape(self.prefix)}partner\.([a-z0-9-]+)\.events", topic)
+        """The partner id a partner's events topic belongs to, or None for other topics."""
+        return self._owner(topic, "events")
+
+    def partner_links(self, partner_id: str) -> str:
+        """The topic only ``partner_id`` may write its identity links to."""
+        return f"{self.prefix}partner.{partner_id}.links"
+
+    def links_partner_of(self, topic: str) -> str | None:
+        """The partner id a partner's links topic belongs to, or None for other topics."""
+        return self._owner(topic, "links")
+
+    def _owner(self, topic: str, kind: str) -> str | None:
+        match = re.fullmatch(rf"{re.escape(self.prefix)}partner\.([a-z0-9-]+)\.{kind}", topic)
         return match.group(1) if match else None
 
     @property
     def consent(self) -> str:
         return f"{self.prefix}consent.records"
-
-    @property
-    def identity_links(self) -> str:
-        return f"{self.prefix}identity.links"
 
     @property
     def events(self) -> str:

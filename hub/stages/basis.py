@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from hub.agreements import AgreementBook
-from hub.models import BasisKind, ConsentRecord, PartnerEvent
+from hub.models import BasisKind, ConsentRecord, IdentityLink, PartnerEvent
 from hub.stages.linked import linked_to
 
-__all__ = ["CONSENT_CACHE", "Consents", "lawful_basis_problem"]
+__all__ = ["CONSENT_CACHE", "Consents", "lawful_basis_problem", "link_basis_problem"]
 
 CONSENT_CACHE = 10_000  # parsed consents kept; bounds memory
 
@@ -43,18 +43,62 @@ def lawful_basis_problem(
         return agreement.problem_with(event, at)
     if consent is None:
         return f"consent {basis.consent_id} is not known to the hub (yet)"
-    problem = consent.covers(event, at)
-    subject = set(consent.subject_tokens)
-    for token in consent.subject_tokens:
-        subject.update(linked_to(linked or {}, token))
-    if problem is None and not set(event.subject.tokens) <= subject:
+    problem = consent.shares(event.partner_id, event.basis.purpose, at)
+    if problem is not None:
+        return problem
+    tokens, subject = set(event.subject.tokens), _subject(consent, linked)
+    if not tokens & subject:
+        return f"consent {consent.consent_id} is about a different person"
+    if not tokens <= subject:
         # Any overlap is not enough: an event carrying another person's identifier would
         # be admitted under this consent and join the two people in identity.
         return (
             f"consent {consent.consent_id}: subject.tokens holds an identifier the consent's "
             "subject was not given with, nor linked to by a partner"
         )
+    return None
+
+
+def link_basis_problem(
+    link: IdentityLink,
+    consent: ConsentRecord | None,
+    agreements: AgreementBook,
+    at: datetime,
+    linked: Mapping[str, Any] | None = None,
+) -> str | None:
+    """None when ``link`` may join its two identifiers at ``at``; else why not.
+
+    Under an agreement, its partner signed it for the purpose and it is in force. Under a
+    consent, the consent is live, shares with its partner for the purpose, and one of the
+    two identifiers is its subject's (given with it, or linked to them before): a link
+    attaches one more identifier to the person who consented, never two strangers.
+    """
+    basis = link.basis
+    if basis is None:
+        return "basis: an asserted link needs a lawful basis (consent or agreement)"
+    if basis.kind is BasisKind.AGREEMENT:
+        assert basis.agreement_id is not None
+        agreement = agreements.get(basis.agreement_id)
+        if agreement is None:
+            return f"data-sharing agreement {basis.agreement_id} is not in this deployment"
+        return agreement.signed_for(link.partner_id, basis.purpose, at)
+    if consent is None:
+        return f"consent {basis.consent_id} is not known to the hub (yet)"
+    problem = consent.shares(link.partner_id, basis.purpose, at)
+    if problem is None and not set(link.tokens) & _subject(consent, linked):
+        return (
+            f"consent {consent.consent_id}: neither of the link's tokens is one the consent's "
+            "subject was given with, or linked to by a partner"
+        )
     return problem
+
+
+def _subject(consent: ConsentRecord, linked: Mapping[str, Any] | None) -> set[str]:
+    """The tokens a consent covers: its own and those partners' links join them to."""
+    subject = set(consent.subject_tokens)
+    for token in consent.subject_tokens:
+        subject.update(linked_to(linked or {}, token))
+    return subject
 
 
 class Consents:
@@ -87,9 +131,28 @@ class Consents:
         linked: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Why ``event`` has no lawful basis at ``at`` given ``table``, or None."""
-        consent_id = event.basis.consent_id
-        stored = table.get(consent_id) if consent_id else None
+        withdrawn, consent = self._named(event.basis.consent_id, table)
+        return withdrawn or lawful_basis_problem(event, consent, agreements, at, linked)
+
+    def link_problem(
+        self,
+        link: IdentityLink,
+        table: Mapping[str, Any],
+        agreements: AgreementBook,
+        at: datetime,
+        linked: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Why ``link`` may not join its identifiers at ``at`` given ``table``, or None."""
+        withdrawn, consent = self._named(link.basis.consent_id if link.basis else None, table)
+        return withdrawn or link_basis_problem(link, consent, agreements, at, linked)
+
+    def _named(
+        self, consent_id: str | None, table: Mapping[str, Any]
+    ) -> tuple[str | None, ConsentRecord | None]:
+        """(why not, if the consent named was withdrawn; the live consent, if any)."""
+        if not consent_id:
+            return None, None
+        stored = table.get(consent_id)
         if stored and stored.get("withdrawn"):
-            return f"consent {consent_id} has been withdrawn"
-        consent = self.live(consent_id, table) if consent_id else None
-        return lawful_basis_problem(event, consent, agreements, at, linked)
+            return f"consent {consent_id} has been withdrawn", None
+        return None, self.live(consent_id, table)

@@ -63,6 +63,12 @@ class Record:
         """The record's identity, ``topic:partition:offset`` (Kafka topic names have no ':')."""
         return f"{self.topic}:{self.partition}:{self.offset}"
 
+    @classmethod
+    def at(cls, source: str, value: bytes | None) -> Record:
+        """The record read at ``source`` (``topic:partition:offset``) that held ``value``."""
+        topic, partition, offset = source.rsplit(":", 2)
+        return cls(topic, int(partition), int(offset), None, value)
+
 
 @dataclass(frozen=True)
 class Output:

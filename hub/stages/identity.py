@@ -1,9 +1,12 @@
 """Identity: which person a set of pseudonymous tokens belongs to.
 
 A person is a connected component of tokens. Edges come from events that carry several
-tokens (the partner holds both identifiers on one record) and from ``IdentityLink``
-assertions; each edge remembers its sources, so retracting a wrong link removes exactly
-that evidence and splits the person again if nothing else joins them.
+tokens (the partner holds them on one record: each is joined to the event's strongest)
+and from ``IdentityLink`` assertions; each edge remembers its sources, by partner
+(``record:<partner>``, ``link:<id>:<partner>:<method>``), so a partner's retraction of a
+pair removes exactly its own evidence for it, records and that link, and splits the person
+again if nothing else joins them. That is how a partner undoes what a wrong identifier on
+its records joined.
 
 A person's id is minted from the strongest token of its component (NHS number before UPN
 before council reference before the name key), so the final ids depend only on the
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -66,7 +68,8 @@ __all__ = [
 ]
 
 SCHEME_STRENGTH = ("nhs", "upn", "council", "person")
-# Source of an edge seen on a partner's record (both identifiers on one event).
+# Source of an edge seen on a partner's record (both identifiers on one event), followed by
+# ":<partner id>".
 RECORD_SOURCE = "record"
 
 Person = dict[str, Any]  # {"tokens": [...], "edges": {"a|b": [sources]}}
@@ -116,7 +119,8 @@ def join(
     """Record that ``tokens`` are one person (evidence ``source``); merge people if needed."""
     ordered = sorted(set(tokens), key=_strength)
     people = sorted({p for t in ordered if (p := store.token_person.get(t)) is not None})
-    new_edges = {_edge(a, b) for a, b in itertools.pairwise(ordered)}
+    # Each token to the strongest: a partner retracts the pair (strongest, wrong one).
+    new_edges = {_edge(ordered[0], other) for other in ordered[1:]}
     if len(people) == 1:
         current = store.people[people[0]]
         unchanged = all(t in current["tokens"] for t in ordered) and all(
@@ -144,10 +148,10 @@ def join(
     return IdentityChange(person_id=person_id, merged=[p for p in people if p != person_id])
 
 
-def retract(store: IdentityStore, a: str, b: str, source: str) -> IdentityChange:
-    """Withdraw ``source``'s evidence that ``a`` and ``b`` are one person; split if it was all.
+def retract(store: IdentityStore, a: str, b: str, *sources: str) -> IdentityChange:
+    """Withdraw ``sources``' evidence that ``a`` and ``b`` are one person; split if it was all.
 
-    ``source`` also matches evidence recorded as ``source:detail`` (e.g. a link's method).
+    A source also matches evidence recorded as ``source:detail`` (e.g. a link's method).
     """
     person_id = store.token_person.get(a)
     if person_id is None or store.token_person.get(b) != person_id:
@@ -155,7 +159,11 @@ def retract(store: IdentityStore, a: str, b: str, source: str) -> IdentityChange
     record = store.people[person_id]
     edges = {key: list(sources) for key, sources in record["edges"].items()}
     key = _edge(a, b)
-    remaining = [s for s in edges.get(key, []) if s != source and not s.startswith(f"{source}:")]
+    remaining = [
+        s
+        for s in edges.get(key, [])
+        if not any(s == source or s.startswith(f"{source}:") for source in sources)
+    ]
     if remaining:
         edges[key] = remaining
     else:
@@ -274,15 +282,16 @@ class _Work:
 
     def item(self, item: batch.Item, outputs: list[Output], views: list[batch.Item]) -> None:
         store = self.store
-        if item.op is Op.EVENT and item.basis and item.basis in self.withdrawn:
-            self.settle(item.source, "erased")  # its consent went while it was on its way
+        if item.basis and item.basis in self.withdrawn:  # it went while this was on its way
+            if item.op is Op.EVENT:
+                self.settle(item.source, "erased")
             self.effects.audits.append(audit_record("identity.drop.withdrawn", None, self.now))
         elif item.op is Op.EVENT:
+            partner = self.ctx.topics.partner_of(item.source.split(":", 1)[0]) or "unknown"
             tokens, left = joinable(store.token_person, store.people, item.tokens, _strength)
             if left:  # it would give someone a second NHS number: for review, not a merge
-                partner = self.ctx.topics.partner_of(item.source.split(":", 1)[0])
-                self._refuse_join(item.tokens, "event", partner or "unknown")
-            change = join(store, tokens, RECORD_SOURCE)
+                self._refuse_join(item.tokens, "event", partner)
+            change = join(store, tokens, f"{RECORD_SOURCE}:{partner}")
             assert change.person_id is not None
             self._check_size(change.person_id)
             views += _merges(change.merged, change.person_id)
@@ -336,7 +345,9 @@ class _Work:
                 self._check_size(change.person_id)
                 self.linked.update(store.people[change.person_id])
             return _merges(change.merged, change.person_id)
-        change = retract(store, link.tokens[0], link.tokens[1], evidence)
+        # A partner's retraction withdraws its own records' evidence for the pair too.
+        records = f"{RECORD_SOURCE}:{link.partner_id}"
+        change = retract(store, link.tokens[0], link.tokens[1], evidence, records)
         for token in link.tokens:  # its person, or the people it split into
             if (person_id := store.token_person.get(token)) is not None:
                 self.linked.update(store.people[person_id])

@@ -15,6 +15,11 @@ timer sends). Its rules:
 - **expire**: a hold older than the quarantine period is dropped (``dropped``, audited).
 - **recheck**: holds under a live consent are tried again at every maintenance tick, since
   a partner's link may since have joined their identifiers to the consent's subject.
+- **links** under a consent (from the links stage, on the control topic) follow the same
+  rules: released to identity when the consent is live and covers one of their
+  identifiers, held while the consent is unknown, dropped (audited) when it is withdrawn,
+  dead-lettered when it does not cover them. Links are not partner events, so they are in
+  no partner's books. A retraction passes at once, and takes a held assertion with it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 from hub import batch
 from hub.batch import Op
 from hub.errors import InputError
-from hub.models import ConsentRecord, ConsentStatus, PartnerEvent
+from hub.models import ConsentRecord, ConsentStatus, IdentityLink, LinkStatus, PartnerEvent
 from hub.stages.accounting import Fates
 from hub.stages.basis import Consents
 from hub.stages.context import Context
@@ -43,6 +48,7 @@ from hub.stages.effects import (
     value_bytes,
 )
 from hub.stages.hops import OP, SOURCE, event_item, to_identity
+from hub.stages.links import LINK_OP, link_item
 
 __all__ = ["HELD_MAX_BYTES", "Check", "ReleaseStage", "due_checks", "held_key", "misplaced"]
 
@@ -135,6 +141,8 @@ class _Batch:
             self._drop_expired(key)
         elif op == Check.RECHECK_HOLDS:
             self._recheck(key)
+        elif op == LINK_OP.decode() and record.value is not None:
+            self._link(record.value, record.headers.get(SOURCE, b"").decode())
         elif record.value is not None:
             self._hold_or_release(record.value, record.headers.get(SOURCE, b"").decode())
 
@@ -184,7 +192,8 @@ class _Batch:
         held: list[dict[str, Any]] = self.held.pop(key, None) or []
         self._held_bytes.pop(key, None)
         for item in held:
-            self._hold_or_release(base64.b64decode(item["raw"]), item["source"], item["held_at"])
+            again = self._link if item.get("link_id") else self._hold_or_release
+            again(base64.b64decode(item["raw"]), item["source"], item["held_at"])
 
     def _reject(self, record: Record, reason: str) -> None:
         self.effects.dead_letter(record, "release", reason, self.now)
@@ -225,7 +234,7 @@ class _Batch:
             )
             return
         held: list[dict[str, Any]] = list(self.held.get(key) or [])
-        known = next((i for i in held if i["event_id"] == event.event_id), None)
+        known = next((i for i in held if i.get("event_id") == event.event_id), None)
         if known is not None:
             if known["source"] != source:  # another copy, not the same record read again
                 self._fate(source, "duplicate", event.partner_id)
@@ -238,23 +247,72 @@ class _Batch:
             "held_at": held_at or self.now.isoformat(),
             "partition": self.record.partition if self.record else 0,
         }
+        full = self._hold(key, held, item)
+        if full:
+            self._fate(source, "dead_lettered", event.partner_id)
+            assert self.record is not None
+            self._reject(self.record, full)
+        elif held_at is None:  # newly held, not held again after a recheck
+            self.fates.count(event.partner_id, "held_in_quarantine")
+
+    def _hold(self, key: str, held: list[dict[str, Any]], item: dict[str, Any]) -> str:
+        """Hold ``item`` under ``key`` after ``held``; why not ('' when held): it is full."""
         # The list's size is measured once a batch, then grown by each item held (holding
         # thousands of events for one basis measured the whole list each time).
         size = self._held_bytes.get(key)
         size = (value_bytes(held) if size is None else size) + value_bytes(item) + 1
         if size > HELD_MAX_BYTES:
-            self._fate(source, "dead_lettered", event.partner_id)
-            assert self.record is not None
-            self._reject(
-                self.record,
-                f"quarantine for basis {key} is full ({len(held)} events held, "
-                f"{HELD_MAX_BYTES} bytes at most): send its consent or agreement",
+            return (
+                f"quarantine for basis {key} is full ({len(held)} records held, "
+                f"{HELD_MAX_BYTES} bytes at most): send its consent or agreement"
             )
-            return
         self.held[key] = [*held, item]
         self._held_bytes[key] = size
-        if held_at is None:  # newly held, not held again after a recheck
-            self.fates.count(event.partner_id, "held_in_quarantine")
+        return ""
+
+    def _link(self, raw: bytes, source: str, held_at: str | None = None) -> None:
+        """Release a link under a consent to identity if the consent covers it, else hold,
+        drop or dead-letter it (module docstring)."""
+        link = self.ctx.serde.decode(raw, IdentityLink)  # it passed the links stage's decode
+        assert link.basis is not None and link.basis.consent_id is not None
+        key, named = link.basis.consent_id, (link.link_id, link.partner_id)
+        others = [
+            i for i in self.held.get(key) or [] if (i.get("link_id"), i["partner_id"]) != named
+        ]
+        if link.status is LinkStatus.RETRACTED:
+            if len(others) < len(self.held.get(key) or []):  # it was held: it goes too
+                self._set_held(key, others)
+            self.released.append(link_item(link, raw))
+            return
+        problem = self.book.link_problem(
+            link, self.consents, self.ctx.agreements, self.now, self.linked
+        )
+        stored = self.consents.get(key) or {}
+        if problem is None:
+            self.released.append(link_item(link, raw))
+            return
+        if stored.get("withdrawn"):
+            self.effects.audits.append(audit_record("quarantine.drop.withdrawn", None, self.now))
+            return
+        if not stored:  # its consent has not arrived yet: held like an event (expiring too)
+            item = {"link_id": link.link_id, "partner_id": link.partner_id, "source": source}
+            item |= {
+                "raw": base64.b64encode(raw).decode(),
+                "held_at": held_at or self.now.isoformat(),
+            }
+            self._held_bytes.pop(key, None)  # measured again: a held copy may be replaced
+            problem = self._hold(key, others, item)
+            if not problem:
+                return
+        self.effects.dead_letter(Record.at(source, raw), "release", problem, self.now)
+
+    def _set_held(self, key: str, held: list[dict[str, Any]]) -> None:
+        """Replace ``key``'s holds with ``held`` (none: the row goes)."""
+        self._held_bytes.pop(key, None)
+        if held:
+            self.held[key] = held
+        elif key in self.held:
+            del self.held[key]
 
     def _drop_expired(self, key: str) -> None:
         held = self.held.get(key) or []
@@ -262,17 +320,13 @@ class _Batch:
         expired = [i for i in held if self.now - datetime.fromisoformat(i["held_at"]) >= hold]
         if not expired:
             return
-        kept = [i for i in held if i not in expired]
-        self._held_bytes.pop(key, None)
-        if kept:
-            self.held[key] = kept
-        else:
-            del self.held[key]
+        self._set_held(key, [i for i in held if i not in expired])
         for item in expired:
             self._drop(item, "quarantine.drop.expired")
 
     def _drop(self, item: dict[str, Any], action: str) -> None:
-        self._fate(item["source"], "dropped", item["partner_id"])
+        if not item.get("link_id"):  # links are in no partner's books
+            self._fate(item["source"], "dropped", item["partner_id"])
         self.effects.audits.append(audit_record(action, None, self.now))
 
 

@@ -28,7 +28,7 @@ def derived_topics(settings: Settings) -> list[str]:
     """Every topic of this hub but its inputs (partner topics, partners' links) and its
     audit trails (the audit topic, break-glass reads), which keep who was erased."""
     names = Topics(settings.topic_prefix)
-    kept = {names.audit, names.identity_links}
+    kept = {names.audit}
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
     try:
         topics = consumer.topics()
@@ -40,6 +40,7 @@ def derived_topics(settings: Settings) -> list[str]:
         if (settings.topic_prefix in t or t.startswith(settings.app_id))
         and t not in kept
         and names.partner_of(t) is None
+        and names.links_partner_of(t) is None
         and "break-glass" not in t
     )
 

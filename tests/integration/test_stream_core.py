@@ -97,9 +97,18 @@ def publish_link(
     first: tuple[str, str],
     second: tuple[str, str],
     retract: bool = False,
+    consent_id: str | None = None,
 ) -> None:
-    """``partner`` asserts (or retracts) through the SDK that two identifiers are one person."""
-    draft = LinkDraft(link_id=link_id, identifiers=[first, second], retracted=retract)
+    """``partner`` asserts (or retracts) through the SDK that two identifiers are one person,
+    under consent ``consent_id`` or else the test agreement."""
+    basis = (
+        LawfulBasis(kind=BasisKind.CONSENT, consent_id=consent_id, purpose="early-help")
+        if consent_id
+        else LawfulBasis(
+            kind=BasisKind.AGREEMENT, agreement_id=TEST_AGREEMENT_ID, purpose="early-help"
+        )
+    )
+    draft = LinkDraft(link_id=link_id, identifiers=[first, second], retracted=retract, basis=basis)
     with Publisher(partner, "sim", settings) as publisher:
         publisher.publish_link(draft)
 
@@ -153,7 +162,7 @@ def test_three_partners_three_identifiers_one_person_and_a_retracted_link_splits
         school.publish(draft({"upn": UPN}, SCHOOL))
     with Publisher("city-health", "emis", s) as health:
         health.publish(draft({"nhs": NHS}, HEALTH))
-    publish_link(s, "council-housing", "l-1", ("council", REF), ("nhs", NHS))
+    publish_link(s, "council-housing", "l-1", ("council", REF), ("nhs", NHS), consent_id="c-1")
     publish_link(s, "northfield-school", "l-2", ("upn", UPN), ("nhs", NHS))
     person = person_id_for(nhs)
 

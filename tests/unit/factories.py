@@ -12,7 +12,10 @@ from hub.models import (
     ConsentStatus,
     HousingEvent,
     HousingKind,
+    IdentityLink,
     LawfulBasis,
+    LinkMethod,
+    LinkStatus,
     PartnerEvent,
     Payload,
     Subject,
@@ -66,4 +69,32 @@ def consent(
         status=status,
         recorded_at=WHEN,
         expires_at=expires_at,
+    )
+
+
+def link(
+    partner_id: str = "council-housing",
+    tokens: list[str] | None = None,
+    status: LinkStatus = LinkStatus.ASSERTED,
+    consent_id: str | None = "c-1",
+    agreement_id: str | None = None,
+    link_id: str = "l-1",
+    method: LinkMethod = LinkMethod.VERIFIED_MATCH,
+) -> IdentityLink:
+    """A link under consent ``consent_id`` (or agreement ``agreement_id``; neither: none)."""
+    basis = None
+    if agreement_id:
+        basis = LawfulBasis(
+            kind=BasisKind.AGREEMENT, agreement_id=agreement_id, purpose="early-help"
+        )
+    elif consent_id:
+        basis = LawfulBasis(kind=BasisKind.CONSENT, consent_id=consent_id, purpose="early-help")
+    return IdentityLink(
+        link_id=link_id,
+        partner_id=partner_id,
+        tokens=tokens or [NHS_TOKEN, COUNCIL_TOKEN],
+        method=method,
+        status=status,
+        recorded_at=WHEN,
+        basis=basis,
     )

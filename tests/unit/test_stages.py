@@ -13,8 +13,6 @@ from hub.batch import Op
 from hub.models import (
     ConsentStatus,
     DeadLetter,
-    IdentityLink,
-    LinkMethod,
     LinkStatus,
     PartnerEvent,
 )
@@ -390,14 +388,7 @@ def test_a_join_that_would_give_a_person_two_nhs_numbers_goes_to_review() -> Non
         "identity_people": written(state, "identity-people"),
         "identity_review": written(state, "identity-review"),
     }
-    link = IdentityLink(
-        link_id="l-2",
-        partner_id="city-health",
-        tokens=[factories.NHS_TOKEN, other_nhs],
-        method=LinkMethod.VERIFIED_MATCH,
-        status=LinkStatus.ASSERTED,
-        recorded_at=factories.WHEN,
-    )
+    link = factories.link("city-health", [factories.NHS_TOKEN, other_nhs], link_id="l-2")
     linked = batch.Item(Op.LINK, link.link_id, raw=SERDE.encode(link, "links-value"))
     effects, state = run(IdentityStage(CTX), [identity_record([linked])], **tables)
     assert items_on(effects, CTX.internal.view) == [] and written(state, "identity-people") == {}
@@ -408,14 +399,7 @@ def test_a_join_that_would_give_a_person_two_nhs_numbers_goes_to_review() -> Non
 
 
 def link_item(partner: str, status: LinkStatus) -> batch.Item:
-    link = IdentityLink(
-        link_id="l-1",
-        partner_id=partner,
-        tokens=[factories.NHS_TOKEN, factories.COUNCIL_TOKEN],
-        method=LinkMethod.VERIFIED_MATCH,
-        status=status,
-        recorded_at=factories.WHEN,
-    )
+    link = factories.link(partner, status=status)
     return batch.Item(Op.LINK, link.link_id, raw=SERDE.encode(link, "links-value"))
 
 
