@@ -42,12 +42,17 @@ def build_hub(settings: Settings) -> Hub:
     return hub
 
 
+def check_place_key(settings: Settings) -> None:
+    """The hub needs no place key (partners tokenise before sending, and a hub without it
+    cannot reverse a token); one given to it must still not be short or the public test
+    key (``ConfigError`` naming the setting)."""
+    if settings.place_key_file is not None or settings.place_key is not None:
+        load_place_key(settings)
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run a worker until interrupted (blocks; Faust handles signals)."""
-    if settings.place_key_file is not None or settings.place_key is not None:
-        # The hub needs no place key (partners tokenise before sending, and a hub without
-        # it cannot reverse a token); one given to it must still not be short or public.
-        load_place_key(settings)
+    check_place_key(settings)
     hub = build_hub(settings)
     gc.freeze()  # start-up objects (schemas, Faust's machinery) leave the collector's scans
     gc.set_threshold(*GC_THRESHOLDS)

@@ -17,6 +17,7 @@ from connectors.pseudonymise import (
 from hub.config import TEST_PLACE_KEY, Settings
 from hub.errors import ConfigError
 from hub.models import TOKEN_PATTERN
+from hub.worker import check_place_key
 
 KEY = b"unit-test-key"
 
@@ -163,3 +164,11 @@ def test_short_place_keys_are_refused_naming_the_setting(tmp_path: Path) -> None
     key = load_place_key(_settings(place_key_file=key_file))
     assert key.secret == b"k" * 32 and key.id == key_id(b"k" * 32)
     assert "k" * 32 not in repr(key)
+
+
+def test_the_worker_needs_no_key_but_refuses_a_short_or_public_one() -> None:
+    check_place_key(_settings())  # partners tokenise; the hub never needs the key
+    with pytest.raises(ConfigError, match="PLACEHUB_PLACE_KEY: this is the public test key"):
+        check_place_key(_settings(place_key=TEST_PLACE_KEY))
+    with pytest.raises(ConfigError, match="PLACEHUB_PLACE_KEY"):
+        check_place_key(_settings(place_key="short"))
