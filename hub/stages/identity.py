@@ -65,6 +65,7 @@ __all__ = [
     "mint",
     "person_id_for",
     "retract",
+    "strength",
 ]
 
 SCHEME_STRENGTH = ("nhs", "upn", "council", "person")
@@ -75,7 +76,8 @@ RECORD_SOURCE = "record"
 Person = dict[str, Any]  # {"tokens": [...], "edges": {"a|b": [sources]}}
 
 
-def _strength(token: str) -> tuple[int, str]:
+def strength(token: str) -> tuple[int, str]:
+    """Sort key: NHS number before UPN before council reference before the name key."""
     scheme = token.split(":", 1)[0]
     rank = SCHEME_STRENGTH.index(scheme) if scheme in SCHEME_STRENGTH else len(SCHEME_STRENGTH)
     return rank, token
@@ -89,7 +91,7 @@ def person_id_for(token: str) -> str:
 
 def mint(tokens: Iterable[str]) -> str:
     """The id of the person made of ``tokens``: from the strongest one."""
-    return person_id_for(min(tokens, key=_strength))
+    return person_id_for(min(tokens, key=strength))
 
 
 @dataclass
@@ -117,7 +119,7 @@ def join(
     store: IdentityStore, tokens: Iterable[str], source: str = RECORD_SOURCE
 ) -> IdentityChange:
     """Record that ``tokens`` are one person (evidence ``source``); merge people if needed."""
-    ordered = sorted(set(tokens), key=_strength)
+    ordered = sorted(set(tokens), key=strength)
     people = sorted({p for t in ordered if (p := store.token_person.get(t)) is not None})
     # Each token to the strongest: a partner retracts the pair (strongest, wrong one).
     new_edges = {_edge(ordered[0], other) for other in ordered[1:]}
@@ -288,7 +290,7 @@ class _Work:
             self.effects.audits.append(audit_record("identity.drop.withdrawn", None, self.now))
         elif item.op is Op.EVENT:
             partner = self.ctx.topics.partner_of(item.source.split(":", 1)[0]) or "unknown"
-            tokens, left = joinable(store.token_person, store.people, item.tokens, _strength)
+            tokens, left = joinable(store.token_person, store.people, item.tokens, strength)
             if left:  # it would give someone a second NHS number: for review, not a merge
                 self._refuse_join(item.tokens, "event", partner)
             change = join(store, tokens, f"{RECORD_SOURCE}:{partner}")

@@ -31,6 +31,7 @@ from hub.stages.effects import (
     run_each,
 )
 from hub.stages.hops import each_item, framed_in
+from hub.stages.identity import strength
 
 __all__ = [
     "MAX_ENTRIES",
@@ -152,11 +153,13 @@ def absorb(view: PersonView | None, person_id: str, entries: Iterable[TimelineEn
 
 
 def split(view: PersonView, parts: dict[str, list[str]]) -> dict[str, list[TimelineEntry]]:
-    """The entries of ``view`` shared out to the people it split into, by their tokens."""
+    """The entries of ``view`` shared out to the people it split into, by their tokens: an
+    entry carrying tokens of two of them goes with its strongest (as identity places it)."""
     owner = {token: person for person, tokens in parts.items() for token in tokens}
     shares: dict[str, list[TimelineEntry]] = {person: [] for person in parts}
     for entry in view.entries:
-        person = next((owner[t] for t in entry.tokens if t in owner), None)
+        ranked = sorted(entry.tokens, key=strength)
+        person = next((owner[t] for t in ranked if t in owner), None)
         if person is not None:
             shares[person].append(entry)
     return shares

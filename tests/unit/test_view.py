@@ -93,6 +93,14 @@ def test_split_shares_entries_by_token() -> None:
     assert shares == {"p-a": [nhs_entry], "p-b": [council_entry]}
 
 
+def test_an_entry_carrying_both_sides_of_a_split_stays_with_its_strongest_token() -> None:
+    """Whatever order the partner listed its identifiers in (it went by that order)."""
+    both = entry(tokens=[factories.COUNCIL_TOKEN, factories.NHS_TOKEN])
+    view = absorb(None, "p", [both])
+    shares = split(view, {"p-a": [factories.NHS_TOKEN], "p-b": [factories.COUNCIL_TOKEN]})
+    assert shares == {"p-a": [both], "p-b": []}
+
+
 def test_erase_basis_removes_only_that_basis() -> None:
     kept, gone = entry(consent_id="c-2"), entry(consent_id="c-1")
     view = absorb(None, "p", [kept, gone])
