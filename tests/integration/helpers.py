@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from hub.config import PROJECT_ROOT, Settings
 
@@ -187,3 +187,29 @@ def produce_raw(
         producer.send(topic, key=key, value=value, partition=partition).get(timeout=10)
     finally:
         producer.close()
+
+
+def committed(settings: Settings, topic: str) -> dict[int, int]:
+    """The hub's consumer group's committed offset per partition of ``topic``."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        offsets = admin.list_group_offsets(settings.app_id)[settings.app_id]
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+def ends(settings: Settings, topic: str) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def caught_up(settings: Settings, topic: str) -> bool:
+    """Whether the hub's group has committed every partition of ``topic`` to its end: its
+    stage has done every record there (commits follow the stages' marks)."""
+    done = committed(settings, topic)
+    return all(done.get(p, 0) >= end for p, end in ends(settings, topic).items() if end)

@@ -6,35 +6,16 @@ from __future__ import annotations
 import re
 import uuid
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from connectors import Publisher
 from hub.config import Settings
 from hub.topics import Topics
 from tests.integration.conftest import WorkerFactory
-from tests.integration.helpers import WorkerProcess, read_topic
+from tests.integration.helpers import WorkerProcess, committed, ends, read_topic
 from tests.integration.test_stream_core import HOUSING, consent_draft, draft, status, wait_until
 
 NUMBERS = ["943 476 5919", "401 023 2137", "943 476 5870"]
-
-
-def committed(settings: Settings, topic: str) -> dict[int, int]:
-    """The hub's consumer group's committed offset per partition of ``topic``."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    try:
-        offsets = admin.list_group_offsets(settings.app_id)[settings.app_id]
-    finally:
-        admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
-
-
-def ends(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
-    finally:
-        consumer.close()
 
 
 def rewinds(worker: WorkerProcess) -> float:

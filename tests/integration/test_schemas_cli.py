@@ -36,8 +36,13 @@ def test_register_puts_every_contract_under_its_subjects_with_its_mode(
         subjects
     )
     partners = load_partners(hub_settings.partners_file)
-    # The catalogue names the partner topic once; each declared partner has its own subject.
-    assert len(subjects) == sum(len(c.topics) for c in load_contracts()) + len(partners) - 1
+    # The catalogue names each partner topic (events, links) once; each declared partner
+    # has its own subject of each.
+    topics = [t for c in load_contracts() for t in c.topics]
+    per_partner = sum("{partner}" in t for t in topics)
+    assert per_partner == 2
+    assert len(subjects) == len(topics) + per_partner * (len(partners) - 1)
+    assert f"{prefix}partner.city-health.links-value" in subjects
     registry = SchemaRegistry(hub_settings)
     try:
         assert registry.compatibility(f"{prefix}hub.patterns-value").value == "FULL"
