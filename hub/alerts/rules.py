@@ -12,33 +12,24 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from hub._configfile import load_config_file
-from hub.alerts._lines import line_of
+from hub._configfile import ConfigFileError, config_error, load_config_file
 from hub.alerts.conditions import MAX_DAYS, Condition
-from hub.errors import ConfigError
 from hub.models import AlertSeverity, Code, PartnerId
 
 __all__ = ["Recipients", "Rule", "RuleBook", "RuleError", "load_rules"]
 
 
-class RuleError(ConfigError):
-    """Raised when an alert rules file is invalid; the message names file, line, key and
-    reason (``line`` is None when YAML could not say)."""
-
-    def __init__(self, path: Path, line: int | None, message: str) -> None:
-        self.path, self.line = path, line
-        super().__init__(message)
+# A bad rule file raises the config-file error every deployment file raises.
+RuleError = ConfigFileError
 
 
 class Recipients(BaseModel):
@@ -132,26 +123,9 @@ def load_rules(directory: Path, partners: Collection[str] | None = None) -> Rule
 
 
 def _load_rule(path: Path) -> Rule:
-    """``load_config_file`` names file, key and reason; this adds the key's line (from
-    the error it reported) and leaves out the YAML parser's excerpt of the file."""
-    try:
-        return load_config_file(path, Rule, "alert rule")
-    except ConfigError as exc:
-        invalid = exc.__context__  # the error it reported, if YAML or validation
-        if isinstance(invalid, yaml.MarkedYAMLError) and invalid.problem_mark is not None:
-            line = invalid.problem_mark.line + 1
-            raise _at(path, line, f"not valid YAML: {invalid.problem}") from None
-        if isinstance(invalid, ValidationError):
-            loc = invalid.errors(include_input=False)[0]["loc"]
-            raise _error(path, loc, str(exc).removeprefix(f"{path}: ")) from None
-        raise RuleError(path, None, str(exc)) from None
+    return load_config_file(path, Rule, "alert rule")
 
 
 def _error(path: Path, loc: Sequence[str | int], reason: str) -> RuleError:
     """A RuleError at the line of ``loc`` (a key path) in ``path``."""
-    return _at(path, line_of(path.read_text(), loc), reason)
-
-
-def _at(path: Path, line: int | None, reason: str) -> RuleError:
-    where = f"{path}:{line}" if line is not None else str(path)
-    return RuleError(path, line, f"{where}: {reason}")
+    return config_error(path, loc, reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,7 +71,10 @@ def test_bad_fields_are_rejected_naming_file_key_and_reason(
     folder = write(tmp_path / "a", extra)
     with pytest.raises(ConfigError) as error:
         load_agreements(folder)
-    assert str(error.value).startswith(f"{folder / 'dsa-1.yaml'}: {message}")
+    # file:line: key: reason (the line of the key at fault)
+    assert re.match(
+        rf"{re.escape(str(folder / 'dsa-1.yaml'))}:\d+: {re.escape(message)}", str(error.value)
+    )
     assert "nhs_number" not in str(error.value) or "nhs_number" in extra
 
 
