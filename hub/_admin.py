@@ -81,6 +81,7 @@ def declare_topics(settings: Settings, partner_topics: list[str], internal: dict
     names = Topics(settings.topic_prefix)
     ensure_topic(settings, names.schemas, partitions=1, compact=True)
     ensure_topic(settings, names.consent, partitions=settings.partitions, compact=True)
+    ensure_topic(settings, names.alerts, partitions=settings.partitions, compact=True)
     n, events = settings.partitions, settings.events_retention_hours
     for name in partner_topics:
         ensure_topic(settings, name, partitions=n, retention_hours=settings.partner_retention_hours)

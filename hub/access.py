@@ -28,7 +28,7 @@ from typing import Any
 
 from hub.agreements import ENTRY_FIELDS, AgreementBook
 from hub.models import ConsentRecord
-from hub.stages.view import PLAN_CLOSED, PLAN_OPENED, PersonView, TimelineEntry
+from hub.stages.view import PersonView, TimelineEntry, lead_partners
 from hub.users import Role, User
 
 __all__ = [
@@ -172,14 +172,11 @@ def present(person_id: str, shown: Shown, reader: Reader) -> dict[str, Any]:
     tokens, and ``source_ref``s only of the reader's own partner. Summaries (partners,
     needs, lead partners, last event) are built only from the fields each entry shows."""
     needs: dict[str, set[str]] = {}
-    plans: dict[str, str] = {}  # partner -> its latest plan event, in time order
     for entry, fields in shown:
-        if "event_type" not in fields:
-            continue
-        family, kind = entry.event_type.split(".", 1)
-        needs.setdefault(family, set()).add(kind)
-        if "partner_id" in fields and entry.event_type in (PLAN_OPENED, PLAN_CLOSED):
-            plans[entry.partner_id] = entry.event_type
+        if "event_type" in fields:
+            family, kind = entry.event_type.split(".", 1)
+            needs.setdefault(family, set()).add(kind)
+    planned = [e for e, fields in shown if {"event_type", "partner_id"} <= fields]
     last = max((e.occurred_at for e, f in shown if "occurred_at" in f), default=None)
     return {
         "person_id": person_id,
@@ -187,7 +184,7 @@ def present(person_id: str, shown: Shown, reader: Reader) -> dict[str, Any]:
         "partners": _partners(shown, reader),
         "needs": {family: sorted(kinds) for family, kinds in sorted(needs.items())},
         # The lead practitioner sits with the partner holding an open plan for the person.
-        "lead_partners": sorted(p for p, latest in plans.items() if latest == PLAN_OPENED),
+        "lead_partners": lead_partners(planned),
         "timeline": [_timeline_item(entry, fields) for entry, fields in shown],
         "area_code": _latest(shown, "area_code"),
         "age_band": _latest(shown, "age_band"),

@@ -14,7 +14,10 @@ runs them against Faust and carries out what they decide):
 - ``identity`` (one partition, so joins are serial and deterministic): map tokens to
   people, publish events keyed by person to hub.events, hand the views their work.
 - ``view`` (view topic + view transfers, partitioned by person): fold events into the
-  PersonView table; apply merges, splits, erasures and retention.
+  PersonView table; apply merges, splits, erasures and retention; send each changed
+  person's timeline to the alerts stage.
+- ``alerts`` (alerts topic, partitioned by person): the place's alert rules over each
+  changed timeline; raise, escalate and erase alerts on hub.alerts.
 
 A maintenance timer asks the stages that own them to expire consents, holds and views, and
 appends the roll records that let compaction apply an erasure (``hub.runtime.rolls``).
@@ -32,11 +35,12 @@ import faust
 from hub import batch
 from hub._admin import declare_topics, ensure_topic
 from hub.agreements import load_agreements
+from hub.alerts import load_rules
 from hub.batch import Op
 from hub.break_glass import break_glass_topic
 from hub.config import Settings
 from hub.metrics import Metrics
-from hub.models import AuditRecord, BreakGlassRead, DeadLetter, PartnerEvent, utc_now
+from hub.models import Alert, AuditRecord, BreakGlassRead, DeadLetter, PartnerEvent, utc_now
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
@@ -45,6 +49,7 @@ from hub.runtime.rolls import roll_records
 from hub.runtime.transport import HubApp
 from hub.runtime.watchdog import Watchdog, present_on
 from hub.serde import Serde
+from hub.stages.alerts import AlertsStage
 from hub.stages.basis import Consents
 from hub.stages.context import Context, Internal
 from hub.stages.gate import GateStage
@@ -89,6 +94,7 @@ class Hub:
         self.partners = load_partners(settings.partners_file)
         self.users = UserDirectory.load(settings.users_file, {p.id for p in self.partners})
         self.agreements = load_agreements(settings.agreements_dir)
+        self.rules = load_rules(settings.alerts_dir, {p.id for p in self.partners})
         self.health = Health()
         self.ctx = Context(
             topics=self.topics,
@@ -98,6 +104,7 @@ class Hub:
             agreements=self.agreements,
             consent_retention=timedelta(days=settings.consent_retention_days),
             quarantine_hold=timedelta(seconds=settings.quarantine_hold_s),
+            rules=self.rules,
         )
         self.app = HubApp(
             settings.app_id,
@@ -144,6 +151,8 @@ class Hub:
         # Keyed by raw bytes, like the hub.events records that update it, so a person hashes
         # to the same partition in the table as on the topic: table routing finds the owner.
         self.views = app.Table("views", default=None, partitions=n, key_type=bytes)
+        # Each person's alerts, keyed like the views (so on the same partition number).
+        self.alerts = app.Table("alerts", default=None, partitions=n, key_type=bytes)
         self.identity_tokens = app.Table("identity-tokens", default=None, partitions=1)
         self.people = app.Table("identity-people", default=None, partitions=1)
         # Consents withdrawn, by id: an event under one that reaches identity later is dropped.
@@ -163,6 +172,7 @@ class Hub:
             internal.view: n,
             internal.transfer: n,
             internal.control: n,
+            internal.alerts: n,
         }
         consents = Consents()
         inputs: dict[Stage, tuple[str, ...]] = {
@@ -172,6 +182,7 @@ class Hub:
             LinksStage(self.ctx): (*self.link_topic_names,),
             IdentityStage(self.ctx): (internal.identity,),
             ViewStage(self.ctx): (internal.view, internal.transfer),
+            AlertsStage(self.ctx): (internal.alerts,),
         }
         stores = Stores(
             app=app,
@@ -216,6 +227,7 @@ class Hub:
         written += [(AuditRecord.avro_schema, self.topics.audit)]
         written += [(PartnerEvent.avro_schema, topic) for topic in self.partner_topic_names]
         written += [(BreakGlassRead.avro_schema, break_glass_topic(self.settings))]
+        written += [(Alert.avro_schema, self.topics.alerts)]
         for schema_name, topic in written:
             self.serde.schema_for(schema_name, f"{topic}-value")
         self.registry.subjects()  # warm the cache with every schema already registered
@@ -268,7 +280,8 @@ class Hub:
                 value = batch.encode(chunk)
                 futures.append(await producer.send(self.internal.view, value, partition=partition))
         # So that an erasure reaches partitions nothing else is written to (hub.runtime.rolls).
-        for out in roll_records(self.app.tables.values(), self.topics.consent, n):
+        compacted = [self.topics.consent, self.topics.alerts]
+        for out in roll_records(self.app.tables.values(), compacted, n):
             futures.append(
                 await producer.send(out.topic, None, key=out.key, partition=out.partition)
             )

@@ -56,6 +56,7 @@ _SCHEMA = fastavro.parse_schema(
                                         "merge",
                                         "split",
                                         "sweep",
+                                        "timeline",
                                     ],
                                 },
                             },
@@ -95,6 +96,7 @@ class Op(StrEnum):
     MERGE = "merge"  # view: hand the person's entries ``into`` another person
     SPLIT = "split"  # view: share the person's entries out to ``parts``
     SWEEP = "sweep"  # view: expire what retention has passed
+    TIMELINE = "timeline"  # alerts: the person's timeline now (``raw``: codes, JSON)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     users_file: Path = PROJECT_ROOT / "deploy" / "local" / "users.yaml"
     partners_file: Path = PROJECT_ROOT / "deploy" / "local" / "partners.yaml"
     agreements_dir: Path = PROJECT_ROOT / "deploy" / "local" / "agreements"
+    # Alert rules (YAML, one per file; hub.alerts): none when the folder does not exist.
+    alerts_dir: Path = PROJECT_ROOT / "deploy" / "local" / "alerts"
     consent_retention_days: int = Field(default=730, ge=1)
     # How long Kafka keeps personal data on the hub's topics: what erasure must wait for,
     # against what `placehub replay` can rebuild (README, "What happens on withdrawal").

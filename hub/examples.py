@@ -50,6 +50,7 @@ _VALUES: dict[str, Any] = {
     "explanation": ["housing.arrears:BAND_1000_3000", "education.attendance:PCT_BELOW_80"],
     "event_ids": [_EVENT_ID],
     "partners": ["council-housing", "northfield-school"],
+    "recipients": ["council-housing", "northfield-school"],
     "feedback_id": "f-0009",
     "practitioner_role": "housing-officer",
     "combination_code": "education+housing",

@@ -79,6 +79,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "placehub_alerts",
+            "Alert rule outcomes by rule: new, escalated, suppressed (a repeat within the "
+            f"cooldown), erased (its basis went); each is about one person, so {_ROUNDED}.",
+            ["rule", "outcome"],
+            registry=self.registry,
+        )
         self.rewinds = Counter(
             "placehub_partition_rewinds",
             "Stream partitions the watchdog found stuck and read again from their "
@@ -88,6 +95,7 @@ class Metrics:
         self._by_name: dict[str, Counter] = {
             "placehub_identity_joins_refused": self.joins_refused,
             "placehub_partition_rewinds": self.rewinds,
+            "placehub_alerts": self.alerts,
             "placehub_gate_outcomes": self.outcomes,
             "placehub_quarantine_released": self.released,
             "placehub_view_updates": self.view_updates,
@@ -101,6 +109,12 @@ class Metrics:
         """Add ``n`` to the counter ``name`` (a stage's metric increment) with ``labels``."""
         counter = self._by_name[name]
         (counter.labels(*labels) if labels else counter).inc(n)
+
+    def declare_rules(self, rules: Iterable[str]) -> None:
+        """Show every rule's series from the start, at 0 (a first alert is news too)."""
+        for rule in rules:
+            for outcome in ("new", "escalated", "suppressed", "erased"):
+                self.alerts.labels(rule, outcome)
 
     def declare_partners(self, partners: Iterable[str]) -> None:
         """Show every partner's person-level series from the start, at 0: a series that
@@ -120,7 +134,7 @@ def _person_level(metric: str, labels: Mapping[str, str]) -> bool:
     """Whether a series counts events about single people (so is rounded on the way out)."""
     if metric == "placehub_records_settled":
         return labels.get("fate") in PERSON_LEVEL_FATES
-    return metric == "placehub_person_reads"
+    return metric in ("placehub_person_reads", "placehub_alerts")
 
 
 class _Disclosed(Collector):

@@ -726,6 +726,7 @@ class Alert(AvroRecord):
     event_ids: list[EventId] = Field(min_length=1)
     partners: list[PartnerId] = Field(min_length=1)
     created_at: AwareDatetime
+    recipients: list[PartnerId] = Field(default_factory=list)
 
 
 class FeedbackOutcome(StrEnum):

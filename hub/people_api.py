@@ -19,7 +19,7 @@ from hub._admin import ensure_topic
 from hub._http import problem
 from hub.access import Bases, Reader, Shown, involved, owners, present, refusal, select
 from hub.app import Hub
-from hub.batch import partition_for
+from hub.audit import write_audit
 from hub.break_glass import (
     BODY_MAX_BYTES,
     BadBreakGlass,
@@ -28,9 +28,8 @@ from hub.break_glass import (
     reads_for,
     reason_code_of,
 )
-from hub.models import AuditRecord, utc_now
+from hub.models import utc_now
 from hub.routing import caller, read_signed_body, route_to_owner
-from hub.runtime import producer_of
 from hub.stages.basis import Consents
 from hub.stages.view import PersonView, prune
 from hub.users import Role, User
@@ -55,10 +54,11 @@ def view_of(hub: Hub, person_id: str) -> PersonView | None:
     return prune(PersonView.model_validate(stored), utc_now(), hub.ctx.retention)[0]
 
 
-def alerted(person_id: str) -> Collection[str]:
-    """The partners holding an alert about ``person_id``: they count as involved. None yet;
-    the alert stage will answer this from its table (issue 11, item 2's seam)."""
-    return ()
+def alerted(hub: Hub, person_id: str) -> Collection[str]:
+    """The partners told of an alert about ``person_id`` (the alerts stage's table, kept on
+    the person's partition like the view): they count as involved."""
+    stored = hub.alerts.get(person_id.encode()) or {}
+    return {p for alert in stored.get("alerts", []) for p in alert["recipients"]}
 
 
 def install_people_api(hub: Hub) -> None:
@@ -71,23 +71,7 @@ def install_people_api(hub: Hub) -> None:
     async def audit(
         user: User, person_id: str | None, outcome: str, action: str = READ, audit_id: str = ""
     ) -> None:
-        record = AuditRecord(
-            audit_id=audit_id or str(uuid.uuid4()),
-            at=utc_now(),
-            actor=user.id,
-            role=user.role.value,
-            action=action,
-            person_id=person_id,
-            outcome=outcome,  # type: ignore[arg-type]
-        )
-        value = hub.serde.encode(record, f"{hub.topics.audit}-value")
-        key = (person_id or action).encode()
-        partition = partition_for(key, hub.settings.partitions)
-        producer = producer_of(hub.app)
-        delivery = await producer.send(hub.topics.audit, value, key=key, partition=partition)
-        await delivery  # the read is answered only once its audit record is in Kafka
-        if person_id is not None:
-            hub.metrics.person_reads.labels(outcome).inc()
+        await write_audit(hub, user, person_id, outcome, action, audit_id)
 
     def shown_to(reader: Reader, view: PersonView | None) -> Shown:
         if view is None:
@@ -121,7 +105,7 @@ def install_people_api(hub: Hub) -> None:
                 return known  # refused
             user, reader = known
             view = view_of(hub, person_id)
-            if view is not None and not involved(view, reader.partner, alerted(person_id)):
+            if view is not None and not involved(view, reader.partner, alerted(hub, person_id)):
                 await audit(user, person_id, "denied")
                 return problem(self, 404, NOT_VISIBLE)
             shown = shown_to(reader, view)

@@ -54,6 +54,10 @@ class Topics:
         return f"{self.prefix}hub.quarantine"
 
     @property
+    def alerts(self) -> str:
+        return f"{self.prefix}hub.alerts"
+
+    @property
     def audit(self) -> str:
         return f"{self.prefix}hub.audit"
 

@@ -53,6 +53,7 @@ def install_web(hub: Hub) -> None:
     app = hub.app
     scrape_token = hub.settings.metrics_token_value()  # read once; ConfigError at start
     hub.metrics.declare_partners(partner.id for partner in hub.partners)
+    hub.metrics.declare_rules(rule.code for rule in hub.rules)
 
     def may_see_books(view: View, user: User | None, partner_id: str | None) -> Response | None:
         """None if ``user`` may see ``partner_id``'s books (every partner's if None)."""

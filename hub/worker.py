@@ -7,6 +7,7 @@ import gc
 import faust
 
 from connectors.pseudonymise import load_place_key
+from hub.alerts_api import install_alerts_api
 from hub.app import Hub
 from hub.catalogue import install_catalogue_page
 from hub.config import Settings
@@ -35,6 +36,7 @@ def build_hub(settings: Settings) -> Hub:
     hub.prepare()
     install_web(hub)
     install_people_api(hub)
+    install_alerts_api(hub)
     install_registry_api(hub)
     install_review_api(hub)
     install_catalogue_page(hub)

@@ -5,10 +5,11 @@ Built once per worker from the settings; holds no state that changes while it ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from hub.agreements import AgreementBook
+from hub.alerts import RuleBook
 from hub.serde import Serde
 from hub.topics import Topics
 
@@ -40,10 +41,15 @@ class Internal:
     def control(self) -> str:
         return self.name("release-control")
 
+    @property
+    def alerts(self) -> str:
+        return self.name("alerts")
+
 
 @dataclass(frozen=True)
 class Context:
-    """A stage's fixed inputs: topics, partitions, codec, agreements and time limits."""
+    """A stage's fixed inputs: topics, partitions, codec, agreements, alert rules and time
+    limits."""
 
     topics: Topics
     internal: Internal
@@ -52,6 +58,7 @@ class Context:
     agreements: AgreementBook
     consent_retention: timedelta
     quarantine_hold: timedelta
+    rules: RuleBook = field(default_factory=lambda: RuleBook([]))  # the alert rules
 
     def retention(self, basis: str) -> timedelta:
         """How long an entry shared under ``basis`` may be kept."""

@@ -21,6 +21,7 @@ __all__ = [
     "OP",
     "REASON",
     "SOURCE",
+    "by_person",
     "each_item",
     "event_item",
     "framed_in",
@@ -55,11 +56,17 @@ def to_identity(ctx: Context, items: list[batch.Item]) -> list[Output]:
 
 def to_views(ctx: Context, items: list[batch.Item]) -> list[Output]:
     """Work for the views, one batch record per view partition, in order per person."""
+    return by_person(ctx, ctx.internal.view, items)
+
+
+def by_person(ctx: Context, topic: str, items: list[batch.Item]) -> list[Output]:
+    """``items`` (keyed by person) on ``topic``, one batch record per partition, in order
+    per person, each on its person's partition."""
     by_partition: dict[int, list[batch.Item]] = defaultdict(list)
     for item in items:
         by_partition[batch.partition_for(item.key.encode(), ctx.partitions)].append(item)
     return [
-        Output(ctx.internal.view, partition, None, batch.encode(chunk))
+        Output(topic, partition, None, batch.encode(chunk))
         for partition, part in by_partition.items()
         for chunk in batch.chunks(part)
     ]

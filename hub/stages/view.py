@@ -30,7 +30,7 @@ from hub.stages.effects import (
     audit_record,
     run_each,
 )
-from hub.stages.hops import each_item, framed_in
+from hub.stages.hops import by_person, each_item, framed_in
 from hub.stages.identity import strength
 
 __all__ = [
@@ -108,6 +108,33 @@ def entry_for(event: PartnerEvent, source: str) -> TimelineEntry:
         age_band=event.subject.age_band.value if event.subject.age_band else None,
         sources=[source],
     )
+
+
+def lead_partners(entries: Iterable[TimelineEntry]) -> list[str]:
+    """The partners holding an open plan for the person (their latest plan event, in time
+    order, opened one): where the lead practitioner sits."""
+    plans: dict[str, str] = {}
+    for entry in sorted(entries, key=lambda e: e.occurred_at):
+        if entry.event_type in (PLAN_OPENED, PLAN_CLOSED):
+            plans[entry.partner_id] = entry.event_type
+    return sorted(partner for partner, latest in plans.items() if latest == PLAN_OPENED)
+
+
+def timelines(ctx: Context, views: Iterable[tuple[str, PersonView | None]]) -> list[Output]:
+    """The view's word to the alerts stage: each changed person's timeline (codes, dates,
+    partners, bases, source refs; no tokens), none when the place has no alert rules."""
+    if not len(ctx.rules):
+        return []
+    items = [
+        batch.Item(Op.TIMELINE, person_id, raw=_timeline_bytes(view)) for person_id, view in views
+    ]
+    return by_person(ctx, ctx.internal.alerts, items)
+
+
+def _timeline_bytes(view: PersonView | None) -> bytes:
+    entries = view.entries if view is not None else []
+    dumped = [e.model_dump(mode="json", exclude={"tokens", "sources"}) for e in entries]
+    return json.dumps(dumped).encode()
 
 
 def _identity(entry: TimelineEntry) -> tuple[str, str]:
@@ -258,6 +285,7 @@ class ViewStage:
 
         run_each(self.name, records, state, effects, now, one)
         views.write(state, self.ctx.partitions, self.ctx.retention)
+        effects.outputs += timelines(self.ctx, views.touched())
         return effects
 
 
@@ -286,6 +314,10 @@ class _Views:
         while len(self.changed) > mark:
             person_id, before, _ = self.changed.pop()
             self.models[person_id] = before
+
+    def touched(self) -> list[tuple[str, PersonView | None]]:
+        """Each person the batch changed, with their view now (None: gone)."""
+        return [(p, self.models[p]) for p in dict.fromkeys(p for p, _, _ in self.changed)]
 
     def write(self, state: State, partitions: int, retention: Callable[[str], timedelta]) -> None:
         """Write each changed view to its table, on its person's partition."""

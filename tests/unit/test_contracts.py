@@ -63,13 +63,13 @@ def test_a_breaking_change_fails_naming_the_field_and_reason(
 def test_an_unrecorded_change_undeclared_schema_and_history_gap_are_findings(
     schemas: Path,
 ) -> None:
-    edit(schemas / "Alert.avsc", lambda s: s.update(doc="changed"))
-    shutil.copy(schemas / "Alert.avsc", schemas / "Extra.avsc")
-    shutil.copy(schemas / "Alert.avsc", schemas / "history" / "AlertFeedback" / "v3.avsc")
+    edit(schemas / "PatternCell.avsc", lambda s: s.update(doc="changed"))
+    shutil.copy(schemas / "PatternCell.avsc", schemas / "Extra.avsc")
+    shutil.copy(schemas / "PatternCell.avsc", schemas / "history" / "AlertFeedback" / "v3.avsc")
     problems = {str(f) for f in check(schemas)}
     assert "Extra: Extra.avsc is not declared in catalogue.yaml" in problems
     assert any(
-        p.startswith("Alert: Alert.avsc differs from its latest recorded version v1")
+        p.startswith("PatternCell: PatternCell.avsc differs from its latest recorded version v1")
         for p in problems
     )
     assert any(p.startswith("AlertFeedback:") and "without gaps" in p for p in problems)
@@ -80,11 +80,11 @@ def test_the_cli_reports_as_json_and_fails_on_findings(
 ) -> None:
     assert main(["schemas", "check", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
-    (schemas / "history" / "Alert" / "v1.avsc").unlink()
+    (schemas / "history" / "PatternCell" / "v1.avsc").unlink()
     monkeypatch.setattr("hub.cli.contracts.check", lambda: check(schemas))
     assert main(["schemas", "check", "--json"]) == 1
     assert json.loads(capsys.readouterr().out) == [
-        {"schema": "Alert", "problem": "no history: record it as history/Alert/v1.avsc"}
+        {"schema": "PatternCell", "problem": "no history: record it as history/PatternCell/v1.avsc"}
     ]
     assert main(["schemas", "check"]) == 1
-    assert "Alert: no history" in capsys.readouterr().err
+    assert "PatternCell: no history" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from hub.runtime.rolls import ROLL, roll_records
 def test_every_partition_of_every_compacted_topic_gets_one_roll_tombstone(tmp_path: Path) -> None:
     hub = Hub(Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path, partitions=4))
     tables = list(hub.app.tables.values())
-    rolls = roll_records(tables, hub.topics.consent, 4)
+    rolls = roll_records(tables, [hub.topics.consent, hub.topics.alerts], 4)
     assert all(out.value is None for out in rolls)
     by_topic: dict[str, set[int]] = {}
     for out in rolls:

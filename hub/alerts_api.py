@@ -1,0 +1,131 @@
+"""The practitioners' alert inbox: ``GET /v1/alerts``.
+
+A practitioner sees the alerts their organisation is told of (a rule's recipients), newest
+first, each with its explanation at the level the read rules give them (``hub.access``:
+an event's type, partner and date only where its lawful basis shares them with the
+reader's organisation; the rest is counted, not shown) and their organisation's own
+``source_ref``s for the person, to open the record in their own system. Every alert shown
+is a view of a person's data, so each is audited (``alert.view``) before the answer goes.
+
+The alerts live in the alerts stage's table, partitioned by person, so each worker
+answers for its partitions and the worker asked gathers the others' shares (with a worker
+assertion, as for the books).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from hub._http import problem
+from hub.access import Bases, Reader, refusal
+from hub.app import Hub
+from hub.audit import write_audit
+from hub.models import utc_now
+from hub.routing import PeerUnavailable, caller, peers, principal_of
+from hub.stages.basis import Consents
+from hub.stages.view import TimelineEntry
+from hub.users import User
+
+__all__ = ["INBOX_MAX", "inbox_items", "install_alerts_api"]
+
+INBOX_MAX = 200  # alerts in one answer, newest first
+ALERT_VIEW = "alert.view"
+_SHOWN = ("event_type", "partner_id", "occurred_at")
+
+
+def inbox_items(
+    stored: list[dict[str, Any]], person_id: str, reader: Reader, bases: Bases
+) -> list[dict[str, Any]]:
+    """``person_id``'s alerts (the table's rows) told to ``reader``'s organisation, as the
+    reader may see them."""
+    items = []
+    for alert in stored:
+        if reader.partner not in alert["recipients"]:
+            continue
+        shown, withheld = [], 0
+        for event in alert["events"]:
+            entry = TimelineEntry.model_validate(event | {"tokens": [], "source_ref": "-"})
+            fields = bases.fields(entry, reader)
+            if "event_type" in fields:
+                shown.append({f: event[f] for f in _SHOWN if f in fields})
+            else:
+                withheld += 1
+        items.append(
+            {
+                "alert_id": alert["alert_id"],
+                "person_id": person_id,
+                "rule": alert["rule"],
+                "severity": alert["severity"],
+                "purpose": alert["purpose"],
+                "created_at": alert["created_at"],
+                "raised_at": alert["raised_at"],
+                "events": shown,
+                "events_withheld": withheld,
+                "source_refs": alert["refs"].get(reader.partner, []),
+            }
+        )
+    return items
+
+
+def install_alerts_api(hub: Hub) -> None:
+    """Add the inbox (and the share each worker gives another) to the web server."""
+    app = hub.app
+    consents = Consents()
+
+    def local(reader: Reader) -> list[dict[str, Any]]:
+        bases = Bases(hub.agreements, lambda cid: consents.live(cid, hub.consents), utc_now())
+        found = []
+        for key, stored in list(hub.alerts.items()):
+            person_id = key.decode() if isinstance(key, bytes) else str(key)
+            found += inbox_items((stored or {}).get("alerts", []), person_id, reader, bases)
+        return found
+
+    def reader_of(view: View, user: User | None) -> Reader | Response:
+        if user is None:
+            return problem(view, 401, "a valid bearer token is required")
+        refused = refusal(user)
+        return problem(view, 403, refused) if refused else Reader.of(user)
+
+    class InboxPage(View):
+        """``GET /v1/alerts``: the alerts the caller's organisation is told of."""
+
+        async def get(self, request: Request) -> Response:
+            user = caller(hub, request)
+            reader = reader_of(self, user)
+            if not isinstance(reader, Reader):
+                if user is not None:
+                    await write_audit(hub, user, None, "denied", "alerts.list")
+                return reader
+            assert user is not None
+            found = local(reader)
+            here = peers(hub)
+            for url in here.others():
+                try:
+                    reply = await here.call(url, "GET", "/v1/_alerts", user)
+                except PeerUnavailable:
+                    return problem(self, 503, "another worker did not answer; try again")
+                if reply.status != 200:
+                    return problem(self, 503, "another worker did not answer; try again")
+                found += json.loads(reply.body)
+            found.sort(key=lambda a: datetime.fromisoformat(a["raised_at"]), reverse=True)
+            shown = found[:INBOX_MAX]
+            for alert in shown:
+                await write_audit(hub, user, alert["person_id"], "ok", ALERT_VIEW)
+            return self.json({"alerts": shown, "truncated": len(found) > INBOX_MAX})
+
+    class ShareForAWorker(View):
+        """``GET /v1/_alerts``: this worker's share of a practitioner's inbox, for a worker."""
+
+        async def get(self, request: Request) -> Response:
+            principal = principal_of(hub, request)
+            if principal is None or not principal.via_worker:
+                return problem(self, 401, "only the place's workers may ask for one worker's share")
+            reader = reader_of(self, principal.user)
+            return reader if not isinstance(reader, Reader) else self.json(local(reader))
+
+    app.page("/v1/alerts")(InboxPage)
+    app.page("/v1/_alerts")(ShareForAWorker)

@@ -1,0 +1,125 @@
+"""Alerts on the real broker: a shipped rule fires on a crafted timeline and not on a near
+miss, reaches the inbox of the partners it tells (and no other), at the level the read
+rules give them, and is erased when its basis is withdrawn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors import ConsentDraft, Publisher
+from hub.models import Alert, ConsentStatus
+from hub.registry import SchemaRegistry
+from hub.serde import Serde
+from hub.stages.identity import person_id_for
+from hub.topics import Topics
+from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
+from tests.integration.helpers import WorkerProcess, read_topic
+from tests.integration.test_stream_core import (
+    HEALTH,
+    HOUSING,
+    NHS,
+    SCHOOL,
+    draft,
+    tok,
+    wait_until,
+)
+
+OTHER_NHS, NEAR_NHS = "401 023 2137", "943 476 5870"
+HOUSING_PRACTITIONER, SCHOOL_PRACTITIONER = "demo-practitioner-housing", "demo-practitioner-school"
+
+
+def alerts_on_topic(worker: WorkerProcess) -> dict[bytes, Alert | None]:
+    """hub.alerts as compaction will leave it: the latest value per alert id."""
+    s = worker.settings
+    serde = Serde(SchemaRegistry(s))
+    latest: dict[bytes, Alert | None] = {}
+    for key, value, _ in read_topic(s, Topics(s.topic_prefix).alerts):
+        assert key is not None
+        latest[key] = serde.decode(value, Alert) if value is not None else None
+    return latest
+
+
+def inbox(worker: WorkerProcess, token: str) -> list[dict[str, Any]]:
+    reply = worker.get("/v1/alerts", token=token)
+    assert reply.status_code == 200, reply.text
+    alerts: list[dict[str, Any]] = reply.json()["alerts"]
+    return alerts
+
+
+def test_a_rule_fires_for_the_partners_involved_and_is_erased_with_its_basis(
+    make_worker: WorkerFactory,
+) -> None:
+    worker = make_worker()
+    s = worker.settings
+    with Publisher("council-housing", "northgate", s) as housing:
+        # Person A: housing, school and health within 90 days, under the test agreement.
+        housing.publish(draft({"nhs": NHS}, HOUSING, agreement_id=TEST_AGREEMENT_ID))
+        # Person B: the same three domains, the school being one housing's agreement does
+        # not name, so under B's consent; the near miss: two domains only.
+        housing.publish_consent(
+            ConsentDraft(
+                consent_id="c-b",
+                identifiers={"nhs": OTHER_NHS},
+                purposes=["early-help"],
+                sharing_partners=["council-housing", "city-health", "southside-primary"],
+            )
+        )
+        housing.publish(draft({"nhs": OTHER_NHS}, HOUSING, consent_id="c-b"))
+        housing.publish(draft({"nhs": NEAR_NHS}, HOUSING, agreement_id=TEST_AGREEMENT_ID))
+    with Publisher("northfield-school", "sims", s) as school:
+        school.publish(draft({"nhs": NHS}, SCHOOL, agreement_id=TEST_AGREEMENT_ID, minutes=1))
+    with Publisher("southside-primary", "sims", s) as primary:
+        primary.publish(draft({"nhs": OTHER_NHS}, SCHOOL, consent_id="c-b", minutes=1))
+    with Publisher("city-health", "emis", s) as health:
+        for nhs, basis in ((NHS, None), (OTHER_NHS, "c-b"), (NEAR_NHS, None)):
+            agreement = None if basis else TEST_AGREEMENT_ID
+            health.publish(draft({"nhs": nhs}, HEALTH, basis, agreement, minutes=2))
+
+    a, b = person_id_for(tok(s, "nhs", NHS)), person_id_for(tok(s, "nhs", OTHER_NHS))
+
+    def fired() -> dict[str, Alert]:
+        return {x.person_id: x for x in alerts_on_topic(worker).values() if x is not None}
+
+    wait_until(lambda: {a, b} <= set(fired()), describe=lambda: sorted(fired()))
+    alerts = fired()
+    assert set(alerts) == {a, b}  # not the near miss
+    assert alerts[a].rule_code == "multi-domain-needs"
+    assert alerts[a].recipients == ["city-health", "council-housing", "northfield-school"]
+    assert alerts[a].explanation == [
+        "education.suspension",
+        "health.ae_attendance",
+        "housing.arrears",
+    ]
+
+    housing_sees = {x["person_id"]: x for x in inbox(worker, HOUSING_PRACTITIONER)}
+    assert set(housing_sees) == {a, b}
+    seen = housing_sees[a]
+    assert (seen["rule"], seen["severity"], seen["events_withheld"]) == (
+        "multi-domain-needs",
+        "HIGH",
+        0,
+    )
+    assert seen["source_refs"] == ["REF-1"]  # housing's own record of the person
+    assert {e["partner_id"] for e in seen["events"]} == {
+        "council-housing",
+        "northfield-school",
+        "city-health",
+    }
+    # The school is told of A, not of B, whose school is another.
+    assert [x["person_id"] for x in inbox(worker, SCHOOL_PRACTITIONER)] == [a]
+    assert worker.get("/v1/alerts", token="demo-steward").status_code == 403
+    assert worker.get("/v1/alerts", token=None).status_code == 401
+
+    with Publisher("council-housing", "northgate", s) as housing:
+        housing.publish_consent(
+            ConsentDraft(
+                consent_id="c-b",
+                identifiers={"nhs": OTHER_NHS},
+                purposes=["early-help"],
+                sharing_partners=["council-housing"],
+                status=ConsentStatus.WITHDRAWN,
+            )
+        )
+    wait_until(lambda: b not in fired())
+    assert alerts_on_topic(worker)[alerts[b].alert_id.encode()] is None  # a tombstone
+    assert [x["person_id"] for x in inbox(worker, HOUSING_PRACTITIONER)] == [a]
