@@ -30,10 +30,13 @@ class Role(StrEnum):
     PRACTITIONER = "practitioner"
     STEWARD = "steward"
     ADMIN = "admin"
+    # Answers subject access requests for one partner: reads who accessed a person
+    # (hub.access_history), never the person's data.
+    PRIVACY_OFFICER = "privacy-officer"
 
 
 # Roles that act for one partner organisation, so must say which.
-_OF_A_PARTNER = (Role.PARTNER, Role.PRACTITIONER)
+_OF_A_PARTNER = (Role.PARTNER, Role.PRACTITIONER, Role.PRIVACY_OFFICER)
 
 
 class User(BaseModel):
@@ -48,7 +51,7 @@ class User(BaseModel):
 
     @model_validator(mode="after")
     def _names_its_partner(self) -> Self:
-        """A partner or practitioner without a partner would be scoped to no one (or all)."""
+        """A user acting for a partner without naming it would be scoped to no one (or all)."""
         if self.role in _OF_A_PARTNER and not self.partner:
             raise ValueError(f"a user of role {self.role.value} must name its partner")
         return self

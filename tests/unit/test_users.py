@@ -35,6 +35,10 @@ def test_basic_credentials_are_the_user_id_and_its_token() -> None:
     [
         ("{id: feed, role: partner}", "a user of role partner must name its partner"),
         ("{id: alex, role: practitioner}", "a user of role practitioner must name its partner"),
+        (
+            "{id: pat, role: privacy-officer}",
+            "a user of role privacy-officer must name its partner",
+        ),
     ],
 )
 def test_a_user_acting_for_a_partner_must_name_it(tmp_path: Path, entry: str, rule: str) -> None:
