@@ -10,12 +10,16 @@ Reading guide, in the order data flows:
   schema → lawful basis; each record to exactly one of identity, quarantine or the
   dead-letter queue), ``quarantine`` (hold, release, withdraw, expire), ``links``,
   ``identity`` (which person a set of pseudonymous tokens belongs to), ``view`` (folding
-  events into the person-centred view, and minimising it for a caller); ``accounting``
-  keeps every partner record's fate, ``effects`` is what a stage returns.
+  events into the person-centred view, and minimising it for a caller), ``alerts`` (the
+  place's alert rules over each changed timeline); ``accounting`` keeps every partner
+  record's fate, ``effects`` is what a stage returns.
+- ``alerts``: the alert rules as code (conditions, loading, evaluation, cooldown).
 - ``runtime``: the only code that touches Faust and aiokafka: it runs a stage, delivers
   its effects, awaits them, and only then lets Faust commit; ``batch`` is the envelope of
   the internal hops.
-- ``app``: the declaration (topics, tables, which stage reads what); ``web`` the HTTP API.
+- ``app``: the declaration (topics, tables, which stage reads what); ``web`` the HTTP API,
+  with ``people_api`` (person reads, break glass), ``alerts_api`` (the inbox),
+  ``access_history`` (subject access requests), ``audit`` (the audit trail they write).
 - ``config``, ``partners``, ``users``: settings and deployment config files.
 - ``broker``: the local Kafka broker; ``worker``, ``demo``, ``cli``: how it all runs.
 """

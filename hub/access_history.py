@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,12 +31,12 @@ from faust.web import Request, Response, View
 
 from hub._http import problem
 from hub.app import Hub
+from hub.audit import write_audit
 from hub.batch import partition_for
 from hub.config import Settings
 from hub.errors import BrokerError, InputError
-from hub.models import AuditRecord, utc_now
+from hub.models import AuditRecord
 from hub.routing import caller
-from hub.runtime import producer_of
 from hub.serde import Serde
 from hub.users import Role, User, UserDirectory
 
@@ -167,21 +166,7 @@ def install_access_history(hub: Hub) -> None:
     """Add ``GET /v1/people/{person_id}/access`` (privacy officers only) to the web server."""
 
     async def audit(user: User, person_id: str, outcome: str) -> None:
-        """Write the listing's own audit record and wait until Kafka has it."""
-        record = AuditRecord(
-            audit_id=str(uuid.uuid4()),
-            at=utc_now(),
-            actor=user.id,
-            role=user.role.value,
-            action=ACCESS_HISTORY,
-            person_id=person_id,
-            outcome=outcome,  # type: ignore[arg-type]
-        )
-        value = hub.serde.encode(record, f"{hub.topics.audit}-value")
-        key = person_id.encode()
-        partition = partition_for(key, hub.settings.partitions)
-        producer = producer_of(hub.app)
-        await (await producer.send(hub.topics.audit, value, key=key, partition=partition))
+        await write_audit(hub, user, person_id, outcome, ACCESS_HISTORY)
 
     class AccessHistoryPage(View):
         """``GET /v1/people/{person_id}/access``: who accessed the person, for a privacy
