@@ -18,23 +18,19 @@ user since removed from the file shows as ``null``.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.web import Request, Response, View
 
 from hub._http import problem
 from hub.app import Hub
 from hub.audit import write_audit
-from hub.batch import partition_for
 from hub.config import Settings
-from hub.errors import BrokerError, InputError
+from hub.errors import BrokerError
+from hub.keyed_read import read_key
 from hub.models import AuditRecord
 from hub.routing import caller
 from hub.serde import Serde
@@ -58,7 +54,6 @@ HUB_PARTNER = "hub"  # what the listing names as the hub's "partner"
 LIST_MAX = 1000  # newest records a listing returns
 READ_TIMEOUT_S = 10.0  # to read the person's partition of hub.audit to its end
 
-log = logging.getLogger(__name__)
 
 PartnerOf = Callable[[AuditRecord], str | None]  # an audit record → its actor's partner
 
@@ -130,36 +125,7 @@ async def read_audit(
     """Every audit record keyed by ``person_id`` up to the partition's end at the call;
     BrokerError if that end is not reached within ``READ_TIMEOUT_S``."""
     key = person_id.encode()
-    partition = TopicPartition(topic, partition_for(key, settings.partitions))
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    records: list[AuditRecord] = []
-    unreadable = 0
-    try:
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        end = (await consumer.end_offsets([partition]))[partition]
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        while await consumer.position(partition) < end:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"{topic}: not read to its end in {READ_TIMEOUT_S} s")
-            batches = await consumer.getmany(partition, timeout_ms=1000)
-            for message in batches.get(partition, []):
-                if message.offset >= end or message.key != key or message.value is None:
-                    continue
-                if serde.needs_lookup(message.value):  # a registry read: blocking
-                    await asyncio.to_thread(serde.lookup, message.value)
-                try:
-                    records.append(serde.decode(message.value, AuditRecord))
-                except InputError:
-                    unreadable += 1
-    finally:
-        await consumer.stop()
-    if unreadable:
-        log.warning("%s: %d records of one person are not AuditRecord", topic, unreadable)
-    return records
+    return await read_key(settings, serde, topic, key, AuditRecord, READ_TIMEOUT_S)
 
 
 def install_access_history(hub: Hub) -> None:

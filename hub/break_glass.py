@@ -20,17 +20,14 @@ would not scale.
 from __future__ import annotations
 
 import json
-import logging
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, get_args
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from hub import batch
 from hub.config import Settings
-from hub.errors import BrokerError, InputError
+from hub.errors import InputError
+from hub.keyed_read import read_key
 from hub.models import BreakGlassRead, ReasonCode
 from hub.runtime import producer_of
 from hub.serde import Serde
@@ -54,7 +51,6 @@ REASON_MIN_CHARS = 20  # long enough to say something; short of an essay
 REASON_MAX_CHARS = 1000
 BODY_MAX_BYTES = 8192  # the reason in UTF-8 (up to 4 bytes a character) and the code
 
-log = logging.getLogger(__name__)
 
 LIST_MAX = 1000  # newest reads a listing returns
 READ_TIMEOUT_S = 10.0  # to read an owner's partition to its end
@@ -131,37 +127,9 @@ class BreakGlassLog:
 
     async def of_owner(self, owner: str) -> list[BreakGlassRead]:
         """Break-glass reads of ``owner``'s data, newest first (at most ``LIST_MAX``)."""
-        partition = TopicPartition(self.topic, self._partition(owner))
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            enable_auto_commit=False,
-            group_id=None,
-        )
-        await consumer.start()
-        reads: list[BreakGlassRead] = []
-        unreadable = 0
-        try:
-            consumer.assign([partition])
-            await consumer.seek_to_beginning(partition)
-            end = (await consumer.end_offsets([partition]))[partition]
-            deadline = time.monotonic() + READ_TIMEOUT_S
-            while await consumer.position(partition) < end:
-                if time.monotonic() > deadline:
-                    raise BrokerError(f"{self.topic}: not read to its end in {READ_TIMEOUT_S} s")
-                batches = await consumer.getmany(partition, timeout_ms=1000)
-                for record in batches.get(partition, []):
-                    if record.key != owner.encode() or record.value is None:
-                        continue
-                    try:
-                        reads.append(self.serde.decode(record.value, BreakGlassRead))
-                    except InputError:  # not a BreakGlassRead (one written before it was)
-                        unreadable += 1
-        finally:
-            await consumer.stop()
-        if unreadable:
-            log.warning(
-                "%s: %d records of one owner are not BreakGlassRead", self.topic, unreadable
-            )
+        key = owner.encode()
+        timeout = READ_TIMEOUT_S
+        reads = await read_key(self.settings, self.serde, self.topic, key, BreakGlassRead, timeout)
         return sorted(reads, key=lambda read: read.at, reverse=True)[:LIST_MAX]
 
 
