@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -167,6 +168,12 @@ class _Numbers:
         raise RequestRefused(400, f"{self.what} holds NaN or Infinity, which JSON does not allow")
 
 
-def problem(view: View, status: int, title: str) -> Response:
-    """An RFC 9457-style problem reply: the status and a title naming the rule broken."""
-    return view.json({"status": status, "title": title}, status=status)
+def problem(
+    view: View, status: int, title: str, errors: Sequence[tuple[str, str]] = ()
+) -> Response:
+    """An RFC 9457-style problem reply: the status and a title naming the rule broken, with
+    ``errors`` as ``{"pointer", "message"}`` (never a value) when there are any."""
+    body: dict[str, Any] = {"status": status, "title": title}
+    if errors:
+        body["errors"] = [{"pointer": p, "message": m} for p, m in errors]
+    return view.json(body, status=status)

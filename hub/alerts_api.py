@@ -71,18 +71,41 @@ def inbox_items(
     return items
 
 
+class Unanswered(Exception):
+    """Raised when another worker did not give its share (the caller answers 503)."""
+
+
+def local_alerts(hub: Hub, reader: Reader) -> list[dict[str, Any]]:
+    """The alerts on this worker's partitions told to ``reader``'s organisation."""
+    bases = Bases(hub.agreements, lambda cid: _CONSENTS.live(cid, hub.consents), utc_now())
+    found = []
+    for key, stored in list(hub.alerts.items()):
+        person_id = key.decode() if isinstance(key, bytes) else str(key)
+        found += inbox_items((stored or {}).get("alerts", []), person_id, reader, bases)
+    return found
+
+
+async def gather(hub: Hub, user: User, reader: Reader) -> list[dict[str, Any]]:
+    """Every worker's share of the alerts told to ``reader``'s organisation, newest first;
+    other workers are asked with a worker assertion for ``user`` (``Unanswered``)."""
+    found = local_alerts(hub, reader)
+    here = peers(hub)
+    for url in here.others():
+        try:
+            reply = await here.call(url, "GET", "/v1/_alerts", user)
+        except PeerUnavailable:
+            raise Unanswered from None
+        if reply.status != 200:
+            raise Unanswered
+        found += json.loads(reply.body)
+    return sorted(found, key=lambda a: datetime.fromisoformat(a["raised_at"]), reverse=True)
+
+
+_CONSENTS = Consents()  # parsed consents, checked against the table on every use
+
+
 def install_alerts_api(hub: Hub) -> None:
     """Add the inbox (and the share each worker gives another) to the web server."""
-    app = hub.app
-    consents = Consents()
-
-    def local(reader: Reader) -> list[dict[str, Any]]:
-        bases = Bases(hub.agreements, lambda cid: consents.live(cid, hub.consents), utc_now())
-        found = []
-        for key, stored in list(hub.alerts.items()):
-            person_id = key.decode() if isinstance(key, bytes) else str(key)
-            found += inbox_items((stored or {}).get("alerts", []), person_id, reader, bases)
-        return found
 
     def reader_of(view: View, user: User | None) -> Reader | Response:
         if user is None:
@@ -101,17 +124,10 @@ def install_alerts_api(hub: Hub) -> None:
                     await write_audit(hub, user, None, "denied", "alerts.list")
                 return reader
             assert user is not None
-            found = local(reader)
-            here = peers(hub)
-            for url in here.others():
-                try:
-                    reply = await here.call(url, "GET", "/v1/_alerts", user)
-                except PeerUnavailable:
-                    return problem(self, 503, "another worker did not answer; try again")
-                if reply.status != 200:
-                    return problem(self, 503, "another worker did not answer; try again")
-                found += json.loads(reply.body)
-            found.sort(key=lambda a: datetime.fromisoformat(a["raised_at"]), reverse=True)
+            try:
+                found = await gather(hub, user, reader)
+            except Unanswered:
+                return problem(self, 503, "another worker did not answer; try again")
             shown = found[:INBOX_MAX]
             for alert in shown:
                 await write_audit(hub, user, alert["person_id"], "ok", ALERT_VIEW)
@@ -125,7 +141,9 @@ def install_alerts_api(hub: Hub) -> None:
             if principal is None or not principal.via_worker:
                 return problem(self, 401, "only the place's workers may ask for one worker's share")
             reader = reader_of(self, principal.user)
-            return reader if not isinstance(reader, Reader) else self.json(local(reader))
+            return (
+                reader if not isinstance(reader, Reader) else self.json(local_alerts(hub, reader))
+            )
 
-    app.page("/v1/alerts")(InboxPage)
-    app.page("/v1/_alerts")(ShareForAWorker)
+    hub.app.page("/v1/alerts")(InboxPage)
+    hub.app.page("/v1/_alerts")(ShareForAWorker)

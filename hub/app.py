@@ -40,7 +40,15 @@ from hub.batch import Op
 from hub.break_glass import break_glass_topic
 from hub.config import Settings
 from hub.metrics import Metrics
-from hub.models import Alert, AuditRecord, BreakGlassRead, DeadLetter, PartnerEvent, utc_now
+from hub.models import (
+    Alert,
+    AlertFeedback,
+    AuditRecord,
+    BreakGlassRead,
+    DeadLetter,
+    PartnerEvent,
+    utc_now,
+)
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
@@ -228,6 +236,7 @@ class Hub:
         written += [(PartnerEvent.avro_schema, topic) for topic in self.partner_topic_names]
         written += [(BreakGlassRead.avro_schema, break_glass_topic(self.settings))]
         written += [(Alert.avro_schema, self.topics.alerts)]
+        written += [(AlertFeedback.avro_schema, self.topics.alert_feedback)]
         for schema_name, topic in written:
             self.serde.schema_for(schema_name, f"{topic}-value")
         self.registry.subjects()  # warm the cache with every schema already registered

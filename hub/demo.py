@@ -90,10 +90,13 @@ def run_demo(settings: Settings, people: int, rate_per_s: float) -> int:
         counts = place.publish(settings, events=people * 5)
         print(f"published {sum(counts.values())} events from {len(counts)} partners")
         url, view = _a_person_housing_serves(base, place, place_key.secret)
+        inbox = json.loads(_get(f"{base}/v1/alerts", DEMO_TOKEN) or b'{"alerts": []}')
         print(
             f"\nplacehub is running. A simulated person, {view['event_count']} events from "
             f"{len(view['partners'])} partners so far:\n"
             f"  curl -H 'Authorization: Bearer {DEMO_TOKEN}' {url}\n"
+            f"Alerts housing is told of ({len(inbox['alerts'])} so far):\n"
+            f"  curl -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/v1/alerts\n"
             f"Metrics:  curl -H 'Authorization: Bearer demo-admin' {base}/metrics\n"
             f"Publishing {rate_per_s:g} events/s; Ctrl-C to stop (the broker keeps running: "
             f"'placehub broker stop').\n"

@@ -1,8 +1,8 @@
-"""Reading one key's records from a topic keyed by it: a person's audit trail, a partner's
-break-glass reads.
+"""Reading a contract topic on request: one key's records (a person's audit trail, a
+partner's break-glass reads: keyed so that everything about one key is on one partition)
+or a whole small topic (the alert feedback).
 
-Both topics are keyed so that everything about one key is on one partition, and both are
-read to the end the partition had when the request came in, on the event loop (aiokafka),
+Read to the end the partitions had when the request came in, on the event loop (aiokafka),
 with any registry lookup a record needs done in a thread.
 """
 
@@ -21,7 +21,7 @@ from hub.errors import BrokerError, InputError
 from hub.models import AvroRecord
 from hub.serde import Serde
 
-__all__ = ["read_key"]
+__all__ = ["read_all", "read_key"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,25 @@ async def read_key(
     call, in offset order; records that are not a ``model`` are counted in the log.
     BrokerError if that end is not reached within ``timeout_s``."""
     partition = TopicPartition(topic, partition_for(key, settings.partitions))
+    return await _read(settings, serde, [partition], key, model, timeout_s)
+
+
+async def read_all(
+    settings: Settings, serde: Serde, topic: str, model: type[M], timeout_s: float
+) -> list[M]:
+    """Every ``model`` record on ``topic`` (all partitions) up to their ends at the call."""
+    partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+    return await _read(settings, serde, partitions, None, model, timeout_s)
+
+
+async def _read(
+    settings: Settings,
+    serde: Serde,
+    partitions: list[TopicPartition],
+    key: bytes | None,
+    model: type[M],
+    timeout_s: float,
+) -> list[M]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, group_id=None
     )
@@ -42,25 +61,29 @@ async def read_key(
     found: list[M] = []
     unreadable = 0
     try:
-        consumer.assign([partition])
-        await consumer.seek_to_beginning(partition)
-        end = (await consumer.end_offsets([partition]))[partition]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
         deadline = time.monotonic() + timeout_s
-        while await consumer.position(partition) < end:
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             if time.monotonic() > deadline:
-                raise BrokerError(f"{topic}: not read to its end in {timeout_s} s")
-            batches = await consumer.getmany(partition, timeout_ms=1000)
-            for message in batches.get(partition, []):
-                if message.offset >= end or message.key != key or message.value is None:
-                    continue
-                if serde.needs_lookup(message.value):  # a registry read: blocking
-                    await asyncio.to_thread(serde.lookup, message.value)
-                try:
-                    found.append(serde.decode(message.value, model))
-                except InputError:  # not a model record (one written before it was)
-                    unreadable += 1
+                raise BrokerError(f"{partitions[0].topic}: not read to its end in {timeout_s} s")
+            batches = await consumer.getmany(*partitions, timeout_ms=1000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    if message.offset >= ends[tp] or message.value is None:
+                        continue
+                    if key is not None and message.key != key:
+                        continue
+                    if serde.needs_lookup(message.value):  # a registry read: blocking
+                        await asyncio.to_thread(serde.lookup, message.value)
+                    try:
+                        found.append(serde.decode(message.value, model))
+                    except InputError:  # not a model record (one written before it was)
+                        unreadable += 1
     finally:
         await consumer.stop()
     if unreadable:
-        log.warning("%s: %d records of one key are not %s", topic, unreadable, model.__name__)
+        topic = partitions[0].topic
+        log.warning("%s: %d records are not %s", topic, unreadable, model.__name__)
     return found

@@ -733,6 +733,7 @@ class FeedbackOutcome(StrEnum):
     USEFUL = "USEFUL"
     NOT_USEFUL = "NOT_USEFUL"
     ACTED = "ACTED"
+    ALREADY_KNOWN = "ALREADY_KNOWN"
 
 
 class AlertFeedback(AvroRecord):
@@ -746,6 +747,8 @@ class AlertFeedback(AvroRecord):
     practitioner_role: Code
     outcome: FeedbackOutcome
     at: AwareDatetime
+    rule_code: Code | None = None
+    reason_code: Code | None = None
 
 
 class PatternCell(AvroRecord):

@@ -58,6 +58,10 @@ class Topics:
         return f"{self.prefix}hub.alerts"
 
     @property
+    def alert_feedback(self) -> str:
+        return f"{self.prefix}hub.alert-feedback"
+
+    @property
     def audit(self) -> str:
         return f"{self.prefix}hub.audit"
 

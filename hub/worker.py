@@ -12,6 +12,7 @@ from hub.alerts_api import install_alerts_api
 from hub.app import Hub
 from hub.catalogue import install_catalogue_page
 from hub.config import Settings
+from hub.feedback import install_feedback
 from hub.ingest import install_ingest
 from hub.people_api import install_people_api
 from hub.registry_api import install_registry_api
@@ -38,6 +39,7 @@ def build_hub(settings: Settings) -> Hub:
     install_web(hub)
     install_people_api(hub)
     install_alerts_api(hub)
+    install_feedback(hub)
     install_access_history(hub)
     install_registry_api(hub)
     install_review_api(hub)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
+
 from connectors import ConsentDraft, Publisher
 from hub.models import Alert, ConsentStatus
 from hub.registry import SchemaRegistry
@@ -109,6 +111,26 @@ def test_a_rule_fires_for_the_partners_involved_and_is_erased_with_its_basis(
     assert [x["person_id"] for x in inbox(worker, SCHOOL_PRACTITIONER)] == [a]
     assert worker.get("/v1/alerts", token="demo-steward").status_code == 403
     assert worker.get("/v1/alerts", token=None).status_code == 401
+
+    # Feedback: only on an alert one's organisation was told of, a known verdict.
+    def feedback(token: str, alert_id: str, body: dict[str, Any]) -> requests.Response:
+        url = f"{worker.url}/v1/alerts/{alert_id}/feedback"
+        return requests.post(
+            url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+
+    useful = {"outcome": "USEFUL", "reason_code": "new-to-us"}
+    assert feedback(HOUSING_PRACTITIONER, seen["alert_id"], useful).status_code == 201
+    assert feedback(SCHOOL_PRACTITIONER, alerts[b].alert_id, useful).status_code == 404
+    bad = feedback(SCHOOL_PRACTITIONER, seen["alert_id"], {"outcome": "JANE SMITH"})
+    assert bad.status_code == 422 and "JANE" not in bad.text
+    known = feedback(SCHOOL_PRACTITIONER, seen["alert_id"], {"outcome": "ALREADY_KNOWN"})
+    assert known.status_code == 201
+    rules = worker.get("/v1/alerts/usefulness", token="demo-steward").json()["rules"]
+    by_partner = rules["multi-domain-needs"]
+    assert by_partner["council-housing"]["share_useful"] == 1.0
+    assert by_partner["northfield-school"]["ALREADY_KNOWN"] == 1
+    assert worker.get("/v1/alerts/usefulness", token=HOUSING_PRACTITIONER).status_code == 403
 
     with Publisher("council-housing", "northgate", s) as housing:
         housing.publish_consent(

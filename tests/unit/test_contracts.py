@@ -65,7 +65,7 @@ def test_an_unrecorded_change_undeclared_schema_and_history_gap_are_findings(
 ) -> None:
     edit(schemas / "PatternCell.avsc", lambda s: s.update(doc="changed"))
     shutil.copy(schemas / "PatternCell.avsc", schemas / "Extra.avsc")
-    shutil.copy(schemas / "PatternCell.avsc", schemas / "history" / "AlertFeedback" / "v3.avsc")
+    shutil.copy(schemas / "PatternCell.avsc", schemas / "history" / "AlertFeedback" / "v4.avsc")
     problems = {str(f) for f in check(schemas)}
     assert "Extra: Extra.avsc is not declared in catalogue.yaml" in problems
     assert any(

@@ -1,0 +1,134 @@
+"""Feedback on alerts: what teaches the place which alerts are worth sending.
+
+``POST /v1/alerts/{alert_id}/feedback`` takes a practitioner's verdict on an alert their
+organisation was told of (``USEFUL``, ``NOT_USEFUL``, ``ALREADY_KNOWN`` or ``ACTED``, and
+an optional reason code; never free text) and writes an ``AlertFeedback`` to
+``hub.alert-feedback``, keyed by alert id, before it answers (audited ``alert.feedback``).
+``GET /v1/alerts/usefulness`` gives stewards each rule's usefulness by partner, from the
+whole topic: the latest verdict of each partner on each alert counts once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from faust.web import Request, Response, View
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from hub._admin import ensure_topic
+from hub._http import JsonLimits, RequestRefused, parse_json, problem, read_body
+from hub.access import Reader
+from hub.alerts_api import Unanswered, gather
+from hub.app import Hub
+from hub.audit import write_audit
+from hub.batch import partition_for
+from hub.keyed_read import read_all
+from hub.models import AlertFeedback, Code, FeedbackOutcome, utc_now
+from hub.routing import caller
+from hub.runtime import producer_of
+from hub.serde import validation_errors
+from hub.users import Role
+
+__all__ = ["FeedbackBody", "install_feedback", "usefulness"]
+
+BODY_MAX_BYTES = 4096
+_LIMITS = JsonLimits(max_depth=4, max_values=16)
+READ_TIMEOUT_S = 30.0
+
+
+class FeedbackBody(BaseModel):
+    """What a practitioner sends: a verdict and, if they like, a coded reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outcome: FeedbackOutcome
+    reason_code: Code | None = None
+
+
+def usefulness(feedback: Iterable[AlertFeedback]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per rule and partner: each outcome's count and the share of verdicts that were
+    ``USEFUL`` or ``ACTED``, counting each partner's latest verdict on each alert once."""
+    latest: dict[tuple[str, str], AlertFeedback] = {}
+    for item in sorted(feedback, key=lambda f: f.at):
+        latest[item.alert_id, item.partner_id] = item
+    counts: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    for item in latest.values():
+        counts[item.rule_code or "unknown"][item.partner_id][item.outcome.value] += 1
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for rule, by_partner in sorted(counts.items()):
+        found[rule] = {}
+        for partner, outcomes in sorted(by_partner.items()):
+            total = sum(outcomes.values())
+            helped = outcomes["USEFUL"] + outcomes["ACTED"]
+            found[rule][partner] = {
+                **{o.value: outcomes[o.value] for o in FeedbackOutcome},
+                "verdicts": total,
+                "share_useful": round(helped / total, 3),
+            }
+    return found
+
+
+def install_feedback(hub: Hub) -> None:
+    """Add the feedback and usefulness endpoints to the web server."""
+    topic = hub.topics.alert_feedback
+    ensure_topic(hub.settings, topic, partitions=hub.settings.partitions)
+
+    class FeedbackPage(View):
+        """``POST /v1/alerts/{alert_id}/feedback``: a practitioner's verdict on an alert."""
+
+        async def post(self, request: Request, alert_id: str) -> Response:
+            user = caller(hub, request)
+            if user is None:
+                return problem(self, 401, "a valid bearer token is required")
+            if user.role is not Role.PRACTITIONER or user.partner is None:
+                await write_audit(hub, user, None, "denied", "alert.feedback")
+                return problem(self, 403, "only practitioners give feedback on alerts")
+            try:
+                body = FeedbackBody.model_validate(
+                    parse_json(await read_body(request, BODY_MAX_BYTES), _LIMITS)
+                )
+            except RequestRefused as exc:
+                return problem(self, exc.status, exc.title)
+            except ValidationError as exc:
+                return problem(self, 422, "the feedback is not valid", validation_errors(exc))
+            try:
+                told = await gather(hub, user, Reader.of(user))
+            except Unanswered:
+                return problem(self, 503, "another worker did not answer; try again")
+            alert = next((a for a in told if a["alert_id"] == alert_id), None)
+            if alert is None:
+                return problem(self, 404, "no alert with that id was sent to your organisation")
+            record = AlertFeedback(
+                feedback_id=str(uuid.uuid4()),
+                alert_id=alert_id,
+                partner_id=user.partner,
+                practitioner_role=user.role.value,
+                outcome=body.outcome,
+                at=utc_now(),
+                rule_code=alert["rule"],
+                reason_code=body.reason_code,
+            )
+            key = alert_id.encode()
+            value = hub.serde.encode(record, f"{topic}-value")
+            partition = partition_for(key, hub.settings.partitions)
+            await (await producer_of(hub.app).send(topic, value, key=key, partition=partition))
+            await write_audit(hub, user, alert["person_id"], "ok", "alert.feedback")
+            return self.json({"feedback_id": record.feedback_id}, status=201)
+
+    class UsefulnessPage(View):
+        """``GET /v1/alerts/usefulness``: each rule's usefulness by partner, for stewards."""
+
+        async def get(self, request: Request) -> Response:
+            user = caller(hub, request)
+            if user is None:
+                return problem(self, 401, "a valid bearer token is required")
+            if user.role not in (Role.STEWARD, Role.ADMIN):
+                return problem(self, 403, "stewards and admins read the rules' usefulness")
+            feedback = await read_all(hub.settings, hub.serde, topic, AlertFeedback, READ_TIMEOUT_S)
+            return self.json({"rules": usefulness(feedback)})
+
+    hub.app.page("/v1/alerts/usefulness")(UsefulnessPage)
+    hub.app.page("/v1/alerts/{alert_id}/feedback")(FeedbackPage)
