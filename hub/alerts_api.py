@@ -14,7 +14,6 @@ assertion, as for the books).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -89,15 +88,11 @@ async def gather(hub: Hub, user: User, reader: Reader) -> list[dict[str, Any]]:
     """Every worker's share of the alerts told to ``reader``'s organisation, newest first;
     other workers are asked with a worker assertion for ``user`` (``Unanswered``)."""
     found = local_alerts(hub, reader)
-    here = peers(hub)
-    for url in here.others():
-        try:
-            reply = await here.call(url, "GET", "/v1/_alerts", user)
-        except PeerUnavailable:
-            raise Unanswered from None
-        if reply.status != 200:
-            raise Unanswered
-        found += json.loads(reply.body)
+    try:
+        for share in await peers(hub).shares("/v1/_alerts", user):
+            found += share
+    except PeerUnavailable:
+        raise Unanswered from None
     return sorted(found, key=lambda a: datetime.fromisoformat(a["raised_at"]), reverse=True)
 
 

@@ -237,6 +237,17 @@ class Peers:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise PeerUnavailable(f"{base} did not answer ({type(exc).__name__})") from None
 
+    async def shares(self, path: str, user: User) -> list[Any]:
+        """Every other worker's share of something partitioned (``GET path``, JSON), asked
+        for ``user`` with a worker assertion; PeerUnavailable if one does not give it."""
+        found = []
+        for url in self.others():
+            reply = await self.call(url, "GET", path, user)
+            if reply.status != 200:
+                raise PeerUnavailable(f"{url} answered {reply.status}")
+            found.append(json.loads(reply.body))
+        return found
+
 
 _PEERS: weakref.WeakKeyDictionary[Hub, Peers] = weakref.WeakKeyDictionary()
 

@@ -11,7 +11,6 @@ anyone, but only an admin learns which agents or stages failed.
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -76,17 +75,10 @@ def install_web(hub: Hub) -> None:
     async def gather_books(user: User, path: str) -> list[dict[str, Any]] | None:
         """Every worker's share (``/v1/_books...``): views and holds are partitioned. Other
         workers are asked with a worker assertion for ``user``, never the user's token."""
-        here = peers(hub)
-        shares = [local_books(hub)]
-        for url in here.others():
-            try:
-                reply = await here.call(url, "GET", path, user)
-            except PeerUnavailable:
-                return None
-            if reply.status != 200:
-                return None
-            shares.append(json.loads(reply.body))
-        return shares
+        try:
+            return [local_books(hub), *await peers(hub).shares(path, user)]
+        except PeerUnavailable:
+            return None
 
     class PartnerStatusPage(View):
         """``GET /v1/partners/{partner_id}/status``: that partner's accounting, and only it."""
