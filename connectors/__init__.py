@@ -7,6 +7,7 @@
 - ``csv_drop``, ``sql_poll``: the file and database connectors.
 - ``simulate``: a synthetic place that publishes through the SDK.
 - ``events``: reading hub.events, each event once (``EventReader``).
+- ``webhooks``: verifying the hub's signed alert notifications (``WebhookVerifier``).
 """
 
 from connectors.delivery import Delivery, Outgoing, Receipt
@@ -30,6 +31,7 @@ from connectors.publisher import (
     Publisher,
     UnknownPartner,
 )
+from connectors.webhooks import DuplicateDelivery, WebhookRejected, WebhookVerifier
 from hub.errors import BrokerError, ConfigError, EventRejected
 
 # The names a partner's code catches, by failure.
@@ -41,6 +43,7 @@ __all__ = [
     "ConfigError",
     "ConsentDraft",
     "Delivery",
+    "DuplicateDelivery",
     "EventDraft",
     "EventReader",
     "EventTooLarge",
@@ -54,6 +57,8 @@ __all__ = [
     "Publisher",
     "Receipt",
     "UnknownPartner",
+    "WebhookRejected",
+    "WebhookVerifier",
     "load_place_key",
     "normalise_council_ref",
     "normalise_nhs_number",

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["DISCLOSURE_STEP", "PERSON_LEVEL_FATES", "Metrics"]
+__all__ = ["DISCLOSURE_STEP", "PERSON_LEVEL_FATES", "WEBHOOK_OUTCOMES", "Metrics"]
 
 DISCLOSURE_STEP = 5
 # Fates that follow one person's consent or retention, not the partner's data quality.
 PERSON_LEVEL_FATES = ("erased", "dropped", "expired")
+# How a webhook notification's attempts went (hub.webhook_sender).
+WEBHOOK_OUTCOMES = ("delivered", "retried", "dead_lettered")
+# Each notification is about one alert, so one person: their series are rounded.
+_WEBHOOK_METRICS = ("placehub_webhook_deliveries", "placehub_webhook_attempt_seconds")
 
 _Rule = Callable[[str, Mapping[str, str]], bool]
 _ROUNDED = f"rounded down to a multiple of {DISCLOSURE_STEP} (below {DISCLOSURE_STEP} shows 0)"
@@ -92,7 +96,23 @@ class Metrics:
             "committed offset (hub.runtime.watchdog).",
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "placehub_webhook_deliveries",
+            "Webhook notifications per partner and outcome: delivered (a 2xx answer), "
+            "retried (an attempt failed and another follows), dead_lettered (the last "
+            f"attempt failed; the notification went to hub.dlq); {_ROUNDED}.",
+            ["partner", "outcome"],
+            registry=self.registry,
+        )
+        self.webhook_seconds = Histogram(
+            "placehub_webhook_attempt_seconds",
+            f"How long each webhook attempt took per partner, failed ones too (counts {_ROUNDED}).",
+            ["partner"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
         self._by_name: dict[str, Counter] = {
+            "placehub_webhook_deliveries": self.webhook_deliveries,
             "placehub_identity_joins_refused": self.joins_refused,
             "placehub_partition_rewinds": self.rewinds,
             "placehub_alerts": self.alerts,
@@ -125,6 +145,13 @@ class Metrics:
         for outcome in ("ok", "not-found", "denied"):
             self.person_reads.labels(outcome)
 
+    def declare_webhooks(self, partners: Iterable[str]) -> None:
+        """Show the webhook series of every partner with a webhook from the start, at 0."""
+        for partner in partners:
+            for outcome in WEBHOOK_OUTCOMES:
+                self.webhook_deliveries.labels(partner, outcome)
+            self.webhook_seconds.labels(partner)
+
     def exposition(self) -> bytes:
         """The Prometheus text a scrape gets: person-level series rounded, no timestamps."""
         return generate_latest(self.public)
@@ -134,7 +161,7 @@ def _person_level(metric: str, labels: Mapping[str, str]) -> bool:
     """Whether a series counts events about single people (so is rounded on the way out)."""
     if metric == "placehub_records_settled":
         return labels.get("fate") in PERSON_LEVEL_FATES
-    return metric in ("placehub_person_reads", "placehub_alerts")
+    return metric in ("placehub_person_reads", "placehub_alerts", *_WEBHOOK_METRICS)
 
 
 class _Disclosed(Collector):
@@ -150,7 +177,9 @@ class _Disclosed(Collector):
                 if sample.name.endswith("_created"):
                     continue
                 value = sample.value
-                if self.rounded(family.name, sample.labels):
+                # A histogram's sum is seconds, not a count: it stays as it is.
+                counts = not sample.name.endswith("_sum")
+                if counts and self.rounded(family.name, sample.labels):
                     value = float(int(value) // DISCLOSURE_STEP * DISCLOSURE_STEP)
                 shown.add_sample(sample.name, sample.labels, value, sample.timestamp)
             yield shown
