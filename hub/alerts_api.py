@@ -29,7 +29,7 @@ from hub.stages.basis import Consents
 from hub.stages.view import TimelineEntry
 from hub.users import User
 
-__all__ = ["INBOX_MAX", "inbox_items", "install_alerts_api"]
+__all__ = ["ALERT_VIEW", "CONSENTS", "INBOX_MAX", "gather", "inbox_items", "install_alerts_api"]
 
 INBOX_MAX = 200  # alerts in one answer, newest first
 ALERT_VIEW = "alert.view"
@@ -76,7 +76,7 @@ class Unanswered(Exception):
 
 def local_alerts(hub: Hub, reader: Reader) -> list[dict[str, Any]]:
     """The alerts on this worker's partitions told to ``reader``'s organisation."""
-    bases = Bases(hub.agreements, lambda cid: _CONSENTS.live(cid, hub.consents), utc_now())
+    bases = Bases(hub.agreements, lambda cid: CONSENTS.live(cid, hub.consents), utc_now())
     found = []
     for key, stored in list(hub.alerts.items()):
         person_id = key.decode() if isinstance(key, bytes) else str(key)
@@ -96,7 +96,7 @@ async def gather(hub: Hub, user: User, reader: Reader) -> list[dict[str, Any]]:
     return sorted(found, key=lambda a: datetime.fromisoformat(a["raised_at"]), reverse=True)
 
 
-_CONSENTS = Consents()  # parsed consents, checked against the table on every use
+CONSENTS = Consents()  # parsed consents, checked against the table on every use
 
 
 def install_alerts_api(hub: Hub) -> None:

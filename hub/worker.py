@@ -8,6 +8,7 @@ import faust
 
 from connectors.pseudonymise import load_place_key
 from hub.access_history import install_access_history
+from hub.alert_stream import install_alert_stream
 from hub.alerts_api import install_alerts_api
 from hub.app import Hub
 from hub.catalogue import install_catalogue_page
@@ -39,6 +40,7 @@ def build_hub(settings: Settings) -> Hub:
     install_web(hub)
     install_people_api(hub)
     install_alerts_api(hub)
+    install_alert_stream(hub)
     install_feedback(hub)
     install_access_history(hub)
     install_registry_api(hub)

@@ -1,0 +1,129 @@
+"""The live alert stream on the real broker: an alert reaches the stream of a practitioner
+whose organisation is told of it, exactly as the inbox shows it, and no other; a stream
+resumed with its Last-Event-ID gets what it missed and not what it had; an erasure reaches
+the stream; a worker with a stream open stops promptly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+from connectors import ConsentDraft, Publisher
+from hub.models import ConsentStatus
+from hub.stages.identity import person_id_for
+from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
+from tests.integration.sse import SseClient, SseEvent
+from tests.integration.test_alerts import (
+    HOUSING_PRACTITIONER,
+    OTHER_NHS,
+    SCHOOL_PRACTITIONER,
+    alerts_on_topic,
+    inbox,
+)
+from tests.integration.test_stream_core import HEALTH, HOUSING, NHS, SCHOOL, draft, tok, wait_until
+
+STREAM = "/v1/alerts/stream"
+
+
+def alerts_in(events: list[SseEvent]) -> list[dict[str, object]]:
+    return [json.loads(e.data) for e in events if e.event == "alert"]
+
+
+def test_alerts_reach_the_streams_of_those_told_resumably_and_erasures_follow(
+    make_worker: WorkerFactory,
+) -> None:
+    worker = make_worker()
+    s = worker.settings
+    url = f"{worker.url}{STREAM}"
+    live = SseClient(url, HOUSING_PRACTITIONER)
+    assert (live.status, live.content_type) == (200, "text/event-stream")
+    live.caught_up()  # subscribed: nothing published from here on can be missed
+
+    # Person A: housing, school and health within 90 days, under the test agreement.
+    with Publisher("council-housing", "northgate", s) as housing:
+        housing.publish(draft({"nhs": NHS}, HOUSING, agreement_id=TEST_AGREEMENT_ID))
+    with Publisher("northfield-school", "sims", s) as school:
+        school.publish(draft({"nhs": NHS}, SCHOOL, agreement_id=TEST_AGREEMENT_ID, minutes=1))
+    with Publisher("city-health", "emis", s) as health:
+        health.publish(draft({"nhs": NHS}, HEALTH, agreement_id=TEST_AGREEMENT_ID, minutes=2))
+    a = person_id_for(tok(s, "nhs", NHS))
+    events = live.wait_for(lambda es: alerts_in(es), "an alert")
+    [shown] = alerts_in(events)
+    assert shown["person_id"] == a
+    assert [shown] == inbox(worker, HOUSING_PRACTITIONER)  # exactly as the inbox shows it
+    had = next(e.id for e in events if e.event == "alert")
+    live.close()
+
+    # Person B, while housing's stream is closed: the school named is not northfield.
+    with Publisher("council-housing", "northgate", s) as housing:
+        housing.publish_consent(
+            ConsentDraft(
+                consent_id="c-b",
+                identifiers={"nhs": OTHER_NHS},
+                purposes=["early-help"],
+                sharing_partners=["council-housing", "city-health", "southside-primary"],
+            )
+        )
+        housing.publish(draft({"nhs": OTHER_NHS}, HOUSING, consent_id="c-b"))
+    with Publisher("southside-primary", "sims", s) as primary:
+        primary.publish(draft({"nhs": OTHER_NHS}, SCHOOL, consent_id="c-b", minutes=1))
+    with Publisher("city-health", "emis", s) as health:
+        health.publish(draft({"nhs": OTHER_NHS}, HEALTH, consent_id="c-b", minutes=2))
+    b = person_id_for(tok(s, "nhs", OTHER_NHS))
+
+    def raised() -> set[str]:
+        return {x.person_id for x in alerts_on_topic(worker).values() if x is not None}
+
+    wait_until(lambda: b in raised(), describe=raised)
+
+    # Resumed from the last id it had: B, which it missed, and not A, which it had.
+    resumed = SseClient(url, HOUSING_PRACTITIONER, last_event_id=had)
+    assert [x["person_id"] for x in alerts_in(resumed.caught_up())] == [b]
+    # The school, from the start of the topic: told of A, not of B.
+    start = ".".join("0" * s.partitions)
+    school_stream = SseClient(url, SCHOOL_PRACTITIONER, last_event_id=start)
+    assert [x["person_id"] for x in alerts_in(school_stream.caught_up())] == [a]
+    school_stream.close()
+
+    # B's consent withdrawn: its alert is erased, and the stream says so.
+    b_alert = next(x for x in inbox(worker, HOUSING_PRACTITIONER) if x["person_id"] == b)
+    with Publisher("council-housing", "northgate", s) as housing:
+        housing.publish_consent(
+            ConsentDraft(
+                consent_id="c-b",
+                identifiers={"nhs": OTHER_NHS},
+                purposes=["early-help"],
+                sharing_partners=["council-housing"],
+                status=ConsentStatus.WITHDRAWN,
+            )
+        )
+    erased = resumed.wait_for(lambda es: any(e.event == "erased" for e in es), "an erasure")
+    assert [json.loads(e.data) for e in erased if e.event == "erased"] == [
+        {"alert_id": b_alert["alert_id"]}
+    ]
+
+    # A worker stopping ends its open streams rather than waiting for them (aiohttp would
+    # wait 60 s for a handler that does not end).
+    assert worker.process is not None
+    worker.process.send_signal(signal.SIGTERM)
+    try:
+        worker.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the worker did not stop with a stream open") from None
+    resumed.close()
+
+
+def test_the_stream_refuses_who_may_not_read_alerts_and_a_bad_last_event_id(
+    make_worker: WorkerFactory,
+) -> None:
+    worker = make_worker()
+    url = f"{worker.url}{STREAM}"
+    assert SseClient(url, None).status == 401
+    assert SseClient(url, "demo-steward").status == 403
+    for bad in ("12", "x.y.z", "-1." * 2, "9" * 40):
+        refused = SseClient(url, HOUSING_PRACTITIONER, last_event_id=bad)
+        assert refused.status == 400
+        reply = refused.reply.json()
+        assert reply["title"].startswith("Last-Event-ID: ")
+        assert bad not in reply["title"]
