@@ -8,6 +8,13 @@ The place is data, not code: ``PARTNERS`` says who shares which event kinds, ``N
 which event kinds a need makes likely (needs co-occur within a household, as hardship
 does), and ``REFERRALS`` which event at one partner tends to lead to an event at another.
 A new payload family is one more ``_PAYLOADS`` entry and a few rows in these tables.
+
+The place has every kind of organisation the hub is for, so every shipped alert rule can
+fire in the demo: housing, schools and the NHS share under each person's consent, as do
+the job centre and the food bank; the police and children's services share under the
+safeguarding agreement (public task: ``deploy/local/agreements``), as they would for
+domestic abuse whether or not the person consented. Plans follow a referral and an
+assessment, and a sanction is often followed by a food-bank visit, as in life.
 """
 
 from __future__ import annotations
@@ -26,6 +33,14 @@ from hub.models import (
     ArrearsBand,
     AttendanceBand,
     BasisKind,
+    Benefit,
+    CareService,
+    ClaimChange,
+    ClosureReason,
+    CommunityEvent,
+    CommunityKind,
+    DashRisk,
+    DebtBand,
     EducationEvent,
     EducationKind,
     HealthEvent,
@@ -34,10 +49,19 @@ from hub.models import (
     HousingKind,
     LawfulBasis,
     Payload,
+    PlanType,
+    PoliceEvent,
+    PoliceKind,
+    SanctionLevel,
+    SocialCareEvent,
+    SocialCareKind,
+    WelfareEvent,
+    WelfareKind,
 )
 from hub.stages.identity import person_id_for
 
 __all__ = [
+    "HOUSEHOLD_EVENTS",
     "NEEDS",
     "PARTNERS",
     "REFERRALS",
@@ -51,6 +75,7 @@ __all__ = [
 ]
 
 PURPOSE = "early-help"
+SAFEGUARDING_AGREEMENT = "dsa-safeguarding-2026"  # deploy/local/agreements
 WARDS = [f"E0500{n:04d}" for n in range(1, 13)]
 _BATCH = 500  # events sent before waiting for acknowledgements, when not paced
 _ADULT_BANDS = [AgeBand.AGE_18_24, AgeBand.AGE_25_34, AgeBand.AGE_35_49, AgeBand.AGE_50_64]
@@ -75,6 +100,7 @@ class PartnerProfile:
     family: str
     kinds: tuple[str, ...]
     serves: Callable[[SimPerson], bool]
+    agreement: str | None = None  # shares under this agreement; else the person's consent
 
 
 def _tenant_of(landlord: str) -> Callable[[SimPerson], bool]:
@@ -129,15 +155,38 @@ PARTNERS: dict[str, PartnerProfile] = {
             "city-gp-federation", "City GP Federation", "health", "systmone-health", "health",
             ("GP_REGISTRATION",), _adult,
         ),
+        PartnerProfile(
+            "city-police", "City Police", "police", "niche-police", "police",
+            ("WELFARE_CONCERN", "DOMESTIC_INCIDENT"), _everyone, SAFEGUARDING_AGREEMENT,
+        ),
+        PartnerProfile(
+            "council-early-help", "City Council Children's Services and Early Help",
+            "social-care", "mosaic-social-care", "social_care",
+            ("REFERRAL", "ASSESSMENT", "PLAN_OPENED", "PLAN_CLOSED"), _everyone,
+            SAFEGUARDING_AGREEMENT,
+        ),
+        PartnerProfile(
+            "city-jobcentre", "City Jobcentre Plus", "welfare", "uc-welfare", "welfare",
+            ("SANCTION", "CLAIM_CHANGE"), _adult,
+        ),
+        PartnerProfile(
+            "city-food-bank", "City Food Bank and Debt Advice", "charity", "charitylog",
+            "community", ("FOOD_BANK", "DEBT_ADVICE"), _adult,
+        ),
     ]
 }  # fmt: skip
 
-# need -> (family, kind) -> weight: what a person with that need tends to show.
+# need -> (family, kind) -> weight: what a person with that need tends to show. A plan
+# is never drawn at random: it follows a referral and an assessment (``REFERRALS``).
 NEEDS: dict[str, dict[tuple[str, str], float]] = {
     "financial-hardship": {
         ("housing", "ARREARS"): 5.0,
         ("housing", "NOTICE_SERVED"): 1.5,
         ("education", "ATTENDANCE"): 1.0,
+        ("welfare", "SANCTION"): 1.5,
+        ("welfare", "CLAIM_CHANGE"): 1.5,
+        ("community", "FOOD_BANK"): 1.0,
+        ("community", "DEBT_ADVICE"): 1.0,
     },
     "housing-instability": {
         ("housing", "NOTICE_SERVED"): 2.0,
@@ -149,11 +198,20 @@ NEEDS: dict[str, dict[tuple[str, str], float]] = {
         ("education", "ATTENDANCE"): 4.0,
         ("education", "SUSPENSION"): 1.5,
         ("education", "EXCLUSION"): 0.5,
+        ("social_care", "REFERRAL"): 0.3,
     },
     "poor-mental-health": {
         ("health", "MENTAL_HEALTH_REFERRAL"): 2.0,
         ("health", "AE_ATTENDANCE"): 2.0,
         ("education", "ATTENDANCE"): 1.0,
+        ("police", "WELFARE_CONCERN"): 0.5,
+    },
+    "domestic-abuse": {
+        ("police", "DOMESTIC_INCIDENT"): 2.5,
+        ("police", "WELFARE_CONCERN"): 1.5,
+        ("social_care", "REFERRAL"): 0.5,
+        ("health", "AE_ATTENDANCE"): 1.0,
+        ("education", "ATTENDANCE"): 0.5,
     },
 }
 # A baseline every resident has: ordinary contact with services.
@@ -161,7 +219,12 @@ _BASELINE: dict[tuple[str, str], float] = {
     ("health", "AE_ATTENDANCE"): 0.5,
     ("health", "GP_REGISTRATION"): 0.2,
     ("education", "ATTENDANCE"): 0.5,
+    ("welfare", "CLAIM_CHANGE"): 0.2,
 }
+# Events a landlord records for the whole household, children included.
+HOUSEHOLD_EVENTS = frozenset(
+    {("housing", "NOTICE_SERVED"), ("housing", "HOMELESSNESS_PRESENTATION")}
+)
 # (family, kind) that starts a flow -> (family, kind) it leads to, and how often.
 REFERRALS: dict[tuple[str, str], list[tuple[tuple[str, str], float]]] = {
     ("housing", "HOMELESSNESS_PRESENTATION"): [
@@ -169,8 +232,19 @@ REFERRALS: dict[tuple[str, str], list[tuple[tuple[str, str], float]]] = {
         (("health", "MENTAL_HEALTH_REFERRAL"), 0.3),
     ],
     ("education", "EXCLUSION"): [(("health", "MENTAL_HEALTH_REFERRAL"), 0.4)],
-    ("health", "AE_ATTENDANCE"): [(("health", "MENTAL_HEALTH_REFERRAL"), 0.15)],
+    ("health", "AE_ATTENDANCE"): [
+        (("health", "MENTAL_HEALTH_REFERRAL"), 0.15),
+        (("health", "AE_ATTENDANCE"), 0.25),  # a return visit: frequent attenders
+    ],
     ("housing", "NOTICE_SERVED"): [(("housing", "HOMELESSNESS_PRESENTATION"), 0.25)],
+    ("housing", "ARREARS"): [(("community", "DEBT_ADVICE"), 0.1)],
+    ("welfare", "SANCTION"): [(("community", "FOOD_BANK"), 0.5)],
+    # The police notify children's services of a domestic incident; a referral is assessed,
+    # an assessment may open a plan, and some plans close within weeks.
+    ("police", "DOMESTIC_INCIDENT"): [(("social_care", "REFERRAL"), 0.6)],
+    ("social_care", "REFERRAL"): [(("social_care", "ASSESSMENT"), 0.8)],
+    ("social_care", "ASSESSMENT"): [(("social_care", "PLAN_OPENED"), 0.6)],
+    ("social_care", "PLAN_OPENED"): [(("social_care", "PLAN_CLOSED"), 0.3)],
 }
 
 
@@ -188,10 +262,52 @@ def _health(rng: random.Random, kind: str) -> Payload:
     return HealthEvent(kind=HealthKind(kind))
 
 
+def _police(rng: random.Random, kind: str) -> Payload:
+    if kind != "DOMESTIC_INCIDENT":
+        return PoliceEvent(kind=PoliceKind(kind))
+    risk = rng.choices(list(DashRisk), [6, 3, 1])[0]
+    return PoliceEvent(kind=PoliceKind(kind), dash_risk=risk, children_present=rng.random() < 0.5)
+
+
+def _social_care(rng: random.Random, kind: str) -> Payload:
+    service = rng.choice([CareService.EARLY_HELP, CareService.CHILDREN_SOCIAL_CARE])
+    plan = rng.choice([PlanType.EARLY_HELP_PLAN, PlanType.CHILD_IN_NEED])
+    return SocialCareEvent(
+        kind=SocialCareKind(kind),
+        service=service,
+        plan_type=plan if kind == "PLAN_OPENED" else None,
+        closure_reason=rng.choice(list(ClosureReason)) if kind == "PLAN_CLOSED" else None,
+    )
+
+
+def _welfare(rng: random.Random, kind: str) -> Payload:
+    benefit = rng.choices([Benefit.UNIVERSAL_CREDIT, Benefit.JSA, Benefit.ESA], [8, 1, 1])[0]
+    sanction = kind == "SANCTION"
+    return WelfareEvent(
+        kind=WelfareKind(kind),
+        benefit=benefit,
+        sanction_level=rng.choice(list(SanctionLevel)) if sanction else None,
+        claim_change=None if sanction else rng.choice(list(ClaimChange)),
+    )
+
+
+def _community(rng: random.Random, kind: str) -> Payload:
+    if kind != "DEBT_ADVICE":
+        return CommunityEvent(kind=CommunityKind(kind))
+    band = rng.choice(list(DebtBand))
+    return CommunityEvent(
+        kind=CommunityKind(kind), debt_band=band, priority_debt=rng.random() < 0.4
+    )
+
+
 _PAYLOADS: dict[str, Callable[[random.Random, str], Payload]] = {
     "housing": _housing,
     "education": _education,
     "health": _health,
+    "police": _police,
+    "social_care": _social_care,
+    "welfare": _welfare,
+    "community": _community,
 }
 
 
@@ -263,7 +379,8 @@ class Place:
         self.people: list[SimPerson] = []
         while len(self.people) < people:
             self._household(people - len(self.people), consent_rate)
-        self._follow_ups: list[tuple[datetime, SimPerson, tuple[str, str]]] = []
+        # (when, person, (family, kind), partner if it is fixed: a household's record)
+        self._follow_ups: list[tuple[datetime, SimPerson, tuple[str, str], str | None]] = []
 
     def _household(self, room: int, consent_rate: float) -> None:
         rng = self.rng
@@ -321,29 +438,35 @@ class Place:
         )
 
     def events(self, count: int, start: datetime | None = None) -> Iterator[tuple[str, EventDraft]]:
-        """``count`` events as (partner id, draft): needs drive them, referrals follow them."""
+        """``count`` events as (partner id, draft): needs drive them, referrals follow them,
+        and a household's notice or homelessness presentation names its children too."""
         moment = start or recent_start()
         weights = [1.0 + 2.0 * len(person.needs) for person in self.people]
-        # 1 to 90 minutes apart, closer for a large load, so the last event is still in the
-        # past (the hub refuses events more than a few minutes ahead of its clock).
+        # Up to 4 hours apart, closer for a large load: spread over about nine tenths of
+        # the time to now, so recent windows (30 days of A&E visits) hold events too and the
+        # last event is still in the past (the hub refuses events ahead of its clock).
         span_s = (datetime.now(UTC) - moment).total_seconds()
-        step_max_s = max(2, min(90 * 60, int(1.6 * span_s / max(count, 1))))
+        step_max_s = max(2, min(4 * 3600, int(1.8 * span_s / max(count, 1))))
         produced = 0
         while produced < count:
             moment += timedelta(seconds=self.rng.randrange(1, step_max_s))
             due = self._due_follow_up(moment)
             if due is not None:
-                person, (family, kind) = due
+                person, (family, kind), partner = due
             else:
                 person = self.rng.choices(self.people, weights)[0]
                 options = self._options(person)
                 if not options:
                     continue
                 family, kind = self.rng.choices(list(options), list(options.values()))[0]
-            partner = self._partner_for(person, family, kind)
+                partner = None
+            copy = partner is not None  # a dependant named on a household's record
+            partner = partner or self._partner_for(person, family, kind)
             if partner is None:
                 continue
-            self._schedule_referrals(person, (family, kind), moment)
+            if not copy:
+                self._schedule_referrals(person, (family, kind), moment)
+                self._schedule_dependants(person, partner, (family, kind), moment)
             produced += 1
             yield partner, self.draft(person, partner, family, kind, moment)
 
@@ -366,30 +489,49 @@ class Place:
         for follow_up, chance in REFERRALS.get(event, []):
             if self.rng.random() < chance:
                 later = moment + timedelta(days=self.rng.randrange(1, 21))
-                self._follow_ups.append((later, person, follow_up))
+                self._follow_ups.append((later, person, follow_up, None))
         self._follow_ups.sort(key=lambda item: item[0])
 
-    def _due_follow_up(self, moment: datetime) -> tuple[SimPerson, tuple[str, str]] | None:
+    def _schedule_dependants(
+        self, person: SimPerson, partner: str, event: tuple[str, str], moment: datetime
+    ) -> None:
+        """A notice or a homelessness application covers the household: the landlord
+        records it for each child living there too (a child's school can then be told)."""
+        if event not in HOUSEHOLD_EVENTS or person.school is not None:
+            return
+        for member in self.households[person.household].members:
+            if member.school is not None:
+                self._follow_ups.append((moment + timedelta(minutes=1), member, event, partner))
+        self._follow_ups.sort(key=lambda item: item[0])
+
+    def _due_follow_up(
+        self, moment: datetime
+    ) -> tuple[SimPerson, tuple[str, str], str | None] | None:
         if self._follow_ups and self._follow_ups[0][0] <= moment:
-            _, person, event = self._follow_ups.pop(0)
-            return person, event
+            _, person, event, partner = self._follow_ups.pop(0)
+            return person, event, partner
         return None
 
     def draft(
         self, person: SimPerson, partner: str, family: str, kind: str, moment: datetime
     ) -> EventDraft:
-        """The event ``partner`` records about ``person``, with the identifiers it holds."""
+        """The event ``partner`` records about ``person``, with the identifiers it holds,
+        under the partner's agreement if it has one, else the person's consent."""
         identifiers = {"nhs": person.nhs_number}
         if family == "housing" and person.council_ref:
             identifiers["council"] = person.council_ref
         if family == "education" and person.upn:
             identifiers["upn"] = person.upn
+        agreement = PARTNERS[partner].agreement
+        basis = (
+            LawfulBasis(kind=BasisKind.AGREEMENT, agreement_id=agreement, purpose=PURPOSE)
+            if agreement
+            else LawfulBasis(kind=BasisKind.CONSENT, consent_id=person.consent_id, purpose=PURPOSE)
+        )
         return EventDraft(
             source_ref=f"{partner[:3].upper()}-{person.index:06d}",
             identifiers=identifiers,
-            basis=LawfulBasis(
-                kind=BasisKind.CONSENT, consent_id=person.consent_id, purpose=PURPOSE
-            ),
+            basis=basis,
             payload=_PAYLOADS[family](self.rng, kind),
             occurred_at=moment,
             area_code=person.ward,

@@ -22,7 +22,15 @@ from connectors.events import RecentIds
 from connectors.mapping import EventMapping
 from connectors.pseudonymise import normalise_nhs_number, normalise_upn
 from connectors.publisher import UnknownPartner
-from connectors.simulate import PARTNERS, Place, synthetic_nhs_number, synthetic_upn
+from connectors.simulate import (
+    HOUSEHOLD_EVENTS,
+    PARTNERS,
+    Place,
+    synthetic_nhs_number,
+    synthetic_upn,
+)
+from hub.agreements import load_agreements
+from hub.alerts import evaluate, load_rules
 from hub.config import PROJECT_ROOT, Settings
 from hub.errors import ConfigError
 from hub.models import BasisKind, HousingEvent, HousingKind, LawfulBasis
@@ -203,6 +211,90 @@ def test_referral_flows_follow_their_trigger() -> None:
             after = kinds[kinds.index("housing.homelessness_presentation") :]
             followed += "health.gp_registration" in after
     assert followed > 0
+
+
+def _demo_timelines(place: Place, events: int) -> dict[int, list[dict[str, object]]]:
+    """Each person's timeline as the hub would hold it: events under an agreement, and
+    events under a consent the person gave (the rest wait in quarantine)."""
+    timelines: dict[int, list[dict[str, object]]] = {}
+    for n, (partner, draft) in enumerate(place.events(events)):
+        person = place.people[int(draft.source_ref[4:])]
+        if draft.basis.agreement_id or person.consented:
+            timelines.setdefault(person.index, []).append(
+                {
+                    "event_id": str(n),
+                    "event_type": draft.payload.event_type,
+                    "partner_id": partner,
+                    "occurred_at": draft.occurred_at,
+                }
+            )
+    return timelines
+
+
+def test_every_shipped_rule_fires_for_someone_in_the_demo_place() -> None:
+    """make demo's place (seed 7, 200 people, 1,000 events) evaluated now, as the alerts
+    stage does while the demo loads it. Before the police, children's services, job
+    centre and food bank joined, four rules could never fire; before a household's notice
+    named its children, housing-crisis-and-school could not; before the events reached the
+    last 30 days, repeat-ae-attendance could not."""
+    rules = load_rules(PROJECT_ROOT / "deploy/local/alerts", list(PARTNERS))
+    now = datetime.now(UTC)
+    fired: dict[str, list[set[str]]] = {}
+    for timeline in _demo_timelines(Place(seed=7, people=200), 1000).values():
+        for rule in rules:
+            if (match := evaluate(rule, timeline, now)) is not None:
+                fired.setdefault(rule.code, []).append({e.domain for e in match.events})
+    assert set(fired) == {rule.code for rule in rules}
+    new_domains = {"police", "social_care", "welfare", "community"}
+    assert all(any(d in domains for domains in fired["multi-domain-needs"]) for d in new_domains)
+
+
+def test_partners_share_under_a_lawful_basis_the_demo_deployment_holds() -> None:
+    """The police and children's services share under the safeguarding agreement (which
+    covers their event types and which they signed), everyone else under the consent."""
+    agreements = load_agreements(PROJECT_ROOT / "deploy/local/agreements")
+    place = Place(seed=3, people=120)
+    consent = place.consent(place.people[0])
+    assert set(consent.sharing_partners) == set(PARTNERS)
+    by_partner: dict[str, set[str | None]] = {}
+    for partner, draft in place.events(1500):
+        basis = draft.basis
+        by_partner.setdefault(partner, set()).add(basis.agreement_id)
+        if basis.kind is BasisKind.AGREEMENT:
+            agreement = agreements.get(basis.agreement_id or "")
+            assert agreement is not None and partner in agreement.partners
+            assert agreement.in_force(draft.occurred_at.date())
+        else:
+            assert basis.consent_id == place.people[int(draft.source_ref[4:])].consent_id
+    assert (
+        by_partner["city-police"] == by_partner["council-early-help"] == {"dsa-safeguarding-2026"}
+    )
+    assert by_partner["city-jobcentre"] == by_partner["city-food-bank"] == {None}
+
+
+def test_a_household_notice_names_its_children_and_plans_follow_assessments() -> None:
+    place = Place(seed=5, people=150)
+    events = [(partner, draft) for partner, draft in place.events(3000)]
+    person_of = {draft.source_ref: place.people[int(draft.source_ref[4:])] for _, draft in events}
+    children_named = [
+        (partner, draft)
+        for partner, draft in events
+        if (draft.payload.family, draft.payload.kind.value) in HOUSEHOLD_EVENTS
+        and person_of[draft.source_ref].school is not None
+    ]
+    assert children_named, "a child is never named on a household's notice"
+    for partner, draft in children_named:
+        child = person_of[draft.source_ref]
+        adults = {p.landlord for p in place.households[child.household].members}
+        assert partner in adults  # the household's own landlord recorded it
+    seen: dict[str, list[str]] = {}
+    for _, draft in sorted(events, key=lambda item: item[1].occurred_at):
+        seen.setdefault(draft.source_ref[4:], []).append(draft.payload.event_type)
+    plans = [kinds for kinds in seen.values() if "social_care.plan_opened" in kinds]
+    assert plans
+    for kinds in plans:
+        opened = kinds.index("social_care.plan_opened")
+        assert "social_care.assessment" in kinds[:opened]  # never a plan out of nowhere
 
 
 def test_recent_ids_say_new_once_and_forget_beyond_the_window() -> None:
