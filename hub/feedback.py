@@ -5,7 +5,9 @@ organisation was told of (``USEFUL``, ``NOT_USEFUL``, ``ALREADY_KNOWN`` or ``ACT
 an optional reason code; never free text) and writes an ``AlertFeedback`` to
 ``hub.alert-feedback``, keyed by alert id, before it answers (audited ``alert.feedback``).
 ``GET /v1/alerts/usefulness`` gives stewards each rule's usefulness by partner, from the
-whole topic: the latest verdict of each partner on each alert counts once.
+whole topic: the latest verdict of each partner on each alert counts once. The API and
+the practitioners' page (``hub.practitioner_page``) record a verdict through one function,
+``give_feedback``.
 """
 
 from __future__ import annotations
@@ -25,18 +27,27 @@ from hub.alerts_api import Unanswered, gather
 from hub.app import Hub
 from hub.audit import write_audit
 from hub.batch import partition_for
+from hub.errors import InputError
 from hub.keyed_read import read_all
 from hub.models import AlertFeedback, Code, FeedbackOutcome, utc_now
 from hub.routing import caller
 from hub.runtime import producer_of
 from hub.serde import validation_errors
-from hub.users import Role
+from hub.users import Role, User
 
-__all__ = ["FeedbackBody", "install_feedback", "usefulness"]
+__all__ = [
+    "FeedbackBody",
+    "NotTold",
+    "give_feedback",
+    "install_feedback",
+    "refusal_of",
+    "usefulness",
+]
 
 BODY_MAX_BYTES = 4096
 _LIMITS = JsonLimits(max_depth=4, max_values=16)
 READ_TIMEOUT_S = 30.0
+FEEDBACK = "alert.feedback"
 
 
 class FeedbackBody(BaseModel):
@@ -71,6 +82,48 @@ def usefulness(feedback: Iterable[AlertFeedback]) -> dict[str, dict[str, dict[st
     return found
 
 
+class NotTold(InputError):
+    """Raised when feedback names an alert the practitioner's organisation was not told of
+    (the caller answers 404, whether or not such an alert exists)."""
+
+
+def refusal_of(user: User) -> str | None:
+    """Why ``user`` may not give feedback on alerts, or None if they may (practitioners of
+    a partner only)."""
+    if user.role is not Role.PRACTITIONER or user.partner is None:
+        return "only practitioners give feedback on alerts"
+    return None
+
+
+async def give_feedback(hub: Hub, user: User, alert_id: str, body: FeedbackBody) -> AlertFeedback:
+    """Record ``user``'s verdict on ``alert_id``: the ``AlertFeedback`` is in
+    ``hub.alert-feedback`` and the act audited (``alert.feedback``) when this returns. The
+    one path for the API and the practitioners' page; ``user`` must pass ``refusal_of``.
+    Raises NotTold, or Unanswered if another worker did not give its share of the inbox."""
+    assert refusal_of(user) is None and user.partner is not None, "a refused user"
+    told = await gather(hub, user, Reader.of(user))
+    alert = next((a for a in told if a["alert_id"] == alert_id), None)
+    if alert is None:
+        raise NotTold("no alert with that id was sent to the caller's organisation")
+    record = AlertFeedback(
+        feedback_id=str(uuid.uuid4()),
+        alert_id=alert_id,
+        partner_id=user.partner,
+        practitioner_role=user.role.value,
+        outcome=body.outcome,
+        at=utc_now(),
+        rule_code=alert["rule"],
+        reason_code=body.reason_code,
+    )
+    topic = hub.topics.alert_feedback
+    key = alert_id.encode()
+    value = hub.serde.encode(record, f"{topic}-value")
+    partition = partition_for(key, hub.settings.partitions)
+    await (await producer_of(hub.app).send(topic, value, key=key, partition=partition))
+    await write_audit(hub, user, alert["person_id"], "ok", FEEDBACK)
+    return record
+
+
 def install_feedback(hub: Hub) -> None:
     """Add the feedback and usefulness endpoints to the web server."""
     topic = hub.topics.alert_feedback
@@ -83,8 +136,8 @@ def install_feedback(hub: Hub) -> None:
             user = caller(hub, request)
             if user is None:
                 return problem(self, 401, "a valid bearer token is required")
-            if user.role is not Role.PRACTITIONER or user.partner is None:
-                await write_audit(hub, user, None, "denied", "alert.feedback")
+            if refusal_of(user) is not None:
+                await write_audit(hub, user, None, "denied", FEEDBACK)
                 return problem(self, 403, "only practitioners give feedback on alerts")
             try:
                 body = FeedbackBody.model_validate(
@@ -95,27 +148,11 @@ def install_feedback(hub: Hub) -> None:
             except ValidationError as exc:
                 return problem(self, 422, "the feedback is not valid", validation_errors(exc))
             try:
-                told = await gather(hub, user, Reader.of(user))
+                record = await give_feedback(hub, user, alert_id, body)
             except Unanswered:
                 return problem(self, 503, "another worker did not answer; try again")
-            alert = next((a for a in told if a["alert_id"] == alert_id), None)
-            if alert is None:
+            except NotTold:
                 return problem(self, 404, "no alert with that id was sent to your organisation")
-            record = AlertFeedback(
-                feedback_id=str(uuid.uuid4()),
-                alert_id=alert_id,
-                partner_id=user.partner,
-                practitioner_role=user.role.value,
-                outcome=body.outcome,
-                at=utc_now(),
-                rule_code=alert["rule"],
-                reason_code=body.reason_code,
-            )
-            key = alert_id.encode()
-            value = hub.serde.encode(record, f"{topic}-value")
-            partition = partition_for(key, hub.settings.partitions)
-            await (await producer_of(hub.app).send(topic, value, key=key, partition=partition))
-            await write_audit(hub, user, alert["person_id"], "ok", "alert.feedback")
             return self.json({"feedback_id": record.feedback_id}, status=201)
 
     class UsefulnessPage(View):
