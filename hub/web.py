@@ -1,6 +1,10 @@
 """The hub's operational HTTP API, served by each Faust worker's web server: the books
 (partner status), ``/metrics`` and ``/v1/health``. Person reads are in ``hub.people_api``.
 
+A partner's status also shows its webhook's figures (``hub.webhooks``: delivered, retried,
+failed attempts, dead-lettered, the last success and failure) added up over the workers,
+each of which delivers for its share of ``hub.alerts`` and counts since it started.
+
 Handlers are thin: authenticate, check the role, call one function, format the reply.
 Who may call what: the books, a partner's own token (its own partner only), stewards and
 admins; ``/v1/_books`` (one worker's share), only another worker (``hub.routing``);
@@ -22,6 +26,8 @@ from hub.routing import PeerUnavailable, caller, peers, principal_of
 from hub.stages import accounting
 from hub.stages.accounting import partner_status
 from hub.users import Role, User
+from hub.webhook_sender import WebhookStats
+from hub.webhooks import webhook_stats
 
 __all__ = ["install_web", "local_books"]
 
@@ -80,6 +86,21 @@ def install_web(hub: Hub) -> None:
         except PeerUnavailable:
             return None
 
+    with_webhook = {p.id for p in hub.partners if p.webhook is not None}
+
+    async def gather_webhook(user: User, partner_id: str) -> dict[str, object]:
+        """Every worker's webhook figures for ``partner_id``, added up."""
+        own = webhook_stats(hub).share(partner_id)
+        others = await peers(hub).shares(f"/v1/_webhooks/{partner_id}", user)
+        return WebhookStats.combine([own, *others])
+
+    class WebhookSharePage(View):
+        """``GET /v1/_webhooks/{partner_id}``: this worker's webhook figures, for a worker."""
+
+        async def get(self, request: Request, partner_id: str) -> Response:
+            refused = share_for_a_worker(self, request, partner_id)
+            return refused or self.json(webhook_stats(hub).share(partner_id))
+
     class PartnerStatusPage(View):
         """``GET /v1/partners/{partner_id}/status``: that partner's accounting, and only it."""
 
@@ -94,7 +115,13 @@ def install_web(hub: Hub) -> None:
                 return problem(self, 503, "a worker did not report its share")
             own, *others = shares
             status = partner_status([own[partner_id], *others])
-            return self.json({"partner": partner_id, **status})
+            webhook = None
+            if partner_id in with_webhook:
+                try:
+                    webhook = await gather_webhook(user, partner_id)
+                except PeerUnavailable:
+                    return problem(self, 503, "a worker did not report its share")
+            return self.json({"partner": partner_id, **status, "webhook": webhook})
 
     class PlaceStatusPage(View):
         """``GET /v1/partners/status``: every partner's accounting in one pass (stewards)."""
@@ -175,5 +202,6 @@ def install_web(hub: Hub) -> None:
     app.page("/v1/partners/{partner_id}/status")(PartnerStatusPage)
     app.page("/v1/_books")(AllBooksPage)
     app.page("/v1/_books/{partner_id}")(BooksPage)
+    app.page("/v1/_webhooks/{partner_id}")(WebhookSharePage)
     app.page("/metrics")(MetricsPage)
     app.page("/v1/health")(HealthPage)

@@ -20,6 +20,7 @@ from hub.registry_api import install_registry_api
 from hub.review_api import install_review_api
 from hub.routing import install_peers
 from hub.web import install_web
+from hub.webhooks import install_webhooks
 
 __all__ = ["build_hub", "run_worker"]
 
@@ -47,6 +48,7 @@ def build_hub(settings: Settings) -> Hub:
     install_review_api(hub)
     install_catalogue_page(hub)
     install_ingest(hub)
+    install_webhooks(hub)  # reads the webhook secrets: a missing one stops the worker here
     return hub
 
 
