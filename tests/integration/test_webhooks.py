@@ -3,7 +3,9 @@ partner with a webhook is told of an alert, signed (verified with the SDK's help
 receiver failing its first two attempts gets the notification once accepted, with the
 retries counted; a receiver that always fails has each notification dead-lettered after
 its attempts, in hub.dlq, the metric and the partner's status; an erasure is told as
-``alert.erased``; a partner with a webhook that is not a recipient gets nothing."""
+``alert.erased``; a partner with a webhook that is not a recipient gets nothing; a worker
+stopped while a notification is still being retried sends it again after its restart,
+with the same delivery id (and the others of its record again, which receivers drop)."""
 
 from __future__ import annotations
 
@@ -50,12 +52,14 @@ class Receiver:
     answer: Callable[[int], int]
     verifier: WebhookVerifier = field(default_factory=lambda: WebhookVerifier([SECRET.encode()]))
     requests: int = 0
+    deliveries: list[str] = field(default_factory=list)  # each request's delivery id
     accepted: list[dict[str, Any]] = field(default_factory=list)  # genuine, new, 2xx
     duplicates: int = 0
     rejected: list[str] = field(default_factory=list)  # reasons
 
     def handle(self, body: bytes, headers: dict[str, str]) -> int:
         self.requests += 1
+        self.deliveries.append(headers.get("Placehub-Delivery", ""))
         status = self.answer(self.requests)
         # Only a notification answered 2xx is remembered (a failure asks for it again).
         verifier = self.verifier if status == 200 else WebhookVerifier(self.verifier.secrets)
@@ -75,9 +79,9 @@ class Receiver:
 class Receivers:
     """Every partner's receiver, on one aiohttp server in a thread of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, answers: dict[str, Callable[[int], int]]) -> None:
         self.port = free_port()
-        self.by_partner = {partner: Receiver(answer) for partner, answer in HOOKS.items()}
+        self.by_partner = {partner: Receiver(answer) for partner, answer in answers.items()}
         self.lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -119,11 +123,13 @@ class Receivers:
             return {(n["type"], n["alert_id"]) for n in self.by_partner[partner].accepted}
 
 
-def partners_with_webhooks(settings: Settings, receivers: Receivers, folder: Path) -> Path:
-    """The place's partners file, with a webhook for each partner in ``HOOKS``."""
+def partners_with_webhooks(
+    settings: Settings, receivers: Receivers, folder: Path, **retries: float
+) -> Path:
+    """The place's partners file, with a webhook for each partner ``receivers`` has."""
     place = yaml.safe_load(settings.partners_file.read_text())
     for partner in place["partners"]:
-        if partner["id"] in HOOKS:
+        if partner["id"] in receivers.by_partner:
             partner["webhook"] = {
                 "url": receivers.url(partner["id"]),
                 "secret_env": "PLACEHUB_TEST_HOOK_SECRET",
@@ -131,6 +137,7 @@ def partners_with_webhooks(settings: Settings, receivers: Receivers, folder: Pat
                 "max_attempts": ATTEMPTS,
                 "backoff_base_s": 0.05,
                 "timeout_s": 5,
+                **retries,
             }
     path = folder / "partners.yaml"
     path.write_text(yaml.safe_dump(place))
@@ -197,7 +204,7 @@ def metric(worker: WorkerProcess, partner: str, outcome: str) -> float:
 def test_alerts_reach_partner_webhooks_signed_retried_and_dead_lettered(
     make_worker: WorkerFactory, hub_settings: Settings, tmp_path: Path
 ) -> None:
-    with Receivers() as receivers:
+    with Receivers(HOOKS) as receivers:
         partners_file = partners_with_webhooks(hub_settings, receivers, tmp_path)
         worker = make_worker(partners_file=partners_file, test_hook_secret=SECRET)
         s = worker.settings
@@ -296,3 +303,43 @@ def test_alerts_reach_partner_webhooks_signed_retried_and_dead_lettered(
         assert metric(worker, "city-health", "dead_lettered") == len(health_told) // 5 * 5 >= 5
         assert metric(worker, "council-housing", "delivered") == len(housing_told) // 5 * 5
         assert metric(worker, "riverside-homes", "delivered") == 0
+
+
+def test_a_notification_cut_short_by_a_stop_is_sent_after_the_restart_with_its_id(
+    make_worker: WorkerFactory, hub_settings: Settings, tmp_path: Path
+) -> None:
+    health_up = threading.Event()
+    answers: dict[str, Callable[[int], int]] = {
+        "council-housing": lambda n: 200,
+        "city-health": lambda n: 200 if health_up.is_set() else 503,
+    }
+    with Receivers(answers) as receivers:
+        # Attempts enough to outlast the stop: health is still being retried when it comes.
+        retries = {"max_attempts": 20, "backoff_base_s": 0.2, "backoff_max_s": 0.5}
+        partners_file = partners_with_webhooks(hub_settings, receivers, tmp_path, **retries)
+        worker = make_worker(partners_file=partners_file, test_hook_secret=SECRET)
+        s = worker.settings
+        nhs = AGREED[0]
+        with Publisher("council-housing", "northgate", s) as housing:
+            housing.publish(draft({"nhs": nhs}, HOUSING, agreement_id=TEST_AGREEMENT_ID))
+        with Publisher("northfield-school", "sims", s) as school:
+            school.publish(draft({"nhs": nhs}, SCHOOL, agreement_id=TEST_AGREEMENT_ID, minutes=1))
+        with Publisher("city-health", "emis", s) as health:
+            health.publish(draft({"nhs": nhs}, HEALTH, agreement_id=TEST_AGREEMENT_ID, minutes=2))
+        health_receiver = receivers.by_partner["city-health"]
+        wait_until(lambda: health_receiver.requests >= 2 and receivers.told("council-housing"))
+        worker.stop()
+        assert not delivery_caught_up(s)  # health's notification holds its record back
+        failed_ids = set(health_receiver.deliveries)
+        assert len(failed_ids) == 1 and health_receiver.accepted == []
+
+        health_up.set()
+        worker = make_worker(partners_file=partners_file, test_hook_secret=SECRET)
+        wait_until(lambda: delivery_caught_up(s), timeout_s=90)
+        told = expected(worker, "city-health")
+        assert len(told) == 1
+        assert receivers.told("city-health") == told
+        assert [n["delivery_id"] for n in health_receiver.accepted] == list(failed_ids)
+        # Housing's notification of the same record went again; its receiver dropped it.
+        housing_receiver = receivers.by_partner["council-housing"]
+        assert len(housing_receiver.accepted) == 1 and housing_receiver.duplicates == 1
