@@ -16,6 +16,7 @@ from hub.config import Settings
 from hub.feedback import install_feedback
 from hub.ingest import install_ingest
 from hub.people_api import install_people_api
+from hub.practitioner_page import install_practitioner_page
 from hub.registry_api import install_registry_api
 from hub.review_api import install_review_api
 from hub.routing import install_peers
@@ -43,6 +44,7 @@ def build_hub(settings: Settings) -> Hub:
     install_alerts_api(hub)
     install_alert_stream(hub)
     install_feedback(hub)
+    install_practitioner_page(hub)
     install_access_history(hub)
     install_registry_api(hub)
     install_review_api(hub)

@@ -1,0 +1,314 @@
+"""The practitioners' web page, served by every worker under ``/practitioner``.
+
+A practitioner signs in by pasting their token once (``hub.practitioner_session``: an
+HttpOnly, SameSite=Strict cookie from then on), then sees their organisation's alert inbox,
+an alert's explanation with feedback buttons, and a person's timeline. Each page calls the
+same functions as the JSON API, so the page can show no more than the API would: the inbox
+is ``hub.alerts_api.gather``, feedback is ``hub.feedback.give_feedback``, the timeline is
+``hub.practitioner_timeline`` (the people API's read). Every view of person data is audited
+before the page goes. Pages are server-rendered (``hub.practitioner_render``) and work
+without JavaScript; one small script (``static/live.js``) adds new alerts to the inbox as
+they arrive.
+
+Forms carry the session's CSRF token and must come from the page's own origin; answers
+carry a strict Content-Security-Policy (no inline script) and are never cached.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any, cast
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from faust.web import Request, Response, View
+from pydantic import ValidationError
+
+from hub._http import RequestRefused, read_body
+from hub.access import Reader, refusal
+from hub.alert_stream import stream_alerts
+from hub.alerts_api import ALERT_VIEW, INBOX_MAX, Unanswered, gather
+from hub.app import Hub
+from hub.audit import write_audit
+from hub.feedback import FeedbackBody, NotTold, give_feedback
+from hub.practitioner_render import FEEDBACK_LABELS, render
+from hub.practitioner_session import COOKIE, Session, Sessions
+from hub.practitioner_timeline import TimelineUnavailable, read_timeline
+from hub.serde import validation_errors
+from hub.users import User
+
+__all__ = ["install_practitioner_page"]
+
+ROOT = "/practitioner"
+SIGN_IN = f"{ROOT}/sign-in"
+SIGN_IN_ACTION = "practitioner.sign-in"
+FORM_MAX_BYTES = 4096
+TOKEN_MAX_CHARS = 512
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # Origin on forms (no-referrer sends null)
+    "Cache-Control": "no-store",
+}
+STATIC = {"page.css": "text/css", "live.js": "text/javascript"}
+BAD_TOKEN = "That token is not recognised. Check you copied all of it and paste it again."
+TRY_AGAIN = "Another worker of the hub did not answer. Please try again in a moment."
+
+
+class _Signed:
+    """A signed-in request: the practitioner, their reader and their session."""
+
+    def __init__(self, user: User, session: Session) -> None:
+        self.user, self.session, self.reader = user, session, Reader.of(user)
+
+    def values(self) -> dict[str, Any]:
+        return {"user": self.user, "csrf": self.session.csrf}
+
+
+def _same_origin(request: web.Request) -> bool:
+    """Whether a form post comes from this page (the browser's Origin, where it sends one)."""
+    origin = request.headers.get("Origin")
+    return origin is None or origin == f"{request.scheme}://{request.host}"
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    """A url-encoded form's fields (first value each); RequestRefused if it is not one."""
+    if not _same_origin(request):
+        raise RequestRefused(403, "forms are accepted only from this page")
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise RequestRefused(415, "the form must be application/x-www-form-urlencoded")
+    body = await read_body(cast(Request, request), FORM_MAX_BYTES)
+    try:
+        fields = parse_qs(body.decode("ascii"), max_num_fields=8, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise RequestRefused(400, "the form is not a valid url-encoded form") from None
+    return {name: values[0] for name, values in fields.items()}
+
+
+def install_practitioner_page(hub: Hub) -> None:
+    """Add the practitioners' page (sign-in, inbox, alert, timeline, stream) to the web
+    server."""
+    sessions = Sessions()
+    rule_titles = {rule.code: rule.title for rule in hub.rules}
+    assets = {name: (files("hub") / "static" / name).read_bytes() for name in STATIC}
+
+    def page(view: View, template: str, status: int = 200, **values: Any) -> Response:
+        values.setdefault("user", None)
+        values.setdefault("csrf", None)
+        return view.html(render(template, **values), status=status, headers=HEADERS)
+
+    def see_other(view: View, location: str) -> Response:
+        return view.html("", status=303, headers={**HEADERS, "Location": location})
+
+    def problem_page(
+        view: View, signed: _Signed | None, status: int, title: str, detail: str
+    ) -> Response:
+        values = signed.values() if signed else {}
+        return page(view, "problem.html", status, title=title, detail=detail, **values)
+
+    def signed_in(request: Request) -> _Signed | None:
+        session = sessions.find(cast(web.Request, request).cookies.get(COOKIE))
+        user = hub.users.by_id(session.user_id) if session else None
+        if session is None or user is None or refusal(user) is not None:
+            return None
+        return _Signed(user, session)
+
+    async def inbox_of(signed: _Signed) -> list[dict[str, Any]]:
+        return await gather(hub, signed.user, signed.reader)
+
+    async def told(view: View, signed: _Signed, alert_id: str) -> dict[str, Any] | Response:
+        """The alert if the practitioner's organisation was told of it (audited), else the
+        page saying why not."""
+        try:
+            alert = next((a for a in await inbox_of(signed) if a["alert_id"] == alert_id), None)
+        except Unanswered:
+            return problem_page(view, signed, 503, "Please try again", TRY_AGAIN)
+        if alert is None:
+            detail = "No alert with that id was sent to your organisation."
+            return problem_page(view, signed, 404, "Alert not found", detail)
+        await write_audit(hub, signed.user, alert["person_id"], "ok", ALERT_VIEW)
+        return alert
+
+    def alert_page(view: View, signed: _Signed, alert: dict[str, Any], **values: Any) -> Response:
+        title = rule_titles.get(alert["rule"], alert["rule"])
+        values.setdefault("recorded", None)
+        values.setdefault("error", None)
+        status = values.pop("status", 200)
+        return page(
+            view, "alert.html", status, alert=alert, rule_title=title, **signed.values(), **values
+        )
+
+    class SignInPage(View):
+        """``/practitioner/sign-in``: the form (GET) and the token traded for a session."""
+
+        async def get(self, request: Request) -> Response:
+            if signed_in(request) is not None:
+                return see_other(self, ROOT)
+            return page(self, "sign_in.html", title="Sign in", error=None, notice=None)
+
+        async def post(self, request: Request) -> Response:
+            web_request = cast(web.Request, request)
+            try:
+                token = (await _form(web_request)).get("token", "").strip()
+            except RequestRefused as exc:
+                return page(
+                    self, "sign_in.html", exc.status, title="Sign in", error=exc.title, notice=None
+                )
+            user = (
+                hub.users.authenticate(f"Bearer {token}")
+                if 0 < len(token) <= TOKEN_MAX_CHARS
+                else None
+            )
+            if user is None:
+                return page(
+                    self, "sign_in.html", 401, title="Sign in", error=BAD_TOKEN, notice=None
+                )
+            refused = refusal(user)
+            if refused is not None:
+                await write_audit(hub, user, None, "denied", SIGN_IN_ACTION)
+                error = f"This page is for practitioners: {refused}."
+                return page(self, "sign_in.html", 403, title="Sign in", error=error, notice=None)
+            session_id, _ = sessions.open(user.id)
+            reply = cast(web.Response, see_other(self, ROOT))
+            reply.set_cookie(
+                COOKIE, session_id, path=ROOT, httponly=True, samesite="Strict",
+                secure=web_request.secure, max_age=int(sessions.ttl_s),
+            )  # fmt: skip
+            return cast(Response, reply)
+
+    class SignOutPage(View):
+        """``POST /practitioner/sign-out``: end the session and forget the cookie."""
+
+        async def post(self, request: Request) -> Response:
+            web_request = cast(web.Request, request)
+            signed = signed_in(request)
+            try:
+                fields = await _form(web_request)
+            except RequestRefused as exc:
+                return problem_page(self, signed, exc.status, "Not signed out", exc.title)
+            if signed is not None and not signed.session.allows(fields.get("csrf")):
+                return problem_page(self, signed, 403, "Not signed out", "the form has expired")
+            sessions.close(web_request.cookies.get(COOKIE))
+            reply = cast(web.Response, see_other(self, SIGN_IN))
+            reply.del_cookie(COOKIE, path=ROOT)
+            return cast(Response, reply)
+
+    class InboxPage(View):
+        """``GET /practitioner``: the alerts the practitioner's organisation is told of."""
+
+        async def get(self, request: Request) -> Response:
+            signed = signed_in(request)
+            if signed is None:
+                return see_other(self, SIGN_IN)
+            try:
+                found = await inbox_of(signed)
+            except Unanswered:
+                return problem_page(self, signed, 503, "Please try again", TRY_AGAIN)
+            shown = found[:INBOX_MAX]
+            for alert in shown:
+                await write_audit(hub, signed.user, alert["person_id"], "ok", ALERT_VIEW)
+            return page(
+                self, "inbox.html", title="Alerts", alerts=shown, truncated=len(found) > INBOX_MAX,
+                rule_titles=rule_titles, **signed.values(),
+            )  # fmt: skip
+
+    class AlertPage(View):
+        """``GET /practitioner/alerts/{alert_id}``: why the alert was raised, and feedback."""
+
+        async def get(self, request: Request, alert_id: str) -> Response:
+            signed = signed_in(request)
+            if signed is None:
+                return see_other(self, SIGN_IN)
+            alert = await told(self, signed, alert_id)
+            if not isinstance(alert, dict):
+                return alert
+            recorded = cast(web.Request, request).query.get("recorded")
+            recorded = recorded if recorded in FEEDBACK_LABELS else None
+            return alert_page(self, signed, alert, title="Alert", recorded=recorded)
+
+    class FeedbackForm(View):
+        """``POST /practitioner/alerts/{alert_id}/feedback``: a feedback button pressed."""
+
+        async def post(self, request: Request, alert_id: str) -> Response:
+            signed = signed_in(request)
+            if signed is None:
+                return see_other(self, SIGN_IN)
+            try:
+                fields = await _form(cast(web.Request, request))
+            except RequestRefused as exc:
+                return problem_page(self, signed, exc.status, "Feedback not recorded", exc.title)
+            if not signed.session.allows(fields.get("csrf")):
+                detail = "The form has expired; open the alert again and press the button again."
+                return problem_page(self, signed, 403, "Feedback not recorded", detail)
+            try:
+                body = FeedbackBody.model_validate(
+                    {
+                        "outcome": fields.get("outcome"),
+                        "reason_code": fields.get("reason_code") or None,
+                    }
+                )
+            except ValidationError as exc:
+                alert = await told(self, signed, alert_id)
+                if not isinstance(alert, dict):
+                    return alert
+                error = "; ".join(f"{p.strip('/')}: {m}" for p, m in validation_errors(exc))
+                return alert_page(self, signed, alert, title="Alert", error=error, status=422)
+            try:
+                await give_feedback(hub, signed.user, alert_id, body)
+            except Unanswered:
+                return problem_page(self, signed, 503, "Please try again", TRY_AGAIN)
+            except NotTold:
+                detail = "No alert with that id was sent to your organisation."
+                return problem_page(self, signed, 404, "Alert not found", detail)
+            return see_other(self, f"{ROOT}/alerts/{alert_id}?recorded={body.outcome.value}")
+
+    class PersonPage(View):
+        """``GET /practitioner/people/{person_id}``: the person's timeline, as the API
+        shows it to the practitioner."""
+
+        async def get(self, request: Request, person_id: str) -> Response:
+            signed = signed_in(request)
+            if signed is None:
+                return see_other(self, SIGN_IN)
+            try:
+                person = await read_timeline(hub, signed.user, signed.reader, person_id)
+            except TimelineUnavailable:
+                return problem_page(self, signed, 503, "Please try again", TRY_AGAIN)
+            if person is None:
+                detail = (
+                    "No person with that id is visible to you: your organisation must be "
+                    "involved with them."
+                )
+                return problem_page(self, signed, 404, "Person not found", detail)
+            return page(self, "person.html", title="Timeline", person=person, **signed.values())
+
+    class StreamPage(View):
+        """``GET /practitioner/stream``: the inbox's live update (``hub.alert_stream``),
+        for the session's practitioner; 401 without one (a stream cannot show a form)."""
+
+        async def get(self, request: Request) -> Response:
+            signed = signed_in(request)
+            if signed is None:
+                return self.html("", status=401, headers=HEADERS)
+            return cast(Response, await stream_alerts(hub, request, signed.user))
+
+    class StaticFile(View):
+        """``GET /practitioner/static/{name}``: the page's stylesheet and script."""
+
+        async def get(self, request: Request, name: str) -> Response:
+            if name not in assets:
+                return self.html("", status=404, headers=HEADERS)
+            cache = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"}
+            return self.bytes(assets[name], content_type=STATIC[name], headers=cache)
+
+    hub.app.page(ROOT)(InboxPage)
+    hub.app.page(SIGN_IN)(SignInPage)
+    hub.app.page(f"{ROOT}/sign-out")(SignOutPage)
+    hub.app.page(f"{ROOT}/alerts/{{alert_id}}")(AlertPage)
+    hub.app.page(f"{ROOT}/alerts/{{alert_id}}/feedback")(FeedbackForm)
+    hub.app.page(f"{ROOT}/people/{{person_id}}")(PersonPage)
+    hub.app.page(f"{ROOT}/stream")(StreamPage)
+    hub.app.page(f"{ROOT}/static/{{name}}")(StaticFile)
