@@ -1,12 +1,13 @@
 # placehub: every set-up step is here, so a fresh machine needs only Python 3.11+,
-# Java 17+, Maven and make (PostgreSQL for the tests comes from Debian's packages). Local state (.venv, .cache, .state) is git-ignored.
+# Java 17+, Maven and make (PostgreSQL and Chromium for the tests come from Debian's
+# packages). Local state (.venv, .cache, .state) is git-ignored.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration check fmt bench broker-start broker-stop postgres-start postgres-stop clean
+.PHONY: demo test unit integration check fmt bench broker-start broker-stop postgres-start postgres-stop chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +20,13 @@ demo: $(STAMP)
 	$(BIN)/placehub demo
 
 ## test: unit and integration tests against the real local broker and PostgreSQL (started if needed)
-test: $(STAMP) broker-start postgres-start
+test: $(STAMP) broker-start postgres-start chromium
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-integration: $(STAMP) broker-start postgres-start
+integration: $(STAMP) broker-start postgres-start chromium
 	$(BIN)/python -m pytest tests/integration
 
 ## bench: benchmarks beside raw-client baselines (not part of the tests; about 12 minutes)
@@ -57,6 +58,10 @@ postgres-start:
 
 postgres-stop:
 	scripts/postgres.sh stop
+
+## Chromium and chromedriver for the practitioners' page test (apt-get install if missing)
+chromium:
+	scripts/chromium.sh install
 
 clean: broker-stop postgres-stop
 	rm -rf .state

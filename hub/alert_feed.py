@@ -56,7 +56,7 @@ def encode_position(offsets: Sequence[int]) -> str:
 def parse_position(text: str, partitions: int) -> list[int]:
     """The offsets ``encode_position`` wrote for ``partitions`` partitions (``BadPosition``
     naming the rule broken, never the text)."""
-    parts = text.strip().split(".")
+    parts = text.split(".")
     if len(parts) != partitions:
         raise BadPosition(f"must hold one offset for each of the {partitions} partitions")
     if not all(_OFFSET.fullmatch(p) for p in parts):

@@ -3,9 +3,10 @@
 Each alert the practitioner's organisation is told of comes as ``event: alert`` whose
 ``data:`` is the alert exactly as one item of ``GET /v1/alerts`` shows it to them
 (``hub.alerts_api.inbox_items``: the events their organisation may see, the rest counted,
-their own ``source_ref``s); an escalation comes again under the same ``alert_id``, and an
-erasure as ``event: erased`` with ``{"alert_id"}`` so a page can drop it. Every alert is
-audited (``alert.view``) before it is sent, as the inbox does.
+their own ``source_ref``s, its ``status`` in their inbox); an escalation comes again
+under the same ``alert_id``, and an erasure as ``event: erased`` with ``{"alert_id"}`` so
+a page can drop it. Every alert is audited (``alert.view``) before it is sent, as the
+inbox does.
 
 Every event's ``id:`` is the stream's position in ``hub.alerts`` (``hub.alert_feed``); a
 client that reconnects with it as ``Last-Event-ID`` gets what it missed and nothing twice
@@ -43,9 +44,11 @@ from yarl import URL
 from hub._http import problem
 from hub.access import Bases, Reader, refusal
 from hub.alert_feed import AlertFeed, BadPosition, Cursor, FeedRecord, live_records, parse_position
+from hub.alert_status import status_book
 from hub.alerts_api import ALERT_VIEW, CONSENTS, inbox_items
 from hub.app import Hub
 from hub.audit import write_audit
+from hub.errors import BrokerError
 from hub.models import utc_now
 from hub.routing import PeerUnavailable, caller, peers, principal_of
 from hub.users import User
@@ -142,6 +145,10 @@ async def stream_alerts(hub: Hub, request: Request, user: User) -> StreamRespons
         except BadPosition as exc:
             return _problem(400, f"Last-Event-ID: {exc}")
     reader = Reader.of(user)
+    try:
+        await status_book(hub).current()  # the statuses as they stand, then as they come
+    except BrokerError:
+        return _problem(503, "the alerts' statuses could not be read; try again")
     subscription = await live.feed.subscribe()
     cursor = Cursor(since if since is not None else list(subscription.start))
     sse = EventSourceResponse(ping_interval=HEARTBEAT_S)
@@ -191,7 +198,10 @@ async def _send(
         return
     hub = live.hub
     bases = Bases(hub.agreements, lambda cid: CONSENTS.live(cid, hub.consents), utc_now())
+    book = status_book(hub)
     for item in inbox_items([row], record.alert.person_id, reader, bases):
+        raised_at = datetime.fromisoformat(item["raised_at"])
+        item["status"] = book.status(item["alert_id"], reader.partner, raised_at).value
         await write_audit(hub, user, item["person_id"], "ok", ALERT_VIEW)
         await sse.send(json.dumps(item), cursor.id, "alert")
 

@@ -6,6 +6,9 @@ an event's type, partner and date only where its lawful basis shares them with t
 reader's organisation; the rest is counted, not shown) and their organisation's own
 ``source_ref``s for the person, to open the record in their own system. Every alert shown
 is a view of a person's data, so each is audited (``alert.view``) before the answer goes.
+Each carries its ``status`` in the organisation's inbox (``hub.alert_status``);
+``?status=open,acknowledged,closed`` chooses which are shown (open and acknowledged
+unless asked).
 
 The alerts live in the alerts stage's table, partitioned by person, so each worker
 answers for its partitions and the worker asked gathers the others' shares (with a worker
@@ -14,6 +17,7 @@ assertion, as for the books).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +25,10 @@ from faust.web import Request, Response, View
 
 from hub._http import problem
 from hub.access import Bases, Reader, refusal
+from hub.alert_status import BadStatus, InboxStatus, status_book, statuses_asked
 from hub.app import Hub
 from hub.audit import write_audit
+from hub.errors import BrokerError
 from hub.models import utc_now
 from hub.routing import PeerUnavailable, caller, peers, principal_of
 from hub.stages.basis import Consents
@@ -71,7 +77,8 @@ def inbox_items(
 
 
 class Unanswered(Exception):
-    """Raised when another worker did not give its share (the caller answers 503)."""
+    """Raised when another worker did not give its share, or the alerts' statuses could
+    not be read (the caller answers 503)."""
 
 
 def local_alerts(hub: Hub, reader: Reader) -> list[dict[str, Any]]:
@@ -84,15 +91,28 @@ def local_alerts(hub: Hub, reader: Reader) -> list[dict[str, Any]]:
     return found
 
 
-async def gather(hub: Hub, user: User, reader: Reader) -> list[dict[str, Any]]:
-    """Every worker's share of the alerts told to ``reader``'s organisation, newest first;
-    other workers are asked with a worker assertion for ``user`` (``Unanswered``)."""
+async def gather(
+    hub: Hub, user: User, reader: Reader, *, statuses: Collection[InboxStatus] | None = None
+) -> list[dict[str, Any]]:
+    """Every worker's share of the alerts told to ``reader``'s organisation, newest first,
+    each with its ``status`` in that organisation's inbox (only those in ``statuses`` if
+    given); other workers are asked with a worker assertion for ``user`` (``Unanswered``)."""
     found = local_alerts(hub, reader)
     try:
         for share in await peers(hub).shares("/v1/_alerts", user):
             found += share
     except PeerUnavailable:
         raise Unanswered from None
+    book = status_book(hub)
+    try:
+        await book.current()
+    except BrokerError:
+        raise Unanswered from None
+    for item in found:
+        raised_at = datetime.fromisoformat(item["raised_at"])
+        item["status"] = book.status(item["alert_id"], reader.partner, raised_at).value
+    if statuses is not None:
+        found = [item for item in found if item["status"] in statuses]
     return sorted(found, key=lambda a: datetime.fromisoformat(a["raised_at"]), reverse=True)
 
 
@@ -120,9 +140,14 @@ def install_alerts_api(hub: Hub) -> None:
                 return reader
             assert user is not None
             try:
-                found = await gather(hub, user, reader)
+                query: Any = request.query  # a multidict: status may be given again
+                statuses = statuses_asked(query.getall("status", []))
+            except BadStatus as exc:
+                return problem(self, 422, str(exc), [("status", str(exc).split(": ", 1)[1])])
+            try:
+                found = await gather(hub, user, reader, statuses=statuses)
             except Unanswered:
-                return problem(self, 503, "another worker did not answer; try again")
+                return problem(self, 503, "the alerts could not all be gathered; try again")
             shown = found[:INBOX_MAX]
             for alert in shown:
                 await write_audit(hub, user, alert["person_id"], "ok", ALERT_VIEW)

@@ -24,7 +24,9 @@ __all__ = [
     "AgeBand",
     "Alert",
     "AlertFeedback",
+    "AlertInboxStatus",
     "AlertSeverity",
+    "AlertStatus",
     "ArrearsBand",
     "AttendanceBand",
     "AuditRecord",
@@ -751,6 +753,24 @@ class AlertFeedback(AvroRecord):
     reason_code: Code | None = None
 
 
+class AlertInboxStatus(StrEnum):
+    OPEN = "OPEN"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    CLOSED = "CLOSED"
+
+
+class AlertStatus(AvroRecord):
+    """Where an alert stands in one recipient organisation's inbox; mirrors
+    ``AlertStatus.avsc``."""
+
+    avro_schema: ClassVar[str] = "AlertStatus"
+
+    alert_id: Code
+    partner_id: PartnerId
+    status: AlertInboxStatus
+    at: AwareDatetime
+
+
 class PatternCell(AvroRecord):
     """One disclosure-controlled aggregate cell; mirrors ``PatternCell.avsc``.
 
@@ -786,6 +806,7 @@ MODELS_BY_SCHEMA: dict[str, type[AvroRecord]] = {
         IdentityLink,
         Alert,
         AlertFeedback,
+        AlertStatus,
         PatternCell,
         DeadLetter,
         AuditRecord,

@@ -8,6 +8,7 @@ import faust
 
 from connectors.pseudonymise import load_place_key
 from hub.access_history import install_access_history
+from hub.alert_status_api import install_alert_status_api
 from hub.alert_stream import install_alert_stream
 from hub.alerts_api import install_alerts_api
 from hub.app import Hub
@@ -43,6 +44,7 @@ def build_hub(settings: Settings) -> Hub:
     install_people_api(hub)
     install_alerts_api(hub)
     install_alert_stream(hub)
+    install_alert_status_api(hub)
     install_feedback(hub)
     install_practitioner_page(hub)
     install_access_history(hub)

@@ -12,7 +12,7 @@ import subprocess
 from connectors import ConsentDraft, Publisher
 from hub.models import ConsentStatus
 from hub.stages.identity import person_id_for
-from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
+from tests.integration.conftest import WorkerFactory
 from tests.integration.sse import SseClient, SseEvent
 from tests.integration.test_alerts import (
     HOUSING_PRACTITIONER,
@@ -20,8 +20,9 @@ from tests.integration.test_alerts import (
     SCHOOL_PRACTITIONER,
     alerts_on_topic,
     inbox,
+    publish_three_domains,
 )
-from tests.integration.test_stream_core import HEALTH, HOUSING, NHS, SCHOOL, draft, tok, wait_until
+from tests.integration.test_stream_core import HEALTH, HOUSING, SCHOOL, draft, tok, wait_until
 
 STREAM = "/v1/alerts/stream"
 
@@ -40,14 +41,7 @@ def test_alerts_reach_the_streams_of_those_told_resumably_and_erasures_follow(
     assert (live.status, live.content_type) == (200, "text/event-stream")
     live.caught_up()  # subscribed: nothing published from here on can be missed
 
-    # Person A: housing, school and health within 90 days, under the test agreement.
-    with Publisher("council-housing", "northgate", s) as housing:
-        housing.publish(draft({"nhs": NHS}, HOUSING, agreement_id=TEST_AGREEMENT_ID))
-    with Publisher("northfield-school", "sims", s) as school:
-        school.publish(draft({"nhs": NHS}, SCHOOL, agreement_id=TEST_AGREEMENT_ID, minutes=1))
-    with Publisher("city-health", "emis", s) as health:
-        health.publish(draft({"nhs": NHS}, HEALTH, agreement_id=TEST_AGREEMENT_ID, minutes=2))
-    a = person_id_for(tok(s, "nhs", NHS))
+    a = publish_three_domains(s)
     events = live.wait_for(lambda es: alerts_in(es), "an alert")
     [shown] = alerts_in(events)
     assert shown["person_id"] == a

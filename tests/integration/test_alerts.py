@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 from connectors import ConsentDraft, Publisher
+from hub.config import Settings
 from hub.models import Alert, ConsentStatus
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
@@ -46,6 +47,18 @@ def inbox(worker: WorkerProcess, token: str) -> list[dict[str, Any]]:
     assert reply.status_code == 200, reply.text
     alerts: list[dict[str, Any]] = reply.json()["alerts"]
     return alerts
+
+
+def publish_three_domains(settings: Settings, nhs: str = NHS) -> str:
+    """Housing, school (northfield) and health events for ``nhs`` within 90 days under the
+    test agreement: the multi-domain rule fires for those three. The person's id."""
+    with Publisher("council-housing", "northgate", settings) as housing:
+        housing.publish(draft({"nhs": nhs}, HOUSING, agreement_id=TEST_AGREEMENT_ID))
+    with Publisher("northfield-school", "sims", settings) as school:
+        school.publish(draft({"nhs": nhs}, SCHOOL, agreement_id=TEST_AGREEMENT_ID, minutes=1))
+    with Publisher("city-health", "emis", settings) as health:
+        health.publish(draft({"nhs": nhs}, HEALTH, agreement_id=TEST_AGREEMENT_ID, minutes=2))
+    return person_id_for(tok(settings, "nhs", nhs))
 
 
 def test_a_rule_fires_for_the_partners_involved_and_is_erased_with_its_basis(

@@ -1,0 +1,97 @@
+"""``POST /v1/alerts/{alert_id}/status``: a practitioner sets where an alert stands in their
+organisation's inbox (``hub.alert_status``).
+
+Only for an alert their organisation was told of (404 otherwise, as for feedback); the
+``AlertStatus`` is in Kafka before the answer, and the change is audited (``alert.status``).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from aiohttp.web import Application
+from faust.web import Request, Response, View
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from hub._http import JsonLimits, RequestRefused, parse_json, problem, read_body
+from hub.access import Reader, refusal
+from hub.alert_status import (
+    InboxStatus,
+    prepare_status_topic,
+    record_for,
+    status_book,
+    status_key,
+    status_topic,
+)
+from hub.alerts_api import Unanswered, gather
+from hub.app import Hub
+from hub.audit import write_audit
+from hub.batch import partition_for
+from hub.models import utc_now
+from hub.routing import caller
+from hub.runtime import producer_of
+from hub.serde import validation_errors
+
+__all__ = ["StatusBody", "install_alert_status_api"]
+
+BODY_MAX_BYTES = 1024
+_LIMITS = JsonLimits(max_depth=2, max_values=4)
+ALERT_STATUS = "alert.status"
+
+
+class StatusBody(BaseModel):
+    """What a practitioner sends: the status the alert now has for their organisation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: InboxStatus
+
+
+def install_alert_status_api(hub: Hub) -> None:
+    """Create the status topic and add the endpoint; stop the statuses' reader with the
+    web server."""
+    prepare_status_topic(hub)
+    topic = status_topic(hub)
+
+    async def close_book(_: Application) -> None:
+        await status_book(hub).close()
+
+    cast(AiohttpWeb, hub.app.web).web_app.on_shutdown.append(close_book)
+
+    class AlertStatusPage(View):
+        """``POST /v1/alerts/{alert_id}/status``: set the alert's status for one's organisation."""
+
+        async def post(self, request: Request, alert_id: str) -> Response:
+            user = caller(hub, request)
+            if user is None:
+                return problem(self, 401, "a valid bearer token is required")
+            refused = refusal(user)
+            if refused:
+                await write_audit(hub, user, None, "denied", ALERT_STATUS)
+                return problem(self, 403, refused)
+            reader = Reader.of(user)
+            try:
+                body = StatusBody.model_validate(
+                    parse_json(await read_body(request, BODY_MAX_BYTES), _LIMITS)
+                )
+            except RequestRefused as exc:
+                return problem(self, exc.status, exc.title)
+            except ValidationError as exc:
+                return problem(self, 422, "the status is not valid", validation_errors(exc))
+            try:
+                told = await gather(hub, user, reader)
+            except Unanswered:
+                return problem(self, 503, "the alerts could not all be gathered; try again")
+            alert = next((a for a in told if a["alert_id"] == alert_id), None)
+            if alert is None:
+                return problem(self, 404, "no alert with that id was sent to your organisation")
+            record = record_for(alert_id, reader.partner, body.status, utc_now())
+            key = status_key(alert_id, reader.partner)
+            value = hub.serde.encode(record, f"{topic}-value")
+            partition = partition_for(key, hub.settings.partitions)
+            await (await producer_of(hub.app).send(topic, value, key=key, partition=partition))
+            await write_audit(hub, user, alert["person_id"], "ok", ALERT_STATUS)
+            return self.json({"alert_id": alert_id, "status": body.status.value})
+
+    hub.app.page("/v1/alerts/{alert_id}/status")(AlertStatusPage)

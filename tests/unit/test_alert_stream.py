@@ -1,0 +1,65 @@
+"""Where a live alert stream stands and resumes: positions, the cursor, catching up."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.alert_feed import (
+    BadPosition,
+    Cursor,
+    FeedRecord,
+    encode_position,
+    latest_of_each,
+    parse_position,
+)
+
+
+def test_a_position_round_trips() -> None:
+    assert parse_position(encode_position([0, 12, 3, 9_000_000]), 4) == [0, 12, 3, 9_000_000]
+    assert encode_position([5, 0]) == "5.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("1.2.3", "one offset for each of the 4 partitions"),
+        ("1.2.3.4.5", "one offset for each of the 4 partitions"),
+        ("", "one offset for each of the 4 partitions"),
+        ("1.2.x.4", "whole number"),
+        ("1.-2.3.4", "whole number"),
+        ("1.2.3.4 ", "whole number"),  # only the client's own id, as sent
+        ("1.2..4", "whole number"),
+        ("1.2.3." + "9" * 19, "at most 18 digits"),
+        ("1.2.3.+4", "whole number"),
+    ],
+)
+def test_a_position_that_is_not_one_is_refused_by_rule_not_value(text: str, rule: str) -> None:
+    with pytest.raises(BadPosition) as refused:
+        parse_position(text, 4)
+    assert rule in str(refused.value)
+    assert text.strip(".") not in str(refused.value) or not text.strip(".")
+
+
+def record(partition: int, offset: int, alert_id: str = "a") -> FeedRecord:
+    return FeedRecord(partition, offset, alert_id, None)
+
+
+def test_a_cursor_passes_each_record_once_and_moves_past_it() -> None:
+    cursor = Cursor([3, 0])
+    assert not cursor.passes(record(0, 2))  # before where the stream stands: had it
+    assert cursor.passes(record(0, 3))
+    assert not cursor.passes(record(0, 3))  # the same record again (catch-up, then live)
+    assert cursor.passes(record(1, 7))
+    assert cursor.id == "4.8"
+
+
+def test_catching_up_moves_only_forward() -> None:
+    cursor = Cursor([5, 1])
+    cursor.catch_up([2, 6])  # where the live feed took over
+    assert cursor.offsets == [5, 6]
+
+
+def test_catching_up_sends_each_alert_as_it_stands_last() -> None:
+    raised, escalated = record(0, 1, "a"), record(0, 4, "a")
+    other, erased = record(1, 2, "b"), record(1, 5, "b")
+    assert latest_of_each([raised, other, escalated, erased]) == [escalated, erased]
