@@ -70,6 +70,7 @@ _VALUES: dict[str, Any] = {
     "action": "person.read",
     "outcome": "ok",
     "owner": "council-housing",
+    "owners": ["council-housing", "city-health"],
     "actor_partner": "city-health",
     "reason_code": "safeguarding-child",
     "count": 15,

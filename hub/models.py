@@ -673,6 +673,9 @@ class AuditRecord(AvroRecord):
     action: str
     person_id: str | None = None
     outcome: Literal["ok", "not-found", "denied"]
+    # v2: the partners whose entries the access showed, so each data owner can list the
+    # reads of its data (``hub.owner_reads``); empty in v1 records and when nothing showed.
+    owners: list[PartnerId] = Field(default_factory=list)
 
 
 # Why a practitioner may need a person they are not involved with (the audit and the data

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from faust.web import Request, Response, View
 
@@ -34,7 +35,7 @@ from hub.stages.basis import Consents
 from hub.stages.view import PersonView, prune
 from hub.users import Role, User
 
-__all__ = ["install_people_api", "view_of"]
+__all__ = ["NOT_VISIBLE", "Answer", "answer_for", "data_owners", "install_people_api", "view_of"]
 
 READ, BREAK_GLASS, BREAK_GLASS_LIST = "person.read", "person.break-glass", "break-glass.list"
 # One answer for an unknown person and one the reader's organisation is not involved
@@ -61,23 +62,61 @@ def alerted(hub: Hub, person_id: str) -> Collection[str]:
     return {p for alert in stored.get("alerts", []) for p in alert["recipients"]}
 
 
+_CONSENTS = Consents()  # parsed consents, checked against the table on every use
+
+
+def shown_to(hub: Hub, reader: Reader, view: PersonView | None) -> Shown:
+    """The entries of ``view`` (and their fields) the read rules show ``reader`` now."""
+    if view is None:
+        return []
+    bases = Bases(hub.agreements, lambda cid: _CONSENTS.live(cid, hub.consents), utc_now())
+    return select(view, lambda entry: bases.fields(entry, reader))
+
+
+def data_owners(shown: Shown) -> list[str]:
+    """The partners whose entries ``shown`` holds (the reader's own included): the data
+    owners of a read, as its audit record names them."""
+    return sorted({entry.partner_id for entry, _ in shown})
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a person read gives ``reader``: its audit outcome and the entries shown."""
+
+    outcome: str  # "ok", "not-found" (nothing to show) or "denied" (not involved)
+    shown: Shown
+
+    @property
+    def owners(self) -> list[str]:
+        """The partners whose entries the answer shows: the read's data owners."""
+        return data_owners(self.shown)
+
+
+def answer_for(hub: Hub, reader: Reader, person_id: str) -> Answer:
+    """The ordinary read of ``person_id`` by ``reader`` on the worker owning the view (the
+    person lookup gives the same answer)."""
+    view = view_of(hub, person_id)
+    if view is not None and not involved(view, reader.partner, alerted(hub, person_id)):
+        return Answer("denied", [])
+    shown = shown_to(hub, reader, view)
+    return Answer("ok" if shown else "not-found", shown)
+
+
 def install_people_api(hub: Hub) -> None:
     """Add the person reads and the partners' break-glass listing to the web server."""
     app = hub.app
-    consents = Consents()
     ensure_topic(hub.settings, break_glass_topic(hub.settings), partitions=hub.settings.partitions)
     break_glass = BreakGlassLog(hub.settings, app, hub.serde)
 
     async def audit(
-        user: User, person_id: str | None, outcome: str, action: str = READ, audit_id: str = ""
+        user: User,
+        person_id: str | None,
+        outcome: str,
+        action: str = READ,
+        audit_id: str = "",
+        owners: Collection[str] = (),
     ) -> None:
-        await write_audit(hub, user, person_id, outcome, action, audit_id)
-
-    def shown_to(reader: Reader, view: PersonView | None) -> Shown:
-        if view is None:
-            return []
-        bases = Bases(hub.agreements, lambda cid: consents.live(cid, hub.consents), utc_now())
-        return select(view, lambda entry: bases.fields(entry, reader))
+        await write_audit(hub, user, person_id, outcome, action, audit_id, owners)
 
     async def reader_of(
         view: View, request: Request, person_id: str, action: str
@@ -104,15 +143,11 @@ def install_people_api(hub: Hub) -> None:
             if not isinstance(known, tuple):
                 return known  # refused
             user, reader = known
-            view = view_of(hub, person_id)
-            if view is not None and not involved(view, reader.partner, alerted(hub, person_id)):
-                await audit(user, person_id, "denied")
+            answer = answer_for(hub, reader, person_id)
+            await audit(user, person_id, answer.outcome, owners=answer.owners)
+            if answer.outcome != "ok":
                 return problem(self, 404, NOT_VISIBLE)
-            shown = shown_to(reader, view)
-            await audit(user, person_id, "ok" if shown else "not-found")
-            if not shown:
-                return problem(self, 404, NOT_VISIBLE)
-            return self.json(present(person_id, shown, reader))
+            return self.json(present(person_id, answer.shown, reader))
 
     class BreakGlassPage(View):
         """``POST /v1/people/{person_id}/break-glass``: read a person the caller's
@@ -128,7 +163,7 @@ def install_people_api(hub: Hub) -> None:
                 reason_code = reason_code_of(await read_signed_body(request, BODY_MAX_BYTES))
             except BadBreakGlass as exc:
                 return problem(self, exc.status, exc.title)
-            shown = shown_to(reader, view_of(hub, person_id))
+            shown = shown_to(hub, reader, view_of(hub, person_id))
             if not shown:
                 await audit(user, person_id, "not-found", BREAK_GLASS)
                 return problem(self, 404, "no person with that id is visible to you")
@@ -145,7 +180,7 @@ def install_people_api(hub: Hub) -> None:
                     reason_code=reason_code,
                 )
             )
-            await audit(user, person_id, "ok", BREAK_GLASS, audit_id)
+            await audit(user, person_id, "ok", BREAK_GLASS, audit_id, data_owners(shown))
             body = present(person_id, shown, reader)
             body["break_glass"] = {"audit_id": audit_id, "reason_code": reason_code}
             return self.json(body)
