@@ -58,6 +58,12 @@ BAD_TOKEN = "That token is not recognised. Check you copied all of it and paste 
 TRY_AGAIN = "Another worker of the hub did not answer. Please try again in a moment."
 
 
+def _owners(alert: dict[str, Any]) -> list[str]:
+    """The partners whose events an alert shows: the data owners of its view (the reader's
+    own included, as ``hub.people_api.data_owners`` counts them)."""
+    return sorted({e["partner_id"] for e in alert["events"] if "partner_id" in e})
+
+
 class _Signed:
     """A signed-in request: the practitioner, their reader and their session."""
 
@@ -129,7 +135,8 @@ def install_practitioner_page(hub: Hub) -> None:
         if alert is None:
             detail = "No alert with that id was sent to your organisation."
             return problem_page(view, signed, 404, "Alert not found", detail)
-        await write_audit(hub, signed.user, alert["person_id"], "ok", ALERT_VIEW)
+        owners = _owners(alert)
+        await write_audit(hub, signed.user, alert["person_id"], "ok", ALERT_VIEW, owners=owners)
         return alert
 
     def alert_page(view: View, signed: _Signed, alert: dict[str, Any], **values: Any) -> Response:
@@ -209,7 +216,10 @@ def install_practitioner_page(hub: Hub) -> None:
                 return problem_page(self, signed, 503, "Please try again", TRY_AGAIN)
             shown = found[:INBOX_MAX]
             for alert in shown:
-                await write_audit(hub, signed.user, alert["person_id"], "ok", ALERT_VIEW)
+                owners = _owners(alert)
+                await write_audit(
+                    hub, signed.user, alert["person_id"], "ok", ALERT_VIEW, owners=owners
+                )
             return page(
                 self, "inbox.html", title="Alerts", alerts=shown, truncated=len(found) > INBOX_MAX,
                 rule_titles=rule_titles, **signed.values(),

@@ -1,11 +1,11 @@
 """A person's timeline for the practitioners' page, exactly as ``GET /v1/people/{id}``
 gives it to the same practitioner.
 
-A view lives on the worker owning the person's partition. Here, the read follows the
-people API's own steps (``hub.people_api.view_of``, involvement, ``hub.access``
-selection and ``present``) and is audited ``person.read``; on
-another worker, that worker's ``GET /v1/people/{id}`` answers (and audits), asked with a
-worker assertion for the practitioner, never their token (``hub.routing``).
+A view lives on the worker owning the person's partition. Here, the read is the people
+API's own (``hub.people_api.answer_for``, then ``hub.access.present``), audited
+``person.read`` with its data owners; on another worker, that worker's
+``GET /v1/people/{id}`` answers (and audits), asked with a worker assertion for the
+practitioner, never their token (``hub.routing``).
 """
 
 from __future__ import annotations
@@ -16,18 +16,14 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from hub.access import Bases, Reader, involved, present, select
+from hub.access import Reader, present
 from hub.app import Hub
 from hub.audit import write_audit
-from hub.models import utc_now
-from hub.people_api import READ, alerted, view_of
+from hub.people_api import READ, answer_for
 from hub.routing import PeerUnavailable, peers
-from hub.stages.basis import Consents
 from hub.users import User
 
 __all__ = ["TimelineUnavailable", "read_timeline"]
-
-_CONSENTS = Consents()  # parsed consents, checked against the table on every use
 
 
 class TimelineUnavailable(Exception):
@@ -61,17 +57,9 @@ async def read_timeline(
 
 async def _read_here(hub: Hub, user: User, reader: Reader, person_id: str) -> dict[str, Any] | None:
     """The people API's read on this worker (``PersonPage.get`` without the HTTP)."""
-    view = view_of(hub, person_id)
-    if view is not None and not involved(view, reader.partner, alerted(hub, person_id)):
-        await write_audit(hub, user, person_id, "denied", READ)
-        return None
-    shown = []
-    if view is not None:
-        bases = Bases(hub.agreements, lambda cid: _CONSENTS.live(cid, hub.consents), utc_now())
-        shown = select(view, lambda entry: bases.fields(entry, reader))
-    outcome = "ok" if shown else "not-found"
-    await write_audit(hub, user, person_id, outcome, READ)
-    return present(person_id, shown, reader) if shown else None
+    answer = answer_for(hub, reader, person_id)
+    await write_audit(hub, user, person_id, answer.outcome, READ, owners=answer.owners)
+    return present(person_id, answer.shown, reader) if answer.outcome == "ok" else None
 
 
 def _host_port(url: str) -> tuple[str | None, int | None]:

@@ -21,9 +21,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from connectors import ConsentDraft, Publisher
 from hub.config import PROJECT_ROOT
+from hub.models import AuditRecord
+from hub.registry import SchemaRegistry
+from hub.serde import Serde
 from hub.stages.identity import person_id_for
+from hub.topics import Topics
 from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
-from tests.integration.helpers import WorkerProcess
+from tests.integration.helpers import WorkerProcess, read_topic
 from tests.integration.test_alerts import HOUSING_PRACTITIONER, OTHER_NHS, SCHOOL_PRACTITIONER
 from tests.integration.test_stream_core import HEALTH, HOUSING, NHS, SCHOOL, draft, tok
 
@@ -114,6 +118,16 @@ def publish_b(worker: WorkerProcess) -> str:
     return person_id_for(tok(s, "nhs", OTHER_NHS))
 
 
+def audited(worker: WorkerProcess, actor: str) -> list[AuditRecord]:
+    """``actor``'s records on the hub's audit trail."""
+    s = worker.settings
+    serde = Serde(SchemaRegistry(s))
+    records = [
+        serde.decode(v, AuditRecord) for _, v, _ in read_topic(s, Topics(s.topic_prefix).audit)
+    ]
+    return [r for r in records if r.actor == actor]
+
+
 def screenshot(driver: WebDriver, name: str) -> Path:
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTEFACTS / f"{name}.png"
@@ -177,6 +191,12 @@ def test_a_practitioner_signs_in_reads_an_alert_gives_feedback_and_sees_new_aler
     rows = browser.find_elements(By.CSS_SELECTOR, "table.events tbody tr")
     assert len(rows) == api_view["event_count"] == 3
     assert "REF-1" in browser.find_element(By.CSS_SELECTOR, "ul.partners").text
+    # Each page that showed A was audited (before it went) with the data owners shown.
+    trail = {(r.action, r.outcome, r.person_id) for r in audited(worker, "alex.housing")}
+    assert {("alert.view", "ok", a), ("alert.feedback", "ok", a), ("person.read", "ok", a)} <= trail
+    owners = {r.action: r.owners for r in audited(worker, "alex.housing") if r.person_id == a}
+    everyone = ["city-health", "council-housing", "northfield-school"]
+    assert owners["alert.view"] == owners["person.read"] == everyone
 
     # Live: a new alert appears in the open inbox without a reload.
     browser.get(f"{worker.url}/practitioner")
