@@ -2,7 +2,9 @@
 
 Starts the local broker, one worker (as a child process, so its logs stay out of the
 way), publishes a synthetic place through the SDK, waits until a person's joined-up view
-is readable, prints how to read it, then keeps the place busy until Ctrl-C.
+is readable and housing has alerts, prints where to open the practitioners' page (and the
+token to sign in with) and how to read the API, then keeps the place busy until Ctrl-C,
+so new alerts keep arriving on the page.
 
 The demo is one of the two places (with the tests) where the public test place key is
 allowed: it says so for itself and its worker (``PLACEHUB_ALLOW_TEST_KEY``).
@@ -66,6 +68,20 @@ def _a_person_housing_serves(base: str, place: Place, key: bytes) -> tuple[str, 
     raise SetupError("no simulated person's view was readable by housing within 60s")
 
 
+def _housings_alerts(base: str, timeout_s: float = 60) -> int:
+    """How many alerts housing's inbox holds, once it holds any (the simulated place raises
+    them as its timelines fill; SetupError if none within ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = _get(f"{base}/v1/alerts", DEMO_TOKEN)
+        alerts = len(json.loads(body)["alerts"]) if body is not None else 0
+        if alerts:
+            return alerts
+        if time.monotonic() > deadline:
+            raise SetupError(f"no alert reached housing's inbox within {timeout_s:.0f}s")
+        time.sleep(1)
+
+
 def run_demo(settings: Settings, people: int, rate_per_s: float) -> int:
     """Run the simulated place until interrupted; returns the exit code."""
     # SIGTERM (e.g. from `timeout` or a supervisor) must also stop the worker child.
@@ -90,12 +106,15 @@ def run_demo(settings: Settings, people: int, rate_per_s: float) -> int:
         counts = place.publish(settings, events=people * 5)
         print(f"published {sum(counts.values())} events from {len(counts)} partners")
         url, view = _a_person_housing_serves(base, place, place_key.secret)
-        inbox = json.loads(_get(f"{base}/v1/alerts", DEMO_TOKEN) or b'{"alerts": []}')
+        alerts = _housings_alerts(base)
         print(
-            f"\nplacehub is running. A simulated person, {view['event_count']} events from "
+            f"\nplacehub is running. Open the practitioners' page and sign in with the token "
+            f"{DEMO_TOKEN}:\n  {base}/practitioner\n"
+            f"({alerts} alerts for housing so far; new ones appear there as they are raised.)\n"
+            f"A simulated person, {view['event_count']} events from "
             f"{len(view['partners'])} partners so far:\n"
             f"  curl -H 'Authorization: Bearer {DEMO_TOKEN}' {url}\n"
-            f"Alerts housing is told of ({len(inbox['alerts'])} so far):\n"
+            f"Alerts housing is told of:\n"
             f"  curl -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/v1/alerts\n"
             f"Metrics:  curl -H 'Authorization: Bearer demo-admin' {base}/metrics\n"
             f"Publishing {rate_per_s:g} events/s; Ctrl-C to stop (the broker keeps running: "
