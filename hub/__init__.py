@@ -20,6 +20,9 @@ Reading guide, in the order data flows:
 - ``app``: the declaration (topics, tables, which stage reads what); ``web`` the HTTP API,
   with ``people_api`` (person reads, break glass), ``alerts_api`` (the inbox),
   ``access_history`` (subject access requests), ``audit`` (the audit trail they write).
+- ``webhooks``: each partner's signed alert notifications (``webhook_notices``: what
+  they say; ``webhook_sender``: attempts, backoff, figures; the signature in
+  ``connectors.webhooks``).
 - ``config``, ``partners``, ``users``: settings and deployment config files.
 - ``broker``: the local Kafka broker; ``worker``, ``demo``, ``cli``: how it all runs.
 """

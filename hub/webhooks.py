@@ -78,6 +78,9 @@ class WebhookDelivery:
         self.acks = Acks()
         self.known: dict[int, dict[str, Told]] = {}  # partition → alert id → what was told
         self.replay_to: dict[int, int] = {}  # partition → the group's committed offset
+        # partition → the last offset read: a record fetched before the seek to the
+        # beginning on assignment can come again after it, and is read once.
+        self.last_read: dict[int, int] = {}
         self.tasks: dict[int, set[asyncio.Task[None]]] = {}
         self.committed: dict[int, int] = {}
         self.untold = 0  # erasures of alerts no longer known (see the module docstring)
@@ -98,7 +101,11 @@ class WebhookDelivery:
             await self.consumer.start()
             self.consumer.subscribe([self.topic], listener=_Listener(self))
             while True:
-                await self._step()
+                try:
+                    await self._step()
+                except KafkaError as exc:  # the broker away for a while: read again
+                    log.warning("webhooks: reading paused (%s)", type(exc).__name__)
+                    await asyncio.sleep(1.0)
         finally:
             await self._close()
 
@@ -118,6 +125,9 @@ class WebhookDelivery:
     async def _read(self, partition: int, message: Any) -> None:
         """Remember what ``message`` says of its alert and start its notifications."""
         offset, key = message.offset, (message.key or b"").decode(errors="replace")
+        if offset <= self.last_read.get(partition, -1):
+            return
+        self.last_read[partition] = offset
         known = self.known.setdefault(partition, {})
         alert = await self._alert(message) if key != ROLL else None
         replaying = offset < self.replay_to.get(partition, 0)
@@ -139,6 +149,7 @@ class WebhookDelivery:
             running = self.tasks.setdefault(partition, set())
             running.add(task)
             task.add_done_callback(running.discard)
+            task.add_done_callback(_report)
 
     async def _alert(self, message: Any) -> Alert | None:
         """The record's alert (None for a tombstone or a record that is not an alert)."""
@@ -215,7 +226,7 @@ class WebhookDelivery:
             tp = TopicPartition(self.topic, p)
             self.replay_to[p] = await self.consumer.committed(tp) or 0
             self.committed[p] = self.replay_to[p]
-            self.known[p] = {}
+            self.known[p], self.last_read[p] = {}, -1
             await self.consumer.seek_to_beginning(tp)
 
     async def revoked(self, partitions: set[int]) -> None:
@@ -226,6 +237,7 @@ class WebhookDelivery:
                 task.cancel()
             self.known.pop(p, None)
             self.replay_to.pop(p, None)
+            self.last_read.pop(p, None)
             self.committed.pop(p, None)
         self.acks.forget(partitions)
 
@@ -242,6 +254,13 @@ class WebhookDelivery:
         finally:
             if self.session is not None:
                 await self.session.close()
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    """Log a delivery that failed unexpectedly (its record stays uncommitted, so it is sent
+    again after a restart); the error's class only, as a message could quote the body."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("webhooks: a delivery failed (%s)", type(task.exception()).__name__)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
