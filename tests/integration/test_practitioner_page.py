@@ -27,7 +27,7 @@ from hub.serde import Serde
 from hub.stages.identity import person_id_for
 from hub.topics import Topics
 from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
-from tests.integration.helpers import WorkerProcess, read_topic
+from tests.integration.helpers import WorkerProcess, free_port, read_topic
 from tests.integration.test_alerts import HOUSING_PRACTITIONER, OTHER_NHS, SCHOOL_PRACTITIONER
 from tests.integration.test_stream_core import HEALTH, HOUSING, NHS, SCHOOL, draft, tok
 
@@ -253,3 +253,29 @@ def test_the_page_refuses_requests_without_a_session_or_its_csrf_token(
     )
     assert elsewhere.status_code == 403
     assert session.get(base, allow_redirects=False, timeout=10).status_code == 200
+
+
+def test_each_of_two_workers_serves_the_timeline_whichever_owns_the_view(
+    make_worker: WorkerFactory,
+) -> None:
+    first = make_worker()
+    second = make_worker(web_port=free_port(), state_dir=first.settings.state_dir.parent / "2")
+    a = publish_a(first)
+    path = f"/v1/people/{a}"
+
+    def whole(reply: requests.Response) -> bool:
+        return reply.ok and reply.json()["event_count"] == 3
+
+    for worker in (first, second):
+        worker.wait_for(path, whole, WAIT_S, HOUSING_PRACTITIONER, "A's three events")
+    # One worker owns A's view; the other's page asks it (a worker assertion, no token).
+    for worker in (first, second):
+        session = requests.Session()
+        signed = session.post(
+            f"{worker.url}/practitioner/sign-in", data={"token": HOUSING_PRACTITIONER}, timeout=10
+        )
+        assert signed.status_code == 200, signed.text
+        page = session.get(f"{worker.url}/practitioner/people/{a}", timeout=10)
+        assert page.status_code == 200, page.text
+        assert page.text.count("<tr>") == 1 + 3  # the header row, then one per event
+        assert "<code>REF-1</code>" in page.text
