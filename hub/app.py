@@ -159,6 +159,9 @@ class Hub:
         # Keyed by raw bytes, like the hub.events records that update it, so a person hashes
         # to the same partition in the table as on the topic: table routing finds the owner.
         self.views = app.Table("views", default=None, partitions=n, key_type=bytes)
+        # Which people on a partition hold a partner's record ref: the lookup's index, kept
+        # by the view stage with the views (hub.stages.refs).
+        self.view_refs = app.Table("view-refs", default=None, partitions=n, key_type=bytes)
         # Each person's alerts, keyed like the views (so on the same partition number).
         self.alerts = app.Table("alerts", default=None, partitions=n, key_type=bytes)
         self.identity_tokens = app.Table("identity-tokens", default=None, partitions=1)

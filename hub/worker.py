@@ -16,6 +16,7 @@ from hub.catalogue import install_catalogue_page
 from hub.config import Settings
 from hub.feedback import install_feedback
 from hub.ingest import install_ingest
+from hub.lookup import install_lookup
 from hub.people_api import install_people_api
 from hub.practitioner_page import install_practitioner_page
 from hub.registry_api import install_registry_api
@@ -42,6 +43,7 @@ def build_hub(settings: Settings) -> Hub:
     hub.prepare()
     install_web(hub)
     install_people_api(hub)
+    install_lookup(hub)
     install_alerts_api(hub)
     install_alert_stream(hub)
     install_alert_status_api(hub)

@@ -4,7 +4,8 @@ A view is a set of timeline entries (one per event id, codes only). Everything e
 caller sees (partners involved, last contact, needs by domain) is derived from the
 entries when the view is read. That keeps folding, merging, splitting and erasing simple
 set operations whose result does not depend on arrival order, so a replay or a restart
-after a crash ends in exactly the same view.
+after a crash ends in exactly the same view. Beside the views the stage keeps the index
+of partners' record refs that a lookup by ``source_ref`` reads (``hub.stages.refs``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from hub.stages.effects import (
 )
 from hub.stages.hops import by_person, each_item, framed_in
 from hub.stages.identity import strength
+from hub.stages.refs import reindex
 
 __all__ = [
     "MAX_ENTRIES",
@@ -251,8 +253,9 @@ class ViewStage:
     """Folds events into person views; applies merges, splits, erasures and expiry."""
 
     name = "view"
-    tables: tuple[str, ...] = ("views", "fates", "consents")  # consents: read only
-    writes: tuple[tuple[str, ...], ...] = (("fates",), ("views",))
+    tables: tuple[str, ...] = ("views", "view-refs", "fates", "consents")  # consents: read only
+    # The refs index lands with the views it indexes (hub.stages.refs).
+    writes: tuple[tuple[str, ...], ...] = (("fates",), ("views", "view-refs"))
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -295,12 +298,14 @@ class _Views:
     def __init__(self, stored: MutableMapping[Any, Any]) -> None:
         self.stored = stored
         self.models: dict[str, PersonView | None] = {}
+        self.stored_models: dict[str, PersonView | None] = {}  # as read, for the refs index
         self.changed: list[tuple[str, PersonView | None, bool]] = []  # undo log
 
     def get(self, person_id: str) -> PersonView | None:
         if person_id not in self.models:
             stored = self.stored.get(person_id.encode())
             self.models[person_id] = PersonView.model_validate(stored) if stored else None
+            self.stored_models[person_id] = self.models[person_id]
         return self.models[person_id]
 
     def put(self, person_id: str, view: PersonView | None) -> None:
@@ -320,10 +325,13 @@ class _Views:
         return [(p, self.models[p]) for p in dict.fromkeys(p for p, _, _ in self.changed)]
 
     def write(self, state: State, partitions: int, retention: Callable[[str], timedelta]) -> None:
-        """Write each changed view to its table, on its person's partition."""
+        """Write each changed view to its table, and its refs to the index, on its person's
+        partition."""
         for person_id in dict.fromkeys(person for person, _, _ in self.changed):
             view, key = self.models[person_id], person_id.encode()
-            state.at(batch.partition_for(key, partitions))
+            partition = batch.partition_for(key, partitions)
+            state.at(partition)
+            reindex(state["view-refs"], partition, person_id, self.stored_models[person_id], view)
             if view is None:
                 self.stored.pop(key, None)
                 continue
