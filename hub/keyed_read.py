@@ -39,11 +39,18 @@ async def read_key(
 
 
 async def read_all(
-    settings: Settings, serde: Serde, topic: str, model: type[M], timeout_s: float
+    settings: Settings,
+    serde: Serde,
+    topic: str,
+    model: type[M],
+    timeout_s: float,
+    since_ms: int | None = None,
 ) -> list[M]:
-    """Every ``model`` record on ``topic`` (all partitions) up to their ends at the call."""
+    """Every ``model`` record on ``topic`` (all partitions) up to their ends at the call;
+    with ``since_ms``, only from the first record whose Kafka timestamp is at or after it
+    (epoch milliseconds), so a listing of recent records skips the older ones unread."""
     partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
-    return await _read(settings, serde, partitions, None, model, timeout_s)
+    return await _read(settings, serde, partitions, None, model, timeout_s, since_ms)
 
 
 async def _read(
@@ -53,6 +60,7 @@ async def _read(
     key: bytes | None,
     model: type[M],
     timeout_s: float,
+    since_ms: int | None = None,
 ) -> list[M]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, group_id=None
@@ -64,6 +72,10 @@ async def _read(
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
+        if since_ms is not None:
+            firsts = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
+            for tp, first in firsts.items():  # None: nothing that recent on tp
+                consumer.seek(tp, ends[tp] if first is None else first.offset)
         deadline = time.monotonic() + timeout_s
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             if time.monotonic() > deadline:
