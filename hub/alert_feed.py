@@ -34,12 +34,13 @@ __all__ = [
     "Subscription",
     "encode_position",
     "latest_of_each",
-    "live_records",
+    "live_batches",
     "parse_position",
 ]
 
 log = logging.getLogger(__name__)
 
+BATCH_MAX = 200  # live records a stream takes at once (their audits go together)
 QUEUE_MAX = 10_000  # records a slow stream may fall behind before it is closed (it resumes)
 _OFFSET = re.compile(r"[0-9]{1,18}")
 
@@ -236,6 +237,14 @@ class Cursor:
         """Move to ``offsets`` where they are further on (what was missed has been read)."""
         self.offsets = [max(a, b) for a, b in zip(self.offsets, offsets, strict=True)]
 
+    def take(self, records: Sequence[FeedRecord]) -> list[tuple[FeedRecord, str]]:
+        """The records new to the stream, each with its id once past it."""
+        taken = []
+        for record in records:
+            if self.passes(record):
+                taken.append((record, self.id))
+        return taken
+
     def passes(self, record: FeedRecord) -> bool:
         """Whether ``record`` is new to the stream (and then the cursor moves past it)."""
         if record.offset < self.offsets[record.partition]:
@@ -244,8 +253,18 @@ class Cursor:
         return True
 
 
-async def live_records(subscription: Subscription, cursor: Cursor) -> AsyncIterator[FeedRecord]:
-    """The live records of ``subscription`` new to ``cursor``, each once, until it ends."""
-    while (record := await subscription.queue.get()) is not None:
-        if cursor.passes(record):
-            yield record
+async def live_batches(
+    subscription: Subscription, cursor: Cursor, most: int = BATCH_MAX
+) -> AsyncIterator[list[tuple[FeedRecord, str]]]:
+    """The live records of ``subscription`` new to ``cursor``, each once, with the stream's
+    id after it: what has arrived (up to ``most``) at a time, until the subscription ends."""
+    while (first := await subscription.queue.get()) is not None:
+        records = [first]
+        while len(records) < most and not subscription.queue.empty():
+            record = subscription.queue.get_nowait()
+            if record is None:
+                yield cursor.take(records)
+                return
+            records.append(record)
+        if taken := cursor.take(records):
+            yield taken

@@ -43,9 +43,9 @@ from yarl import URL
 
 from hub._http import problem
 from hub.access import Bases, Reader, refusal
-from hub.alert_feed import AlertFeed, BadPosition, Cursor, FeedRecord, live_records, parse_position
+from hub.alert_feed import AlertFeed, BadPosition, Cursor, FeedRecord, live_batches, parse_position
 from hub.alert_status import status_book
-from hub.alerts_api import ALERT_VIEW, CONSENTS, inbox_items
+from hub.alerts_api import ALERT_VIEW, CONSENTS, inbox_items, owners_of
 from hub.app import Hub
 from hub.audit import write_audit
 from hub.errors import BrokerError
@@ -57,7 +57,7 @@ __all__ = ["HEARTBEAT_S", "LiveAlerts", "install_alert_stream", "live_alerts", "
 
 HEARTBEAT_S = 15.0  # a comment on a quiet stream this often
 ROW_WAIT_S = 5.0  # how long an alert on the topic may take to reach the alerts table
-_ROW_POLL_S = 0.02
+_ROW_POLL_S = 0.002  # the first wait for the table; doubling
 _ROWS_KEPT = 2_000  # alerts resolved recently (one lookup however many streams show it)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -85,6 +85,7 @@ class LiveAlerts:
     async def _wait_for_row(self, record: FeedRecord, raised_ms: int) -> dict[str, Any] | None:
         assert record.alert is not None
         deadline = time.monotonic() + ROW_WAIT_S
+        delay_s = _ROW_POLL_S
         while True:
             rows = await self._person_rows(record.alert.person_id)
             row = next((r for r in rows if r["alert_id"] == record.alert_id), None)
@@ -92,7 +93,8 @@ class LiveAlerts:
                 return row
             if time.monotonic() > deadline:
                 return None
-            await asyncio.sleep(_ROW_POLL_S)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 0.2)  # soon for this worker's table; gently for another's
 
     async def _person_rows(self, person_id: str) -> list[dict[str, Any]]:
         """The person's alerts as the alerts table keeps them, wherever it is kept."""
@@ -154,9 +156,8 @@ async def stream_alerts(hub: Hub, request: Request, user: User) -> StreamRespons
     sse = EventSourceResponse(ping_interval=HEARTBEAT_S)
     try:
         await sse.prepare(cast(BaseRequest, request))
-        for record in await live.feed.missed(cursor.offsets, subscription.start):
-            if cursor.passes(record):
-                await _send(live, sse, user, reader, record, cursor)
+        missed = await live.feed.missed(cursor.offsets, subscription.start)
+        await _send(live, sse, user, reader, cursor.take(missed))
         cursor.catch_up(subscription.start)
         # Live from here: an id with no data sets the client's Last-Event-ID (so one that
         # reconnects before the next alert misses nothing) and marks the end of catching up.
@@ -164,8 +165,8 @@ async def stream_alerts(hub: Hub, request: Request, user: User) -> StreamRespons
         # A client gone: its ping stops; end the stream then rather than at the next alert.
         ended = asyncio.ensure_future(sse.wait())
         ended.add_done_callback(lambda _: subscription.end())
-        async for record in live_records(subscription, cursor):
-            await _send(live, sse, user, reader, record, cursor)
+        async for batch in live_batches(subscription, cursor):
+            await _send(live, sse, user, reader, batch)
     except (ConnectionResetError, TimeoutError):
         pass  # the client went away; it resumes from the last id it had
     finally:
@@ -180,30 +181,47 @@ async def _send(
     sse: EventSourceResponse,
     user: User,
     reader: Reader,
-    record: FeedRecord,
-    cursor: Cursor,
+    batch: list[tuple[FeedRecord, str]],
 ) -> None:
-    """Send ``record`` if the reader's organisation is told of it, at their level."""
+    """Send what of ``batch`` the reader's organisation is told of, at their level, in
+    order; the alerts' audits are written together, all before any is sent."""
+    found = await asyncio.gather(*(_event(live, reader, record) for record, _ in batch))
+    events = [(k, data, id_) for (_, id_), (k, data) in zip(batch, found, strict=True) if k]
+    await asyncio.gather(
+        *(
+            write_audit(live.hub, user, data["person_id"], "ok", ALERT_VIEW, owners=owners_of(data))
+            for kind, data, _ in events
+            if kind == "alert"
+        )
+    )
+    for kind, data, id_ in events:
+        await sse.send(json.dumps(data), id_, kind)
+
+
+async def _event(live: LiveAlerts, reader: Reader, record: FeedRecord) -> tuple[str, Any]:
+    """The event ``record`` is for ``reader`` (``("", None)`` if none): an alert as the
+    inbox shows it to them, or an erasure."""
     if record.alert is None:
         told = live.feed.recipients.get(record.alert_id)
         # An erasure of an alert this worker never read goes to every stream: the id of an
         # alert says nothing of the person, and a page without it ignores it.
         if told is None or reader.partner in told:
-            await sse.send(json.dumps({"alert_id": record.alert_id}), cursor.id, "erased")
-        return
+            return "erased", {"alert_id": record.alert_id}
+        return "", None
     if reader.partner not in record.alert.recipients:
-        return
+        return "", None
     row = await live.row(record)
     if row is None:  # erased before it reached the table: its erasure follows
-        return
+        return "", None
     hub = live.hub
     bases = Bases(hub.agreements, lambda cid: CONSENTS.live(cid, hub.consents), utc_now())
-    book = status_book(hub)
-    for item in inbox_items([row], record.alert.person_id, reader, bases):
-        raised_at = datetime.fromisoformat(item["raised_at"])
-        item["status"] = book.status(item["alert_id"], reader.partner, raised_at).value
-        await write_audit(hub, user, item["person_id"], "ok", ALERT_VIEW)
-        await sse.send(json.dumps(item), cursor.id, "alert")
+    items = inbox_items([row], record.alert.person_id, reader, bases)
+    if not items:
+        return "", None
+    item = items[0]
+    raised_at = datetime.fromisoformat(item["raised_at"])
+    item["status"] = status_book(hub).status(item["alert_id"], reader.partner, raised_at).value
+    return "alert", item
 
 
 def install_alert_stream(hub: Hub) -> None:

@@ -35,7 +35,15 @@ from hub.stages.basis import Consents
 from hub.stages.view import TimelineEntry
 from hub.users import User
 
-__all__ = ["ALERT_VIEW", "CONSENTS", "INBOX_MAX", "gather", "inbox_items", "install_alerts_api"]
+__all__ = [
+    "ALERT_VIEW",
+    "CONSENTS",
+    "INBOX_MAX",
+    "gather",
+    "inbox_items",
+    "install_alerts_api",
+    "owners_of",
+]
 
 INBOX_MAX = 200  # alerts in one answer, newest first
 ALERT_VIEW = "alert.view"
@@ -74,6 +82,11 @@ def inbox_items(
             }
         )
     return items
+
+
+def owners_of(item: dict[str, Any]) -> list[str]:
+    """The partners whose entries an inbox item shows (its data owners, for the audit)."""
+    return sorted({e["partner_id"] for e in item["events"] if "partner_id" in e})
 
 
 class Unanswered(Exception):
@@ -150,7 +163,8 @@ def install_alerts_api(hub: Hub) -> None:
                 return problem(self, 503, "the alerts could not all be gathered; try again")
             shown = found[:INBOX_MAX]
             for alert in shown:
-                await write_audit(hub, user, alert["person_id"], "ok", ALERT_VIEW)
+                owners = owners_of(alert)
+                await write_audit(hub, user, alert["person_id"], "ok", ALERT_VIEW, owners=owners)
             return self.json({"alerts": shown, "truncated": len(found) > INBOX_MAX})
 
     class ShareForAWorker(View):

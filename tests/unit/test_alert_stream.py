@@ -8,8 +8,10 @@ from hub.alert_feed import (
     BadPosition,
     Cursor,
     FeedRecord,
+    Subscription,
     encode_position,
     latest_of_each,
+    live_batches,
     parse_position,
 )
 
@@ -63,3 +65,18 @@ def test_catching_up_sends_each_alert_as_it_stands_last() -> None:
     raised, escalated = record(0, 1, "a"), record(0, 4, "a")
     other, erased = record(1, 2, "b"), record(1, 5, "b")
     assert latest_of_each([raised, other, escalated, erased]) == [escalated, erased]
+
+
+def test_a_cursor_takes_the_new_records_each_with_the_id_after_it() -> None:
+    cursor = Cursor([0, 4])
+    taken = cursor.take([record(1, 3), record(0, 0), record(1, 4)])
+    assert [(r.partition, r.offset, i) for r, i in taken] == [(0, 0, "1.4"), (1, 4, "1.5")]
+
+
+async def test_live_records_come_as_batches_of_what_arrived_until_the_feed_ends() -> None:
+    subscription = Subscription([0, 0])
+    cursor = Cursor([0, 0])
+    for item in (record(0, 0), record(0, 0), record(1, 0), None, record(1, 1)):
+        subscription.queue.put_nowait(item)
+    batches = [batch async for batch in live_batches(subscription, cursor)]
+    assert [[i for _, i in batch] for batch in batches] == [["1.0", "1.1"]]  # once each
