@@ -168,3 +168,24 @@ def test_each_of_two_workers_finds_people_the_other_holds(make_worker: WorkerFac
             assert found.status_code == 200, found.text
             assert found.json()["person_id"] == path.rsplit("/", 1)[1]
     assert lookup(second, "R1", HOUSING_TOKEN).status_code == 404
+
+
+def test_a_record_whose_events_sit_with_two_people_names_both(worker: WorkerProcess) -> None:
+    """Housing's record HSG-0500 carries two NHS numbers that nothing links: two people,
+    each holding the ref. The lookup names both (409) for the practitioner to read each."""
+    s, rng = worker.settings, random.Random(24)
+    first, second = synthetic_nhs_number(rng), synthetic_nhs_number(rng)
+    with Publisher(HOUSING, "northgate", s) as housing:
+        for n, nhs in enumerate((first, second)):
+            housing.publish(draft(nhs, HOUSING_EVENT, agreement(TEST_AGREEMENT_ID), "HSG-0500", n))
+    paths = [person(worker, nhs) for nhs in (first, second)]
+    for path in paths:
+        shown_to(worker, path, HOUSING_TOKEN, 1)
+
+    both = lookup(worker, "HSG-0500", HOUSING_TOKEN)
+    assert both.status_code == 409, both.text
+    assert both.json()["person_ids"] == sorted(path.rsplit("/", 1)[1] for path in paths)
+    assert both.json()["title"].startswith("source_ref: ") and "HSG-0500" not in both.text
+    audited = lookups_audited(worker, 2)
+    assert sorted(r["person_id"] for r in audited) == both.json()["person_ids"]
+    assert {(r["outcome"], tuple(r["owners"])) for r in audited} == {("ok", ())}
