@@ -1,8 +1,8 @@
 """The practitioners' page end to end: Debian's Chromium, headless, driven through Selenium
 with Debian's chromedriver, against a real worker on the real broker, used as a person
 would: sign in, read the inbox, open an alert, press a feedback button, open the timeline,
-see a new alert arrive without reloading. The run keeps a screenshot of the inbox under
-``.state/artefacts/`` (path printed)."""
+see a new alert arrive without reloading and an erased one go. The run keeps a screenshot
+of the inbox under ``.state/artefacts/`` (path printed)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from connectors import ConsentDraft, Publisher
 from hub.config import PROJECT_ROOT
-from hub.models import AuditRecord
+from hub.models import AuditRecord, ConsentStatus
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
 from hub.stages.identity import person_id_for
@@ -116,6 +116,19 @@ def publish_b(worker: WorkerProcess) -> str:
     with Publisher("city-health", "emis", s) as health:
         health.publish(draft({"nhs": OTHER_NHS}, HEALTH, consent_id="c-b", minutes=2))
     return person_id_for(tok(s, "nhs", OTHER_NHS))
+
+
+def withdraw_b(worker: WorkerProcess) -> None:
+    with Publisher("council-housing", "northgate", worker.settings) as housing:
+        housing.publish_consent(
+            ConsentDraft(
+                consent_id="c-b",
+                identifiers={"nhs": OTHER_NHS},
+                purposes=["early-help"],
+                sharing_partners=["council-housing"],
+                status=ConsentStatus.WITHDRAWN,
+            )
+        )
 
 
 def audited(worker: WorkerProcess, actor: str) -> list[AuditRecord]:
@@ -231,6 +244,18 @@ def test_a_practitioner_signs_in_reads_an_alert_gives_feedback_and_sees_new_aler
     assert browser.find_element(By.TAG_NAME, "h1").text == "Alert not found"
     browser.get(f"{worker.url}/practitioner/people/{b}")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Person not found"
+
+    # Housing's open inbox drops B's alert as soon as B's consent is withdrawn.
+    browser.find_element(By.CSS_SELECTOR, "header form button[type=submit]").click()
+    sign_in(browser, worker, HOUSING_PRACTITIONER)
+    wait_for(browser, "B's alert in housing's inbox", f"li[data-alert-id='{alert_b}']")
+    withdraw_b(worker)
+    try:
+        WebDriverWait(browser, WAIT_S).until(lambda d: alert_b not in alert_ids(d))
+    except Exception as exc:
+        raise AssertionError(f"B's erased alert stayed on the page for {WAIT_S}s") from exc
+    assert alert_ids(browser) == [alert_a]
+    assert "withdrawn" in browser.find_element(By.ID, "live-status").text
 
 
 def test_the_page_refuses_requests_without_a_session_or_its_csrf_token(
