@@ -252,7 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="smaller loads (about 3 minutes)")
     bench.add_argument("--json", type=Path, default=None, help="write the report here")
     bench.add_argument(
-        "--only", default="", help="comma-separated: ingest,pipeline,latency,query,scale"
+        "--only", default="", help="comma-separated: ingest,pipeline,latency,alerts,query,scale"
     )
     bench.add_argument(
         "--profile", action="store_true", help="run the pipeline's workers under pyinstrument"

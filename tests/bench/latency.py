@@ -39,7 +39,7 @@ from tests.bench.harness import (
 from tests.bench.loadgen import RAW_TOPIC, published_at
 from tests.integration.helpers import worker_env
 
-__all__ = ["run"]
+__all__ = ["Watcher", "run", "view_times"]
 
 PEOPLE = 2_000
 DRAIN_S = 60.0
@@ -94,7 +94,7 @@ def _figure(rate: int, p: str, hub: dict[str, Any], raw: dict[str, Any], seconds
 
 def _measure(settings: Settings, rate: int, seconds: float, raw: bool) -> dict[str, Any]:
     topic = settings.topic_prefix + RAW_TOPIC if raw else f"{settings.app_id}-views-changelog"
-    watcher = _Watcher(settings, topic, _raw_times if raw else _view_times)
+    watcher = Watcher(settings, topic, _raw_times if raw else view_times)
     command = [sys.executable, "-m", "tests.bench.loadgen", "publish"]
     command += ["--rate", str(rate), "--seconds", str(seconds), "--people", str(PEOPLE)]
     loader = subprocess.Popen(
@@ -125,7 +125,7 @@ def _measure(settings: Settings, rate: int, seconds: float, raw: bool) -> dict[s
     }
 
 
-def _view_times(value: bytes) -> list[tuple[str, int]]:
+def view_times(value: bytes) -> list[tuple[str, int]]:
     view = json.loads(value) if value else None
     return [
         (entry["event_id"], at)
@@ -140,7 +140,7 @@ def _raw_times(value: bytes) -> list[tuple[str, int]]:
     return [(value[:16].hex(), int.from_bytes(value[:8], "big"))]
 
 
-class _Watcher:
+class Watcher:
     """Consumes ``topic`` from its end; one latency per record id, the first time it is seen."""
 
     def __init__(

@@ -27,7 +27,7 @@ import psutil
 
 from hub import broker
 from hub.config import PROJECT_ROOT, Settings
-from tests.bench import ingest, latency, pipeline, profiles, query, scale
+from tests.bench import alerts, ingest, latency, pipeline, profiles, query, scale
 from tests.bench.harness import Bench, Figure
 
 __all__ = ["SCENARIOS", "describe_machine", "render_table", "run_bench"]
@@ -36,6 +36,7 @@ SCENARIOS: dict[str, Callable[[Bench], list[Figure]]] = {
     "ingest": ingest.run,
     "pipeline": pipeline.run,
     "latency": latency.run,
+    "alerts": alerts.run,
     "query": query.run,
     "scale": scale.run,
 }

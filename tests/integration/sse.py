@@ -14,11 +14,13 @@ __all__ = ["SseClient", "SseEvent"]
 
 @dataclass(frozen=True)
 class SseEvent:
-    """One dispatched block: its ``event:`` (``""`` if none), ``id:`` and ``data:`` lines."""
+    """One dispatched block: its ``event:`` (``""`` if none), ``id:`` and ``data:`` lines,
+    and when it was read (``time.time_ns()``)."""
 
     event: str
     id: str | None
     data: str
+    at_ns: int = 0
 
 
 @dataclass
@@ -50,7 +52,9 @@ class SseClient:
                 if line == "":
                     if block["id"] is not None or block["data"]:
                         data = "\n".join(block["data"])
-                        self.events.append(SseEvent(block["event"], block["id"], data))
+                        self.events.append(
+                            SseEvent(block["event"], block["id"], data, time.time_ns())
+                        )
                     block = {"event": "", "id": None, "data": []}
                 elif not line.startswith(":"):
                     name, _, value = line.partition(":")

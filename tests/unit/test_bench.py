@@ -1,8 +1,11 @@
-"""The benchmarks' pure pieces: ids that carry publish times, percentiles, the table, the CLI."""
+"""The benchmarks' pure pieces: ids that carry publish times, percentiles, the table, the CLI,
+how an alert on a stream is timed."""
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,10 +14,12 @@ from connectors.simulate import PARTNERS, Place
 from hub.cli import main
 from hub.config import Settings
 from hub.models import PartnerEvent
+from tests.bench.alerts import alert_latencies, unstreamed
 from tests.bench.harness import Figure, one_event_each, partners_of, percentiles
 from tests.bench.loadgen import event_id_at, published_at
 from tests.bench.run import render_table
 from tests.bench.scale import sizes_for
+from tests.integration.sse import SseEvent
 from tests.unit.fakes import MemoryRegistry
 
 
@@ -85,3 +90,33 @@ def test_scale_people_adds_a_measured_last_step_to_the_memory_store() -> None:
     assert sizes_for(quick=False, people=1_000_000)["memory://"][-1] == 1_000_000
     assert sizes_for(quick=False, people=1_000_000)["rocksdb://"] == sizes_for(False)["rocksdb://"]
     assert sizes_for(quick=True, people=5_000) == sizes_for(quick=True)  # not above the last
+
+
+def _streamed(alert_id: str, raised_at: datetime, at_ns: int, event: str = "alert") -> SseEvent:
+    item = {"alert_id": alert_id, "raised_at": raised_at.isoformat()}
+    return SseEvent(event, "0.0", json.dumps(item), at_ns)
+
+
+def test_an_alert_is_timed_from_its_newest_event_to_the_first_stream_that_shows_it() -> None:
+    since = 1_795_000_000_000_000_000
+    raised_at = datetime(2026, 11, 30, 9, 0, 0, 123_456, tzinfo=UTC)
+    key = ("a-1", int(raised_at.timestamp() * 1000))
+    newest, older = event_id_at(since + 40_000_000, 2), event_id_at(since + 10_000_000, 1)
+    earlier_run = event_id_at(since - 5_000_000_000, 0)  # a rate measured before: not timed
+    raised = {key: [older, newest, earlier_run, "0b7e6a52-2f1c-4c1e-9a6e-3f8d2b1c4d5e"]}
+    received = [
+        _streamed("a-1", raised_at, since + 95_000_000),  # the school's stream, later
+        _streamed("a-1", raised_at, since + 90_000_000),  # housing's, first
+        _streamed("a-1", raised_at, since + 1, event="erased"),
+    ]
+    assert alert_latencies(received, raised, since) == [50.0]
+    assert alert_latencies(received, {key: [earlier_run]}, since) == []
+
+
+def test_a_raise_counts_as_streamed_when_it_or_a_later_raise_of_it_was_shown() -> None:
+    first = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    escalated = first + timedelta(seconds=2)
+    ms = int(first.timestamp() * 1000)
+    told = {("a-1", ms), ("a-2", ms), ("a-3", ms + 5_000)}
+    shown = [_streamed("a-1", escalated, 1), _streamed("a-3", first, 1)]
+    assert unstreamed(told, shown) == {("a-2", ms), ("a-3", ms + 5_000)}
