@@ -1,9 +1,10 @@
 """The hub's operational HTTP API, served by each Faust worker's web server: the books
 (partner status), ``/metrics`` and ``/v1/health``. Person reads are in ``hub.people_api``.
 
-A partner's status also shows its webhook's figures (``hub.webhooks``: delivered, retried,
-failed attempts, dead-lettered, the last success and failure) added up over the workers,
-each of which delivers for its share of ``hub.alerts`` and counts since it started.
+A partner's status (and each partner's in the place's) also shows its webhook's figures
+(``hub.webhooks``: delivered, retried, failed attempts, dead-lettered, the last success
+and failure; None without a webhook) added up over the workers, each of which delivers for
+its share of ``hub.alerts`` and counts since it started (``/v1/_webhooks``: a share).
 
 Handlers are thin: authenticate, check the role, call one function, format the reply.
 Who may call what: the books, a partner's own token (its own partner only), stewards and
@@ -86,20 +87,36 @@ def install_web(hub: Hub) -> None:
         except PeerUnavailable:
             return None
 
-    with_webhook = {p.id for p in hub.partners if p.webhook is not None}
+    with_webhook = sorted(p.id for p in hub.partners if p.webhook is not None)
 
-    async def gather_webhook(user: User, partner_id: str) -> dict[str, object]:
-        """Every worker's webhook figures for ``partner_id``, added up."""
-        own = webhook_stats(hub).share(partner_id)
-        others = await peers(hub).shares(f"/v1/_webhooks/{partner_id}", user)
-        return WebhookStats.combine([own, *others])
+    def local_webhooks(partner_ids: list[str]) -> dict[str, dict[str, object]]:
+        """This worker's webhook figures for those of ``partner_ids`` with a webhook."""
+        return {p: webhook_stats(hub).share(p) for p in partner_ids if p in with_webhook}
+
+    async def gather_webhooks(
+        user: User, path: str, partner_ids: list[str]
+    ) -> dict[str, dict[str, object]]:
+        """Every worker's webhook figures (``/v1/_webhooks...``) added up, per partner with a
+        webhook among ``partner_ids``; PeerUnavailable if a worker does not give its share."""
+        wanted = [p for p in partner_ids if p in with_webhook]
+        if not wanted:
+            return {}
+        shares = [local_webhooks(wanted), *await peers(hub).shares(path, user)]
+        return {p: WebhookStats.combine([share[p] for share in shares]) for p in wanted}
 
     class WebhookSharePage(View):
         """``GET /v1/_webhooks/{partner_id}``: this worker's webhook figures, for a worker."""
 
         async def get(self, request: Request, partner_id: str) -> Response:
             refused = share_for_a_worker(self, request, partner_id)
-            return refused or self.json(webhook_stats(hub).share(partner_id))
+            return refused or self.json(local_webhooks([partner_id]))
+
+    class AllWebhooksSharePage(View):
+        """``GET /v1/_webhooks``: this worker's figures for every webhook, for a worker."""
+
+        async def get(self, request: Request) -> Response:
+            refused = share_for_a_worker(self, request, None)
+            return refused or self.json(local_webhooks(with_webhook))
 
     class PartnerStatusPage(View):
         """``GET /v1/partners/{partner_id}/status``: that partner's accounting, and only it."""
@@ -115,12 +132,12 @@ def install_web(hub: Hub) -> None:
                 return problem(self, 503, "a worker did not report its share")
             own, *others = shares
             status = partner_status([own[partner_id], *others])
-            webhook = None
-            if partner_id in with_webhook:
-                try:
-                    webhook = await gather_webhook(user, partner_id)
-                except PeerUnavailable:
-                    return problem(self, 503, "a worker did not report its share")
+            try:
+                path = f"/v1/_webhooks/{partner_id}"
+                webhooks = await gather_webhooks(user, path, [partner_id])
+            except PeerUnavailable:
+                return problem(self, 503, "a worker did not report its share")
+            webhook = webhooks.get(partner_id)
             return self.json({"partner": partner_id, **status, "webhook": webhook})
 
     class PlaceStatusPage(View):
@@ -135,8 +152,16 @@ def install_web(hub: Hub) -> None:
             shares = await gather_books(user, "/v1/_books")
             if shares is None:
                 return problem(self, 503, "a worker did not report its share")
+            try:
+                webhooks = await gather_webhooks(user, "/v1/_webhooks", with_webhook)
+            except PeerUnavailable:
+                return problem(self, 503, "a worker did not report its share")
             partners = {
-                p.id: partner_status([share[p.id] for share in shares]) for p in hub.partners
+                p.id: {
+                    **partner_status([share[p.id] for share in shares]),
+                    "webhook": webhooks.get(p.id),
+                }
+                for p in hub.partners
             }
             return self.json({"partners": partners})
 
@@ -202,6 +227,7 @@ def install_web(hub: Hub) -> None:
     app.page("/v1/partners/{partner_id}/status")(PartnerStatusPage)
     app.page("/v1/_books")(AllBooksPage)
     app.page("/v1/_books/{partner_id}")(BooksPage)
+    app.page("/v1/_webhooks")(AllWebhooksSharePage)
     app.page("/v1/_webhooks/{partner_id}")(WebhookSharePage)
     app.page("/metrics")(MetricsPage)
     app.page("/v1/health")(HealthPage)

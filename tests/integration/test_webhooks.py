@@ -281,6 +281,9 @@ def test_alerts_reach_partner_webhooks_signed_retried_and_dead_lettered(
         assert health_figures["last_failure"] == "http-5xx"
         assert health_figures["last_failed_at"] is not None
         assert webhook_status(worker, "riverside-homes")["delivered"] == 0
+        place = worker.get("/v1/partners/status", token="demo-steward").json()["partners"]
+        assert place["city-health"]["webhook"] == health_figures
+        assert place["southside-primary"]["webhook"] is None  # no webhook declared
         assert worker.get("/v1/partners/city-health/status", token=None).status_code == 401
 
         serde = Serde(SchemaRegistry(s))
