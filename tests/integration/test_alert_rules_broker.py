@@ -8,24 +8,27 @@ partners' systems would send them, in time order per person: each person's k-th 
 round k, the hub settled between rounds (every event in a view, the view and alerts stages
 caught up), so a near miss is never seen half-published and "nothing fired" is asserted
 only once the hub has done everything it was sent. Event times are relative to now, as
-rule windows are relative to when the alerts stage evaluates.
+rule windows are relative to when the alerts stage evaluates. Last, make demo's simulated
+place, on a worker of its own, makes every shipped rule fire.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors import ConsentDraft, EventDraft, Publisher
-from connectors.simulate import PARTNERS, synthetic_nhs_number
+from connectors.simulate import PARTNERS, Place, synthetic_nhs_number
 from hub.alerts import load_rules
 from hub.config import PROJECT_ROOT, Settings
 from hub.models import (
@@ -280,12 +283,8 @@ class RuleHub:
         return alerts
 
 
-@pytest.fixture(scope="module")
-def hub(broker_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuleHub]:
-    """One worker for the module, on its own topics, app id and state; every event here is
-    under its person's consent, so it needs no agreement."""
-    root = tmp_path_factory.mktemp("alert-rules")
-    (root / "agreements").mkdir()
+def start_worker(broker_settings: Settings, root: Path, agreements: Path) -> WorkerProcess:
+    """A worker on its own topics, app id, port and state under ``root``."""
     run = uuid.uuid4().hex[:8]
     settings = broker_settings.model_copy(
         update={
@@ -293,11 +292,21 @@ def hub(broker_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
             "app_id": f"placehub-t{run}",
             "web_port": free_port(),
             "state_dir": root / "state",
-            "agreements_dir": root / "agreements",
+            "agreements_dir": agreements,
         }
     )
     worker = WorkerProcess(settings, root / "worker.log", env=worker_env(settings))
     worker.start()
+    return worker
+
+
+@pytest.fixture(scope="module")
+def hub(broker_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuleHub]:
+    """One worker for the module; every event here is under its person's consent, so it
+    needs no agreement."""
+    root = tmp_path_factory.mktemp("alert-rules")
+    (root / "agreements").mkdir()
+    worker = start_worker(broker_settings, root, root / "agreements")
     rules_hub = RuleHub(worker)
     try:
         yield rules_hub
@@ -403,3 +412,55 @@ def test_a_repeat_within_the_cooldown_raises_nothing_and_is_counted_suppressed(
         "placehub_alerts_total", rule="arrears-then-notice", outcome="suppressed"
     )
     assert suppressed >= 5
+
+
+def demo_agreements(folder: Path) -> Path:
+    """The demo's agreements (deploy/local), in force from a year ago to a year ahead of
+    today instead of on their calendar dates, so the test never expires."""
+    folder.mkdir()
+    today = datetime.now(UTC).date()
+    for path in (PROJECT_ROOT / "deploy/local/agreements").glob("*.yaml"):
+        text = re.sub(
+            r"(?m)^valid_from: .*$", f"valid_from: {today - timedelta(days=365)}", path.read_text()
+        )
+        text = re.sub(r"(?m)^valid_to: .*$", f"valid_to: {today + timedelta(days=365)}", text)
+        (folder / path.name).write_text(text)
+    return folder
+
+
+def test_the_demo_place_makes_every_shipped_rule_fire(
+    broker_settings: Settings, tmp_path: Path
+) -> None:
+    """make demo's place (seed 7, 200 people, 1,000 events) through the SDK, under the
+    demo's agreements: every rule fires for someone, telling whom it should, and the police
+    and children's services share under the safeguarding agreement (every event of theirs
+    in a view, whether or not the person consented)."""
+    worker = start_worker(broker_settings, tmp_path, demo_agreements(tmp_path / "agreements"))
+    s = worker.settings
+    registry = SchemaRegistry(s)
+    serde = Serde(registry)
+    shipped = {rule.code for rule in load_rules(PROJECT_ROOT / "deploy/local/alerts")}
+
+    def fired() -> dict[str, list[Alert]]:
+        by_rule: dict[str, list[Alert]] = {}
+        for _, value, _ in read_topic(s, Topics(s.topic_prefix).alerts):
+            if value is not None:
+                alert = serde.decode(value, Alert)
+                by_rule.setdefault(alert.rule_code, []).append(alert)
+        return by_rule
+
+    try:
+        counts = Place(seed=7, people=200).publish(s, events=1000)
+        wait_until(lambda: set(fired()) == shipped, timeout_s=120, describe=lambda: sorted(fired()))
+        alerts = fired()
+        told = {rule: {tuple(a.recipients) for a in alerts[rule]} for rule in alerts}
+        assert told["sanction-then-food-bank"] == {("council-housing",)}
+        assert told["concern-during-open-plan"] == {("council-early-help",)}
+        for partner in ("city-police", "council-early-help"):
+            wait_until(
+                lambda p=partner: status(worker, p)["in_view"] == counts[p],
+                describe=lambda p=partner: (status(worker, p), counts[p]),
+            )
+    finally:
+        registry.close()
+        worker.stop()
