@@ -346,3 +346,49 @@ def test_a_notification_cut_short_by_a_stop_is_sent_after_the_restart_with_its_i
         # Housing's notification of the same record went again; its receiver dropped it.
         housing_receiver = receivers.by_partner["council-housing"]
         assert len(housing_receiver.accepted) == 1 and housing_receiver.duplicates == 1
+
+
+def group_members(settings: Settings) -> int:
+    """How many consumers the webhook group has (one per running worker)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    name = f"{settings.app_id}-webhooks"
+    try:
+        group = admin.describe_groups([name])[name]
+    finally:
+        admin.close()
+    return len(group["members"]) if group["group_state"] == "Stable" else 0
+
+
+def test_two_workers_share_the_deliveries_and_add_up_their_figures(
+    make_worker: WorkerFactory, hub_settings: Settings, tmp_path: Path
+) -> None:
+    with Receivers({"council-housing": lambda n: 200}) as receivers:
+        partners_file = partners_with_webhooks(hub_settings, receivers, tmp_path)
+        first = make_worker(partners_file=partners_file, test_hook_secret=SECRET)
+        second = make_worker(
+            partners_file=partners_file,
+            test_hook_secret=SECRET,
+            web_port=free_port(),
+            state_dir=first.settings.state_dir.parent / "2",
+        )
+        s = first.settings
+        wait_until(lambda: group_members(s) == 2, describe=lambda: group_members(s))
+        for domain, partner in ((HOUSING, "council-housing"), (SCHOOL, "northfield-school")):
+            with Publisher(partner, "system", s) as publisher:
+                for nhs in AGREED:
+                    publisher.publish(draft({"nhs": nhs}, domain, agreement_id=TEST_AGREEMENT_ID))
+        with Publisher("city-health", "emis", s) as health:
+            for nhs in AGREED:
+                health.publish(
+                    draft({"nhs": nhs}, HEALTH, agreement_id=TEST_AGREEMENT_ID, minutes=2)
+                )
+        wait_until(lambda: len(expected(first, "council-housing")) == len(AGREED))
+        wait_until(lambda: delivery_caught_up(s), timeout_s=90)
+
+        assert receivers.told("council-housing") == expected(first, "council-housing")
+        receiver = receivers.by_partner["council-housing"]
+        # Every 2xx counts as delivered, a repeat after a rebalance too; each worker counts
+        # its share and either adds up both.
+        answered = len(receiver.accepted) + receiver.duplicates
+        assert webhook_status(first, "council-housing")["delivered"] == answered
+        assert webhook_status(second, "council-housing") == webhook_status(first, "council-housing")
