@@ -10,7 +10,8 @@ Reading guide, in the order data flows:
   schema → lawful basis; each record to exactly one of identity, quarantine or the
   dead-letter queue), ``quarantine`` (hold, release, withdraw, expire), ``links``,
   ``identity`` (which person a set of pseudonymous tokens belongs to), ``view`` (folding
-  events into the person-centred view, and minimising it for a caller), ``alerts`` (the
+  events into the person-centred view, and minimising it for a caller; ``refs``: its index
+  of partners' record refs), ``alerts`` (the
   place's alert rules over each changed timeline); ``accounting`` keeps every partner
   record's fate, ``effects`` is what a stage returns.
 - ``alerts``: the alert rules as code (conditions, loading, evaluation, cooldown).
@@ -18,8 +19,9 @@ Reading guide, in the order data flows:
   its effects, awaits them, and only then lets Faust commit; ``batch`` is the envelope of
   the internal hops.
 - ``app``: the declaration (topics, tables, which stage reads what); ``web`` the HTTP API,
-  with ``people_api`` (person reads, break glass), ``alerts_api`` (the inbox),
-  ``access_history`` (subject access requests), ``audit`` (the audit trail they write).
+  with ``people_api`` (person reads, break glass), ``lookup`` (a person found from one's
+  own record), ``alerts_api`` (the inbox), ``access_history`` (subject access requests),
+  ``owner_reads`` (who read a partner's data), ``audit`` (the audit trail they write).
 - ``webhooks``: each partner's signed alert notifications (``webhook_notices``: what
   they say; ``webhook_sender``: attempts, backoff, figures; the signature in
   ``connectors.webhooks``).
