@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors import ConsentDraft, EventDraft, Publisher
@@ -283,6 +284,22 @@ class RuleHub:
         return alerts
 
 
+def drop_topics(settings: Settings) -> None:
+    """Delete a stopped worker's topics: every test hub has some hundred partitions, and a
+    shared broker that keeps them all runs out of heap."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        ours = [
+            t
+            for t in admin.list_topics()
+            if t.startswith((settings.topic_prefix, f"{settings.app_id}-"))
+        ]
+        if ours:
+            admin.delete_topics(ours)
+    finally:
+        admin.close()
+
+
 def start_worker(broker_settings: Settings, root: Path, agreements: Path) -> WorkerProcess:
     """A worker on its own topics, app id, port and state under ``root``."""
     run = uuid.uuid4().hex[:8]
@@ -313,6 +330,7 @@ def hub(broker_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     finally:
         worker.stop()
         rules_hub.registry.close()
+        drop_topics(worker.settings)
 
 
 @pytest.fixture(scope="module")
@@ -464,3 +482,4 @@ def test_the_demo_place_makes_every_shipped_rule_fire(
     finally:
         registry.close()
         worker.stop()
+        drop_topics(s)
