@@ -17,7 +17,7 @@ import pytest
 
 from hub import broker
 from hub.config import PROJECT_ROOT, Settings
-from tests.integration.helpers import WorkerProcess, free_port, worker_env
+from tests.integration.helpers import WorkerProcess, drop_topics, free_port, worker_env
 
 
 @pytest.fixture(scope="session")
@@ -69,11 +69,15 @@ def agreements_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def hub_settings(broker_settings: Settings, tmp_path: Path, agreements_dir: Path) -> Settings:
+def hub_settings(
+    broker_settings: Settings, tmp_path: Path, agreements_dir: Path
+) -> Iterator[Settings]:
     """Settings for one test's private hub: own topic prefix, app id, port, state and
-    agreements (see ``agreements_dir``)."""
+    agreements (see ``agreements_dir``). Its topics are deleted after the test (its
+    workers are stopped first): a shared broker that kept every test hub's some hundred
+    partitions ran out of heap."""
     run = uuid.uuid4().hex[:8]
-    return broker_settings.model_copy(
+    settings = broker_settings.model_copy(
         update={
             "topic_prefix": f"t{run}.",
             "app_id": f"placehub-t{run}",
@@ -82,6 +86,8 @@ def hub_settings(broker_settings: Settings, tmp_path: Path, agreements_dir: Path
             "agreements_dir": agreements_dir,
         }
     )
+    yield settings
+    drop_topics(settings)
 
 
 WorkerFactory = Callable[..., WorkerProcess]

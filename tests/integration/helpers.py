@@ -213,3 +213,19 @@ def caught_up(settings: Settings, topic: str) -> bool:
     stage has done every record there (commits follow the stages' marks)."""
     done = committed(settings, topic)
     return all(done.get(p, 0) >= end for p, end in ends(settings, topic).items() if end)
+
+
+def drop_topics(settings: Settings) -> None:
+    """Delete a stopped worker's topics: every test hub has some hundred partitions, and a
+    shared broker that keeps them all runs out of heap."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        ours = [
+            t
+            for t in admin.list_topics()
+            if t.startswith((settings.topic_prefix, f"{settings.app_id}-"))
+        ]
+        if ours:
+            admin.delete_topics(ours)
+    finally:
+        admin.close()

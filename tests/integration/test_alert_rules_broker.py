@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors import ConsentDraft, EventDraft, Publisher
@@ -61,6 +60,7 @@ from hub.topics import Topics
 from tests.integration.helpers import (
     WorkerProcess,
     caught_up,
+    drop_topics,
     free_port,
     read_topic,
     worker_env,
@@ -282,22 +282,6 @@ class RuleHub:
         assert reply.status_code == 200, reply.text
         alerts: list[dict[str, Any]] = reply.json()["alerts"]
         return alerts
-
-
-def drop_topics(settings: Settings) -> None:
-    """Delete a stopped worker's topics: every test hub has some hundred partitions, and a
-    shared broker that keeps them all runs out of heap."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    try:
-        ours = [
-            t
-            for t in admin.list_topics()
-            if t.startswith((settings.topic_prefix, f"{settings.app_id}-"))
-        ]
-        if ours:
-            admin.delete_topics(ours)
-    finally:
-        admin.close()
 
 
 def start_worker(broker_settings: Settings, root: Path, agreements: Path) -> WorkerProcess:
