@@ -96,6 +96,7 @@ class AlertFeed:
         self.partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
         self.positions: list[int] = []
         self.recipients: dict[str, tuple[str, ...]] = {}  # alert id → who was told
+        self.erased: set[str] = set()  # alert ids whose last record read is a tombstone
         self._subscribers: set[Subscription] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -210,6 +211,9 @@ class AlertFeed:
                     unreadable += 1
                     continue
                 self.recipients[alert_id] = tuple(alert.recipients)
+                self.erased.discard(alert_id)
+            else:
+                self.erased.add(alert_id)
             found.append(FeedRecord(message.partition, message.offset, alert_id, alert))
         if unreadable:
             log.warning("%s: %d records are not alerts", self.topic, unreadable)

@@ -19,7 +19,10 @@ A comment every ``HEARTBEAT_S`` keeps proxies from closing a quiet stream.
 the recipients' own refs) is in the alerts table, partitioned by person. The stream reads
 the person's row from this worker's table, or from the worker that owns it (a worker
 assertion, ``GET /v1/_alerts/person/{id}``), waiting briefly for the table to hold what the
-topic already says (the stage writes its tables once the topic has the record).
+topic already says (the stage writes its tables once the topic has the record). An alert
+whose row cannot be had in that time (a rebalance, a worker gone) and that was not erased
+ends the stream just before it: the client resumes from the last id it had and the alert
+is tried again, never skipped.
 
 ``stream_alerts`` is the stream for an already-authenticated user, for pages with a
 session of their own. Streams end when the worker stops (they do not hold up its stop).
@@ -157,7 +160,8 @@ async def stream_alerts(hub: Hub, request: Request, user: User) -> StreamRespons
     try:
         await sse.prepare(cast(BaseRequest, request))
         missed = await live.feed.missed(cursor.offsets, subscription.start)
-        await _send(live, sse, user, reader, cursor.take(missed))
+        if not await _send(live, sse, user, reader, cursor.take(missed)):
+            return sse
         cursor.catch_up(subscription.start)
         # Live from here: an id with no data sets the client's Last-Event-ID (so one that
         # reconnects before the next alert misses nothing) and marks the end of catching up.
@@ -166,7 +170,8 @@ async def stream_alerts(hub: Hub, request: Request, user: User) -> StreamRespons
         ended = asyncio.ensure_future(sse.wait())
         ended.add_done_callback(lambda _: subscription.end())
         async for batch in live_batches(subscription, cursor):
-            await _send(live, sse, user, reader, batch)
+            if not await _send(live, sse, user, reader, batch):
+                break
     except (ConnectionResetError, TimeoutError):
         pass  # the client went away; it resumes from the last id it had
     finally:
@@ -182,11 +187,15 @@ async def _send(
     user: User,
     reader: Reader,
     batch: list[tuple[FeedRecord, str]],
-) -> None:
+) -> bool:
     """Send what of ``batch`` the reader's organisation is told of, at their level, in
-    order; the alerts' audits are written together, all before any is sent."""
+    order; the alerts' audits are written together, all before any is sent. False, having
+    sent what came before it, at an alert that cannot be shown yet (the stream ends, and
+    the client resumes from the last id it had: before that alert)."""
     found = await asyncio.gather(*(_event(live, reader, record) for record, _ in batch))
     events = [(k, data, id_) for (_, id_), (k, data) in zip(batch, found, strict=True) if k]
+    unresolved = next((n for n, (kind, _, _) in enumerate(events) if kind == _UNRESOLVED), None)
+    events = events[:unresolved]
     await asyncio.gather(
         *(
             write_audit(live.hub, user, data["person_id"], "ok", ALERT_VIEW, owners=owners_of(data))
@@ -196,11 +205,15 @@ async def _send(
     )
     for kind, data, id_ in events:
         await sse.send(json.dumps(data), id_, kind)
+    return unresolved is None
+
+
+_UNRESOLVED = "unresolved"  # an alert whose row no worker gave in time
 
 
 async def _event(live: LiveAlerts, reader: Reader, record: FeedRecord) -> tuple[str, Any]:
     """The event ``record`` is for ``reader`` (``("", None)`` if none): an alert as the
-    inbox shows it to them, or an erasure."""
+    inbox shows it to them, or an erasure (``_UNRESOLVED`` if its row is not to be had)."""
     if record.alert is None:
         told = live.feed.recipients.get(record.alert_id)
         # An erasure of an alert this worker never read goes to every stream: the id of an
@@ -211,8 +224,10 @@ async def _event(live: LiveAlerts, reader: Reader, record: FeedRecord) -> tuple[
     if reader.partner not in record.alert.recipients:
         return "", None
     row = await live.row(record)
-    if row is None:  # erased before it reached the table: its erasure follows
-        return "", None
+    if row is None:
+        # Erased since (its tombstone is read: the stream sends that), or its row is not to
+        # be had now (a rebalance, a worker gone): not skipped, tried again on resuming.
+        return ("", None) if record.alert_id in live.feed.erased else (_UNRESOLVED, None)
     hub = live.hub
     bases = Bases(hub.agreements, lambda cid: CONSENTS.live(cid, hub.consents), utc_now())
     items = inbox_items([row], record.alert.person_id, reader, bases)

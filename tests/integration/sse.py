@@ -25,27 +25,49 @@ class SseEvent:
 
 @dataclass
 class SseClient:
-    """``GET url`` as a stream; ``events`` fills as blocks arrive (comments are skipped)."""
+    """``GET url`` as a stream; ``events`` fills as blocks arrive (comments are skipped).
+    With ``reconnect``, a stream the server ends is resumed from the last id seen, as a
+    browser's ``EventSource`` does (``reconnects`` counts them)."""
 
     url: str
     token: str | None
     last_event_id: str | None = None
+    reconnect: bool = False
     events: list[SseEvent] = field(default_factory=list)
     status: int | None = None
     content_type: str = ""
+    reconnects: int = 0
 
     def __post_init__(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        if self.last_event_id is not None:
-            headers["Last-Event-ID"] = self.last_event_id
-        self.reply = requests.get(self.url, headers=headers, stream=True, timeout=(5, 60))
+        self._closed = False
+        self.reply = self._open(self.last_event_id)
         self.status = self.reply.status_code
         self.content_type = self.reply.headers.get("Content-Type", "")
         self._thread = threading.Thread(target=self._read, daemon=True)
         if self.status == 200:
             self._thread.start()
 
+    def _open(self, last_event_id: str | None) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        return requests.get(self.url, headers=headers, stream=True, timeout=(5, 60))
+
     def _read(self) -> None:
+        while True:
+            self._read_stream()
+            if not self.reconnect or self._closed:
+                return
+            seen = [e.id for e in self.events if e.id is not None]
+            try:
+                self.reply = self._open(seen[-1] if seen else self.last_event_id)
+            except requests.RequestException:
+                return
+            if self.reply.status_code != 200:
+                return
+            self.reconnects += 1
+
+    def _read_stream(self) -> None:
         block: dict[str, Any] = {"event": "", "id": None, "data": []}
         try:
             for line in self.reply.iter_lines(decode_unicode=True):
@@ -82,6 +104,7 @@ class SseClient:
         return events[: next(i for i, e in enumerate(events) if _bare(e))]
 
     def close(self) -> None:
+        self._closed = True
         self.reply.close()
 
 

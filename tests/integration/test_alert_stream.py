@@ -1,18 +1,22 @@
 """The live alert stream on the real broker: an alert reaches the stream of a practitioner
 whose organisation is told of it, exactly as the inbox shows it, and no other; a stream
 resumed with its Last-Event-ID gets what it missed and not what it had; an erasure reaches
-the stream; a worker with a stream open stops promptly."""
+the stream; a worker with a stream open stops promptly; with two workers, each streams the
+alerts whose rows the other holds."""
 
 from __future__ import annotations
 
 import json
+import random
 import signal
 import subprocess
 
 from connectors import ConsentDraft, Publisher
+from connectors.simulate import synthetic_nhs_number
 from hub.models import ConsentStatus
 from hub.stages.identity import person_id_for
 from tests.integration.conftest import WorkerFactory
+from tests.integration.helpers import free_port
 from tests.integration.sse import SseClient, SseEvent
 from tests.integration.test_alerts import (
     HOUSING_PRACTITIONER,
@@ -106,6 +110,36 @@ def test_alerts_reach_the_streams_of_those_told_resumably_and_erasures_follow(
     except subprocess.TimeoutExpired:
         raise AssertionError("the worker did not stop with a stream open") from None
     resumed.close()
+
+
+def test_each_of_two_workers_streams_alerts_whose_rows_the_other_holds(
+    make_worker: WorkerFactory,
+) -> None:
+    first = make_worker()
+    second = make_worker(web_port=free_port(), state_dir=first.settings.state_dir.parent / "w2")
+    for worker in (first, second):  # the group has settled: each answers with the other's share
+        worker.wait_for("/v1/alerts", lambda r: r.status_code == 200, token=HOUSING_PRACTITIONER)
+    # Each like a browser: should a row not be had (a rebalance), it resumes from its id.
+    streams = [
+        SseClient(f"{w.url}{STREAM}", HOUSING_PRACTITIONER, reconnect=True) for w in (first, second)
+    ]
+    for stream in streams:
+        stream.caught_up()
+    rng = random.Random(5)
+    # Eight people: each worker holds about half of the alerts table's partitions, so each
+    # stream shows alerts whose rows only the other worker has.
+    people = {publish_three_domains(first.settings, synthetic_nhs_number(rng)) for _ in range(8)}
+    for stream in streams:
+        stream.wait_for(
+            lambda es: {x["person_id"] for x in alerts_in(es)} >= people, "every person's alert"
+        )
+    expected = {x["alert_id"]: x for x in inbox(first, HOUSING_PRACTITIONER)}
+    for stream in streams:
+        shown = alerts_in(stream.events)
+        assert {x["person_id"] for x in shown} == people
+        for item in shown:
+            assert item == expected[item["alert_id"]]
+        stream.close()
 
 
 def test_the_stream_refuses_who_may_not_read_alerts_and_a_bad_last_event_id(
