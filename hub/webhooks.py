@@ -78,9 +78,11 @@ class WebhookDelivery:
         self.acks = Acks()
         self.known: dict[int, dict[str, Told]] = {}  # partition → alert id → what was told
         self.replay_to: dict[int, int] = {}  # partition → the group's committed offset
-        # partition → the last offset read: a record fetched before the seek to the
-        # beginning on assignment can come again after it, and is read once.
-        self.last_read: dict[int, int] = {}
+        # Partitions whose memory is being rebuilt are not ready: aiokafka goes on fetching
+        # while the rebalance listener awaits, and a record fetched then is dropped (the
+        # seek to the beginning reads it again); each offset is read once.
+        self.ready: set[int] = set()
+        self.last_read: dict[int, int] = {}  # partition → the last offset read
         self.tasks: dict[int, set[asyncio.Task[None]]] = {}
         self.committed: dict[int, int] = {}
         self.untold = 0  # erasures of alerts no longer known (see the module docstring)
@@ -125,7 +127,7 @@ class WebhookDelivery:
     async def _read(self, partition: int, message: Any) -> None:
         """Remember what ``message`` says of its alert and start its notifications."""
         offset, key = message.offset, (message.key or b"").decode(errors="replace")
-        if offset <= self.last_read.get(partition, -1):
+        if partition not in self.ready or offset <= self.last_read.get(partition, -1):
             return
         self.last_read[partition] = offset
         known = self.known.setdefault(partition, {})
@@ -222,15 +224,18 @@ class WebhookDelivery:
 
     async def assigned(self, partitions: set[int]) -> None:
         """Read newly given partitions from the beginning; deliver from the committed offset."""
+        self.ready -= partitions  # before any await (the class's __init__ says why)
         for p in partitions:
             tp = TopicPartition(self.topic, p)
             self.replay_to[p] = await self.consumer.committed(tp) or 0
             self.committed[p] = self.replay_to[p]
             self.known[p], self.last_read[p] = {}, -1
             await self.consumer.seek_to_beginning(tp)
+            self.ready.add(p)
 
     async def revoked(self, partitions: set[int]) -> None:
         """Commit what is done of partitions taken away and abandon the rest of them."""
+        self.ready -= partitions
         await self._commit(partitions)
         for p in partitions:
             for task in self.tasks.pop(p, set()):
