@@ -20,7 +20,9 @@ Reading guide, in the order data flows:
   the internal hops.
 - ``app``: the declaration (topics, tables, which stage reads what); ``web`` the HTTP API,
   with ``people_api`` (person reads, break glass), ``lookup`` (a person found from one's
-  own record), ``alerts_api`` (the inbox), ``access_history`` (subject access requests),
+  own record), ``alerts_api`` (the inbox), ``alert_stream`` (live alerts over server-sent
+  events, fed by ``alert_feed``), ``alert_status`` and ``alert_status_api`` (open,
+  acknowledged, closed), ``access_history`` (subject access requests),
   ``owner_reads`` (who read a partner's data), ``audit`` (the audit trail they write).
 - ``webhooks``: each partner's signed alert notifications (``webhook_notices``: what
   they say; ``webhook_sender``: attempts, backoff, figures; the signature in

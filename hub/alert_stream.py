@@ -13,7 +13,8 @@ client that reconnects with it as ``Last-Event-ID`` gets what it missed and noth
 (a ``Last-Event-ID`` that is not such a position: 400). Once what was missed is sent, an
 ``id:`` with no data marks the position the stream is live from, so a client that
 reconnects before the next alert misses nothing either.
-A comment every ``HEARTBEAT_S`` keeps proxies from closing a quiet stream.
+A comment every ``HEARTBEAT_S`` keeps proxies from closing a quiet stream;
+``placehub_alert_streams`` counts the streams open on a worker.
 
 ``hub.alerts`` carries codes only; what a reader may see of an alert (the events' bases,
 the recipients' own refs) is in the alerts table, partitioned by person. The stream reads
@@ -42,6 +43,7 @@ from aiohttp.web import BaseRequest, StreamResponse, json_response
 from aiohttp_sse import EventSourceResponse
 from faust.web import Request, Response, View
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
+from prometheus_client import Gauge
 from yarl import URL
 
 from hub._http import problem
@@ -71,6 +73,11 @@ class LiveAlerts:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.feed = AlertFeed(hub.settings, hub.serde, hub.topics.alerts)
+        self.open_streams = Gauge(
+            "placehub_alert_streams",
+            "Live alert streams open on this worker",
+            registry=hub.metrics.registry,
+        )
         self._rows: OrderedDict[tuple[str, int], asyncio.Task[dict[str, Any] | None]]
         self._rows = OrderedDict()
 
@@ -157,6 +164,7 @@ async def stream_alerts(hub: Hub, request: Request, user: User) -> StreamRespons
     subscription = await live.feed.subscribe()
     cursor = Cursor(since if since is not None else list(subscription.start))
     sse = EventSourceResponse(ping_interval=HEARTBEAT_S)
+    live.open_streams.inc()
     try:
         await sse.prepare(cast(BaseRequest, request))
         missed = await live.feed.missed(cursor.offsets, subscription.start)
@@ -175,6 +183,7 @@ async def stream_alerts(hub: Hub, request: Request, user: User) -> StreamRespons
     except (ConnectionResetError, TimeoutError):
         pass  # the client went away; it resumes from the last id it had
     finally:
+        live.open_streams.dec()
         live.feed.unsubscribe(subscription)
         if sse.prepared:
             sse.stop_streaming()

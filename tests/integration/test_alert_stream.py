@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
 
@@ -97,6 +98,10 @@ def test_alerts_reach_the_streams_of_those_told_resumably_and_erasures_follow(
             )
         )
     erased = resumed.wait_for(lambda es: any(e.event == "erased" for e in es), "an erasure")
+    # The resumed stream is open (those the client closed count until a ping finds them gone).
+    metrics = worker.get("/metrics", token="demo-admin").text
+    open_streams = re.search(r"^placehub_alert_streams (\S+)$", metrics, re.MULTILINE)
+    assert open_streams is not None and 1 <= float(open_streams.group(1)) <= 3
     assert [json.loads(e.data) for e in erased if e.event == "erased"] == [
         {"alert_id": b_alert["alert_id"]}
     ]
