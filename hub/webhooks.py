@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 WINDOW = 1000  # records per worker waiting for their notifications before reading pauses
 STAGE = "webhooks"  # the stage a dead letter names
 _DEAD_LETTER_RETRY_S = 1.0  # first wait before sending a dead letter again (doubling)
+RECOVER_S = 1.0  # wait after a step that failed before reading again
 
 
 class WebhookDelivery:
@@ -103,13 +104,26 @@ class WebhookDelivery:
             await self.consumer.start()
             self.consumer.subscribe([self.topic], listener=_Listener(self))
             while True:
-                try:
-                    await self._step()
-                except KafkaError as exc:  # the broker away for a while: read again
-                    log.warning("webhooks: reading paused (%s)", type(exc).__name__)
-                    await asyncio.sleep(1.0)
+                await self.step_or_recover()
         finally:
             await self._close()
+
+    async def step_or_recover(self) -> None:
+        """One step; after a failure, read again from the first record not yet read (so no
+        record is skipped), with the worker's health showing it until a step succeeds."""
+        try:
+            await self._step()
+            self.hub.health.stalled.pop(STAGE, None)
+        except KafkaError as exc:  # the broker away for a while: read again
+            log.warning("webhooks: reading paused (%s)", type(exc).__name__)
+            await asyncio.sleep(RECOVER_S)
+        except Exception as exc:  # a record not readable now (its schema not to be had...)
+            self.hub.health.stalled[STAGE] = type(exc).__name__
+            log.error("webhooks: a record not read (%s); read again", type(exc).__name__)
+            for p in self.ready:
+                tp = TopicPartition(self.topic, p)
+                self.consumer.seek(tp, self.last_read.get(p, -1) + 1)
+            await asyncio.sleep(RECOVER_S)
 
     async def _step(self) -> None:
         """Read what there is room for, start its deliveries, commit what is done."""
@@ -129,7 +143,6 @@ class WebhookDelivery:
         offset, key = message.offset, (message.key or b"").decode(errors="replace")
         if partition not in self.ready or offset <= self.last_read.get(partition, -1):
             return
-        self.last_read[partition] = offset
         known = self.known.setdefault(partition, {})
         alert = await self._alert(message) if key != ROLL else None
         replaying = offset < self.replay_to.get(partition, 0)
@@ -146,6 +159,7 @@ class WebhookDelivery:
         else:
             known.pop(key, None)
         self.acks.add(partition, offset, len(found))
+        self.last_read[partition] = offset
         for notice in found:
             task = asyncio.create_task(self._deliver(notice, partition, offset))
             running = self.tasks.setdefault(partition, set())
