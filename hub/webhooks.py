@@ -26,6 +26,11 @@ only rebuild that memory (the topic is compacted, so this is about one record pe
 the rest are delivered. An alert whose raise compaction has already removed along with it
 is erased without a notification (logged by count).
 
+**A record not readable now** (its schema not to be had, the registry away) stops the
+step: the worker's health shows the ``webhooks`` stage stalled, and reading starts again
+from the first record not yet taken on, so none is skipped (one that is not an ``Alert``
+at all is logged and passed over: it has nothing to tell).
+
 **Stopping.** Delivery is a Faust app task: the worker's stop cancels it, in-flight
 attempts are abandoned (their records are not committed, so they go again after the
 restart), the done offsets are committed and the consumer leaves its group.
