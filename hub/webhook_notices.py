@@ -60,12 +60,14 @@ def told_of(alert: Alert) -> Told:
 
 @dataclass(frozen=True)
 class Notice:
-    """One notification for one partner: its body and where it came from."""
+    """One notification for one partner: its body, and the person it is about (for the
+    audit trail, which records each notification sent)."""
 
     partner: str
     delivery_id: str
     type: str
     body: bytes
+    person_id: str
 
 
 def notices(
@@ -92,7 +94,7 @@ def notices(
     for partner in sorted(set(told.recipients) & set(with_webhook)):
         delivery_id = str(uuid.uuid5(_DELIVERIES, f"{partner}|{source}"))
         body = payload(kind, delivery_id, alert_id, told, when)
-        found.append(Notice(partner, delivery_id, kind, body))
+        found.append(Notice(partner, delivery_id, kind, body, told.person_id))
     return found
 
 

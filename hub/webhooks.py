@@ -9,7 +9,9 @@ helper a partner's receiver verifies with). Failed attempts are retried with exp
 backoff and jitter; after the last one the notification is dead-lettered to ``hub.dlq``
 (``DeadLetter``, stage ``webhooks``, the reason code and partner in ``reason``, the
 notification as ``original`` and the ``hub.alerts`` record as its source), so it can be
-sent again by hand (``hub.webhook_sender``: attempts, figures, metrics).
+sent again by hand (``hub.webhook_sender``: attempts, figures, metrics). Each notification
+is audited (``alert.webhook`` on the person, the hub as actor) before its first attempt,
+so a subject access request shows that the person's alert went out.
 
 **Nothing lost.** Delivery reads ``hub.alerts`` in a consumer group of its own
 (``<app_id>-webhooks``) and commits a partition's offset only past records whose every
@@ -58,10 +60,11 @@ from hub.app import Hub
 from hub.batch import partition_for
 from hub.deadletter import dead_letter
 from hub.errors import InputError
-from hub.models import Alert, utc_now
+from hub.models import Alert, AvroRecord, utc_now
 from hub.partners import webhook_secrets
 from hub.runtime import producer_of
 from hub.runtime.rolls import ROLL
+from hub.stages.effects import audit_record
 from hub.webhook_notices import Acks, Notice, Told, backoff_s, notices, told_of
 from hub.webhook_sender import PartnerSender, WebhookStats
 
@@ -71,7 +74,8 @@ log = logging.getLogger(__name__)
 
 WINDOW = 1000  # records per worker waiting for their notifications before reading pauses
 STAGE = "webhooks"  # the stage a dead letter names
-_DEAD_LETTER_RETRY_S = 1.0  # first wait before sending a dead letter again (doubling)
+_SEND_RETRY_S = 1.0  # first wait before writing an audit record or dead letter again
+AUDIT_ACTION = "alert.webhook"  # the audit trail's name for a notification sent
 RECOVER_S = 1.0  # wait after a step that failed before reading again
 
 
@@ -188,6 +192,9 @@ class WebhookDelivery:
     async def _deliver(self, notice: Notice, partition: int, offset: int) -> None:
         """Deliver ``notice``, or dead-letter it; then its record is one notice nearer done."""
         assert self.session is not None
+        # The partner is told of the person's alert: audited (the hub as actor) first.
+        audit = audit_record(AUDIT_ACTION, notice.person_id, utc_now())
+        await self._send(self.hub.topics.audit, notice.person_id.encode(), audit)
         outcome = await self.senders[notice.partner].deliver(self.session, notice)
         if outcome.failure is not None:
             log.warning(
@@ -201,26 +208,28 @@ class WebhookDelivery:
                 f"webhook of partner {notice.partner}: {outcome.failure} after "
                 f"{outcome.attempts} attempts ({notice.type}, delivery {notice.delivery_id})"
             )
-            await self._dead_letter(notice, reason, partition, offset)
+            letter = dead_letter(
+                reason, STAGE, self.topic, partition, offset, notice.body, utc_now()
+            )
+            await self._send(self.hub.topics.dlq, notice.delivery_id.encode(), letter)
         self.acks.done(partition, offset)
 
-    async def _dead_letter(self, notice: Notice, reason: str, partition: int, offset: int) -> None:
-        """Send the dead letter, again and again until it is acknowledged (a notification
-        is never committed past before it is delivered or dead-lettered)."""
-        topic, n = self.hub.topics.dlq, self.hub.settings.partitions
-        letter = dead_letter(reason, STAGE, self.topic, partition, offset, notice.body, utc_now())
-        value = self.hub.serde.encode(letter, f"{topic}-value")
-        key = notice.delivery_id.encode()
+    async def _send(self, topic: str, key: bytes, record: AvroRecord) -> None:
+        """Send ``record`` (an audit record, a dead letter), again and again until Kafka
+        has it: a notification is never committed past before both are written."""
+        value = self.hub.serde.encode(record, f"{topic}-value")
+        partition = partition_for(key, self.hub.settings.partitions)
         attempt = 1
         while True:
             try:
-                producer = producer_of(self.hub.app)
-                sent = await producer.send(topic, value, key=key, partition=partition_for(key, n))
+                sent = await producer_of(self.hub.app).send(
+                    topic, value, key=key, partition=partition
+                )
                 await sent
                 return
             except KafkaError as exc:
-                log.warning("webhooks: dead letter not sent (%s); again", type(exc).__name__)
-                await asyncio.sleep(backoff_s(attempt, _DEAD_LETTER_RETRY_S, 30))
+                log.warning("webhooks: %s not written (%s); again", topic, type(exc).__name__)
+                await asyncio.sleep(backoff_s(attempt, _SEND_RETRY_S, 30))
                 attempt += 1
 
     async def _commit(self, partitions: set[int] | None) -> None:

@@ -24,7 +24,7 @@ from kafka import KafkaAdminClient
 
 from connectors import ConsentDraft, DuplicateDelivery, Publisher, WebhookRejected, WebhookVerifier
 from hub.config import Settings
-from hub.models import Alert, ConsentStatus, DeadLetter
+from hub.models import Alert, AuditRecord, ConsentStatus, DeadLetter
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
 from hub.topics import Topics
@@ -302,6 +302,17 @@ def test_alerts_reach_partner_webhooks_signed_retried_and_dead_lettered(
         for letter in webhook_letters:
             assert "city-health: http-5xx after 3 attempts" in letter.reason
             assert letter.source_topic == Topics(s.topic_prefix).alerts
+        # Each notification sent is audited on its person, the hub as actor.
+        audits = [
+            serde.decode(value, AuditRecord)
+            for _, value, _ in read_topic(s, Topics(s.topic_prefix).audit)
+            if value is not None
+        ]
+        sent = [a for a in audits if a.action == "alert.webhook"]
+        told = {p: expected(worker, p) for p in ("council-housing", "northfield-school")}
+        assert len(sent) == len(health_told) + sum(len(t) for t in told.values())
+        people = {a.person_id for a in raised()}
+        assert all((a.actor, a.role) == ("hub", "system") and a.person_id in people for a in sent)
         # Rounded down to a multiple of 5, as every series about single people.
         assert metric(worker, "city-health", "dead_lettered") == len(health_told) // 5 * 5 >= 5
         assert metric(worker, "council-housing", "delivered") == len(housing_told) // 5 * 5

@@ -106,13 +106,21 @@ async def test_a_record_not_readable_now_is_read_again_and_nothing_committed_pas
 ) -> None:
     monkeypatch.setattr(webhooks, "RECOVER_S", 0)
     hub: Any = SimpleNamespace(
-        topics=SimpleNamespace(alerts=TOPIC), serde=FlakySerde(), health=Health()
+        topics=SimpleNamespace(alerts=TOPIC, audit="hub.audit"),
+        serde=FlakySerde(),
+        health=Health(),
     )
     sender = RecordingSender()
     delivery = WebhookDelivery(hub, {"council-housing": sender})
     consumer = FakeConsumer([b"0", b"1", b"2"])
     delivery.consumer, delivery.session = consumer, object()
     delivery.ready, delivery.replay_to, delivery.last_read = {0}, {0: 0}, {0: -1}
+    written: list[str] = []
+
+    async def send(topic: str, key: bytes, record: object) -> None:
+        written.append(topic)
+
+    monkeypatch.setattr(delivery, "_send", send)
 
     await delivery.step_or_recover()  # reads 0, fails on 1
     assert hub.health.stalled == {STAGE: "ConnectionError"}
@@ -123,3 +131,4 @@ async def test_a_record_not_readable_now_is_read_again_and_nothing_committed_pas
     assert hub.health.stalled == {}
     assert [f'"alert_id":"a-{n}"' in body for n, body in enumerate(sender.told)] == [True] * 3
     assert consumer.commits[-1] == 3 and consumer.commits == sorted(consumer.commits)
+    assert written == ["hub.audit"] * 3  # each notification audited, none dead-lettered

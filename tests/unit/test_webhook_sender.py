@@ -19,7 +19,7 @@ from hub.webhook_notices import Notice
 from hub.webhook_sender import PartnerSender, WebhookStats
 
 SECRET = b"k" * 32
-NOTICE = Notice("council-housing", "d-1", "alert.raised", b'{"type":"alert.raised"}')
+NOTICE = Notice("council-housing", "d-1", "alert.raised", b'{"type":"alert.raised"}', "p-1")
 
 
 def free_port() -> int:
