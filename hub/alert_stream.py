@@ -83,10 +83,12 @@ class LiveAlerts:
 
     def row(self, record: FeedRecord) -> asyncio.Task[dict[str, Any] | None]:
         """The alerts table's row for ``record``'s alert as raised then (or later), or None
-        if the table does not hold it within ``ROW_WAIT_S`` (erased since)."""
+        if no worker gives it within ``ROW_WAIT_S`` (erased since, or not to be had now: a
+        later call asks again)."""
         assert record.alert is not None
         key = (record.alert_id, _ms(record.alert.created_at))
-        if key not in self._rows:
+        known = self._rows.get(key)
+        if known is None or (known.done() and (known.exception() or known.result() is None)):
             self._rows[key] = asyncio.create_task(self._wait_for_row(record, key[1]))
             while len(self._rows) > _ROWS_KEPT:
                 self._rows.popitem(last=False)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
+from hub import alert_stream
+from hub.access import Reader
 from hub.alert_feed import (
     BadPosition,
     Cursor,
@@ -14,6 +21,8 @@ from hub.alert_feed import (
     live_batches,
     parse_position,
 )
+from hub.models import Alert, AlertSeverity
+from hub.users import Role
 
 
 def test_a_position_round_trips() -> None:
@@ -80,3 +89,49 @@ async def test_live_records_come_as_batches_of_what_arrived_until_the_feed_ends(
         subscription.queue.put_nowait(item)
     batches = [batch async for batch in live_batches(subscription, cursor)]
     assert [[i for _, i in batch] for batch in batches] == [["1.0", "1.1"]]  # once each
+
+
+class _Sent:
+    """An SSE response that keeps what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    async def send(self, data: str, id: str, event: str) -> None:
+        self.sent.append((event, id, data))
+
+
+def _live(row: dict[str, object] | None, erased: set[str]) -> Any:
+    async def no_row() -> dict[str, object] | None:
+        return row
+
+    feed = SimpleNamespace(recipients={"a-1": ("council-housing",)}, erased=erased)
+    return SimpleNamespace(feed=feed, row=lambda record: asyncio.ensure_future(no_row()))
+
+
+def _raised(alert_id: str) -> FeedRecord:
+    alert = Alert(
+        alert_id=alert_id,
+        person_id="p-n62bzm7ly6hypqloy3bt",
+        rule_code="multi-domain-needs",
+        severity=AlertSeverity.HIGH,
+        explanation=["housing.arrears"],
+        event_ids=["0f8c6a8e-5c1b-4f7e-9a43-6f2d1e3b7c90"],
+        partners=["council-housing"],
+        created_at=datetime.now(UTC),
+        recipients=["council-housing"],
+    )
+    return FeedRecord(0, 1, alert_id, alert)
+
+
+async def test_a_stream_stops_before_an_alert_whose_row_cannot_be_had() -> None:
+    reader = Reader("alex.housing", Role.PRACTITIONER, "council-housing")
+    batch = [(record(0, 0, "a-1"), "1.0"), (_raised("a-2"), "2.0"), (record(0, 2, "a-3"), "3.0")]
+    sse = _Sent()
+    user = None  # no alert is sent, so nothing is audited
+    assert not await alert_stream._send(_live(None, set()), sse, user, reader, batch)  # type: ignore[arg-type]
+    assert sse.sent == [("erased", "1.0", '{"alert_id": "a-1"}')]  # the client resumes at 1.0
+    # Erased since (its tombstone read): skipped, and the stream goes on.
+    sse = _Sent()
+    assert await alert_stream._send(_live(None, {"a-2"}), sse, user, reader, batch)  # type: ignore[arg-type]
+    assert [(e, i) for e, i, _ in sse.sent] == [("erased", "1.0"), ("erased", "3.0")]
