@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from hub._http import RequestRefused, read_body
 from hub.access import Reader, refusal
+from hub.alert_status import DEFAULT_SHOWN
 from hub.alert_stream import stream_alerts
 from hub.alerts_api import ALERT_VIEW, INBOX_MAX, Unanswered, gather
 from hub.app import Hub
@@ -211,7 +212,7 @@ def install_practitioner_page(hub: Hub) -> None:
             if signed is None:
                 return see_other(self, SIGN_IN)
             try:
-                found = await inbox_of(signed)
+                found = await gather(hub, signed.user, signed.reader, statuses=DEFAULT_SHOWN)
             except Unanswered:
                 return problem_page(self, signed, 503, "Please try again", TRY_AGAIN)
             shown = found[:INBOX_MAX]

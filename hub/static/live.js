@@ -50,6 +50,8 @@
     rule.appendChild(text("code", alert.rule));
     meta.appendChild(rule);
     meta.appendChild(document.createTextNode(" · "));
+    meta.appendChild(text("span", "Status: " + (alert.status || "open"), "status"));
+    meta.appendChild(document.createTextNode(" · "));
     var raised = text("span", "Raised ", "raised");
     var time = text("time", when(alert.raised_at));
     time.setAttribute("datetime", alert.raised_at);

@@ -213,7 +213,8 @@ def test_a_practitioner_signs_in_reads_an_alert_gives_feedback_and_sees_new_aler
 
     # Live: a new alert appears in the open inbox without a reload.
     browser.get(f"{worker.url}/practitioner")
-    wait_for(browser, "the inbox", f"li[data-alert-id='{alert_a}']")
+    seen_a = wait_for(browser, "the inbox", f"li[data-alert-id='{alert_a}']")
+    assert "Status: acknowledged" in seen_a.text  # the feedback acknowledged it
     browser.execute_script("window.stillTheSamePage = true;")
     b = publish_b(worker)
     worker.wait_for(
@@ -256,6 +257,19 @@ def test_a_practitioner_signs_in_reads_an_alert_gives_feedback_and_sees_new_aler
         raise AssertionError(f"B's erased alert stayed on the page for {WAIT_S}s") from exc
     assert alert_ids(browser) == [alert_a]
     assert "withdrawn" in browser.find_element(By.ID, "live-status").text
+
+    # Closed (through the API): the page's inbox, like the API's, lists open and
+    # acknowledged alerts only.
+    closed = requests.post(
+        f"{worker.url}/v1/alerts/{alert_a}/status",
+        json={"status": "closed"},
+        headers={"Authorization": f"Bearer {HOUSING_PRACTITIONER}"},
+        timeout=10,
+    )
+    assert closed.status_code == 200, closed.text
+    browser.get(f"{worker.url}/practitioner")
+    wait_for(browser, "the empty inbox", "#inbox-empty:not([hidden])")
+    assert alert_ids(browser) == []
 
 
 def test_the_page_refuses_requests_without_a_session_or_its_csrf_token(
