@@ -12,22 +12,20 @@ import re
 import signal
 import subprocess
 
-from connectors import ConsentDraft, Publisher
 from connectors.simulate import synthetic_nhs_number
-from hub.models import ConsentStatus
-from hub.stages.identity import person_id_for
 from tests.integration.conftest import WorkerFactory
 from tests.integration.helpers import free_port
 from tests.integration.sse import SseClient, SseEvent
 from tests.integration.test_alerts import (
     HOUSING_PRACTITIONER,
-    OTHER_NHS,
     SCHOOL_PRACTITIONER,
     alerts_on_topic,
     inbox,
     publish_three_domains,
+    publish_under_consent,
+    withdraw_consent,
 )
-from tests.integration.test_stream_core import HEALTH, HOUSING, SCHOOL, draft, tok, wait_until
+from tests.integration.test_stream_core import wait_until
 
 STREAM = "/v1/alerts/stream"
 
@@ -55,21 +53,7 @@ def test_alerts_reach_the_streams_of_those_told_resumably_and_erasures_follow(
     live.close()
 
     # Person B, while housing's stream is closed: the school named is not northfield.
-    with Publisher("council-housing", "northgate", s) as housing:
-        housing.publish_consent(
-            ConsentDraft(
-                consent_id="c-b",
-                identifiers={"nhs": OTHER_NHS},
-                purposes=["early-help"],
-                sharing_partners=["council-housing", "city-health", "southside-primary"],
-            )
-        )
-        housing.publish(draft({"nhs": OTHER_NHS}, HOUSING, consent_id="c-b"))
-    with Publisher("southside-primary", "sims", s) as primary:
-        primary.publish(draft({"nhs": OTHER_NHS}, SCHOOL, consent_id="c-b", minutes=1))
-    with Publisher("city-health", "emis", s) as health:
-        health.publish(draft({"nhs": OTHER_NHS}, HEALTH, consent_id="c-b", minutes=2))
-    b = person_id_for(tok(s, "nhs", OTHER_NHS))
+    b = publish_under_consent(s)
 
     def raised() -> set[str]:
         return {x.person_id for x in alerts_on_topic(worker).values() if x is not None}
@@ -87,16 +71,7 @@ def test_alerts_reach_the_streams_of_those_told_resumably_and_erasures_follow(
 
     # B's consent withdrawn: its alert is erased, and the stream says so.
     b_alert = next(x for x in inbox(worker, HOUSING_PRACTITIONER) if x["person_id"] == b)
-    with Publisher("council-housing", "northgate", s) as housing:
-        housing.publish_consent(
-            ConsentDraft(
-                consent_id="c-b",
-                identifiers={"nhs": OTHER_NHS},
-                purposes=["early-help"],
-                sharing_partners=["council-housing"],
-                status=ConsentStatus.WITHDRAWN,
-            )
-        )
+    withdraw_consent(s)
     erased = resumed.wait_for(lambda es: any(e.event == "erased" for e in es), "an erasure")
     # The resumed stream is open (those the client closed count until a ping finds them gone).
     metrics = worker.get("/metrics", token="demo-admin").text

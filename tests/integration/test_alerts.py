@@ -61,36 +61,54 @@ def publish_three_domains(settings: Settings, nhs: str = NHS) -> str:
     return person_id_for(tok(settings, "nhs", nhs))
 
 
+def consent_b(nhs: str, withdrawn: bool = False) -> ConsentDraft:
+    """Housing's consent ``c-b`` for ``nhs``: shared with housing, health and southside (not
+    northfield), or withdrawn."""
+    return ConsentDraft(
+        consent_id="c-b",
+        identifiers={"nhs": nhs},
+        purposes=["early-help"],
+        sharing_partners=(
+            ["council-housing"]
+            if withdrawn
+            else ["council-housing", "city-health", "southside-primary"]
+        ),
+        status=ConsentStatus.WITHDRAWN if withdrawn else ConsentStatus.GIVEN,
+    )
+
+
+def publish_under_consent(settings: Settings, nhs: str = OTHER_NHS) -> str:
+    """Person B: housing, school (southside, which housing's agreement does not name) and
+    health events under consent ``c-b``: the multi-domain rule fires for housing, health
+    and southside, not northfield. The person's id."""
+    with Publisher("council-housing", "northgate", settings) as housing:
+        housing.publish_consent(consent_b(nhs))
+        housing.publish(draft({"nhs": nhs}, HOUSING, consent_id="c-b"))
+    with Publisher("southside-primary", "sims", settings) as primary:
+        primary.publish(draft({"nhs": nhs}, SCHOOL, consent_id="c-b", minutes=1))
+    with Publisher("city-health", "emis", settings) as health:
+        health.publish(draft({"nhs": nhs}, HEALTH, consent_id="c-b", minutes=2))
+    return person_id_for(tok(settings, "nhs", nhs))
+
+
+def withdraw_consent(settings: Settings, nhs: str = OTHER_NHS) -> None:
+    """Housing withdraws consent ``c-b`` for ``nhs``."""
+    with Publisher("council-housing", "northgate", settings) as housing:
+        housing.publish_consent(consent_b(nhs, withdrawn=True))
+
+
 def test_a_rule_fires_for_the_partners_involved_and_is_erased_with_its_basis(
     make_worker: WorkerFactory,
 ) -> None:
     worker = make_worker()
     s = worker.settings
+    # A: housing, northfield and health under the test agreement; B: the same three
+    # domains under B's consent, southside being B's school; the near miss: two domains.
+    a, b = publish_three_domains(s), publish_under_consent(s)
     with Publisher("council-housing", "northgate", s) as housing:
-        # Person A: housing, school and health within 90 days, under the test agreement.
-        housing.publish(draft({"nhs": NHS}, HOUSING, agreement_id=TEST_AGREEMENT_ID))
-        # Person B: the same three domains, the school being one housing's agreement does
-        # not name, so under B's consent; the near miss: two domains only.
-        housing.publish_consent(
-            ConsentDraft(
-                consent_id="c-b",
-                identifiers={"nhs": OTHER_NHS},
-                purposes=["early-help"],
-                sharing_partners=["council-housing", "city-health", "southside-primary"],
-            )
-        )
-        housing.publish(draft({"nhs": OTHER_NHS}, HOUSING, consent_id="c-b"))
         housing.publish(draft({"nhs": NEAR_NHS}, HOUSING, agreement_id=TEST_AGREEMENT_ID))
-    with Publisher("northfield-school", "sims", s) as school:
-        school.publish(draft({"nhs": NHS}, SCHOOL, agreement_id=TEST_AGREEMENT_ID, minutes=1))
-    with Publisher("southside-primary", "sims", s) as primary:
-        primary.publish(draft({"nhs": OTHER_NHS}, SCHOOL, consent_id="c-b", minutes=1))
     with Publisher("city-health", "emis", s) as health:
-        for nhs, basis in ((NHS, None), (OTHER_NHS, "c-b"), (NEAR_NHS, None)):
-            agreement = None if basis else TEST_AGREEMENT_ID
-            health.publish(draft({"nhs": nhs}, HEALTH, basis, agreement, minutes=2))
-
-    a, b = person_id_for(tok(s, "nhs", NHS)), person_id_for(tok(s, "nhs", OTHER_NHS))
+        health.publish(draft({"nhs": NEAR_NHS}, HEALTH, agreement_id=TEST_AGREEMENT_ID, minutes=2))
 
     def fired() -> dict[str, Alert]:
         return {x.person_id: x for x in alerts_on_topic(worker).values() if x is not None}
@@ -145,16 +163,7 @@ def test_a_rule_fires_for_the_partners_involved_and_is_erased_with_its_basis(
     assert by_partner["northfield-school"]["ALREADY_KNOWN"] == 1
     assert worker.get("/v1/alerts/usefulness", token=HOUSING_PRACTITIONER).status_code == 403
 
-    with Publisher("council-housing", "northgate", s) as housing:
-        housing.publish_consent(
-            ConsentDraft(
-                consent_id="c-b",
-                identifiers={"nhs": OTHER_NHS},
-                purposes=["early-help"],
-                sharing_partners=["council-housing"],
-                status=ConsentStatus.WITHDRAWN,
-            )
-        )
+    withdraw_consent(s)
     wait_until(lambda: b not in fired())
     assert alerts_on_topic(worker)[alerts[b].alert_id.encode()] is None  # a tombstone
     assert [x["person_id"] for x in inbox(worker, HOUSING_PRACTITIONER)] == [a]

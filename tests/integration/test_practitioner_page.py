@@ -19,17 +19,20 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from connectors import ConsentDraft, Publisher
 from hub.config import PROJECT_ROOT
-from hub.models import AuditRecord, ConsentStatus
+from hub.models import AuditRecord
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
-from hub.stages.identity import person_id_for
 from hub.topics import Topics
-from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
+from tests.integration.conftest import WorkerFactory
 from tests.integration.helpers import WorkerProcess, free_port, read_topic
-from tests.integration.test_alerts import HOUSING_PRACTITIONER, OTHER_NHS, SCHOOL_PRACTITIONER
-from tests.integration.test_stream_core import HEALTH, HOUSING, NHS, SCHOOL, draft, tok
+from tests.integration.test_alerts import (
+    HOUSING_PRACTITIONER,
+    SCHOOL_PRACTITIONER,
+    publish_three_domains,
+    publish_under_consent,
+    withdraw_consent,
+)
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTEFACTS = PROJECT_ROOT / ".state" / "artefacts"
@@ -84,53 +87,6 @@ def inbox_api(worker: WorkerProcess, token: str) -> dict[str, dict[str, Any]]:
     return {a["person_id"]: a for a in reply.json()["alerts"]}
 
 
-def publish_a(worker: WorkerProcess) -> str:
-    """Person A: housing, school and health within 90 days under the test agreement, which
-    raises ``multi-domain-needs`` for all three."""
-    s = worker.settings
-    with Publisher("council-housing", "northgate", s) as housing:
-        housing.publish(draft({"nhs": NHS}, HOUSING, agreement_id=TEST_AGREEMENT_ID))
-    with Publisher("northfield-school", "sims", s) as school:
-        school.publish(draft({"nhs": NHS}, SCHOOL, agreement_id=TEST_AGREEMENT_ID, minutes=1))
-    with Publisher("city-health", "emis", s) as health:
-        health.publish(draft({"nhs": NHS}, HEALTH, agreement_id=TEST_AGREEMENT_ID, minutes=2))
-    return person_id_for(tok(s, "nhs", NHS))
-
-
-def publish_b(worker: WorkerProcess) -> str:
-    """Person B: the same three domains under B's consent, the school being southside's,
-    so northfield-school is not told."""
-    s = worker.settings
-    with Publisher("council-housing", "northgate", s) as housing:
-        housing.publish_consent(
-            ConsentDraft(
-                consent_id="c-b",
-                identifiers={"nhs": OTHER_NHS},
-                purposes=["early-help"],
-                sharing_partners=["council-housing", "city-health", "southside-primary"],
-            )
-        )
-        housing.publish(draft({"nhs": OTHER_NHS}, HOUSING, consent_id="c-b"))
-    with Publisher("southside-primary", "sims", s) as primary:
-        primary.publish(draft({"nhs": OTHER_NHS}, SCHOOL, consent_id="c-b", minutes=1))
-    with Publisher("city-health", "emis", s) as health:
-        health.publish(draft({"nhs": OTHER_NHS}, HEALTH, consent_id="c-b", minutes=2))
-    return person_id_for(tok(s, "nhs", OTHER_NHS))
-
-
-def withdraw_b(worker: WorkerProcess) -> None:
-    with Publisher("council-housing", "northgate", worker.settings) as housing:
-        housing.publish_consent(
-            ConsentDraft(
-                consent_id="c-b",
-                identifiers={"nhs": OTHER_NHS},
-                purposes=["early-help"],
-                sharing_partners=["council-housing"],
-                status=ConsentStatus.WITHDRAWN,
-            )
-        )
-
-
 def audited(worker: WorkerProcess, actor: str) -> list[AuditRecord]:
     """``actor``'s records on the hub's audit trail."""
     s = worker.settings
@@ -153,7 +109,7 @@ def test_a_practitioner_signs_in_reads_an_alert_gives_feedback_and_sees_new_aler
     make_worker: WorkerFactory, browser: WebDriver
 ) -> None:
     worker = make_worker()
-    a = publish_a(worker)
+    a = publish_three_domains(worker.settings)
     worker.wait_for(
         "/v1/alerts",
         lambda r: r.ok and any(x["person_id"] == a for x in r.json()["alerts"]),
@@ -216,7 +172,7 @@ def test_a_practitioner_signs_in_reads_an_alert_gives_feedback_and_sees_new_aler
     seen_a = wait_for(browser, "the inbox", f"li[data-alert-id='{alert_a}']")
     assert "Status: acknowledged" in seen_a.text  # the feedback acknowledged it
     browser.execute_script("window.stillTheSamePage = true;")
-    b = publish_b(worker)
+    b = publish_under_consent(worker.settings)
     worker.wait_for(
         "/v1/alerts",
         lambda r: r.ok and any(x["person_id"] == b for x in r.json()["alerts"]),
@@ -250,7 +206,7 @@ def test_a_practitioner_signs_in_reads_an_alert_gives_feedback_and_sees_new_aler
     browser.find_element(By.CSS_SELECTOR, "header form button[type=submit]").click()
     sign_in(browser, worker, HOUSING_PRACTITIONER)
     wait_for(browser, "B's alert in housing's inbox", f"li[data-alert-id='{alert_b}']")
-    withdraw_b(worker)
+    withdraw_consent(worker.settings)
     try:
         WebDriverWait(browser, WAIT_S).until(lambda d: alert_b not in alert_ids(d))
     except Exception as exc:
@@ -299,7 +255,7 @@ def test_each_of_two_workers_serves_the_timeline_whichever_owns_the_view(
 ) -> None:
     first = make_worker()
     second = make_worker(web_port=free_port(), state_dir=first.settings.state_dir.parent / "2")
-    a = publish_a(first)
+    a = publish_three_domains(first.settings)
     path = f"/v1/people/{a}"
 
     def whole(reply: requests.Response) -> bool:

@@ -22,14 +22,19 @@ import yaml
 from aiohttp import web
 from kafka import KafkaAdminClient
 
-from connectors import ConsentDraft, DuplicateDelivery, Publisher, WebhookRejected, WebhookVerifier
+from connectors import DuplicateDelivery, Publisher, WebhookRejected, WebhookVerifier
 from hub.config import Settings
-from hub.models import Alert, AuditRecord, ConsentStatus, DeadLetter
+from hub.models import Alert, AuditRecord, DeadLetter
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
 from hub.topics import Topics
 from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
 from tests.integration.helpers import WorkerProcess, ends, free_port, read_topic
+from tests.integration.test_alerts import (
+    publish_three_domains,
+    publish_under_consent,
+    withdraw_consent,
+)
 from tests.integration.test_stream_core import HEALTH, HOUSING, SCHOOL, draft, wait_until
 
 SECRET = "webhook-test-secret-0123456789abcdef"  # 35 bytes, over the 32 needed
@@ -208,47 +213,16 @@ def test_alerts_reach_partner_webhooks_signed_retried_and_dead_lettered(
         partners_file = partners_with_webhooks(hub_settings, receivers, tmp_path)
         worker = make_worker(partners_file=partners_file, test_hook_secret=SECRET)
         s = worker.settings
-        with Publisher("council-housing", "northgate", s) as housing:
-            housing.publish_consent(
-                ConsentDraft(
-                    consent_id="c-b",
-                    identifiers={"nhs": CONSENTED},
-                    purposes=["early-help"],
-                    sharing_partners=["council-housing", "city-health", "southside-primary"],
-                )
-            )
-            housing.publish(draft({"nhs": CONSENTED}, HOUSING, consent_id="c-b"))
-            for nhs in AGREED:
-                housing.publish(draft({"nhs": nhs}, HOUSING, agreement_id=TEST_AGREEMENT_ID))
-        with Publisher("southside-primary", "sims", s) as primary:
-            primary.publish(draft({"nhs": CONSENTED}, SCHOOL, consent_id="c-b", minutes=1))
-        with Publisher("northfield-school", "sims", s) as school:
-            for nhs in AGREED:
-                school.publish(
-                    draft({"nhs": nhs}, SCHOOL, agreement_id=TEST_AGREEMENT_ID, minutes=1)
-                )
-        with Publisher("city-health", "emis", s) as health:
-            health.publish(draft({"nhs": CONSENTED}, HEALTH, consent_id="c-b", minutes=2))
-            for nhs in AGREED:
-                health.publish(
-                    draft({"nhs": nhs}, HEALTH, agreement_id=TEST_AGREEMENT_ID, minutes=2)
-                )
+        publish_under_consent(s, CONSENTED)
+        for nhs in AGREED:
+            publish_three_domains(s, nhs)
 
         def raised() -> list[Alert]:
             return [a for _, a in alert_records(worker) if a is not None]
 
         wait_until(lambda: len({a.person_id for a in raised()}) == 5, describe=raised)
         consented = next(a for a in raised() if "southside-primary" in a.recipients)
-        with Publisher("council-housing", "northgate", s) as housing:
-            housing.publish_consent(
-                ConsentDraft(
-                    consent_id="c-b",
-                    identifiers={"nhs": CONSENTED},
-                    purposes=["early-help"],
-                    sharing_partners=["council-housing"],
-                    status=ConsentStatus.WITHDRAWN,
-                )
-            )
+        withdraw_consent(s, CONSENTED)
         erased = ("alert.erased", consented.alert_id)
         wait_until(lambda: erased in expected(worker, "council-housing"))
         # The barrier: every record of hub.alerts delivered or dead-lettered, and committed.
