@@ -15,11 +15,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, TypeVar
 
 from faust.web import Request, Response, View
+from pydantic import BaseModel, ValidationError
 
 from hub.errors import InputError
+from hub.serde import validation_errors
 
 __all__ = [
     "JsonLimits",
@@ -177,3 +179,20 @@ def problem(
     if errors:
         body["errors"] = [{"pointer": p, "message": m} for p, m in errors]
     return view.json(body, status=status)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def json_body(
+    view: View, request: Request, model: type[M], limit_bytes: int, limits: JsonLimits, what: str
+) -> M | Response:
+    """A small JSON body as ``model``, or the problem reply to send instead: the status of a
+    refused body (too large, too deep, not JSON), else 422 naming each field and rule
+    (``what`` is not valid), never a value."""
+    try:
+        return model.model_validate(parse_json(await read_body(request, limit_bytes), limits))
+    except RequestRefused as exc:
+        return problem(view, exc.status, exc.title)
+    except ValidationError as exc:
+        return problem(view, 422, f"{what} is not valid", validation_errors(exc))

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from hub.config import Settings
 from hub.errors import InputError
+from hub.keyed_read import reader, tail
 from hub.models import Alert
 from hub.serde import Serde
 
@@ -161,24 +162,10 @@ class AlertFeed:
         self._task = asyncio.create_task(self._run(consumer), name="placehub-alert-feed")
 
     def _consumer_for(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=20,
-        )
+        return reader(self.settings, auto_offset_reset="earliest", fetch_max_wait_ms=20)
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            try:
-                batches = await consumer.getmany(timeout_ms=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a broker hiccup: aiokafka reconnects; keep reading
-                log.warning("alert feed: read failed (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(1)
-                continue
+        async for batches in tail(consumer, "alert feed"):
             for tp, messages in sorted(batches.items(), key=lambda b: b[0].partition):
                 for record in await self._read(messages):
                     self._hand_out(record)

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from hub._admin import ensure_topic
 from hub.app import Hub
 from hub.errors import BrokerError, InputError
+from hub.keyed_read import reader, tail
 from hub.models import AlertFeedback, AlertInboxStatus, AlertStatus
 
 __all__ = [
@@ -165,12 +166,7 @@ class StatusBook:
             self._consumer = None
 
     async def _start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.hub.settings.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=20,
-        )
+        consumer = reader(self.hub.settings, fetch_max_wait_ms=20)
         await consumer.start()
         consumer.assign(self.partitions)
         await consumer.seek_to_beginning(*self.partitions)
@@ -178,15 +174,7 @@ class StatusBook:
         self._task = asyncio.create_task(self._run(consumer), name="placehub-alert-statuses")
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            try:
-                batches = await consumer.getmany(timeout_ms=1000)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a broker hiccup: aiokafka reconnects; keep reading
-                log.warning("alert statuses: read failed (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(1)
-                continue
+        async for batches in tail(consumer, "alert statuses"):
             for messages in batches.values():
                 for message in messages:
                     await self._note(message)

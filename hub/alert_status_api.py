@@ -12,9 +12,9 @@ from typing import cast
 from aiohttp.web import Application
 from faust.web import Request, Response, View
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from hub._http import JsonLimits, RequestRefused, parse_json, problem, read_body
+from hub._http import JsonLimits, json_body, problem
 from hub.access import Reader, refusal
 from hub.alert_status import (
     InboxStatus,
@@ -31,7 +31,6 @@ from hub.batch import partition_for
 from hub.models import utc_now
 from hub.routing import caller
 from hub.runtime import producer_of
-from hub.serde import validation_errors
 
 __all__ = ["StatusBody", "install_alert_status_api"]
 
@@ -71,14 +70,9 @@ def install_alert_status_api(hub: Hub) -> None:
                 await write_audit(hub, user, None, "denied", ALERT_STATUS)
                 return problem(self, 403, refused)
             reader = Reader.of(user)
-            try:
-                body = StatusBody.model_validate(
-                    parse_json(await read_body(request, BODY_MAX_BYTES), _LIMITS)
-                )
-            except RequestRefused as exc:
-                return problem(self, exc.status, exc.title)
-            except ValidationError as exc:
-                return problem(self, 422, "the status is not valid", validation_errors(exc))
+            body = await json_body(self, request, StatusBody, BODY_MAX_BYTES, _LIMITS, "the status")
+            if not isinstance(body, StatusBody):
+                return body
             try:
                 told = await gather(hub, user, reader)
             except Unanswered:

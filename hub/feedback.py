@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from faust.web import Request, Response, View
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from hub._admin import ensure_topic
-from hub._http import JsonLimits, RequestRefused, parse_json, problem, read_body
+from hub._http import JsonLimits, json_body, problem
 from hub.access import Reader
 from hub.alerts_api import Unanswered, gather
 from hub.app import Hub
@@ -32,7 +32,6 @@ from hub.keyed_read import read_all
 from hub.models import AlertFeedback, Code, FeedbackOutcome, utc_now
 from hub.routing import caller
 from hub.runtime import producer_of
-from hub.serde import validation_errors
 from hub.users import Role, User
 
 __all__ = [
@@ -139,14 +138,11 @@ def install_feedback(hub: Hub) -> None:
             if refusal_of(user) is not None:
                 await write_audit(hub, user, None, "denied", FEEDBACK)
                 return problem(self, 403, "only practitioners give feedback on alerts")
-            try:
-                body = FeedbackBody.model_validate(
-                    parse_json(await read_body(request, BODY_MAX_BYTES), _LIMITS)
-                )
-            except RequestRefused as exc:
-                return problem(self, exc.status, exc.title)
-            except ValidationError as exc:
-                return problem(self, 422, "the feedback is not valid", validation_errors(exc))
+            body = await json_body(
+                self, request, FeedbackBody, BODY_MAX_BYTES, _LIMITS, "the feedback"
+            )
+            if not isinstance(body, FeedbackBody):
+                return body
             try:
                 record = await give_feedback(hub, user, alert_id, body)
             except Unanswered:

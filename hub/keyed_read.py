@@ -4,6 +4,10 @@ or a whole small topic (the alert feedback).
 
 Read to the end the partitions had when the request came in, on the event loop (aiokafka),
 with any registry lookup a record needs done in a thread.
+
+Also the pieces of a worker's long-running readers of a whole topic (the live alert feed,
+the alert statuses): ``reader`` (no group, nothing committed: each worker reads it all)
+and ``tail``, their batches, which outlives a broker hiccup rather than ending the reader.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TypeVar
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -21,7 +26,7 @@ from hub.errors import BrokerError, InputError
 from hub.models import AvroRecord
 from hub.serde import Serde
 
-__all__ = ["read_all", "read_key"]
+__all__ = ["read_all", "read_key", "reader", "tail"]
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +67,7 @@ async def _read(
     timeout_s: float,
     since_ms: int | None = None,
 ) -> list[M]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, group_id=None
-    )
+    consumer = reader(settings)
     await consumer.start()
     found: list[M] = []
     unreadable = 0
@@ -99,3 +102,30 @@ async def _read(
         topic = partitions[0].topic
         log.warning("%s: %d records are not %s", topic, unreadable, model.__name__)
     return found
+
+
+def reader(settings: Settings, **options: Any) -> AIOKafkaConsumer:
+    """A consumer of no group that commits nothing: it reads what it is assigned."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        **options,
+    )
+
+
+async def tail(
+    consumer: AIOKafkaConsumer, name: str
+) -> AsyncIterator[dict[TopicPartition, list[Any]]]:
+    """Each batch ``consumer`` fetches (empty ones too), for good: a failed fetch (a broker
+    hiccup; aiokafka reconnects) is logged under ``name`` and tried again a second later."""
+    while True:
+        try:
+            batches = await consumer.getmany(timeout_ms=1000)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: read failed (%s); retrying", name, type(exc).__name__)
+            await asyncio.sleep(1)
+            continue
+        yield batches

@@ -24,6 +24,7 @@ def alert(**changes: Any) -> dict[str, Any]:
         "purpose": "early-help",
         "created_at": "2026-11-03T14:05:00+00:00",
         "raised_at": "2026-11-03T14:05:00+00:00",
+        "status": "acknowledged",
         "events": [
             {"event_type": "housing.arrears", "partner_id": "council-housing",
              "occurred_at": "2026-11-01T09:00:00Z"},
@@ -61,6 +62,7 @@ def test_the_inbox_lists_alerts_with_what_the_reader_may_see() -> None:
     assert "Alerts for council-housing" in html
     assert 'href="/practitioner/alerts/a-1">Needs in three domains</a>' in html
     assert "Severity: high" in html and "3 Nov 2026, 14:05 UTC" in html
+    assert "Status: acknowledged" in html
     assert "2 events shown, 2 withheld" in html and "<code>REF-1</code>" in html
     assert 'role="status" aria-live="polite"' in html
     assert 'name="csrf" value="csrf-token-1"' in html  # the sign-out form
