@@ -61,12 +61,13 @@ class Reader:
     user_id: str
     role: Role
     partner: str
+    team: str | None = None  # the partner's team the reader is in (alerts for one team)
 
     @classmethod
     def of(cls, user: User) -> Reader:
         """The reader ``user`` is; only for a user ``refusal`` lets read."""
         assert refusal(user) is None and user.partner is not None, "a refused user"
-        return cls(user.id, user.role, user.partner)
+        return cls(user.id, user.role, user.partner, user.team)
 
 
 def refusal(user: User) -> str | None:

@@ -43,6 +43,7 @@ __all__ = [
     "inbox_items",
     "install_alerts_api",
     "owners_of",
+    "told",
 ]
 
 INBOX_MAX = 200  # alerts in one answer, newest first
@@ -57,7 +58,7 @@ def inbox_items(
     reader may see them."""
     items = []
     for alert in stored:
-        if reader.partner not in alert["recipients"]:
+        if not told(alert, reader):
             continue
         shown, withheld = [], 0
         for event in alert["events"]:
@@ -87,6 +88,13 @@ def inbox_items(
 def owners_of(item: dict[str, Any]) -> list[str]:
     """The partners whose entries an inbox item shows (its data owners, for the audit)."""
     return sorted({e["partner_id"] for e in item["events"] if "partner_id" in e})
+
+
+def told(alert: dict[str, Any], reader: Reader) -> bool:
+    """Whether ``reader`` is told of ``alert`` (a table row): their partner is a recipient,
+    and they are in the team the rule names, if it names one."""
+    team = alert.get("team")
+    return reader.partner in alert["recipients"] and (team is None or reader.team == team)
 
 
 class Unanswered(Exception):

@@ -47,6 +47,9 @@ class User(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
     role: Role
     partner: str | None = None
+    # A team within the partner (e.g. its financial inclusion team): an alert rule may
+    # tell one team rather than the whole organisation.
+    team: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", repr=False)
 
     @model_validator(mode="after")
@@ -54,6 +57,8 @@ class User(BaseModel):
         """A user acting for a partner without naming it would be scoped to no one (or all)."""
         if self.role in _OF_A_PARTNER and not self.partner:
             raise ValueError(f"a user of role {self.role.value} must name its partner")
+        if self.team is not None and not self.partner:
+            raise ValueError("a team belongs to a partner: name the partner too")
         return self
 
 

@@ -141,6 +141,7 @@ class _Person:
             "created_at": created_at,
             "raised_at": self.now.isoformat(),
             "recipients": recipients,
+            "team": rule.recipients.team,  # only that team of the named partner is told
             "events": [
                 e.model_dump(mode="json", exclude={"tokens", "sources", "source_ref"})
                 for e in events
@@ -184,7 +185,8 @@ class _Person:
 
 def recipients_for(rule: Rule, entries: list[TimelineEntry]) -> list[str]:
     """The partners told: those involved with the person, the lead partner (the one
-    holding an open plan; the involved ones if none does), or the rule's named partner."""
+    holding an open plan; the involved ones if none does), or the rule's named partner
+    (of which only the rule's team, if it names one: the row's ``team``)."""
     involved = sorted({e.partner_id for e in entries})
     if rule.recipients.kind == "partner":
         assert rule.recipients.partner is not None

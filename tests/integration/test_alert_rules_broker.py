@@ -68,6 +68,7 @@ from tests.integration.helpers import (
 from tests.integration.test_stream_core import status, tok, wait_until
 
 HOUSING_PRACTITIONER = "demo-practitioner-housing"
+FINANCIAL_INCLUSION = "demo-practitioner-financial-inclusion"  # housing's team
 FOOD_BANK_PRACTITIONER = "demo-practitioner-food-bank"
 
 ARREARS = HousingEvent(kind=HousingKind.ARREARS)
@@ -348,14 +349,15 @@ def test_a_shipped_rule_fires_on_its_timeline_and_not_on_a_near_miss(
     assert hub.alerts_of(near) == [], f"fired on a near miss: {case.why_not}"
 
 
-def test_the_financial_inclusion_alert_reaches_housing_not_the_food_bank(
+def test_the_financial_inclusion_alert_reaches_that_team_only(
     hub: RuleHub, published: dict[str, tuple[str, str]]
 ) -> None:
-    """sanction-then-food-bank tells council-housing/financial-inclusion; users have no
-    teams, so council-housing's practitioners see it, with the events their consent shares."""
+    """sanction-then-food-bank tells council-housing/financial-inclusion: that team's
+    practitioners see it, with the events their consent shares; housing's others and the
+    food bank do not."""
     fires, _ = published["sanction-then-food-bank"]
     person = hub.person_id(fires)
-    seen = [a for a in hub.inbox(HOUSING_PRACTITIONER) if a["person_id"] == person]
+    seen = [a for a in hub.inbox(FINANCIAL_INCLUSION) if a["person_id"] == person]
     assert [a["rule"] for a in seen] == ["sanction-then-food-bank"]
     assert seen[0]["events_withheld"] == 0
     assert [e["event_type"] for e in seen[0]["events"]] == [
@@ -363,6 +365,7 @@ def test_the_financial_inclusion_alert_reaches_housing_not_the_food_bank(
         "community.food_bank",
     ]
     assert [a for a in hub.inbox(FOOD_BANK_PRACTITIONER) if a["person_id"] == person] == []
+    assert [a for a in hub.inbox(HOUSING_PRACTITIONER) if a["person_id"] == person] == []
 
 
 def test_an_open_alert_that_gets_stronger_is_re_sent_with_the_same_id(hub: RuleHub) -> None:

@@ -39,6 +39,7 @@ def test_basic_credentials_are_the_user_id_and_its_token() -> None:
             "{id: pat, role: privacy-officer}",
             "a user of role privacy-officer must name its partner",
         ),
+        ("{id: jo, role: steward, team: money}", "a team belongs to a partner"),
     ],
 )
 def test_a_user_acting_for_a_partner_must_name_it(tmp_path: Path, entry: str, rule: str) -> None:
