@@ -25,9 +25,9 @@ def test_prepare_creates_every_changelog_compacted_with_its_partitions(
             table.changelog_topic.get_topic_name(): table.partitions or hub_settings.partitions
             for table in hub.app.tables.values()
         }
-        # consents, ledger, fates, marks, held, views, linked, alerts, and identity's tokens,
-        # people, review and withdrawn consents
-        assert len(expected) == 12
+        # consents, ledger, fates, marks, held, views, view-refs (the source_ref lookup's
+        # index), linked, alerts, and identity's tokens, people, review and withdrawn consents
+        assert len(expected) == 13
         described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(expected))}
         assert described == expected
         resources = [
