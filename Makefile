@@ -1,13 +1,13 @@
 # placehub: every set-up step is here, so a fresh machine needs only Python 3.11+,
-# Java 17+, Maven and make (PostgreSQL and Chromium for the tests come from Debian's
-# packages). Local state (.venv, .cache, .state) is git-ignored.
+# Java 17+, Maven and make (PostgreSQL, Chromium and Prometheus for the tests come from
+# Debian's packages). Local state (.venv, .cache, .state) is git-ignored.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration check fmt bench broker-start broker-stop postgres-start postgres-stop chromium clean
+.PHONY: demo test unit integration check fmt bench broker-start broker-stop postgres-start postgres-stop chromium prometheus clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,13 +20,13 @@ demo: $(STAMP)
 	$(BIN)/placehub demo
 
 ## test: unit and integration tests against the real local broker and PostgreSQL (started if needed)
-test: $(STAMP) broker-start postgres-start chromium
+test: $(STAMP) broker-start postgres-start chromium prometheus
 	$(BIN)/python -m pytest
 
-unit: $(STAMP)
+unit: $(STAMP) prometheus
 	$(BIN)/python -m pytest tests/unit
 
-integration: $(STAMP) broker-start postgres-start chromium
+integration: $(STAMP) broker-start postgres-start chromium prometheus
 	$(BIN)/python -m pytest tests/integration
 
 ## bench: benchmarks beside raw-client baselines (not part of the tests; about 12 minutes)
@@ -62,6 +62,10 @@ postgres-stop:
 ## Chromium and chromedriver for the practitioners' page test (apt-get install if missing)
 chromium:
 	scripts/chromium.sh install
+
+## Prometheus and promtool for the rules' and the scrape's tests (apt-get install if missing)
+prometheus:
+	scripts/prometheus.sh install
 
 clean: broker-stop postgres-stop
 	rm -rf .state

@@ -209,6 +209,7 @@ class Hub:
             committed=lambda tp: cast(Any, app.consumer)._committed_offset.get(tp),
         )
         readers = {topic: stage.name for stage, topics in inputs.items() for topic in topics}
+        self.metrics.declare_stages(stage.name for stage in inputs)
         self.commits = Commits(self.marks, readers)
         app.commits = self.commits
         for stage, topics in inputs.items():
@@ -263,6 +264,7 @@ class Hub:
                 lambda: bool(self.health.stalled),
                 self.metrics.count,
                 present_on(self.settings.bootstrap_servers.split(",")),
+                lag=self.metrics.set_lag,
             )
         await self._watchdog.look()
 

@@ -1,7 +1,11 @@
 """Prometheus metrics: counts by partner and outcome, never anything about a person.
 
-Every metric is a counter the stages increment as they decide (``Effects.metrics``), so a
-scrape reads counters and never walks the tables.
+Every count is a counter the stages increment as they decide (``Effects.metrics``), so a
+scrape reads counters and never walks the tables. Two gauges serve the operators' alerts
+(``deploy/prometheus/rules.yml``): each partner's freshness, set when the gate's outcome
+for one of its records is counted, and each stage's consumer lag, set at each watchdog
+look (``hub.runtime.watchdog``). Names follow Prometheus conventions (base units,
+``_total`` on counters, ``_timestamp_seconds``), checked by ``promtool check metrics``.
 
 Small counts can still say something about one person: a partner's ``erased`` count going
 from 0 to 1 says that someone withdrew consent. So the exposition (``Metrics.exposition``)
@@ -13,9 +17,10 @@ is in its HELP text.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -111,7 +116,28 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self.dead_letters = Counter(
+            "placehub_dead_letters",
+            "Records sent to hub.dlq, by the stage that could not process them.",
+            ["stage"],
+            registry=self.registry,
+        )
+        self.partner_last_event = Gauge(
+            "placehub_partner_last_event_timestamp_seconds",
+            "Unix time this worker's gate last took a record from the partner's topic (the "
+            "worker's start until it first does); the latest over workers is the partner's.",
+            ["partner"],
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "placehub_consumer_lag_records",
+            "Records on the broker past where each stage's input partitions on this worker "
+            "are committed (high watermark minus committed offset), at the last watchdog look.",
+            ["stage"],
+            registry=self.registry,
+        )
         self._by_name: dict[str, Counter] = {
+            "placehub_dead_letters": self.dead_letters,
             "placehub_webhook_deliveries": self.webhook_deliveries,
             "placehub_identity_joins_refused": self.joins_refused,
             "placehub_partition_rewinds": self.rewinds,
@@ -129,6 +155,20 @@ class Metrics:
         """Add ``n`` to the counter ``name`` (a stage's metric increment) with ``labels``."""
         counter = self._by_name[name]
         (counter.labels(*labels) if labels else counter).inc(n)
+        if name == "placehub_gate_outcomes":  # labels: partner, outcome
+            self.partner_last_event.labels(labels[0]).set(time.time())
+
+    def declare_stages(self, stages: Iterable[str]) -> None:
+        """Show every stage's dead letters and lag from the start, at 0 (so an increase
+        counts its first dead letter)."""
+        for stage in stages:
+            self.dead_letters.labels(stage)
+            self.consumer_lag.labels(stage)
+
+    def set_lag(self, by_stage: Mapping[str, int]) -> None:
+        """Each stage's consumer lag on this worker, as the watchdog last saw it."""
+        for stage, records in by_stage.items():
+            self.consumer_lag.labels(stage).set(records)
 
     def declare_rules(self, rules: Iterable[str]) -> None:
         """Show every rule's series from the start, at 0 (a first alert is news too)."""
@@ -138,10 +178,13 @@ class Metrics:
 
     def declare_partners(self, partners: Iterable[str]) -> None:
         """Show every partner's person-level series from the start, at 0: a series that
-        first appears when a partner's first erasure happens would tell of it."""
+        first appears when a partner's first erasure happens would tell of it. Each
+        partner's freshness starts at now, so a partner silent since the start shows."""
+        started = time.time()
         for partner in partners:
             for fate in PERSON_LEVEL_FATES:
                 self.settled.labels(partner, fate)
+            self.partner_last_event.labels(partner).set(started)
         for outcome in ("ok", "not-found", "denied"):
             self.person_reads.labels(outcome)
 

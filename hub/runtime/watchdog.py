@@ -20,7 +20,9 @@ stage holds its batch on purpose). Stuck at two looks in a row, it is sought bac
 (Faust's ``Consumer.seek``, which also resets Faust's read position), and the stages read
 those records again. That is safe even if some were still on their way: the stages' marks
 list the offsets done, so no record's state is applied twice. Each rewind is logged and
-counted in ``placehub_partition_rewinds_total``.
+counted in ``placehub_partition_rewinds_total``. Each look also sets each stage's consumer
+lag (``placehub_consumer_lag_records``: high watermark minus where the partition starts,
+summed per stage), stalled or not, since those offsets are read anyway.
 
 The offset a partition stops at may hold no record: a compacted topic's holes (the consent
 topic), or the markers a transactional producer leaves after each transaction (a partner
@@ -41,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -52,7 +54,7 @@ from hub.runtime.commits import Commits
 from hub.stages.offsets import Ranges, first_not_done
 from hub.stages.offsets import done as is_done
 
-__all__ = ["STRIKES", "Watchdog", "holes", "present_on", "stuck"]
+__all__ = ["STRIKES", "Watchdog", "holes", "lag_by_stage", "present_on", "stuck"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,18 @@ def holes(present: Sequence[int], start: int, end: int) -> Ranges:
     return spans
 
 
+def lag_by_stage(
+    commits: Commits, highwaters: Mapping[TP, int], committed: Mapping[TP, int]
+) -> dict[str, int]:
+    """Records past where each stage's partitions (of ``highwaters``) start, summed per
+    stage; every stage is named, at 0 where this worker owns none of its partitions."""
+    lag = dict.fromkeys(commits.readers.values(), 0)
+    for tp, highwater in highwaters.items():
+        base = commits.base(tp, committed.get(tp))
+        lag[commits.readers[tp.topic]] += max(highwater - (base or 0), 0)
+    return lag
+
+
 @dataclass
 class Watchdog:
     """Looks for stuck stream partitions and seeks them back (module docstring)."""
@@ -127,6 +141,7 @@ class Watchdog:
     stalled: Callable[[], bool]  # a stage is holding a batch: nothing counts as stuck
     count: Callable[[str, tuple[str, ...], int], None]
     find_present: FindPresent | None = None  # which offsets hold records (holes)
+    lag: Callable[[dict[str, int]], None] | None = None  # each stage's lag (a gauge)
     _seen: dict[TP, int | None] = field(default_factory=dict)
     _strikes: dict[TP, int] = field(default_factory=dict)
 
@@ -136,10 +151,12 @@ class Watchdog:
         tps = sorted(t for t in consumer.assignment() if commits.covers(t))
         if tps:
             commits.log_start.update(await consumer.earliest_offsets(*tps))
+        highwaters = await consumer.highwaters(*tps) if tps else {}
+        if self.lag is not None:
+            self.lag(lag_by_stage(commits, highwaters, consumer._committed_offset))
         if self.stalled():
             self._strikes.clear()
             return []
-        highwaters = await consumer.highwaters(*tps) if tps else {}
         rewound = []
         for tp in tps:
             committed = consumer._committed_offset.get(tp)

@@ -200,6 +200,7 @@ class Effects:
 
     def dead_letter(self, record: Record, stage: str, reason: str, now: datetime) -> None:
         """Send ``record`` to the DLQ with why (a bounded prefix if it is huge)."""
+        self.count("placehub_dead_letters", stage)
         self.dead_letters.append(
             dead_letter(
                 reason=reason,
