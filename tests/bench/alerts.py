@@ -50,7 +50,9 @@ __all__ = ["alert_latencies", "run", "unstreamed"]
 RATE = 1_000
 DRAIN_S = 60.0
 PRACTITIONERS = {
-    "council-housing": "demo-practitioner-housing",
+    # Housing's financial inclusion team: told of housing's alerts and of its team's
+    # (sanction-then-food-bank), so every raise told to housing reaches this stream.
+    "council-housing": "demo-practitioner-financial-inclusion",
     "northfield-school": "demo-practitioner-school",
 }
 TARGET_RATIO = 1.5
