@@ -1,0 +1,200 @@
+"""A real Prometheus server (Debian's package, ``scripts/prometheus.sh``) scrapes a real
+worker with the scrape token, loads the shipped alerting rules, and answers queries for
+placehub series; and the worker's ``/metrics`` passes ``promtool check metrics``."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from connectors import Publisher
+from hub.config import PROJECT_ROOT
+from tests.integration.conftest import WorkerFactory
+from tests.integration.helpers import WorkerProcess, free_port
+from tests.integration.test_stream_core import HOUSING, consent_draft, draft, status, wait_until
+
+SCRAPE_TOKEN = "scrape-token-for-the-prometheus-test-0123"
+RULES = PROJECT_ROOT / "deploy" / "prometheus" / "rules.yml"
+NUMBERS = ["943 476 5919", "401 023 2137", "943 476 5870"]
+
+
+class Prometheus:
+    """A ``prometheus`` process on a free port with its own config and storage."""
+
+    def __init__(self, folder: Path, config: dict[str, Any]) -> None:
+        self.folder, self.port = folder, free_port()
+        (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.log = folder / "prometheus.log"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    "prometheus",
+                    f"--config.file={folder / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={folder / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def api(self, path: str, **params: str) -> Any:
+        """The ``data`` of a successful answer of the HTTP API; None while it is not up."""
+        assert self.process.poll() is None, f"prometheus exited; see {self.log}"
+        try:
+            reply = requests.get(f"http://127.0.0.1:{self.port}/api/v1/{path}", params, timeout=5)
+        except (requests.ConnectionError, requests.Timeout):
+            return None
+        if reply.status_code != 200:
+            return None
+        return reply.json()["data"]
+
+    def query(self, expr: str, by: str = "job") -> dict[str, float]:
+        """An instant query's series, each by its label ``by`` ("" without it) → value."""
+        data = self.api("query", query=expr)
+        if data is None:
+            return {}
+        return {r["metric"].get(by, ""): float(r["value"][1]) for r in data["result"]}
+
+    def wait_for(
+        self, expr: str, expected: dict[str, float], by: str = "job", timeout_s: float = 60
+    ) -> None:
+        """Until ``expr`` answers ``expected`` (``query``); raises naming both and the last
+        answer."""
+        deadline = time.monotonic() + timeout_s
+        while (answer := self.query(expr, by)) != expected:
+            assert time.monotonic() < deadline, (
+                f"prometheus: {expr} gave {answer}, not {expected} within {timeout_s}s; "
+                f"see {self.log}"
+            )
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def scrape_job(name: str, worker: WorkerProcess, token_file: Path) -> dict[str, Any]:
+    return {
+        "job_name": name,
+        "scrape_interval": "1s",
+        "metrics_path": "/metrics",
+        "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
+        "static_configs": [{"targets": [f"127.0.0.1:{worker.settings.web_port}"]}],
+    }
+
+
+@pytest.fixture
+def prometheus_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    path = tmp_path / "metrics-token"
+    path.write_text(SCRAPE_TOKEN + "\n")
+    return path
+
+
+def start_prometheus(folder: Path, jobs: list[dict[str, Any]]) -> Prometheus:
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": jobs,
+    }
+    return Prometheus(folder, config)
+
+
+@pytest.fixture
+def scraped_worker(make_worker: WorkerFactory, token_file: Path) -> WorkerProcess:
+    """A worker with a scrape token (from a file) that has taken three housing events."""
+    worker = make_worker(metrics_token_file=token_file, watchdog_interval_s=1)
+    with Publisher("council-housing", "northgate", worker.settings) as housing:
+        housing.publish_consents(
+            [consent_draft(f"c-{n}", {"nhs": nhs}) for n, nhs in enumerate(NUMBERS)]
+        )
+        housing.publish_many(
+            [draft({"nhs": nhs}, HOUSING, consent_id=f"c-{n}") for n, nhs in enumerate(NUMBERS)]
+        )
+    wait_until(
+        lambda: status(worker, "council-housing").get("in_view") == len(NUMBERS),
+        describe=lambda: status(worker, "council-housing"),
+    )
+    return worker
+
+
+@pytest.fixture
+def prometheus(
+    scraped_worker: WorkerProcess, prometheus_dir: Path, token_file: Path, tmp_path: Path
+) -> Iterator[Prometheus]:
+    """Prometheus scraping the worker as ``placehub`` and, with a wrong token, as
+    ``wrong-token``; stopped after the test."""
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("not-the-scrape-token-0123456789\n")
+    server = start_prometheus(
+        prometheus_dir,
+        [
+            scrape_job("placehub", scraped_worker, token_file),
+            scrape_job("wrong-token", scraped_worker, wrong),
+        ],
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_prometheus_scrapes_the_worker_with_the_token_and_answers_for_placehub_series(
+    prometheus: Prometheus,
+) -> None:
+    prometheus.wait_for("up", {"placehub": 1.0, "wrong-token": 0.0})  # the token matters
+    prometheus.wait_for(
+        'sum by (fate) (placehub_records_settled_total{partner="council-housing",fate="in_view"})',
+        {"in_view": float(len(NUMBERS))},
+        by="fate",
+    )
+    # The series the alerting rules read are there: freshness after the gate took the
+    # events, dead letters and lag per stage (none here; at 0 from the start).
+    fresh = prometheus.query(
+        'time() - placehub_partner_last_event_timestamp_seconds{partner="council-housing"}'
+    )
+    assert set(fresh) == {"placehub"} and 0 <= fresh["placehub"] < 300, fresh
+    prometheus.wait_for('sum(placehub_dead_letters_total{stage="gate"})', {"": 0.0})
+    prometheus.wait_for('sum(placehub_consumer_lag_records{stage="view"})', {"": 0.0})
+
+
+def test_prometheus_loads_the_shipped_alerting_rules(prometheus: Prometheus) -> None:
+    deadline = time.monotonic() + 60
+    while not (groups := (prometheus.api("rules") or {}).get("groups")):
+        assert time.monotonic() < deadline, f"no rule groups loaded; see {prometheus.log}"
+        time.sleep(0.5)
+    alerts = {rule["name"]: rule for group in groups for rule in group["rules"]}
+    assert set(alerts) == {
+        "PlacehubWorkerDown",
+        "PlacehubPartnerSilent",
+        "PlacehubDeadLettersGrowing",
+        "PlacehubConsumerLagHigh",
+    }
+    assert all(rule["health"] != "err" for rule in alerts.values()), alerts
+
+
+def test_the_workers_metrics_pass_promtool_check_metrics(scraped_worker: WorkerProcess) -> None:
+    scraped = scraped_worker.get("/metrics", token=SCRAPE_TOKEN)
+    assert scraped.status_code == 200
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"], input=scraped.content, capture_output=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert b"placehub_partner_last_event_timestamp_seconds{" in scraped.content
