@@ -24,8 +24,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
 from connectors.simulate import Place
 from hub.config import PROJECT_ROOT, Settings
 from hub.models import Alert
@@ -40,7 +38,7 @@ from tests.bench.harness import (
     produce,
     wait_for_consents,
 )
-from tests.bench.latency import PEOPLE, Watcher, view_times
+from tests.bench.latency import PEOPLE, Watcher, from_the_end, view_times
 from tests.bench.loadgen import published_at
 from tests.integration.helpers import worker_env
 from tests.integration.sse import SseClient, SseEvent
@@ -194,22 +192,7 @@ class _Raised:
     def __init__(self, settings: Settings) -> None:
         self.serde = Serde(SchemaRegistry(settings))
         topic = f"{settings.topic_prefix}hub.alerts"
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.bootstrap_servers,
-                "group.id": f"{settings.app_id}-bench-alerts",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
-            }
-        )
-        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = [
-            self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        ]
-        self.consumer.assign(
-            [TopicPartition(topic, p, end) for p, end in zip(partitions, ends, strict=True)]
-        )
+        self.consumer = from_the_end(settings, topic, "bench-alerts")
         self.events: dict[Raise, list[str]] = {}
         self.told: set[Raise] = set()
 

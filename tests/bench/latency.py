@@ -39,7 +39,7 @@ from tests.bench.harness import (
 from tests.bench.loadgen import RAW_TOPIC, published_at
 from tests.integration.helpers import worker_env
 
-__all__ = ["Watcher", "run", "view_times"]
+__all__ = ["Watcher", "from_the_end", "run", "view_times"]
 
 PEOPLE = 2_000
 DRAIN_S = 60.0
@@ -140,28 +140,34 @@ def _raw_times(value: bytes) -> list[tuple[str, int]]:
     return [(value[:16].hex(), int.from_bytes(value[:8], "big"))]
 
 
+def from_the_end(settings: Settings, topic: str, group: str) -> Consumer:
+    """A consumer of ``topic`` assigned its partitions' ends as explicit offsets, so nothing
+    published after this call can be missed."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"{settings.app_id}-{group}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = [
+        consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+    ]
+    consumer.assign(
+        [TopicPartition(topic, p, end) for p, end in zip(partitions, ends, strict=True)]
+    )
+    return consumer
+
+
 class Watcher:
     """Consumes ``topic`` from its end; one latency per record id, the first time it is seen."""
 
     def __init__(
         self, settings: Settings, topic: str, times: Callable[[bytes], list[tuple[str, int]]]
     ) -> None:
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.bootstrap_servers,
-                "group.id": f"{settings.app_id}-bench-watcher",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 5,
-            }
-        )
-        partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = [  # explicit offsets: nothing published after this point can be missed
-            self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        ]
-        self.consumer.assign(
-            [TopicPartition(topic, p, end) for p, end in zip(partitions, ends, strict=True)]
-        )
+        self.consumer = from_the_end(settings, topic, "bench-watcher")
         self.times = times
         self.since_ns = time.time_ns()  # views also hold events of earlier rates: skip those
         self.seen: set[str] = set()
