@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hub._admin import ensure_topic
 from hub._http import JsonLimits, json_body, problem
-from hub.access import Reader
+from hub.access import Reader, refusal
 from hub.alerts_api import Unanswered, gather
 from hub.app import Hub
 from hub.audit import write_audit
@@ -39,7 +39,6 @@ __all__ = [
     "NotTold",
     "give_feedback",
     "install_feedback",
-    "refusal_of",
     "usefulness",
 ]
 
@@ -86,20 +85,13 @@ class NotTold(InputError):
     (the caller answers 404, whether or not such an alert exists)."""
 
 
-def refusal_of(user: User) -> str | None:
-    """Why ``user`` may not give feedback on alerts, or None if they may (practitioners of
-    a partner only)."""
-    if user.role is not Role.PRACTITIONER or user.partner is None:
-        return "only practitioners give feedback on alerts"
-    return None
-
-
 async def give_feedback(hub: Hub, user: User, alert_id: str, body: FeedbackBody) -> AlertFeedback:
     """Record ``user``'s verdict on ``alert_id``: the ``AlertFeedback`` is in
     ``hub.alert-feedback`` and the act audited (``alert.feedback``) when this returns. The
-    one path for the API and the practitioners' page; ``user`` must pass ``refusal_of``.
+    one path for the API and the practitioners' page; ``user`` must pass ``hub.access.refusal``
+    (practitioners of a partner only).
     Raises NotTold, or Unanswered if another worker did not give its share of the inbox."""
-    assert refusal_of(user) is None and user.partner is not None, "a refused user"
+    assert refusal(user) is None and user.partner is not None, "a refused user"
     told = await gather(hub, user, Reader.of(user))
     alert = next((a for a in told if a["alert_id"] == alert_id), None)
     if alert is None:
@@ -135,7 +127,7 @@ def install_feedback(hub: Hub) -> None:
             user = caller(hub, request)
             if user is None:
                 return problem(self, 401, "a valid bearer token is required")
-            if refusal_of(user) is not None:
+            if refusal(user) is not None:
                 await write_audit(hub, user, None, "denied", FEEDBACK)
                 return problem(self, 403, "only practitioners give feedback on alerts")
             body = await json_body(

@@ -28,7 +28,7 @@ from hub._http import RequestRefused, read_body
 from hub.access import Reader, refusal
 from hub.alert_status import DEFAULT_SHOWN
 from hub.alert_stream import stream_alerts
-from hub.alerts_api import ALERT_VIEW, INBOX_MAX, Unanswered, gather
+from hub.alerts_api import ALERT_VIEW, INBOX_MAX, Unanswered, gather, owners_of
 from hub.app import Hub
 from hub.audit import write_audit
 from hub.feedback import FeedbackBody, NotTold, give_feedback
@@ -57,12 +57,6 @@ HEADERS = {
 STATIC = {"page.css": "text/css", "live.js": "text/javascript"}
 BAD_TOKEN = "That token is not recognised. Check you copied all of it and paste it again."
 TRY_AGAIN = "Another worker of the hub did not answer. Please try again in a moment."
-
-
-def _owners(alert: dict[str, Any]) -> list[str]:
-    """The partners whose events an alert shows: the data owners of its view (the reader's
-    own included, as ``hub.people_api.data_owners`` counts them)."""
-    return sorted({e["partner_id"] for e in alert["events"] if "partner_id" in e})
 
 
 class _Signed:
@@ -136,7 +130,7 @@ def install_practitioner_page(hub: Hub) -> None:
         if alert is None:
             detail = "No alert with that id was sent to your organisation."
             return problem_page(view, signed, 404, "Alert not found", detail)
-        owners = _owners(alert)
+        owners = owners_of(alert)
         await write_audit(hub, signed.user, alert["person_id"], "ok", ALERT_VIEW, owners=owners)
         return alert
 
@@ -217,7 +211,7 @@ def install_practitioner_page(hub: Hub) -> None:
                 return problem_page(self, signed, 503, "Please try again", TRY_AGAIN)
             shown = found[:INBOX_MAX]
             for alert in shown:
-                owners = _owners(alert)
+                owners = owners_of(alert)
                 await write_audit(
                     hub, signed.user, alert["person_id"], "ok", ALERT_VIEW, owners=owners
                 )
