@@ -4,7 +4,6 @@ and copies of held events — every record ends in one named fate, and nothing i
 from __future__ import annotations
 
 import io
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -328,8 +327,7 @@ def test_after_kill_9_mid_load_an_event_reader_sees_each_admitted_event_once(
     within 15 s (static group membership)."""
     worker = make_worker()
     place = Place(worker.settings, people=80, events=2000, seed=21)
-    publisher = threading.Thread(target=place.publish)
-    publisher.start()
+    published = place.publish_in_background()
     wait_until(
         lambda: sum(status(worker, p)["in_view"] for p in PARTNERS) >= 400,
         timeout_s=120,
@@ -339,7 +337,7 @@ def test_after_kill_9_mid_load_an_event_reader_sees_each_admitted_event_once(
     restarted = time.monotonic()
     worker.start()
     assert time.monotonic() - restarted < 15, "the restarted worker took 15 s or more"
-    publisher.join()
+    published()
     wait_until(lambda: settled(worker, place), timeout_s=180, describe=lambda: _statuses(worker))
 
     admitted = {e for ids in place.reference().values() for e in ids}

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,14 @@ from hub.serde import Serde
 from hub.stages.identity import mint, person_id_for
 from hub.topics import Topics
 from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
-from tests.integration.helpers import WorkerProcess, produce_raw, read_topic, wait_for_records
+from tests.integration.helpers import (
+    WorkerProcess,
+    committed,
+    ends,
+    produce_raw,
+    read_topic,
+    wait_for_records,
+)
 
 NHS, REF, UPN = "943 476 5919", "HSG-0042", "A000000000000"
 PARTNERS = ["council-housing", "northfield-school", "city-health"]
@@ -428,6 +436,27 @@ class Place:
             for publisher in publishers.values():
                 publisher.close()
 
+    def publish_in_background(self) -> Callable[[], None]:
+        """Start ``publish`` in a thread; the returned function waits for it and raises
+        what it raised (a lost publish must fail the test as a publish, not as a loss)."""
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.publish()
+            except BaseException as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+
+        def join() -> None:
+            thread.join()
+            if failed:
+                raise failed[0]
+
+        return join
+
     def reference(self) -> dict[str, set[str]]:
         """person id → event ids the hub must show, computed straight from the inputs."""
         views: dict[str, set[str]] = defaultdict(set)
@@ -485,8 +514,7 @@ def test_kill_9_part_way_then_restart_ends_equal_to_the_reference(
 ) -> None:
     worker = make_worker()
     place = Place(worker.settings, people=150, events=3000)
-    publisher = threading.Thread(target=place.publish)
-    publisher.start()
+    published = place.publish_in_background()
     wait_until(
         lambda: sum(status(worker, p)["received"] for p in PARTNERS) >= 800,
         timeout_s=120,
@@ -495,14 +523,28 @@ def test_kill_9_part_way_then_restart_ends_equal_to_the_reference(
 
     worker.stop(sig=9)  # kill -9: no flush, no commit
     worker.start()
-    publisher.join()
+    published()
 
     wait_until(lambda: settled(worker, place), timeout_s=180, describe=lambda: _statuses(worker))
     eventually(assert_matches_reference, worker, place)
 
 
 def _statuses(worker: WorkerProcess) -> dict[str, Any]:
-    return {partner: status(worker, partner) for partner in PARTNERS}
+    """Each partner's books, and where its topic ends and is committed per partition (so a
+    timeout shows whether a record was never published, never read or committed past)."""
+    topics = Topics(worker.settings.topic_prefix)
+    shown: dict[str, Any] = {}
+    for partner in PARTNERS:
+        topic = topics.partner(partner)
+        try:
+            offsets = {
+                "ends": ends(worker.settings, topic),
+                "committed": committed(worker.settings, topic),
+            }
+        except Exception as exc:  # a description must not fail the description
+            offsets = {"offsets": repr(exc)}
+        shown[partner] = {**status(worker, partner), **offsets}
+    return shown
 
 
 def eventually(check: Any, *args: Any, timeout_s: float = 60) -> None:
