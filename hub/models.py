@@ -785,10 +785,16 @@ class PatternCell(AvroRecord):
 
     window_start: AwareDatetime
     window_end: AwareDatetime
-    area_code: AreaCode
-    combination_code: Annotated[str, Field(pattern=r"^[a-z_]+(\+[a-z_]+)*$")]
+    area_code: AreaCode | None = None  # None: the whole place
+    # Domains ('education+housing'), event types ('housing.arrears'), 'new', 'all'.
+    combination_code: Annotated[
+        str, Field(max_length=200, pattern=r"^[a-z_]+(\.[a-z0-9_]+)?(\+[a-z_]+(\.[a-z0-9_]+)?)*$")
+    ]
     count: int | None = None
     suppressed: bool
+    granularity: Literal["week", "month"] = "week"
+    measure: Annotated[str, Field(pattern=r"^[a-z_]+$")] = "co_occurrence"
+    rule: str = ""
 
     @model_validator(mode="after")
     def _disclosure_controlled(self) -> Self:

@@ -69,7 +69,7 @@ def test_an_unrecorded_change_undeclared_schema_and_history_gap_are_findings(
     problems = {str(f) for f in check(schemas)}
     assert "Extra: Extra.avsc is not declared in catalogue.yaml" in problems
     assert any(
-        p.startswith("PatternCell: PatternCell.avsc differs from its latest recorded version v1")
+        p.startswith("PatternCell: PatternCell.avsc differs from its latest recorded version v2")
         for p in problems
     )
     assert any(p.startswith("AlertFeedback:") and "without gaps" in p for p in problems)
@@ -80,11 +80,14 @@ def test_the_cli_reports_as_json_and_fails_on_findings(
 ) -> None:
     assert main(["schemas", "check", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
-    (schemas / "history" / "PatternCell" / "v1.avsc").unlink()
+    (schemas / "history" / "ConsentRecord" / "v1.avsc").unlink()
     monkeypatch.setattr("hub.cli.contracts.check", lambda: check(schemas))
     assert main(["schemas", "check", "--json"]) == 1
     assert json.loads(capsys.readouterr().out) == [
-        {"schema": "PatternCell", "problem": "no history: record it as history/PatternCell/v1.avsc"}
+        {
+            "schema": "ConsentRecord",
+            "problem": "no history: record it as history/ConsentRecord/v1.avsc",
+        }
     ]
     assert main(["schemas", "check"]) == 1
-    assert "PatternCell: no history" in capsys.readouterr().err
+    assert "ConsentRecord: no history" in capsys.readouterr().err
