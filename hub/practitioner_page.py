@@ -11,20 +11,21 @@ without JavaScript; one small script (``static/live.js``) adds new alerts to the
 they arrive.
 
 Forms carry the session's CSRF token and must come from the page's own origin; answers
-carry a strict Content-Security-Policy (no inline script) and are never cached.
+carry a strict Content-Security-Policy (no inline script) and are never cached
+(``hub._pages``, shared with the stewards' page).
 """
 
 from __future__ import annotations
 
 from importlib.resources import files
 from typing import Any, cast
-from urllib.parse import parse_qs
 
 from aiohttp import web
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from hub._http import RequestRefused, read_body
+from hub._http import RequestRefused
+from hub._pages import BAD_TOKEN, HEADERS, pasted_user, read_form
 from hub.access import Reader, refusal
 from hub.alert_status import DEFAULT_SHOWN
 from hub.alert_stream import stream_alerts
@@ -43,19 +44,7 @@ __all__ = ["install_practitioner_page"]
 ROOT = "/practitioner"
 SIGN_IN = f"{ROOT}/sign-in"
 SIGN_IN_ACTION = "practitioner.sign-in"
-FORM_MAX_BYTES = 4096
-TOKEN_MAX_CHARS = 512
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",  # Origin on forms (no-referrer sends null)
-    "Cache-Control": "no-store",
-}
 STATIC = {"page.css": "text/css", "live.js": "text/javascript"}
-BAD_TOKEN = "That token is not recognised. Check you copied all of it and paste it again."
 TRY_AGAIN = "Another worker of the hub did not answer. Please try again in a moment."
 
 
@@ -67,26 +56,6 @@ class _Signed:
 
     def values(self) -> dict[str, Any]:
         return {"user": self.user, "csrf": self.session.csrf}
-
-
-def _same_origin(request: web.Request) -> bool:
-    """Whether a form post comes from this page (the browser's Origin, where it sends one)."""
-    origin = request.headers.get("Origin")
-    return origin is None or origin == f"{request.scheme}://{request.host}"
-
-
-async def _form(request: web.Request) -> dict[str, str]:
-    """A url-encoded form's fields (first value each); RequestRefused if it is not one."""
-    if not _same_origin(request):
-        raise RequestRefused(403, "forms are accepted only from this page")
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise RequestRefused(415, "the form must be application/x-www-form-urlencoded")
-    body = await read_body(cast(Request, request), FORM_MAX_BYTES)
-    try:
-        fields = parse_qs(body.decode("ascii"), max_num_fields=8, strict_parsing=False)
-    except (UnicodeDecodeError, ValueError):
-        raise RequestRefused(400, "the form is not a valid url-encoded form") from None
-    return {name: values[0] for name, values in fields.items()}
 
 
 def install_practitioner_page(hub: Hub) -> None:
@@ -154,16 +123,12 @@ def install_practitioner_page(hub: Hub) -> None:
         async def post(self, request: Request) -> Response:
             web_request = cast(web.Request, request)
             try:
-                token = (await _form(web_request)).get("token", "").strip()
+                token = (await read_form(web_request)).get("token", "")
             except RequestRefused as exc:
                 return page(
                     self, "sign_in.html", exc.status, title="Sign in", error=exc.title, notice=None
                 )
-            user = (
-                hub.users.authenticate(f"Bearer {token}")
-                if 0 < len(token) <= TOKEN_MAX_CHARS
-                else None
-            )
+            user = pasted_user(hub.users, token)
             if user is None:
                 return page(
                     self, "sign_in.html", 401, title="Sign in", error=BAD_TOKEN, notice=None
@@ -188,7 +153,7 @@ def install_practitioner_page(hub: Hub) -> None:
             web_request = cast(web.Request, request)
             signed = signed_in(request)
             try:
-                fields = await _form(web_request)
+                fields = await read_form(web_request)
             except RequestRefused as exc:
                 return problem_page(self, signed, exc.status, "Not signed out", exc.title)
             if signed is not None and not signed.session.allows(fields.get("csrf")):
@@ -242,7 +207,7 @@ def install_practitioner_page(hub: Hub) -> None:
             if signed is None:
                 return see_other(self, SIGN_IN)
             try:
-                fields = await _form(cast(web.Request, request))
+                fields = await read_form(cast(web.Request, request))
             except RequestRefused as exc:
                 return problem_page(self, signed, exc.status, "Feedback not recorded", exc.title)
             if not signed.session.allows(fields.get("csrf")):
