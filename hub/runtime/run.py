@@ -115,6 +115,7 @@ class Stores:
     batch_within_s: float
     health: Health
     count: Callable[[str, tuple[str, ...], int], None]  # Metrics.count
+    observe: Callable[[str, tuple[str, ...], float], None]  # Metrics.observe
     committed: Callable[[TP], int | None] = lambda tp: None  # the consumer's committed offset
 
 
@@ -164,6 +165,8 @@ class StageRunner:
             self._apply(state, offsets)
             for (name, labels), n in effects.metrics.items():
                 self.stores.count(name, labels, n)
+            for name, labels, value in effects.observations:
+                self.stores.observe(name, labels, value)
         except Exception:  # delivered but not stored: a restart recovers it from Kafka
             await self._hold("writing the tables' stores")
 

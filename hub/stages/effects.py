@@ -28,6 +28,7 @@ __all__ = [
     "OUTPUTS",
     "Effects",
     "Metric",
+    "Observation",
     "Output",
     "Pending",
     "Record",
@@ -82,6 +83,7 @@ class Output:
 
 
 Metric = tuple[str, tuple[str, ...]]  # (metric name, label values)
+Observation = tuple[str, tuple[str, ...], float]  # (histogram name, label values, value)
 
 
 class Staged(MutableMapping[Any, Any]):
@@ -194,9 +196,14 @@ class Effects:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     audits: list[AuditRecord] = field(default_factory=list)
     metrics: Counter[Metric] = field(default_factory=Counter)
+    observations: list[Observation] = field(default_factory=list)  # for histograms
 
     def count(self, name: str, *labels: str, n: int = 1) -> None:
         self.metrics[name, labels] += n
+
+    def observe(self, name: str, *labels: str, value: float) -> None:
+        """Observe ``value`` in the histogram ``name`` once the batch is delivered."""
+        self.observations.append((name, labels, value))
 
     def dead_letter(self, record: Record, stage: str, reason: str, now: datetime) -> None:
         """Send ``record`` to the DLQ with why (a bounded prefix if it is huge)."""
@@ -213,12 +220,14 @@ class Effects:
             )
         )
 
-    def _marks(self) -> tuple[int, int, int, Counter[Metric]]:
-        return len(self.outputs), len(self.dead_letters), len(self.audits), self.metrics.copy()
+    def _marks(self) -> tuple[int, int, int, int, Counter[Metric]]:
+        sizes = len(self.outputs), len(self.dead_letters), len(self.audits)
+        return *sizes, len(self.observations), self.metrics.copy()
 
-    def _restore(self, marks: tuple[int, int, int, Counter[Metric]]) -> None:
-        outputs, letters, audits, metrics = marks
+    def _restore(self, marks: tuple[int, int, int, int, Counter[Metric]]) -> None:
+        outputs, letters, audits, observed, metrics = marks
         del self.outputs[outputs:], self.dead_letters[letters:], self.audits[audits:]
+        del self.observations[observed:]
         self.metrics = metrics
 
 

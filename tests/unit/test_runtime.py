@@ -26,6 +26,7 @@ def runner(stage: Any) -> StageRunner:
         batch_within_s=0.01,
         health=Health(),
         count=lambda name, labels, n: None,
+        observe=lambda name, labels, value: None,
     )
     return StageRunner(stage, stores)
 
