@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         "can clear an erased person's records; their tombstones go after as long again.",
     )
     quarantine_hold_s: float = Field(default=7 * 24 * 3600, gt=0)
+    patterns_grace_days: float = Field(
+        default=14,
+        ge=0,
+        description="How long after a pattern window ends (by event time) an event still "
+        "counts in it; one later is counted as late instead.",
+    )
     maintenance_interval_s: float = Field(default=60, gt=0)
     watchdog_interval_s: float = Field(
         default=5,

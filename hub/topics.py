@@ -62,6 +62,10 @@ class Topics:
         return f"{self.prefix}hub.alert-feedback"
 
     @property
+    def patterns(self) -> str:
+        return f"{self.prefix}hub.patterns"
+
+    @property
     def audit(self) -> str:
         return f"{self.prefix}hub.audit"
 

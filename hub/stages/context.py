@@ -45,11 +45,21 @@ class Internal:
     def alerts(self) -> str:
         return self.name("alerts")
 
+    @property
+    def patterns(self) -> str:
+        """People's timelines for the patterns, partitioned by person."""
+        return self.name("patterns")
+
+    @property
+    def pattern_deltas(self) -> str:
+        """Changes to the patterns' true counts, partitioned by window."""
+        return self.name("pattern-deltas")
+
 
 @dataclass(frozen=True)
 class Context:
     """A stage's fixed inputs: topics, partitions, codec, agreements, alert rules and time
-    limits."""
+    limits (``patterns_grace``: how long after a window's end late events still count)."""
 
     topics: Topics
     internal: Internal
@@ -59,6 +69,7 @@ class Context:
     consent_retention: timedelta
     quarantine_hold: timedelta
     rules: RuleBook = field(default_factory=lambda: RuleBook([]))  # the alert rules
+    patterns_grace: timedelta = timedelta(days=14)
 
     def retention(self, basis: str) -> timedelta:
         """How long an entry shared under ``basis`` may be kept."""
