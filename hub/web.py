@@ -30,7 +30,7 @@ from hub.users import Role, User
 from hub.webhook_sender import WebhookStats
 from hub.webhooks import webhook_stats
 
-__all__ = ["install_web", "local_books"]
+__all__ = ["install_web", "local_books", "place_books"]
 
 
 def _owned(ledger_key: str, owned: set[tuple[str, int]]) -> bool:
@@ -52,6 +52,13 @@ def local_books(hub: Hub) -> dict[str, dict[str, int]]:
     )
     empty = dict.fromkeys(accounting.BOOKS, 0)
     return {p.id: books.get(p.id, empty) for p in hub.partners}
+
+
+async def place_books(hub: Hub, user: User) -> dict[str, dict[str, int | bool]]:
+    """Every partner's books, each worker's share added up (the others asked with a
+    worker assertion for ``user``); PeerUnavailable if a worker does not give its share."""
+    shares = [local_books(hub), *await peers(hub).shares("/v1/_books", user)]
+    return {p.id: partner_status([share[p.id] for share in shares]) for p in hub.partners}
 
 
 def install_web(hub: Hub) -> None:
@@ -149,20 +156,12 @@ def install_web(hub: Hub) -> None:
             if refused is not None:
                 return refused
             assert user is not None  # may_see_books refused a missing user
-            shares = await gather_books(user, "/v1/_books")
-            if shares is None:
-                return problem(self, 503, "a worker did not report its share")
             try:
+                books = await place_books(hub, user)
                 webhooks = await gather_webhooks(user, "/v1/_webhooks", with_webhook)
             except PeerUnavailable:
                 return problem(self, 503, "a worker did not report its share")
-            partners = {
-                p.id: {
-                    **partner_status([share[p.id] for share in shares]),
-                    "webhook": webhooks.get(p.id),
-                }
-                for p in hub.partners
-            }
+            partners = {p: {**status, "webhook": webhooks.get(p)} for p, status in books.items()}
             return self.json({"partners": partners})
 
     class BooksPage(View):
