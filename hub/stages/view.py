@@ -362,7 +362,8 @@ class _Work:
     def item(self, item: batch.Item) -> None:
         person_id = item.key
         if item.op is Op.EVENT:
-            entry = entry_for(self.ctx.serde.decode(item.raw, PartnerEvent), item.source)
+            event = self.ctx.serde.decode(item.raw, PartnerEvent)
+            entry = entry_for(event, item.source)
             if self._withdrawn(entry.basis):  # lost its basis on the way: erased on arrival
                 self._fate(person_id, entry.sources, "erased", entry.partner_id)
                 self.effects.audits.append(audit_record("view.drop.withdrawn", person_id, self.now))
@@ -372,6 +373,11 @@ class _Work:
                 self._fate(person_id, [item.source], "duplicate", entry.partner_id)
             elif what != "redelivered":
                 self.fates.count(entry.partner_id, "in_view" if what == "folded" else "duplicate")
+            if what == "folded":  # publish → view (hub.metrics: placehub_event_latency_seconds)
+                waited = max(0.0, (self.now - event.recorded_at).total_seconds())
+                self.effects.observe(
+                    "placehub_event_latency_seconds", event.partner_id, value=waited
+                )
             if updated is not None:
                 self.settle(person_id, updated)
                 self.effects.count("placehub_view_updates")
