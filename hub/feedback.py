@@ -112,6 +112,7 @@ async def give_feedback(hub: Hub, user: User, alert_id: str, body: FeedbackBody)
     partition = partition_for(key, hub.settings.partitions)
     await (await producer_of(hub.app).send(topic, value, key=key, partition=partition))
     await write_audit(hub, user, alert["person_id"], "ok", FEEDBACK)
+    hub.metrics.count("placehub_alert_feedback", (alert["rule"], body.outcome.value.lower()))
     return record
 
 

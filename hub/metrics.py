@@ -1,11 +1,15 @@
 """Prometheus metrics: counts by partner and outcome, never anything about a person.
 
-Every count is a counter the stages increment as they decide (``Effects.metrics``), so a
+Every count is a counter the stages increment as they decide (``Effects.metrics``), and
+the publish-to-view latency a histogram the view observes (``Effects.observations``), so a
 scrape reads counters and never walks the tables. Two gauges serve the operators' alerts
 (``deploy/prometheus/rules.yml``): each partner's freshness, set when the gate's outcome
 for one of its records is counted, and each stage's consumer lag, set at each watchdog
-look (``hub.runtime.watchdog``). Names follow Prometheus conventions (base units,
-``_total`` on counters, ``_timestamp_seconds``), checked by ``promtool check metrics``.
+look (``hub.runtime.watchdog``). Reasons (why a record was dead-lettered or held in
+quarantine) are labels only as codes from a fixed list (``hub.stages.reasons``), never the
+words with ids in them. Names follow Prometheus conventions (base units, ``_total`` on
+counters, ``_seconds``, ``_timestamp_seconds``), checked by ``promtool check metrics``;
+``deploy/grafana/placehub.json`` draws them.
 
 Small counts can still say something about one person: a partner's ``erased`` count going
 from 0 to 1 says that someone withdrew consent. So the exposition (``Metrics.exposition``)
@@ -23,6 +27,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+
+from hub.models import FeedbackOutcome
+from hub.stages.reasons import BASIS_RESULTS, DEAD_LETTER_REASONS, PERSON_LEVEL_RESULTS
 
 __all__ = ["DISCLOSURE_STEP", "PERSON_LEVEL_FATES", "WEBHOOK_OUTCOMES", "Metrics"]
 
@@ -118,8 +125,29 @@ class Metrics:
         )
         self.dead_letters = Counter(
             "placehub_dead_letters",
-            "Records sent to hub.dlq, by the stage that could not process them.",
-            ["stage"],
+            "Records sent to hub.dlq, by the stage that could not process them and a reason "
+            "code (hub.stages.reasons.DEAD_LETTER_REASONS; the reason in words is in the "
+            "dead letter).",
+            ["stage", "reason"],
+            registry=self.registry,
+        )
+        self.basis_checks = Counter(
+            "placehub_lawful_basis_checks",
+            "The gate's lawful-basis check of each partner event it could read, by partner, "
+            "basis kind (consent, agreement) and result: live (admitted at once) or the "
+            "reason code it was held in quarantine for (hub.stages.reasons.BASIS_RESULTS). "
+            "A partner's consent coverage is the share of its consent-based events whose "
+            'consent was live on arrival: result="live" over all results of basis="consent". '
+            f"The results {', '.join(PERSON_LEVEL_RESULTS)} under a consent follow one "
+            f"person's consent, so they are {_ROUNDED}.",
+            ["partner", "basis", "result"],
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "placehub_alert_feedback",
+            "Practitioners' verdicts on alerts, by rule and verdict (useful, not_useful, "
+            f"already_known, acted); each is about one person's alert, so {_ROUNDED}.",
+            ["rule", "verdict"],
             registry=self.registry,
         )
         self.partner_last_event = Gauge(
@@ -151,6 +179,8 @@ class Metrics:
         }
         self._by_name: dict[str, Counter] = {
             "placehub_dead_letters": self.dead_letters,
+            "placehub_lawful_basis_checks": self.basis_checks,
+            "placehub_alert_feedback": self.feedback,
             "placehub_webhook_deliveries": self.webhook_deliveries,
             "placehub_identity_joins_refused": self.joins_refused,
             "placehub_partition_rewinds": self.rewinds,
@@ -179,7 +209,8 @@ class Metrics:
         """Show every stage's dead letters and lag from the start, at 0 (so an increase
         counts its first dead letter)."""
         for stage in stages:
-            self.dead_letters.labels(stage)
+            for reason in DEAD_LETTER_REASONS:
+                self.dead_letters.labels(stage, reason)
             self.consumer_lag.labels(stage)
 
     def set_lag(self, by_stage: Mapping[str, int]) -> None:
@@ -192,6 +223,8 @@ class Metrics:
         for rule in rules:
             for outcome in ("new", "escalated", "suppressed", "erased"):
                 self.alerts.labels(rule, outcome)
+            for verdict in FeedbackOutcome:
+                self.feedback.labels(rule, verdict.value.lower())
 
     def declare_partners(self, partners: Iterable[str]) -> None:
         """Show every partner's person-level series from the start, at 0: a series that
@@ -203,6 +236,9 @@ class Metrics:
                 self.settled.labels(partner, fate)
             self.partner_last_event.labels(partner).set(started)
             self.event_latency.labels(partner)
+            for basis, results in BASIS_RESULTS.items():
+                for result in results:
+                    self.basis_checks.labels(partner, basis, result)
         for outcome in ("ok", "not-found", "denied"):
             self.person_reads.labels(outcome)
 
@@ -222,7 +258,14 @@ def _person_level(metric: str, labels: Mapping[str, str]) -> bool:
     """Whether a series counts events about single people (so is rounded on the way out)."""
     if metric == "placehub_records_settled":
         return labels.get("fate") in PERSON_LEVEL_FATES
-    return metric in ("placehub_person_reads", "placehub_alerts", *_WEBHOOK_METRICS)
+    if metric == "placehub_lawful_basis_checks":
+        return labels.get("basis") == "consent" and labels.get("result") in PERSON_LEVEL_RESULTS
+    return metric in (
+        "placehub_person_reads",
+        "placehub_alerts",
+        "placehub_alert_feedback",
+        *_WEBHOOK_METRICS,
+    )
 
 
 class _Disclosed(Collector):

@@ -23,6 +23,7 @@ from uuid import uuid4
 
 from hub.deadletter import dead_letter
 from hub.models import AuditRecord, DeadLetter
+from hub.stages.reasons import dead_letter_reason
 
 __all__ = [
     "OUTPUTS",
@@ -207,7 +208,7 @@ class Effects:
 
     def dead_letter(self, record: Record, stage: str, reason: str, now: datetime) -> None:
         """Send ``record`` to the DLQ with why (a bounded prefix if it is huge)."""
-        self.count("placehub_dead_letters", stage)
+        self.count("placehub_dead_letters", stage, dead_letter_reason(reason))
         self.dead_letters.append(
             dead_letter(
                 reason=reason,

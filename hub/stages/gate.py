@@ -24,6 +24,7 @@ from hub.stages.context import Context
 from hub.stages.effects import OUTPUTS, Effects, Output, Pending, Record, State, run_each
 from hub.stages.hops import REASON, SOURCE, event_item, to_identity
 from hub.stages.quarantine import held_key
+from hub.stages.reasons import basis_check
 
 __all__ = ["Decision", "GateStage", "Outcome", "admit"]
 
@@ -116,6 +117,9 @@ class GateStage:
             else:
                 effects.dead_letter(record, self.name, decision.reason, now)
             count(record, partner, decision.outcome)
+            if decision.event is not None and decision.outcome is not Outcome.DEAD_LETTER:
+                checked = basis_check(decision.event, decision.reason)
+                effects.count("placehub_lawful_basis_checks", partner, *checked)
 
         def failed(record: Record, reason: str) -> None:
             count(

@@ -1,13 +1,15 @@
-"""The series the operators' alerts read (``deploy/prometheus/rules.yml``): partner
-freshness, dead letters by stage and consumer lag by stage; and that a scrape's text
-passes ``promtool check metrics`` (Prometheus naming conventions)."""
+"""The series the operators' alerts and dashboard read (``deploy/prometheus/rules.yml``,
+``deploy/grafana/placehub.json``): partner freshness, dead letters by stage and reason,
+consumer lag by stage, lawful-basis checks (quarantine reasons, consent coverage),
+publish-to-view latency and alert feedback; and that a scrape's text passes ``promtool
+check metrics`` (Prometheus naming conventions)."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faust.types import TP
@@ -15,7 +17,22 @@ from faust.types import TP
 from hub.metrics import Metrics
 from hub.runtime.commits import Commits
 from hub.runtime.watchdog import Watchdog, lag_by_stage
-from hub.stages.effects import Effects, Record
+from hub.stages.basis import Consents
+from hub.stages.effects import Effects, Record, State, attempt
+from hub.stages.gate import GateStage
+from hub.stages.reasons import DEAD_LETTER_REASONS
+from hub.stages.view import ViewStage
+from tests.unit import factories
+from tests.unit.test_stages import (
+    CTX,
+    NOW,
+    event_item,
+    framed,
+    record,
+    run,
+    view_record,
+    written,
+)
 
 GATE_0, GATE_1 = TP("partner.a.events", 0), TP("partner.a.events", 1)
 VIEW_0 = TP("hub.view-in", 0)
@@ -76,14 +93,17 @@ def test_the_gate_counting_a_partners_record_sets_its_freshness_to_now() -> None
 def test_a_dead_letter_is_counted_for_its_stage() -> None:
     effects = Effects()
     record = Record("partner.a.events", 0, 5, None, b"not avro")
-    effects.dead_letter(record, "gate", "gate could not decode the record", datetime.now(UTC))
-    assert effects.metrics[("placehub_dead_letters", ("gate",))] == 1
+    reason = "DecodeError: first byte is 0x6e, not the Confluent magic byte 0x00"
+    effects.dead_letter(record, "gate", reason, datetime.now(UTC))
+    assert effects.metrics[("placehub_dead_letters", ("gate", "undecodable"))] == 1
     metrics = Metrics()
     metrics.declare_stages(["gate", "view"])
     for (name, labels), n in effects.metrics.items():
         metrics.count(name, labels, n)
-    assert _value(metrics, "placehub_dead_letters_total", stage="gate") == 1
-    assert _value(metrics, "placehub_dead_letters_total", stage="view") == 0  # declared
+    gate = {"stage": "gate", "reason": "undecodable"}
+    assert _value(metrics, "placehub_dead_letters_total", **gate) == 1
+    view = {"stage": "view", "reason": "undecodable"}
+    assert _value(metrics, "placehub_dead_letters_total", **view) == 0  # declared
 
 
 def test_lag_is_the_records_past_each_partitions_start_summed_per_stage() -> None:
@@ -121,6 +141,7 @@ def test_a_scrape_passes_promtool_check_metrics() -> None:
         labels = ("x",) * len(counter._labelnames)
         metrics.count(name, labels)
     metrics.webhook_seconds.labels("council-housing").observe(0.2)
+    metrics.observe("placehub_event_latency_seconds", ("council-housing",), 1.5)
     checked = subprocess.run(
         ["promtool", "check", "metrics"],
         input=metrics.exposition(),
@@ -135,3 +156,95 @@ def test_a_scrape_passes_promtool_check_metrics() -> None:
         "placehub_consumer_lag_records",
     ):
         assert f"\n{series}{{" in text, series
+
+
+# -- reasons, consent coverage, latency and feedback --------------------------------------
+
+HOUSING = CTX.topics.partner("council-housing")
+
+
+def test_the_gate_counts_each_readable_events_basis_check_by_kind_and_result() -> None:
+    consents = {"c-1": factories.consent().model_dump(mode="json")}
+    records = [
+        record(HOUSING, framed(factories.event()), 0),
+        record(HOUSING, framed(factories.event(consent_id="c-9")), 1),  # consent not yet here
+        record(HOUSING, b"garbage", 2),  # not readable: a dead letter, not a check
+    ]
+    effects, _ = run(GateStage(CTX, Consents()), records, consents=consents)
+    checks = {k: n for k, n in effects.metrics.items() if k[0] == "placehub_lawful_basis_checks"}
+    assert checks == {
+        ("placehub_lawful_basis_checks", ("council-housing", "consent", "live")): 1,
+        ("placehub_lawful_basis_checks", ("council-housing", "consent", "unknown")): 1,
+    }
+    assert effects.metrics["placehub_dead_letters", ("gate", "undecodable")] == 1
+
+
+def test_the_view_observes_publish_to_view_latency_for_new_events_only() -> None:
+    published = factories.event().model_copy(update={"recorded_at": NOW - timedelta(seconds=3)})
+    ahead = factories.event().model_copy(update={"recorded_at": NOW + timedelta(minutes=5)})
+    items = [event_item(published, "s1"), event_item(ahead, "s2"), event_item(published, "s3")]
+    effects, state = run(ViewStage(CTX), [view_record(items)])
+    assert effects.observations == [
+        ("placehub_event_latency_seconds", ("council-housing",), 3.0),
+        ("placehub_event_latency_seconds", ("council-housing",), 0.0),  # clock ahead: 0
+    ]  # s3, a copy of an event in the view, is a duplicate: not observed
+    again, _ = run(ViewStage(CTX), [view_record(items)], views=written(state, "views"))
+    assert again.observations == []  # read again after a restart: nothing new
+
+
+def test_a_record_that_fails_takes_its_observations_with_it() -> None:
+    effects = Effects()
+
+    def fail() -> None:
+        effects.observe("placehub_event_latency_seconds", "council-housing", value=1.0)
+        raise KeyError("x")
+
+    assert attempt("view", State({}), effects, fail) is not None
+    assert effects.observations == []
+
+
+def test_the_latency_histogram_has_buckets_per_partner_from_the_start() -> None:
+    metrics = Metrics()
+    metrics.declare_partners(["council-housing"])
+    bucket = "placehub_event_latency_seconds_bucket"
+    assert _value(metrics, bucket, partner="council-housing", le="1.0") == 0
+    metrics.observe("placehub_event_latency_seconds", ("council-housing",), 0.7)
+    metrics.observe("placehub_event_latency_seconds", ("council-housing",), 40.0)
+    assert _value(metrics, bucket, partner="council-housing", le="1.0") == 1
+    assert _value(metrics, bucket, partner="council-housing", le="60.0") == 2
+
+
+def scraped(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in metrics.public.collect()
+        for sample in family.samples
+    }
+
+
+def test_consent_results_that_follow_one_persons_consent_are_rounded_the_others_exact() -> None:
+    metrics = Metrics()
+    metrics.declare_partners(["council-housing"])
+    metrics.declare_rules(["repeat-ae-attendance"])
+    for result in ("withdrawn", "unknown", "live"):
+        metrics.count("placehub_lawful_basis_checks", ("council-housing", "consent", result), 3)
+    metrics.count("placehub_alert_feedback", ("repeat-ae-attendance", "useful"), 7)
+    shown = scraped(metrics)
+
+    def check(result: str, basis: str = "consent") -> float:
+        labels = {"partner": "council-housing", "basis": basis, "result": result}
+        return shown["placehub_lawful_basis_checks_total", frozenset(labels.items())]
+
+    assert (check("withdrawn"), check("unknown"), check("live")) == (0, 3, 3)
+    assert check("partner", "agreement") == 0  # declared from the start, like every result
+    feedback = {"rule": "repeat-ae-attendance", "verdict": "useful"}
+    assert shown["placehub_alert_feedback_total", frozenset(feedback.items())] == 5
+    acted = {"rule": "repeat-ae-attendance", "verdict": "acted"}
+    assert shown["placehub_alert_feedback_total", frozenset(acted.items())] == 0
+
+
+def test_every_stage_shows_every_dead_letter_reason_from_the_start() -> None:
+    metrics = Metrics()
+    metrics.declare_stages(["gate", "release"])
+    for reason in DEAD_LETTER_REASONS:
+        assert _value(metrics, "placehub_dead_letters_total", stage="release", reason=reason) == 0
