@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -17,6 +18,7 @@ ALERTS = {
     "PlacehubDeadLettersGrowing",
     "PlacehubConsumerLagHigh",
 }
+RECORDS = {"placehub:consent_coverage:ratio_1h"}
 
 
 def promtool(*args: str, cwd: Path = DEPLOY) -> str:
@@ -45,16 +47,23 @@ def test_the_scrape_config_sends_the_token_from_a_file_never_inline() -> None:
 
 
 def test_the_rules_are_valid_and_name_every_operational_alert() -> None:
-    assert "SUCCESS: 4 rules found" in promtool("check", "rules", "rules.yml")
-    rules = yaml.safe_load((DEPLOY / "rules.yml").read_text())
-    assert {rule["alert"] for group in rules["groups"] for rule in group["rules"]} == ALERTS
+    assert "SUCCESS: 5 rules found" in promtool("check", "rules", "rules.yml")
+    rules = [rule for group in _yaml("rules.yml")["groups"] for rule in group["rules"]]
+    assert {rule["alert"] for rule in rules if "alert" in rule} == ALERTS
+    assert {rule["record"] for rule in rules if "record" in rule} == RECORDS
 
 
 def test_the_rules_pass_their_unit_tests() -> None:
-    tests = yaml.safe_load((DEPLOY / "rules.test.yml").read_text())
-    tested = {case["alertname"] for test in tests["tests"] for case in test["alert_rule_test"]}
+    tests = _yaml("rules.test.yml")["tests"]
+    tested = {case["alertname"] for test in tests for case in test.get("alert_rule_test", [])}
     assert tested == ALERTS  # every alert has a test
+    exprs = {case["expr"] for test in tests for case in test.get("promql_expr_test", [])}
+    assert exprs == RECORDS  # and every recorded series
     assert "SUCCESS" in promtool("test", "rules", "rules.test.yml")
+
+
+def _yaml(name: str) -> Any:
+    return yaml.safe_load((DEPLOY / name).read_text())
 
 
 def test_promtool_test_rules_fails_a_rule_that_does_not_fire_as_tested(tmp_path: Path) -> None:
@@ -67,3 +76,17 @@ def test_promtool_test_rules_fails_a_rule_that_does_not_fire_as_tested(tmp_path:
         ["promtool", "test", "rules", "rules.test.yml"], cwd=copy, capture_output=True, text=True
     )
     assert done.returncode != 0 and "PlacehubConsumerLagHigh" in done.stdout + done.stderr
+
+
+def test_promtool_test_rules_fails_a_recorded_series_that_is_not_as_tested(
+    tmp_path: Path,
+) -> None:
+    """With agreements counted in consent coverage, its test fails."""
+    copy = tmp_path / "prometheus"
+    shutil.copytree(DEPLOY, copy)
+    rules = (copy / "rules.yml").read_text()
+    (copy / "rules.yml").write_text(rules.replace('{basis="consent"}[1h]', "[1h]"))
+    done = subprocess.run(
+        ["promtool", "test", "rules", "rules.test.yml"], cwd=copy, capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "consent_coverage" in done.stdout + done.stderr
