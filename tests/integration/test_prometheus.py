@@ -1,9 +1,11 @@
 """A real Prometheus server (Debian's package, ``scripts/prometheus.sh``) scrapes a real
-worker with the scrape token, loads the shipped alerting rules, and answers queries for
-placehub series; and the worker's ``/metrics`` passes ``promtool check metrics``."""
+worker with the scrape token, loads the shipped rules, answers queries for placehub series
+and runs every query of the Grafana dashboard (``deploy/grafana/placehub.json``); and the
+worker's ``/metrics`` passes ``promtool check metrics``."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,13 +18,17 @@ import yaml
 
 from connectors import Publisher
 from hub.config import PROJECT_ROOT
+from hub.stages.reasons import BASIS_RESULTS
+from hub.topics import Topics
 from tests.integration.conftest import WorkerFactory
-from tests.integration.helpers import WorkerProcess, free_port
+from tests.integration.helpers import WorkerProcess, free_port, produce_raw
 from tests.integration.test_stream_core import HOUSING, consent_draft, draft, status, wait_until
 
 SCRAPE_TOKEN = "scrape-token-for-the-prometheus-test-0123"
 RULES = PROJECT_ROOT / "deploy" / "prometheus" / "rules.yml"
+DASHBOARD = PROJECT_ROOT / "deploy" / "grafana" / "placehub.json"
 NUMBERS = ["943 476 5919", "401 023 2137", "943 476 5870"]
+LATER = ["450 557 7104", "943 476 5889"]  # published while Prometheus scrapes
 
 
 class Prometheus:
@@ -61,6 +67,16 @@ class Prometheus:
         if data is None:
             return {}
         return {r["metric"].get(by, ""): float(r["value"][1]) for r in data["result"]}
+
+    def series(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's result; raises naming the query and Prometheus's error if it
+        fails (a bad expression, an unknown function)."""
+        reply = requests.get(
+            f"http://127.0.0.1:{self.port}/api/v1/query", {"query": expr}, timeout=10
+        )
+        answer = reply.json()
+        assert answer.get("status") == "success", f"{expr}: {answer.get('error')}"
+        return list(answer["data"]["result"])
 
     def wait_for(
         self, expr: str, expected: dict[str, float], by: str = "job", timeout_s: float = 60
@@ -180,14 +196,80 @@ def test_prometheus_loads_the_shipped_alerting_rules(prometheus: Prometheus) -> 
     while not (groups := (prometheus.api("rules") or {}).get("groups")):
         assert time.monotonic() < deadline, f"no rule groups loaded; see {prometheus.log}"
         time.sleep(0.5)
-    alerts = {rule["name"]: rule for group in groups for rule in group["rules"]}
-    assert set(alerts) == {
+    rules = {rule["name"]: rule for group in groups for rule in group["rules"]}
+    assert set(rules) == {
         "PlacehubWorkerDown",
         "PlacehubPartnerSilent",
         "PlacehubDeadLettersGrowing",
         "PlacehubConsumerLagHigh",
+        "placehub:consent_coverage:ratio_1h",
     }
-    assert all(rule["health"] != "err" for rule in alerts.values()), alerts
+    assert all(rule["health"] != "err" for rule in rules.values()), rules
+
+
+def dashboard_queries() -> dict[str, list[str]]:
+    """Each panel's title → its queries."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return {p["title"]: [t["expr"] for t in p["targets"]] for p in panels if p["type"] != "row"}
+
+
+# Panels that must show series once a few events went through while Prometheus scraped.
+CORE_PANELS = {
+    "Workers up",
+    "Freshness per partner",
+    "Events in, by partner and gate outcome",
+    "Dead letters by stage and reason",
+    "Held in quarantine, by partner and reason",
+    "Consent coverage per partner",
+    "Consumer lag per stage",
+    "Publish to view latency",
+    "Alerts by rule and outcome",
+    "Feedback by rule and verdict",
+}
+
+
+def test_every_dashboard_query_runs_and_the_core_panels_show_the_events(
+    prometheus: Prometheus, scraped_worker: WorkerProcess
+) -> None:
+    prometheus.wait_for("up", {"placehub": 1.0, "wrong-token": 0.0})
+    settings = scraped_worker.settings
+    # While it scrapes: one event admitted, one held (its consent never sent), one
+    # unreadable record; so rates over the last minutes are not zero.
+    with Publisher("council-housing", "northgate", settings) as housing:
+        housing.publish_consent(consent_draft("c-later", {"nhs": LATER[0]}))
+        housing.publish(draft({"nhs": LATER[0]}, HOUSING, consent_id="c-later"))
+        housing.publish(draft({"nhs": LATER[1]}, HOUSING, consent_id="c-never-sent"))
+    produce_raw(settings, Topics(settings.topic_prefix).partner("council-housing"), b"x")
+    wait_until(
+        lambda: (
+            status(scraped_worker, "council-housing").get("in_flight") == 0
+            and status(scraped_worker, "council-housing").get("received") == len(NUMBERS) + 3
+        ),
+        describe=lambda: status(scraped_worker, "council-housing"),
+    )
+    housing_checks = 'placehub_lawful_basis_checks_total{partner="council-housing",basis="consent"}'
+    # Every result at 0 from the start but the live four and the one held.
+    expected = dict.fromkeys(BASIS_RESULTS["consent"], 0.0) | {"live": 4.0, "unknown": 1.0}
+    prometheus.wait_for(f"sum by (result) ({housing_checks})", expected, by="result")
+    prometheus.wait_for(
+        'sum(placehub_event_latency_seconds_count{partner="council-housing"})', {"": 4.0}
+    )
+    prometheus.wait_for(
+        'sum by (reason) (placehub_dead_letters_total{stage="gate",reason="undecodable"})',
+        {"undecodable": 1.0},
+        by="reason",
+    )
+    prometheus.wait_for("count(placehub:consent_coverage:ratio_1h)", {"": 1.0})
+    panels = dashboard_queries()
+    assert set(panels) >= CORE_PANELS, sorted(CORE_PANELS - set(panels))
+    empty = []
+    for title, exprs in panels.items():
+        answers = [prometheus.series(expr) for expr in exprs]  # none may fail
+        if title in CORE_PANELS and not all(answers):
+            empty.append(title)
+    assert not empty, f"panels without series: {empty}"
+    (p99,) = prometheus.series(panels["Publish to view latency"][2])
+    assert 0 < float(p99["value"][1]) < 300, p99  # seconds, publish to view
 
 
 def test_the_workers_metrics_pass_promtool_check_metrics(scraped_worker: WorkerProcess) -> None:
