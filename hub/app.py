@@ -262,7 +262,7 @@ class Hub:
             self._watchdog = Watchdog(
                 self.app.consumer,
                 self.commits,
-                lambda: bool(self.health.stalled),
+                lambda: set(self.health.stalled),
                 self.metrics.count,
                 present_on(self.settings.bootstrap_servers.split(",")),
                 lag=self.metrics.set_lag,

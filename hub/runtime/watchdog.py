@@ -15,8 +15,10 @@ The consumer commits a stream partition only up to the first offset its stage ha
 (``hub.runtime.commits``), so such a record holds its partition's commits. Every
 ``interval`` the watchdog looks at each stream partition this worker owns. One is *stuck*
 when the broker holds records past where it may be committed (``Commits.base``) and its
-committed offset has not moved since the last look, while no stage is stalled (a stalled
-stage holds its batch on purpose). Stuck at two looks in a row, it is sought back there
+committed offset has not moved since the last look, while its own stage is not stalled (a
+stalled stage holds its batch on purpose; the other stages' partitions are still watched,
+since one stage retrying a delivery for minutes must not leave another stage's records
+unread). Stuck at two looks in a row, it is sought back there
 (Faust's ``Consumer.seek``, which also resets Faust's read position), and the stages read
 those records again. That is safe even if some were still on their way: the stages' marks
 list the offsets done, so no record's state is applied twice. Each rewind is logged and
@@ -43,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -138,7 +140,7 @@ class Watchdog:
 
     consumer: Any  # Faust's consumer
     commits: Commits
-    stalled: Callable[[], bool]  # a stage is holding a batch: nothing counts as stuck
+    stalled: Callable[[], Collection[str]]  # stages holding a batch: theirs are not stuck
     count: Callable[[str, tuple[str, ...], int], None]
     find_present: FindPresent | None = None  # which offsets hold records (holes)
     lag: Callable[[dict[str, int]], None] | None = None  # each stage's lag (a gauge)
@@ -154,11 +156,12 @@ class Watchdog:
         highwaters = await consumer.highwaters(*tps) if tps else {}
         if self.lag is not None:
             self.lag(lag_by_stage(commits, highwaters, consumer._committed_offset))
-        if self.stalled():
-            self._strikes.clear()
-            return []
+        held = set(self.stalled())
         rewound = []
         for tp in tps:
+            if commits.readers[tp.topic] in held:
+                self._strikes.pop(tp, None)
+                continue
             committed = consumer._committed_offset.get(tp)
             first_look = tp not in self._seen
             before, self._seen[tp] = self._seen.get(tp), committed

@@ -544,6 +544,10 @@ def _statuses(worker: WorkerProcess) -> dict[str, Any]:
         except Exception as exc:  # a description must not fail the description
             offsets = {"offsets": repr(exc)}
         shown[partner] = {**status(worker, partner), **offsets}
+    try:  # a stalled stage holds its batch, and its partitions, on purpose
+        shown["health"] = worker.get("/v1/health", token=None).json()
+    except Exception as exc:
+        shown["health"] = repr(exc)
     return shown
 
 

@@ -119,7 +119,11 @@ def test_each_watchdog_look_sets_the_lag_gauge_even_while_a_stage_is_stalled() -
     metrics = Metrics()
     consumer = Consumer()
     dog = Watchdog(
-        consumer, Commits(Marks(), READERS), lambda: True, metrics.count, lag=metrics.set_lag
+        consumer,
+        Commits(Marks(), READERS),
+        lambda: set(READERS.values()),
+        metrics.count,
+        lag=metrics.set_lag,
     )
     asyncio.run(dog.look())
     assert _value(metrics, "placehub_consumer_lag_records", stage="gate") == 60
