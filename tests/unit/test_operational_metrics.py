@@ -10,11 +10,15 @@ import asyncio
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+import pytest
 from faust.types import TP
 
+from hub import feedback
 from hub.metrics import Metrics
+from hub.models import FeedbackOutcome
 from hub.runtime.commits import Commits
 from hub.runtime.watchdog import Watchdog, lag_by_stage
 from hub.stages.basis import Consents
@@ -22,6 +26,8 @@ from hub.stages.effects import Effects, Record, State, attempt
 from hub.stages.gate import GateStage
 from hub.stages.reasons import DEAD_LETTER_REASONS
 from hub.stages.view import ViewStage
+from hub.topics import Topics
+from hub.users import Role, User
 from tests.unit import factories
 from tests.unit.test_stages import (
     CTX,
@@ -252,3 +258,40 @@ def test_every_stage_shows_every_dead_letter_reason_from_the_start() -> None:
     metrics.declare_stages(["gate", "release"])
     for reason in DEAD_LETTER_REASONS:
         assert _value(metrics, "placehub_dead_letters_total", stage="release", reason=reason) == 0
+
+
+class Producer:
+    """The producer give_feedback sends with: each send's future resolves at once."""
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def test_feedback_is_counted_by_its_alerts_rule_and_the_verdict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    alert = {"alert_id": "a-1", "rule": "repeat-ae-attendance", "person_id": "p-1"}
+
+    async def told(*args: Any) -> list[dict[str, Any]]:
+        return [alert]
+
+    async def audited(*args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(feedback, "gather", told)
+    monkeypatch.setattr(feedback, "write_audit", audited)
+    monkeypatch.setattr(feedback, "producer_of", lambda app: Producer())
+    hub = SimpleNamespace(
+        metrics=Metrics(),
+        topics=Topics(),
+        serde=SimpleNamespace(encode=lambda record, subject: b""),
+        settings=SimpleNamespace(partitions=1),
+        app=None,
+    )
+    user = User(id="u", role=Role.PRACTITIONER, partner="council-housing", token_sha256="0" * 64)
+    body = feedback.FeedbackBody(outcome=FeedbackOutcome.ALREADY_KNOWN)
+    asyncio.run(feedback.give_feedback(cast(Any, hub), user, "a-1", body))
+    labels = {"rule": "repeat-ae-attendance", "verdict": "already_known"}
+    assert _value(hub.metrics, "placehub_alert_feedback_total", **labels) == 1
