@@ -18,6 +18,10 @@ runs them against Faust and carries out what they decide):
   person's timeline to the alerts stage.
 - ``alerts`` (alerts topic, partitioned by person): the place's alert rules over each
   changed timeline; raise, escalate and erase alerts on hub.alerts.
+- ``patterns-people`` (patterns topic, partitioned by person): the cells each person is
+  counted in, per open calendar window; their changes go on as deltas keyed by window.
+- ``patterns`` (pattern deltas, partitioned by window): each window's true counts; what
+  disclosure control lets out goes on hub.patterns.
 
 A maintenance timer asks the stages that own them to expire consents, holds and views, and
 appends the roll records that let compaction apply an erasure (``hub.runtime.rolls``).
@@ -47,6 +51,7 @@ from hub.models import (
     BreakGlassRead,
     DeadLetter,
     PartnerEvent,
+    PatternCell,
     utc_now,
 )
 from hub.partners import load_partners
@@ -64,6 +69,8 @@ from hub.stages.gate import GateStage
 from hub.stages.hops import OP
 from hub.stages.identity import IdentityStage
 from hub.stages.links import LinksStage
+from hub.stages.pattern_people import PatternPeopleStage
+from hub.stages.patterns import PatternsStage
 from hub.stages.quarantine import ReleaseStage, due_checks
 from hub.stages.view import ViewStage, due_sweeps
 from hub.topics import Topics
@@ -113,6 +120,7 @@ class Hub:
             consent_retention=timedelta(days=settings.consent_retention_days),
             quarantine_hold=timedelta(seconds=settings.quarantine_hold_s),
             rules=self.rules,
+            patterns_grace=timedelta(days=settings.patterns_grace_days),
         )
         self.app = HubApp(
             settings.app_id,
@@ -164,6 +172,14 @@ class Hub:
         self.view_refs = app.Table("view-refs", default=None, partitions=n, key_type=bytes)
         # Each person's alerts, keyed like the views (so on the same partition number).
         self.alerts = app.Table("alerts", default=None, partitions=n, key_type=bytes)
+        # Each person's cells in open pattern windows (and each partition's watermark), and
+        # each window's true and published counts (hub.stages.pattern_people, .patterns).
+        self.pattern_people = app.Table(
+            "pattern-people", default=None, partitions=n, key_type=bytes
+        )
+        self.pattern_counts = app.Table(
+            "pattern-counts", default=None, partitions=n, key_type=bytes
+        )
         self.identity_tokens = app.Table("identity-tokens", default=None, partitions=1)
         self.people = app.Table("identity-people", default=None, partitions=1)
         # Consents withdrawn, by id: an event under one that reaches identity later is dropped.
@@ -184,6 +200,8 @@ class Hub:
             internal.transfer: n,
             internal.control: n,
             internal.alerts: n,
+            internal.patterns: n,
+            internal.pattern_deltas: n,
         }
         consents = Consents()
         inputs: dict[Stage, tuple[str, ...]] = {
@@ -194,6 +212,8 @@ class Hub:
             IdentityStage(self.ctx): (internal.identity,),
             ViewStage(self.ctx): (internal.view, internal.transfer),
             AlertsStage(self.ctx): (internal.alerts,),
+            PatternPeopleStage(self.ctx): (internal.patterns,),
+            PatternsStage(self.ctx): (internal.pattern_deltas,),
         }
         stores = Stores(
             app=app,
@@ -230,6 +250,9 @@ class Hub:
         )
         # Faust creates changelogs itself, but a fresh deployment's first metadata may not
         # list them yet, and then an agent dies of PartitionsMismatch: create them first.
+        ensure_topic(
+            self.settings, self.topics.patterns, partitions=self.settings.partitions, compact=True
+        )
         for table in self.app.tables.values():
             name = table.changelog_topic.get_topic_name()
             partitions = table.partitions or self.settings.partitions
@@ -242,6 +265,7 @@ class Hub:
         written += [(BreakGlassRead.avro_schema, break_glass_topic(self.settings))]
         written += [(Alert.avro_schema, self.topics.alerts)]
         written += [(AlertFeedback.avro_schema, self.topics.alert_feedback)]
+        written += [(PatternCell.avro_schema, self.topics.patterns)]
         for schema_name, topic in written:
             self.serde.schema_for(schema_name, f"{topic}-value")
         self.registry.subjects()  # warm the cache with every schema already registered

@@ -18,6 +18,7 @@ from hub.feedback import install_feedback
 from hub.ingest import install_ingest
 from hub.lookup import install_lookup
 from hub.owner_reads import install_owner_reads
+from hub.patterns_api import install_patterns_api
 from hub.people_api import install_people_api
 from hub.practitioner_page import install_practitioner_page
 from hub.registry_api import install_registry_api
@@ -52,6 +53,7 @@ def build_hub(settings: Settings) -> Hub:
     install_practitioner_page(hub)
     install_access_history(hub)
     install_owner_reads(hub)
+    install_patterns_api(hub)
     install_registry_api(hub)
     install_review_api(hub)
     install_catalogue_page(hub)

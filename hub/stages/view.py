@@ -123,14 +123,16 @@ def lead_partners(entries: Iterable[TimelineEntry]) -> list[str]:
 
 
 def timelines(ctx: Context, views: Iterable[tuple[str, PersonView | None]]) -> list[Output]:
-    """The view's word to the alerts stage: each changed person's timeline (codes, dates,
-    partners, bases, source refs; no tokens), none when the place has no alert rules."""
-    if not len(ctx.rules):
-        return []
+    """The view's word to the patterns and alerts stages: each changed person's timeline
+    (codes, dates, partners, bases, source refs; no tokens); to the alerts only when the
+    place has alert rules."""
     items = [
         batch.Item(Op.TIMELINE, person_id, raw=_timeline_bytes(view)) for person_id, view in views
     ]
-    return by_person(ctx, ctx.internal.alerts, items)
+    outputs = by_person(ctx, ctx.internal.patterns, items)
+    if len(ctx.rules):
+        outputs += by_person(ctx, ctx.internal.alerts, items)
+    return outputs
 
 
 def _timeline_bytes(view: PersonView | None) -> bytes:

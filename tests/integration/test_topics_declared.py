@@ -26,8 +26,9 @@ def test_prepare_creates_every_changelog_compacted_with_its_partitions(
             for table in hub.app.tables.values()
         }
         # consents, ledger, fates, marks, held, views, view-refs (the source_ref lookup's
-        # index), linked, alerts, and identity's tokens, people, review and withdrawn consents
-        assert len(expected) == 13
+        # index), linked, alerts, pattern-people, pattern-counts, and identity's tokens,
+        # people, review and withdrawn consents
+        assert len(expected) == 15
         described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(expected))}
         assert described == expected
         resources = [

@@ -502,7 +502,7 @@ def test_erase_removes_the_basis_with_fates_and_merge_moves_entries() -> None:
     merge = batch.Item(Op.MERGE, PERSON, into="p-other")
     effects, state = run(ViewStage(CTX), [view_record([merge])], views=views)
     assert written(state, "views") == {PERSON.encode(): None}
-    (transfer,) = effects.outputs
+    (transfer,) = [o for o in effects.outputs if o.topic == CTX.internal.transfer]
     assert transfer.topic == CTX.internal.transfer and transfer.key == b"p-other"
     moved = record(CTX.internal.transfer, transfer.value, 0, transfer.partition, key=b"p-other")
     _, state = run(ViewStage(CTX), [moved])
@@ -551,7 +551,7 @@ def test_a_split_keeps_the_entries_of_the_persons_own_tokens_and_transfers_the_r
     effects, state = run(ViewStage(CTX), [view_record([split_item])], views=written(state, "views"))
     kept = written(state, "views")[PERSON.encode()]["entries"]
     assert [e["event_id"] for e in kept] == [mine.event_id]
-    (transfer,) = effects.outputs
+    (transfer,) = [o for o in effects.outputs if o.topic == CTX.internal.transfer]
     assert transfer.key == b"p-other" and theirs.event_id.encode() in transfer.value
     assert fates_of(state) == {}  # nothing left the books: the entries moved
 

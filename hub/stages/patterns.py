@@ -1,0 +1,134 @@
+"""Patterns, second half: each window's true counts, and what of them may be published.
+
+Reads the deltas ``hub.stages.pattern_people`` sends, keyed by window, so one partition
+holds every cell of a window. The ``pattern-counts`` table keeps, per window, the true
+count of each cell (``measure|area|combination``, ``hub.stages.pattern_windows``), the
+last input offset applied from each source partition (a delta sent again after a crash is
+applied once), and the value last published for each cell.
+
+After a batch, each window it changed goes through disclosure control as a whole
+(``hub.disclosure.control``: every cell with its place total as margins), and each cell
+whose published value changed goes to ``hub.patterns`` (compacted, keyed
+``window|measure|area|combination``), a tombstone for one that went. True counts never
+leave this stage, and a cell is sent only when what a reader sees of it changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from hub import batch
+from hub.disclosure import RULE, control
+from hub.models import PatternCell
+from hub.stages.context import Context
+from hub.stages.effects import Effects, Output, Record, Refused, State, run_each
+from hub.stages.pattern_windows import NO_AREA, Window, cell_key, split_cell
+
+__all__ = ["PatternsStage", "margins_of", "pattern_cell", "publishable"]
+
+TABLE = "pattern-counts"
+
+
+class PatternsStage:
+    """Keeps each window's true counts and publishes them controlled (module docstring)."""
+
+    name = "patterns"
+    tables: tuple[str, ...] = (TABLE,)
+    writes: tuple[tuple[str, ...], ...] = ((TABLE,),)  # after the cells they record
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
+        """Apply the batch's deltas, then publish what changed of each window it touched."""
+        effects = Effects()
+        table = state[TABLE]
+        touched: set[bytes] = set()
+
+        def one(record: Record) -> None:
+            if record.key is None:
+                raise Refused("a pattern delta has no window key")
+            Window.parse(record.key.decode())
+            body = json.loads(record.value or b"")
+            source = str(body["source"])
+            row = table.get(record.key) or {"counts": {}, "applied": {}, "published": {}}
+            counts, applied = dict(row["counts"]), dict(row["applied"])
+            for offset, changes in body["parts"]:
+                if offset <= applied.get(source, -1):
+                    continue  # sent again after a crash: applied before
+                for cell, n in changes.items():
+                    counts[cell] = counts.get(cell, 0) + n
+                    if counts[cell] < 0:
+                        raise Refused("a pattern delta takes a count below zero")
+                applied[source] = offset
+            table[record.key] = row | {
+                "counts": {c: n for c, n in counts.items() if n},
+                "applied": applied,
+            }
+            touched.add(record.key)
+
+        run_each(self.name, records, state, effects, now, one)
+        for key in sorted(touched):
+            state.at(batch.partition_for(key, self.ctx.partitions))
+            row = table[key]
+            published = publishable(row["counts"])
+            effects.outputs += self._changes(key.decode(), row["published"], published)
+            table[key] = row | {"published": published}
+        return effects
+
+    def _changes(
+        self, window_id: str, before: dict[str, int | None], after: dict[str, int | None]
+    ) -> list[Output]:
+        """The records that take ``hub.patterns`` from ``before`` to ``after`` for a window."""
+        window = Window.parse(window_id)
+        topic = self.ctx.topics.patterns
+        outputs = []
+        for cell in sorted(before.keys() | after.keys()):
+            if cell in before and cell in after and before[cell] == after[cell]:
+                continue
+            key = f"{window_id}|{cell}".encode()
+            value = None
+            if cell in after:
+                pattern = pattern_cell(window, cell, after[cell])
+                value = self.ctx.serde.encode(pattern, f"{topic}-value")
+            partition = batch.partition_for(key, self.ctx.partitions)
+            outputs.append(Output(topic, partition, key, value))
+        return outputs
+
+
+def margins_of(counts: dict[str, int]) -> list[tuple[str, list[str]]]:
+    """Each place total with its area members (people with no area among them): a total
+    is its members' sum, since a person counts in one area of a window. Members are in
+    area code order, no area first (it decides a tie for the second suppression)."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for cell in sorted(counts):
+        measure, area, combination = split_cell(cell)
+        if area is not None:
+            members[cell_key(measure, None, combination)].append(cell)
+    return list(members.items())
+
+
+def publishable(counts: dict[str, int]) -> dict[str, int | None]:
+    """A window's cells as they may be published (None: suppressed); the unpublished
+    no-area members and empty cells left out."""
+    controlled = control(counts, margins_of(counts))
+    return {c: v for c, v in controlled.items() if split_cell(c)[1] != NO_AREA}
+
+
+def pattern_cell(window: Window, cell: str, count: int | None) -> PatternCell:
+    """The contract record of one published cell."""
+    measure, area, combination = split_cell(cell)
+    return PatternCell(
+        window_start=window.start,
+        window_end=window.end,
+        area_code=area,
+        combination_code=combination,
+        count=count,
+        suppressed=count is None,
+        granularity=window.granularity,
+        measure=measure,
+        rule=RULE,
+    )
