@@ -24,6 +24,9 @@ Reading guide, in the order data flows:
   events, fed by ``alert_feed``), ``alert_status`` and ``alert_status_api`` (open,
   acknowledged, closed), ``access_history`` (subject access requests),
   ``owner_reads`` (who read a partner's data), ``audit`` (the audit trail they write).
+- Pages served by every worker: ``practitioner_page`` (alerts, feedback, timelines) and
+  ``steward_page`` (the place's patterns and system health, drawn from ``steward_charts``),
+  sharing ``_pages`` (headers, forms, sign-in).
 - ``webhooks``: each partner's signed alert notifications (``webhook_notices``: what
   they say; ``webhook_sender``: attempts, backoff, figures; the signature in
   ``connectors.webhooks``).

@@ -24,6 +24,7 @@ from hub.practitioner_page import install_practitioner_page
 from hub.registry_api import install_registry_api
 from hub.review_api import install_review_api
 from hub.routing import install_peers
+from hub.steward_page import install_steward_page
 from hub.web import install_web
 from hub.webhooks import install_webhooks
 
@@ -51,6 +52,7 @@ def build_hub(settings: Settings) -> Hub:
     install_alert_status_api(hub)
     install_feedback(hub)
     install_practitioner_page(hub)
+    install_steward_page(hub)
     install_access_history(hub)
     install_owner_reads(hub)
     install_patterns_api(hub)

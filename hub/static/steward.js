@@ -1,0 +1,107 @@
+// The stewards' page's charts, drawn with the vendored Apache ECharts from /steward/data:
+// numbers already disclosure-controlled on the server, each also in the table under its
+// chart. Drawn as SVG, so every label is text in the page (for the browser test, too). A suppressed value (null) is a gap in a line and a grey "suppressed" square in
+// the heatmap, never a number. Decal patterns and ECharts' aria descriptions are on, so
+// no chart needs colour alone. Without JavaScript the tables still show every number.
+"use strict";
+(function () {
+  var status = document.getElementById("charts-status");
+  if (!window.echarts || !window.fetch) { return; }
+  // Colours of 4.5:1 or more on white, and a different marker shape per line, so no
+  // line is told from another by colour alone.
+  var palette = ["#1d4ed8", "#b35900", "#00703c", "#6f2c91", "#b10e1e", "#0b0c0c"];
+  var symbols = ["circle", "rect", "triangle", "diamond", "pin", "arrow"];
+  var base = { animation: false, color: palette, textStyle: { color: "#0b0c0c" },
+               aria: { enabled: true, decal: { show: true } } };
+
+  function option(extra) {
+    return Object.assign({}, base, extra);
+  }
+
+  // Ticks at multiples of 5 from 0 to at least 5: an axis of small numbers would show
+  // counts the rule never published.
+  function axisOfCounts(name) {
+    return { type: "value", name: name, min: 0, minInterval: 5,
+             max: function (extent) { return Math.max(5, Math.ceil(extent.max / 5) * 5); } };
+  }
+
+  function draw(node, extra) {
+    var chart = window.echarts.init(node, null, { renderer: "svg" });
+    chart.setOption(option(extra));
+    window.addEventListener("resize", function () { chart.resize(); });
+    return chart;
+  }
+
+  function trend(node, chart) {
+    return draw(node, {
+      tooltip: { trigger: "axis" },
+      legend: { top: 0 },
+      grid: { left: 48, right: 16, top: 40, bottom: 32 },
+      xAxis: { type: "category", data: chart.windows, name: "week starting" },
+      yAxis: axisOfCounts("people"),
+      series: chart.lines.map(function (line, n) {
+        return { name: line.name, type: "line", data: line.values, connectNulls: false,
+                 symbol: symbols[n % symbols.length], symbolSize: 10 };
+      })
+    });
+  }
+
+  function coOccurrence(node, co) {
+    var counts = co.values.map(function (v) { return v[2]; });
+    return draw(node, {
+      tooltip: { position: "top" },
+      grid: { left: 96, right: 16, top: 16, bottom: 96 },
+      xAxis: { type: "category", data: co.domains, splitArea: { show: true } },
+      yAxis: { type: "category", data: co.domains, splitArea: { show: true } },
+      visualMap: { min: 0, max: Math.max.apply(null, counts.concat([5])), calculable: false,
+                   orient: "horizontal", left: "center", bottom: 0, seriesIndex: 0,
+                   inRange: { color: ["#deebf7", "#08306b"] } },
+      series: [
+        { name: "people with both", type: "heatmap", data: co.values,
+          label: { show: true, color: "#ffffff", backgroundColor: "#0b0c0c", padding: 2 } },
+        { name: "suppressed", type: "heatmap", data: co.suppressed.map(function (v) {
+            return [v[0], v[1], "-"]; }),
+          itemStyle: { color: "#b1b4b6" },
+          label: { show: true, formatter: "suppressed", color: "#0b0c0c" } }
+      ]
+    });
+  }
+
+  function health(node, rows) {
+    var books = [["received", "received"], ["in_view", "in views"],
+                 ["held_in_quarantine", "in quarantine"], ["dead_lettered", "dead-lettered"]];
+    return draw(node, {
+      tooltip: { trigger: "axis" },
+      legend: { top: 0 },
+      grid: { left: 48, right: 16, top: 40, bottom: 64 },
+      xAxis: { type: "category", data: rows.map(function (r) { return r.partner; }),
+               axisLabel: { interval: 0, rotate: 20 } },
+      yAxis: axisOfCounts("records"),
+      series: books.map(function (book) {
+        return { name: book[1], type: "bar",
+                 data: rows.map(function (r) { return r[book[0]]; }) };
+      })
+    });
+  }
+
+  fetch("/steward/data", { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then(function (reply) {
+      if (!reply.ok) { throw new Error("the page's data answered " + reply.status); }
+      return reply.json();
+    })
+    .then(function (data) {
+      document.querySelectorAll(".chart[data-chart=trend]").forEach(function (node) {
+        trend(node, data.trends[Number(node.getAttribute("data-index"))]);
+      });
+      var co = document.getElementById("co-occurrence");
+      if (co) { coOccurrence(co, data.co_occurrence); }
+      var books = document.getElementById("health");
+      if (books) { health(books, data.health); }
+      document.body.setAttribute("data-charts", "drawn");
+    })
+    .catch(function (error) {
+      status.textContent = "The charts could not be drawn (" + error.message +
+        "); the tables show every number.";
+      document.body.setAttribute("data-charts", "failed");
+    });
+})();

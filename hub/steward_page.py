@@ -1,0 +1,198 @@
+"""The stewards' web page, served by every worker under ``/steward``.
+
+A steward (or an admin) signs in by pasting their token once, as on the practitioners'
+page (``hub.practitioner_session``: an HttpOnly, SameSite=Strict cookie from then on; a
+practitioner's or a partner's token is refused in words), then sees the place: people by
+need domain, area by area and week by week; which needs come together in one person; the
+flows between services once they exist; each partner's freshness and books; and the
+collective responses once the learning cycle's contract exists.
+
+Every number on the page has been through disclosure control before it reaches it: the
+patterns are ``GET /v1/patterns``'s cells as published on ``hub.patterns`` (suppressed
+and rounded by the patterns stage; who may see them is the API's rule,
+``hub.patterns_api.refusal``), and the books are each put through the same rule here
+(``hub.disclosure``). ``hub.steward_charts`` only re-arranges them; nothing sums them.
+
+The shell and a table for every chart are server-rendered (the numbers are readable
+without JavaScript or a canvas); ``static/steward.js`` draws the charts with the vendored
+Apache ECharts (``static/vendor/``) from ``/steward/data``, the same numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.resources import files
+from typing import Any, cast
+
+from aiohttp import web
+from faust.web import Request, Response, View
+
+from hub._http import RequestRefused, problem
+from hub._pages import BAD_TOKEN, HEADERS, pasted_user, read_form
+from hub.app import Hub
+from hub.audit import write_audit
+from hub.disclosure import BASE, RULE, THRESHOLD, round_count
+from hub.errors import BrokerError
+from hub.patterns_api import Filters, patterns_for, refusal
+from hub.practitioner_render import render
+from hub.practitioner_session import Session, Sessions
+from hub.routing import PeerUnavailable
+from hub.steward_charts import co_occurrence, health, trends
+from hub.users import User
+from hub.web import place_books
+
+__all__ = ["install_steward_page"]
+
+ROOT = "/steward"
+SIGN_IN = f"{ROOT}/sign-in"
+SIGN_IN_ACTION = "steward.sign-in"
+COOKIE = "placehub_steward_session"  # its own name: a practitioner's session is not one
+STATIC = {  # name in the URL: (path under hub/static, content type)
+    "steward.css": ("steward.css", "text/css"),
+    "steward.js": ("steward.js", "text/javascript"),
+    "echarts.min.js": ("vendor/echarts.min.js", "text/javascript"),
+}
+TRY_AGAIN = "The hub could not gather the place's numbers just now. Please try again."
+FRESHNESS = "placehub_partner_last_event_timestamp_seconds"
+
+
+def _freshness(hub: Hub) -> dict[str, float]:
+    """When this worker's gate last took each partner's record (Unix time)."""
+    found = {}
+    for partner in hub.partners:
+        at = hub.metrics.registry.get_sample_value(FRESHNESS, {"partner": partner.id})
+        if at is not None:
+            found[partner.id] = at
+    return found
+
+
+async def dashboard(hub: Hub, user: User) -> dict[str, Any]:
+    """Everything the page shows, already disclosure-controlled: the rule, the trend
+    charts, the co-occurrence matrix, each partner's health. The weekly patterns are what
+    ``GET /v1/patterns?window=week`` answers (``hub.patterns_api``; BrokerError if they
+    cannot be read); PeerUnavailable if a worker does not give its share of the books."""
+    patterns = await patterns_for(hub, Filters(window="week"))
+    books = await place_books(hub, user)
+    return {
+        "disclosure": {"rule": RULE, "threshold": THRESHOLD, "base": BASE},
+        "trends": trends(patterns),
+        "co_occurrence": co_occurrence(patterns),
+        "health": health(books, _freshness(hub), time.time(), round_count),
+    }
+
+
+def install_steward_page(hub: Hub) -> None:
+    """Add the stewards' page (sign-in, sign-out, the page, its data and assets) to the
+    web server."""
+    sessions = Sessions()
+    static = files("hub") / "static"
+    assets = {
+        name: static.joinpath(*path.split("/")).read_bytes() for name, (path, _) in STATIC.items()
+    }
+
+    def page(view: View, template: str, status: int = 200, **values: Any) -> Response:
+        values.setdefault("user", None)
+        values.setdefault("csrf", None)
+        return view.html(render(template, **values), status=status, headers=HEADERS)
+
+    def see_other(view: View, location: str) -> Response:
+        return view.html("", status=303, headers={**HEADERS, "Location": location})
+
+    def sign_in_page(view: View, status: int, error: str | None) -> Response:
+        return page(view, "steward_sign_in.html", status, title="Sign in", error=error)
+
+    def signed_in(request: Request) -> tuple[User, Session] | None:
+        session = sessions.find(cast(web.Request, request).cookies.get(COOKIE))
+        user = hub.users.by_id(session.user_id) if session else None
+        if session is None or user is None or refusal(user) is not None:
+            return None
+        return user, session
+
+    class SignInPage(View):
+        """``/steward/sign-in``: the form (GET) and the token traded for a session."""
+
+        async def get(self, request: Request) -> Response:
+            if signed_in(request) is not None:
+                return see_other(self, ROOT)
+            return sign_in_page(self, 200, None)
+
+        async def post(self, request: Request) -> Response:
+            web_request = cast(web.Request, request)
+            try:
+                user = pasted_user(hub.users, (await read_form(web_request)).get("token", ""))
+            except RequestRefused as exc:
+                return sign_in_page(self, exc.status, exc.title)
+            if user is None:
+                return sign_in_page(self, 401, BAD_TOKEN)
+            refused = refusal(user)
+            if refused is not None:
+                await write_audit(hub, user, None, "denied", SIGN_IN_ACTION)
+                return sign_in_page(self, 403, f"This page is for system stewards: {refused}.")
+            session_id, _ = sessions.open(user.id)
+            reply = cast(web.Response, see_other(self, ROOT))
+            reply.set_cookie(
+                COOKIE, session_id, path=ROOT, httponly=True, samesite="Strict",
+                secure=web_request.secure, max_age=int(sessions.ttl_s),
+            )  # fmt: skip
+            return cast(Response, reply)
+
+    class SignOutPage(View):
+        """``POST /steward/sign-out``: end the session and forget the cookie."""
+
+        async def post(self, request: Request) -> Response:
+            web_request = cast(web.Request, request)
+            signed = signed_in(request)
+            try:
+                fields = await read_form(web_request)
+            except RequestRefused as exc:
+                return sign_in_page(self, exc.status, exc.title)
+            if signed is not None and not signed[1].allows(fields.get("csrf")):
+                return sign_in_page(self, 403, "The sign-out form has expired.")
+            sessions.close(web_request.cookies.get(COOKIE))
+            reply = cast(web.Response, see_other(self, SIGN_IN))
+            reply.del_cookie(COOKIE, path=ROOT)
+            return cast(Response, reply)
+
+    class DashboardPage(View):
+        """``GET /steward``: the place's patterns, flows, health and responses."""
+
+        async def get(self, request: Request) -> Response:
+            signed = signed_in(request)
+            if signed is None:
+                return see_other(self, SIGN_IN)
+            user, session = signed
+            try:
+                shown = await dashboard(hub, user)
+            except (BrokerError, PeerUnavailable):
+                return page(self, "steward_problem.html", 503, title="Please try again",
+                            detail=TRY_AGAIN, user=user, csrf=session.csrf)  # fmt: skip
+            return page(self, "steward.html", title="The place", user=user, csrf=session.csrf,
+                        **shown)  # fmt: skip
+
+    class DataPage(View):
+        """``GET /steward/data``: the page's numbers as JSON, for its charts (401 without a
+        session: a script cannot follow a sign-in form)."""
+
+        async def get(self, request: Request) -> Response:
+            signed = signed_in(request)
+            if signed is None:
+                return problem(self, 401, "sign in at /steward/sign-in first")
+            try:
+                return self.json(await dashboard(hub, signed[0]), headers=HEADERS)
+            except (BrokerError, PeerUnavailable):
+                return problem(self, 503, TRY_AGAIN)
+
+    class StaticFile(View):
+        """``GET /steward/static/{name}``: the page's stylesheet, script and ECharts."""
+
+        async def get(self, request: Request, name: str) -> Response:
+            if name not in assets:
+                return self.html("", status=404, headers=HEADERS)
+            cache = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"}
+            return self.bytes(assets[name], content_type=STATIC[name][1], headers=cache)
+
+    hub.app.page(ROOT)(DashboardPage)
+    hub.app.page(SIGN_IN)(SignInPage)
+    hub.app.page(f"{ROOT}/sign-out")(SignOutPage)
+    hub.app.page(f"{ROOT}/data")(DataPage)
+    hub.app.page(f"{ROOT}/static/{{name}}")(StaticFile)

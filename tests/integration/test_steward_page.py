@@ -1,0 +1,200 @@
+"""The stewards' page end to end: Debian's Chromium, headless, through Selenium, against
+a real worker on the real broker. A practitioner is refused in words; a steward signs in
+and the page draws its charts with the vendored ECharts from numbers that are already
+disclosure-controlled: the charts' series (read back from ECharts) are the API's numbers
+put through the rule, no count from 1 to 4 shows anywhere, and every chart has a table.
+A screenshot is kept at ``.state/artefacts/steward.png``."""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from connectors import EventDraft, Publisher
+from connectors.simulate import synthetic_nhs_number
+from hub.disclosure import RULE, round_count
+from hub.models import BasisKind, LawfulBasis, Payload
+from hub.steward_charts import HEALTH_BOOKS, co_occurrence, trends
+from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
+from tests.integration.helpers import WorkerProcess
+from tests.integration.test_alerts import HOUSING_PRACTITIONER
+from tests.integration.test_practitioner_page import (  # noqa: F401 (browser: a fixture)
+    WAIT_S,
+    browser,
+    screenshot,
+    wait_for,
+)
+from tests.integration.test_stream_core import HEALTH, HOUSING, SCHOOL
+
+STEWARD = "demo-steward"
+SMALL = re.compile(r"(?<![\w.:-])[1-4](?![\w.:-])")  # a lone 1-4, not part of a date or code
+PARTNERS = ("city-health", "council-housing", "northfield-school")
+AREA_A, AREA_B = "E05000001", "E05000002"
+SHARERS: dict[str, tuple[str, Payload]] = {  # domain: (the partner that shares it, an event)
+    "housing": ("council-housing", HOUSING),
+    "education": ("northfield-school", SCHOOL),
+    "health": ("city-health", HEALTH),
+}
+# A small place in one week, people by area and needs: in A, 12 with housing needs, 7 of
+# them with education too; in B, 8 with health needs, 6 of them with housing too.
+PLACE = [(AREA_A, ("housing", "education"))] * 7 + [(AREA_A, ("housing",))] * 5
+PLACE += [(AREA_B, ("health", "housing"))] * 6 + [(AREA_B, ("health",))] * 2
+
+
+def publish_small_place(worker: WorkerProcess) -> int:
+    """``PLACE``'s events, a fortnight ago, under the test agreement; how many."""
+    rng = random.Random(13)
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=14)
+    basis = LawfulBasis(
+        kind=BasisKind.AGREEMENT, agreement_id=TEST_AGREEMENT_ID, purpose="early-help"
+    )
+    by_partner: dict[str, list[EventDraft]] = {}
+    for n, (area, domains) in enumerate(PLACE):
+        nhs = synthetic_nhs_number(rng)
+        for domain in domains:
+            partner, payload = SHARERS[domain]
+            by_partner.setdefault(partner, []).append(
+                EventDraft(
+                    source_ref=f"REF-{n}", identifiers={"nhs": nhs}, basis=basis,
+                    payload=payload, occurred_at=when, area_code=area,
+                )
+            )  # fmt: skip
+    for partner, drafts in by_partner.items():
+        with Publisher(partner, "sim", worker.settings) as publisher:
+            for event in drafts:
+                publisher.publish(event)
+    return sum(len(drafts) for drafts in by_partner.values())
+
+
+def sign_in(driver: WebDriver, worker: WorkerProcess, token: str) -> None:
+    driver.get(f"{worker.url}/steward/sign-in")
+    field = driver.find_element(By.ID, "token")
+    field.clear()
+    field.send_keys(token)
+    driver.find_element(By.CSS_SELECTOR, "form.sign-in button[type=submit]").click()
+
+
+def option(driver: WebDriver, chart_id: str) -> dict[str, Any]:
+    """The option ECharts drew the chart ``chart_id`` with (its instance's own copy)."""
+    found: dict[str, Any] = driver.execute_script(
+        "var chart = echarts.getInstanceByDom(document.getElementById(arguments[0]));"
+        "return chart ? JSON.parse(JSON.stringify(chart.getOption())) : null;",
+        chart_id,
+    )
+    assert found is not None, f"no chart drawn in #{chart_id}"
+    return found
+
+
+def disclosed(count: int) -> int | None:
+    return 0 if count == 0 else round_count(count)
+
+
+def test_a_steward_sees_the_places_charts_with_only_disclosure_controlled_numbers(
+    make_worker: WorkerFactory,
+    browser: WebDriver,  # noqa: F811
+) -> None:
+    worker = make_worker()
+    published = publish_small_place(worker)
+
+    def settled(reply: Any) -> bool:
+        partners = reply.json()["partners"] if reply.ok else {}
+        received = sum(partners[p]["received"] for p in PARTNERS)
+        return received == published and all(partners[p]["balanced"] for p in PARTNERS)
+
+    worker.wait_for("/v1/partners/status", settled, WAIT_S, STEWARD, "the place's events settled")
+    books = worker.get("/v1/partners/status", token=STEWARD).json()["partners"]
+
+    def counted(reply: Any) -> bool:
+        cells = reply.json()["cells"] if reply.ok else []
+        return any(c["area_code"] is None and c["combination_code"] == "housing" for c in cells)
+
+    path = "/v1/patterns?window=week"
+    worker.wait_for(path, counted, WAIT_S, STEWARD, "the place's weekly housing cell")
+    weekly = worker.get(path, token=STEWARD).json()
+
+    # No session: the sign-in form (the data, 401). A practitioner's token is real but
+    # refused, in words.
+    assert requests.get(f"{worker.url}/steward/data", timeout=10).status_code == 401
+    browser.get(f"{worker.url}/steward")
+    assert browser.current_url.endswith("/steward/sign-in")
+    sign_in(browser, worker, HOUSING_PRACTITIONER)
+    refused = wait_for(browser, "the role error", "[role=alert]").text
+    assert "for system stewards" in refused and "role practitioner" in refused
+    assert browser.get_cookie("placehub_steward_session") is None
+    browser.get_log("browser")  # the refusal's 403; the page's own log is read below
+
+    sign_in(browser, worker, STEWARD)
+    wait_for(browser, "the charts drawn", "body[data-charts=drawn]")
+    cookie = browser.get_cookie("placehub_steward_session")
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+    # System health: one bar series per book, one bar per partner, each the API's books
+    # put through the disclosure rule.
+    drawn = option(browser, "health")
+    partners = sorted(books)
+    assert drawn["xAxis"][0]["data"] == partners
+    expected = {book: [disclosed(books[p][book]) for p in partners] for book in HEALTH_BOOKS}
+    assert [s["data"] for s in drawn["series"]] == list(expected.values())
+    assert {s["type"] for s in drawn["series"]} == {"bar"}
+    assert expected["received"][partners.index("council-housing")] == 20  # 18 records
+    table = browser.find_element(By.ID, "health-table").text
+    assert all(p in table for p in partners) and "20" in table
+
+    # Trends: one chart per area (the place first), one line per domain, each value the
+    # API's published cell (or None, a gap, where suppressed).
+    charts = trends(weekly)
+    assert [c["area_code"] for c in charts] == [None, AREA_A, AREA_B]
+    for n, chart in enumerate(charts):
+        drawn = option(browser, f"trend-{n}")
+        assert drawn["xAxis"][0]["data"] == chart["windows"]
+        assert [(s["name"], s["data"]) for s in drawn["series"]] == [
+            (line["name"], line["values"]) for line in chart["lines"]
+        ]
+    place = {line["name"]: line["values"][-1] for line in charts[0]["lines"]}
+    assert place["housing"] == 20  # 18 people, not suppressed: the charts are not all gaps
+
+    # Needs that come together: the heatmap's cells are the API's published pairs.
+    pairs = co_occurrence(weekly)
+    drawn = option(browser, "co-occurrence")
+    assert drawn["xAxis"][0]["data"] == drawn["yAxis"][0]["data"] == pairs["domains"]
+    assert drawn["series"][0]["data"] == pairs["values"] and pairs["values"]
+    assert [v[:2] for v in drawn["series"][1]["data"]] == pairs["suppressed"]
+
+    # Flows and responses wait for their contracts.
+    for placeholder in ("flows-unavailable", "responses-unavailable"):
+        assert "not yet available" in browser.find_element(By.ID, placeholder).text
+
+    # Every chart states the rule; no count from 1 to 4 anywhere on the page or in a chart.
+    rules = browser.find_elements(By.CSS_SELECTOR, "figure .rule")
+    assert rules and all(RULE in r.text for r in rules)
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert not SMALL.search(text), SMALL.findall(text)
+    labels = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.chart svg text'))"
+        ".map(function (t) { return t.textContent; });"
+    )
+    assert "records" in labels and "people" in labels and "0" in labels, labels
+    assert not [label for label in labels if SMALL.search(label)], labels
+    values = [v for c in charts for line in c["lines"] for v in line["values"]]
+    values += [v[2] for v in pairs["values"]] + [v for b in expected.values() for v in b]
+    assert all(v is None or v == 0 or (v >= 5 and v % 5 == 0) for v in values), values
+    # Each chart is reachable from the keyboard and named for a screen reader.
+    for chart in browser.find_elements(By.CSS_SELECTOR, ".chart"):
+        assert chart.get_attribute("tabindex") == "0" and chart.get_attribute("aria-label")
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors  # a script refused by the page's CSP would show here
+    height = browser.execute_script("return document.documentElement.scrollHeight;")
+    browser.set_window_size(1280, height)  # the whole page in the screenshot
+    screenshot(browser, "steward")
+
+    # Signing out ends the session.
+    browser.find_element(By.CSS_SELECTOR, "header form button[type=submit]").click()
+    wait_for(browser, "the sign-in form", "#token")
+    browser.get(f"{worker.url}/steward")
+    assert browser.current_url.endswith("/steward/sign-in")
