@@ -1,4 +1,6 @@
-"""``GET /v1/patterns``: the place's patterns for stewards (and admins), with filters.
+"""``GET /v1/patterns``: the place's patterns for stewards (and admins), with filters, and
+``GET /v1/patterns/export?format=csv|json``: the same as a file (``hub.exports``: the rule
+on every row, each row's window, the filters in the JSON).
 
 Every number comes from ``hub.patterns`` as the patterns stage published it, after
 disclosure control (``hub.stages.patterns``): the API never sees a true count, and nothing
@@ -28,6 +30,7 @@ from hub._http import problem
 from hub.app import Hub
 from hub.disclosure import BASE, RULE, THRESHOLD
 from hub.errors import BrokerError
+from hub.exports import as_csv, as_json
 from hub.models import PatternCell
 from hub.pattern_book import pattern_book
 from hub.routing import caller
@@ -40,6 +43,7 @@ __all__ = [
     "BadFilter",
     "Filters",
     "answer",
+    "export_rows",
     "install_patterns_api",
     "parse_filters",
     "patterns_for",
@@ -218,33 +222,81 @@ def refusal(user: User) -> str | None:
     return f"role {user.role.value} may not read the place's patterns"
 
 
+def export_rows(body: dict[str, Any]) -> list[dict[str, object]]:
+    """An answer's cells and late events as the rows of an export (``hub.exports``): each
+    with its window, as published."""
+    rows: list[dict[str, object]] = [
+        {k: v for k, v in cell.items() if k not in ("previous", "trend")} for cell in body["cells"]
+    ]
+    for late in body["late_events"]:
+        window = Window(late["granularity"], datetime.fromisoformat(late["window_start"]))
+        rows.append(
+            {
+                "granularity": late["granularity"],
+                "window_start": late["window_start"],
+                "window_end": window.end.isoformat(),
+                "measure": LATE_MEASURE,
+                "area_code": None,
+                "combination_code": "all",
+                "count": late["count"],
+                "suppressed": late["suppressed"],
+            }
+        )
+    return rows
+
+
 def install_patterns_api(hub: Hub) -> None:
-    """Add ``GET /v1/patterns``; stop the pattern book with the web server."""
+    """Add ``GET /v1/patterns`` and its export; stop the pattern book with the web server."""
 
     async def close_book(_: Application) -> None:
         await pattern_book(hub).close()
 
     cast(AiohttpWeb, hub.app.web).web_app.on_shutdown.append(close_book)
 
+    async def asked(
+        view: View, request: Request, also: tuple[str, ...] = ()
+    ) -> tuple[dict[str, Any], Filters] | Response:
+        """The answer a steward's request asks for, or the problem reply to send instead."""
+        user = caller(hub, request)
+        if user is None:
+            return problem(view, 401, "a valid bearer token is required")
+        refused = refusal(user)
+        if refused:
+            return problem(view, 403, refused)
+        query: Any = request.query  # a multidict: area may be given again
+        try:
+            filters = parse_filters({k: query.getall(k) for k in query}, also)
+        except BadFilter as exc:
+            field, rule = str(exc).split(": ", 1)
+            return problem(view, 422, str(exc), [(field, rule)])
+        try:
+            return await patterns_for(hub, filters), filters
+        except BrokerError:
+            return problem(view, 503, "the patterns could not be read; try again")
+
     class PatternsPage(View):
         """``GET /v1/patterns``: the place's published patterns, filtered."""
 
         async def get(self, request: Request) -> Response:
-            user = caller(hub, request)
-            if user is None:
-                return problem(self, 401, "a valid bearer token is required")
-            refused = refusal(user)
-            if refused:
-                return problem(self, 403, refused)
-            query: Any = request.query  # a multidict: area may be given again
-            try:
-                filters = parse_filters({k: query.getall(k) for k in query})
-            except BadFilter as exc:
-                field, rule = str(exc).split(": ", 1)
-                return problem(self, 422, str(exc), [(field, rule)])
-            try:
-                return self.json(await patterns_for(hub, filters))
-            except BrokerError:
-                return problem(self, 503, "the patterns could not be read; try again")
+            found = await asked(self, request)
+            return self.json(found[0]) if isinstance(found, tuple) else found
+
+    class PatternsExport(View):
+        """``GET /v1/patterns/export?format=csv|json``: the same, as a file with the rule."""
+
+        async def get(self, request: Request) -> Response:
+            found = await asked(self, request, also=("format",))
+            if not isinstance(found, tuple):
+                return found
+            shape = request.query.get("format", "csv")
+            if shape not in ("csv", "json"):
+                message = "format: must be csv or json"
+                return problem(self, 422, message, [("format", "must be csv or json")])
+            rows, filters = export_rows(found[0]), found[1].as_json()
+            headers = {"Content-Disposition": f'attachment; filename="patterns.{shape}"'}
+            if shape == "json":
+                return self.json(as_json(rows, RULE, filters), headers=headers)
+            return self.text(as_csv(rows, RULE), content_type="text/csv", headers=headers)
 
     hub.app.page("/v1/patterns")(PatternsPage)
+    hub.app.page("/v1/patterns/export")(PatternsExport)

@@ -225,7 +225,18 @@ def test_patterns_match_the_inputs_after_disclosure_control_with_late_events_and
         housing.publish_consent(consent_draft("c-w", {"nhs": nhs}, withdrawn=True))
     wait_for_patterns(worker, sent, late)
     assert_no_small_count_on_the_topic(settings)
-    assert all(v is None or (v >= 5 and v % 5 == 0) for v in answered(worker)[0].values())
+    cells, late_counts = answered(worker)
+    assert all(v is None or (v >= 5 and v % 5 == 0) for v in cells.values())
+
+    # The exports: every cell and late count, each row with its window and the rule.
+    as_csv = worker.get("/v1/patterns/export?format=csv", token=STEWARD)
+    assert as_csv.status_code == 200 and as_csv.headers["Content-Type"].startswith("text/csv")
+    lines = as_csv.text.splitlines()
+    assert len(lines) == 1 + len(cells) + len(late_counts)
+    assert lines[0].startswith("granularity,window_start,window_end,")
+    as_json = worker.get("/v1/patterns/export?format=json&window=week", token=STEWARD).json()
+    assert as_json["filters"]["window"] == "week"
+    assert {r["granularity"] for r in as_json["rows"]} == {"week"}
 
 
 def test_patterns_need_a_steward_or_an_admin_and_refuse_a_bad_filter(
@@ -236,5 +247,8 @@ def test_patterns_need_a_steward_or_an_admin_and_refuse_a_bad_filter(
     refused = worker.get("/v1/patterns?window=day", token=STEWARD)
     assert refused.status_code == 422
     assert refused.json()["errors"] == [{"pointer": "window", "message": "must be week or month"}]
+    assert worker.get("/v1/patterns/export", token="demo-practitioner-housing").status_code == 403
+    assert worker.get("/v1/patterns/export?format=xml", token=None).status_code == 401
+    assert worker.get("/v1/patterns/export?format=xml", token=STEWARD).status_code == 422
     empty = worker.get("/v1/patterns?area=E05000001&area=place", token="demo-admin")
     assert empty.status_code == 200 and empty.json()["cells"] == []

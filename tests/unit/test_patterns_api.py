@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from hub.disclosure import RULE
+from hub.exports import as_csv, as_json
 from hub.models import PatternCell
-from hub.patterns_api import BadFilter, Filters, answer, parse_filters, refusal
+from hub.patterns_api import BadFilter, Filters, answer, export_rows, parse_filters, refusal
 from hub.stages.pattern_windows import Window, windows_of
 from hub.stages.patterns import pattern_cell
 from hub.users import Role, User
@@ -112,3 +113,21 @@ def test_the_answer_gives_trends_against_the_last_window_and_late_events_apart()
         (None, "health"),
         (None, "housing"),
     ]
+
+
+def test_an_export_has_every_cell_and_late_count_with_its_window_and_the_rule() -> None:
+    published = cells(
+        (THIS, f"domain|{WARD}|housing", 15),
+        (THIS, "domain||housing", None),
+        (THIS, "late_events||all", 5),
+    )
+    rows = export_rows(answer(published, Filters()))
+    assert [(r["measure"], r["area_code"], r["count"]) for r in rows] == [
+        ("domain", None, None),
+        ("domain", WARD, 15),
+        ("late_events", None, 5),
+    ]
+    assert all(r["window_end"] == THIS.end.isoformat() for r in rows)
+    text = as_csv(rows, RULE)
+    assert text.splitlines()[0].endswith(",disclosure_rule")
+    assert as_json(rows, RULE, Filters().as_json())["rows"] == rows
