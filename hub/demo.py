@@ -2,9 +2,9 @@
 
 Starts the local broker, one worker (as a child process, so its logs stay out of the
 way), publishes a synthetic place through the SDK, waits until a person's joined-up view
-is readable and housing has alerts, prints where to open the practitioners' page (and the
-token to sign in with) and how to read the API, then keeps the place busy until Ctrl-C,
-so new alerts keep arriving on the page.
+is readable and housing has alerts, prints where to open the practitioners' and the
+stewards' pages (and the tokens to sign in with) and how to read the API, then keeps the
+place busy until Ctrl-C, so new alerts keep arriving on the page.
 
 The demo is one of the two places (with the tests) where the public test place key is
 allowed: it says so for itself and its worker (``PLACEHUB_ALLOW_TEST_KEY``).
@@ -31,6 +31,7 @@ from hub.errors import SetupError
 __all__ = ["run_demo", "wait_for_http"]
 
 DEMO_TOKEN = "demo-practitioner-housing"
+STEWARD_TOKEN = "demo-steward"
 
 
 def _get(url: str, token: str | None = None) -> bytes | None:
@@ -116,6 +117,9 @@ def run_demo(settings: Settings, people: int, rate_per_s: float) -> int:
             f"  curl -H 'Authorization: Bearer {DEMO_TOKEN}' {url}\n"
             f"Alerts housing is told of:\n"
             f"  curl -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/v1/alerts\n"
+            f"Stewards' page (token {STEWARD_TOKEN}): {base}/steward\n"
+            f"Place patterns, disclosure-controlled:\n"
+            f"  curl -H 'Authorization: Bearer {STEWARD_TOKEN}' '{base}/v1/patterns?window=month'\n"
             f"Metrics:  curl -H 'Authorization: Bearer demo-admin' {base}/metrics\n"
             f"Publishing {rate_per_s:g} events/s; Ctrl-C to stop (the broker keeps running: "
             f"'placehub broker stop').\n"
