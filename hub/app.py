@@ -49,6 +49,7 @@ from hub.models import (
     AlertFeedback,
     AuditRecord,
     BreakGlassRead,
+    CollectiveResponse,
     DeadLetter,
     PartnerEvent,
     PatternCell,
@@ -250,9 +251,9 @@ class Hub:
         )
         # Faust creates changelogs itself, but a fresh deployment's first metadata may not
         # list them yet, and then an agent dies of PartitionsMismatch: create them first.
-        ensure_topic(
-            self.settings, self.topics.patterns, partitions=self.settings.partitions, compact=True
-        )
+        n = self.settings.partitions
+        for compacted in (self.topics.patterns, self.topics.responses):
+            ensure_topic(self.settings, compacted, partitions=n, compact=True)
         for table in self.app.tables.values():
             name = table.changelog_topic.get_topic_name()
             partitions = table.partitions or self.settings.partitions
@@ -266,6 +267,7 @@ class Hub:
         written += [(Alert.avro_schema, self.topics.alerts)]
         written += [(AlertFeedback.avro_schema, self.topics.alert_feedback)]
         written += [(PatternCell.avro_schema, self.topics.patterns)]
+        written += [(CollectiveResponse.avro_schema, self.topics.responses)]
         for schema_name, topic in written:
             self.serde.schema_for(schema_name, f"{topic}-value")
         self.registry.subjects()  # warm the cache with every schema already registered

@@ -81,6 +81,14 @@ _VALUES: dict[str, Any] = {
     "window_start": WHEN - timedelta(days=7),
     "window_end": WHEN,
     "expires_at": WHEN + timedelta(days=365),
+    "response_id": "3b9d2f64-1c0a-4e8e-9f1d-7a2c5e8b4d10",
+    "title": "Housing advice at the school gate",
+    "description": "Weekly housing advice sessions at two primary schools.",
+    "area_codes": ["E05000001", "E05000002"],
+    "from_date": WHEN.date() - timedelta(days=28),
+    "until_date": WHEN.date() + timedelta(days=56),
+    "recorded_by": "u-steward-1",
+    "changed_by": "u-steward-1",
 }
 
 

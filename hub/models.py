@@ -7,7 +7,7 @@ into the dicts fastavro writes and reads. The ``.avsc`` files remain the contrac
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -37,6 +37,7 @@ __all__ = [
     "CareService",
     "ClaimChange",
     "ClosureReason",
+    "CollectiveResponse",
     "CommunityEvent",
     "CommunityKind",
     "ConsentRecord",
@@ -67,6 +68,9 @@ __all__ = [
     "ReferralEvent",
     "ReferralKind",
     "ReferralReason",
+    "ResponseChange",
+    "ResponseKind",
+    "ResponseStatus",
     "SanctionLevel",
     "SocialCareEvent",
     "SocialCareKind",
@@ -807,6 +811,84 @@ class PatternCell(AvroRecord):
         return self
 
 
+class ResponseKind(StrEnum):
+    OUTREACH = "OUTREACH"
+    CO_LOCATION = "CO_LOCATION"
+    PATHWAY_CHANGE = "PATHWAY_CHANGE"
+    CAMPAIGN = "CAMPAIGN"
+    OTHER = "OTHER"
+
+
+class ResponseStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    ENDED = "ENDED"
+    WITHDRAWN = "WITHDRAWN"
+
+
+_EMAIL_LIKE = re.compile(r"\S@\S")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _place_words(text: str) -> str:
+    """Refuse what a steward's words about a place must not carry: a national identifier,
+    an email address or a control character (names cannot be told apart from words, so the
+    schema and the form say it)."""
+    if _CONTROL.search(text):
+        raise ValueError("must be one line of plain text")
+    if _EMAIL_LIKE.search(text):
+        raise ValueError("must not contain an email address")
+    return _not_a_national_identifier(text)
+
+
+PlaceWords = Annotated[str, AfterValidator(_place_words)]
+
+
+class ResponseChange(AvroRecord):
+    """One amendment of a collective response; mirrors ``ResponseChange`` in
+    ``CollectiveResponse.avsc``."""
+
+    changed_at: AwareDatetime
+    changed_by: Code
+    status: ResponseStatus
+    until_date: date | None = None
+
+
+class CollectiveResponse(AvroRecord):
+    """A steward's collective response to a pattern; mirrors ``CollectiveResponse.avsc``.
+
+    Its words are about services and places: short, one line, and refused if they carry an
+    identifier or an email address. What, where, from when and which pattern are fixed;
+    amendments are appended to ``changes`` (the latest value is the whole history).
+    """
+
+    avro_schema: ClassVar[str] = "CollectiveResponse"
+
+    response_id: Code
+    title: Annotated[PlaceWords, Field(min_length=3, max_length=80)]
+    description: Annotated[PlaceWords, Field(max_length=500)] = ""
+    kind: ResponseKind
+    area_codes: Annotated[list[AreaCode], Field(min_length=1, max_length=20)]
+    from_date: date
+    until_date: date | None = None
+    granularity: Literal["week", "month"]
+    measure: Literal["domain", "event_type", "co_occurrence", "new_or_returning"]
+    combination_code: Annotated[
+        str, Field(max_length=200, pattern=r"^[a-z_]+(\.[a-z0-9_]+)?(\+[a-z_]+(\.[a-z0-9_]+)?)*$")
+    ]
+    recorded_by: Code
+    recorded_at: AwareDatetime
+    status: ResponseStatus = ResponseStatus.ACTIVE
+    changes: list[ResponseChange] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if len(set(self.area_codes)) != len(self.area_codes):
+            raise ValueError("area_codes: an area is repeated")
+        if self.until_date is not None and self.until_date < self.from_date:
+            raise ValueError("until_date: must not be before from_date")
+        return self
+
+
 MODELS_BY_SCHEMA: dict[str, type[AvroRecord]] = {
     model.avro_schema: model
     for model in (
@@ -817,6 +899,7 @@ MODELS_BY_SCHEMA: dict[str, type[AvroRecord]] = {
         AlertFeedback,
         AlertStatus,
         PatternCell,
+        CollectiveResponse,
         DeadLetter,
         AuditRecord,
         BreakGlassRead,

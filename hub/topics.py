@@ -66,6 +66,10 @@ class Topics:
         return f"{self.prefix}hub.patterns"
 
     @property
+    def responses(self) -> str:
+        return f"{self.prefix}hub.responses"
+
+    @property
     def audit(self) -> str:
         return f"{self.prefix}hub.audit"
 

@@ -74,8 +74,8 @@ def test_register_lookup_versions_and_ids(worker: WorkerProcess) -> None:
     second = api.ok("POST", f"/subjects/{subject}/versions", {"schema": V2, "schemaType": "AVRO"})
     assert second["id"] != first
     # A worker registers what it encodes at start: dead letters, audit records, break-glass
-    # reads, alerts, alert feedback, alert statuses and pattern cells, and the events of
-    # every partner (for HTTP ingest).
+    # reads, alerts, alert feedback, alert statuses, pattern cells and collective responses,
+    # and the events of every partner (for HTTP ingest).
     topics = Topics(worker.settings.topic_prefix)
     partners = [topics.partner(p.id) for p in load_partners(worker.settings.partners_file)]
     break_glass = break_glass_topic(worker.settings)
@@ -83,6 +83,7 @@ def test_register_lookup_versions_and_ids(worker: WorkerProcess) -> None:
         [subject, f"{topics.audit}-value", f"{topics.dlq}-value", f"{break_glass}-value"]
         + [f"{topics.alerts}-value", f"{topics.alert_feedback}-value"]
         + [f"{worker.settings.topic_prefix}hub.alert-status-value", f"{topics.patterns}-value"]
+        + [f"{topics.responses}-value"]
         + [f"{topic}-value" for topic in partners]
     )
     assert api.ok("GET", f"/subjects/{subject}/versions") == [1, 2]
