@@ -122,6 +122,7 @@ class Hub:
             quarantine_hold=timedelta(seconds=settings.quarantine_hold_s),
             rules=self.rules,
             patterns_grace=timedelta(days=settings.patterns_grace_days),
+            patterns=settings.patterns_enabled,
         )
         self.app = HubApp(
             settings.app_id,
@@ -213,9 +214,10 @@ class Hub:
             IdentityStage(self.ctx): (internal.identity,),
             ViewStage(self.ctx): (internal.view, internal.transfer),
             AlertsStage(self.ctx): (internal.alerts,),
-            PatternPeopleStage(self.ctx): (internal.patterns,),
-            PatternsStage(self.ctx): (internal.pattern_deltas,),
         }
+        if self.settings.patterns_enabled:  # a place may not want aggregates
+            inputs[PatternPeopleStage(self.ctx)] = (internal.patterns,)
+            inputs[PatternsStage(self.ctx)] = (internal.pattern_deltas,)
         stores = Stores(
             app=app,
             tables={table.name: table for table in app.tables.values()},

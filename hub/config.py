@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         description="How long after a pattern window ends (by event time) an event still "
         "counts in it; one later is counted as late instead.",
     )
+    patterns_enabled: bool = Field(
+        default=True,
+        description="Run the patterns stages (place aggregates for stewards, hub.patterns); "
+        "off for a place that does not want aggregates: nothing is counted or published.",
+    )
     maintenance_interval_s: float = Field(default=60, gt=0)
     watchdog_interval_s: float = Field(
         default=5,

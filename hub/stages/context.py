@@ -70,6 +70,7 @@ class Context:
     quarantine_hold: timedelta
     rules: RuleBook = field(default_factory=lambda: RuleBook([]))  # the alert rules
     patterns_grace: timedelta = timedelta(days=14)
+    patterns: bool = True  # whether the patterns stages run (Settings.patterns_enabled)
 
     def retention(self, basis: str) -> timedelta:
         """How long an entry shared under ``basis`` may be kept."""
