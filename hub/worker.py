@@ -22,6 +22,7 @@ from hub.patterns_api import install_patterns_api
 from hub.people_api import install_people_api
 from hub.practitioner_page import install_practitioner_page
 from hub.registry_api import install_registry_api
+from hub.responses_api import install_responses_api
 from hub.review_api import install_review_api
 from hub.routing import install_peers
 from hub.steward_page import install_steward_page
@@ -56,6 +57,7 @@ def build_hub(settings: Settings) -> Hub:
     install_access_history(hub)
     install_owner_reads(hub)
     install_patterns_api(hub)
+    install_responses_api(hub)
     install_registry_api(hub)
     install_review_api(hub)
     install_catalogue_page(hub)
