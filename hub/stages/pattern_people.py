@@ -3,19 +3,19 @@
 The view sends every changed person's timeline (codes and dates; no tokens) on the
 internal patterns topic, on the person's partition, whether or not the place has alert
 rules. This stage keeps, in the ``pattern-people`` table, each person's cells in the
-windows still open (``hub.stages.pattern_windows``) and digests of the events they were
-counted with. For each timeline it works out the person's cells again and sends what
-changed, +1 or -1 a cell, on the internal deltas topic keyed by window, so one partition
-of the next stage (``hub.stages.patterns``) holds all of a window's cells. A person whose
-events went (withdrawn, expired, erased, moved to another person by a split or merge) so
-leaves the counts of every open window; closed windows are final.
+windows still open (``hub.stages.pattern_windows``). For each timeline it works out the
+person's cells again and sends what changed, +1 or -1 a cell, on the internal deltas topic
+keyed by window, so one partition of the next stage (``hub.stages.patterns``) holds all of
+a window's cells. A person whose events went (withdrawn, expired, erased, moved to another
+person by a split or merge) so leaves the counts of every open window; closed windows are
+final.
 
 Event time and lateness: each input partition keeps a watermark, the latest event time seen
 on it (Faust's stream time; an event dated in the future moves it only up to now). A
 window is closed once the watermark is past its end plus the grace period
-(``Settings.patterns_grace_days``). An event new to the person whose window had closed when
-it came is not counted in it: it adds one to that window's ``late_events`` cell instead.
-An event that reaches a person through a merge is new to them too, so it can count as late.
+(``Settings.patterns_grace_days``). An event that arrived (the view marks the entries a
+partner's record added in the batch, not those a merge or split moved) for a window that
+had closed is not counted in it: it adds one to that window's ``late_events`` cell instead.
 
 Each delta carries the offset of the input record it came from, so the next stage applies
 it once even if a crash makes this stage send it again (``PatternsStage``).
@@ -23,7 +23,6 @@ it once even if a crash makes this stage send it again (``PatternsStage``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -96,18 +95,16 @@ class PatternPeopleStage:
         mark = table.get(mark_key)
         watermark = datetime.fromisoformat(mark["at"]) if mark else None
         entries = [Seen.of(e) for e in raw]
-        digests = [_digest(e) for e in raw]
         key = person_id.encode()
-        row = table.get(key) or {"known": [], "cells": {}}
-        known = set(row["known"])
+        row = table.get(key) or {"cells": {}}
         where = (record.partition, record.offset)
 
         open_: dict[str, Window] = {}
-        for entry, digest in zip(entries, digests, strict=True):
+        for entry, fields in zip(entries, raw, strict=True):
             for window in windows_of(entry.occurred_at):
                 if not window.closed(watermark, grace):
                     open_[window.id] = window
-                elif digest not in known:
+                elif fields.get("arrived"):
                     deltas.append((window.id, *where, LATE, 1))
         for window_id in row["cells"]:
             window = Window.parse(window_id)
@@ -125,7 +122,7 @@ class PatternPeopleStage:
 
         state.at(batch.partition_for(key, self.ctx.partitions))
         if entries:
-            table[key] = {"known": sorted(set(digests)), "cells": cells}
+            table[key] = {"cells": cells}
         else:
             table.pop(key, None)
         latest = min(max((e.occurred_at for e in entries), default=now), now)
@@ -154,9 +151,3 @@ class PatternPeopleStage:
             target = batch.partition_for(key, self.ctx.partitions)
             outputs.append(Output(self.ctx.internal.pattern_deltas, target, key, value))
         return outputs
-
-
-def _digest(entry: dict[str, Any]) -> str:
-    """A short digest of an event's identity (partner and event id), to know it again."""
-    identity = f"{entry['partner_id']}|{entry['event_id']}".encode()
-    return hashlib.blake2b(identity, digest_size=8).hexdigest()

@@ -122,12 +122,18 @@ def lead_partners(entries: Iterable[TimelineEntry]) -> list[str]:
     return sorted(partner for partner, latest in plans.items() if latest == PLAN_OPENED)
 
 
-def timelines(ctx: Context, views: Iterable[tuple[str, PersonView | None]]) -> list[Output]:
+def timelines(
+    ctx: Context,
+    views: Iterable[tuple[str, PersonView | None]],
+    arrived: Mapping[str, set[tuple[str, str]]] | None = None,
+) -> list[Output]:
     """The view's word to the patterns and alerts stages: each changed person's timeline
     (codes, dates, partners, bases, source refs; no tokens); to the patterns unless the
     place turned them off, to the alerts only when the place has alert rules."""
+    arrived = arrived or {}
     items = [
-        batch.Item(Op.TIMELINE, person_id, raw=_timeline_bytes(view)) for person_id, view in views
+        batch.Item(Op.TIMELINE, person_id, raw=_timeline_bytes(view, arrived.get(person_id)))
+        for person_id, view in views
     ]
     outputs = by_person(ctx, ctx.internal.patterns, items) if ctx.patterns else []
     if len(ctx.rules):
@@ -135,9 +141,17 @@ def timelines(ctx: Context, views: Iterable[tuple[str, PersonView | None]]) -> l
     return outputs
 
 
-def _timeline_bytes(view: PersonView | None) -> bytes:
+def _timeline_bytes(view: PersonView | None, arrived: set[tuple[str, str]] | None) -> bytes:
+    """The entries as JSON; those that arrived in this batch (folded from a partner, not
+    moved by a merge or split) say so (``arrived``: the patterns count them late if their
+    window has closed)."""
     entries = view.entries if view is not None else []
-    dumped = [e.model_dump(mode="json", exclude={"tokens", "sources"}) for e in entries]
+    dumped = []
+    for entry in entries:
+        fields = entry.model_dump(mode="json", exclude={"tokens", "sources"})
+        if arrived and _identity(entry) in arrived:
+            fields["arrived"] = True
+        dumped.append(fields)
     return json.dumps(dumped).encode()
 
 
@@ -272,11 +286,13 @@ class ViewStage:
         views = _Views(state["views"])
         state.extras.append(views)
         work = _Work(self, views, state["fates"], state["consents"], effects, now)
+        moved: set[tuple[str, str]] = set()  # entries a transfer brought: no new arrivals
 
         def one(record: Record) -> None:
             if record.topic != self.ctx.internal.view:  # a transfer: entries moving in
                 person_id = (record.key or b"").decode()
                 entries = [TimelineEntry.model_validate(e) for e in json.loads(record.value or b"")]
+                moved.update(_identity(e) for e in entries)
                 work.settle(person_id, absorb(views.get(person_id), person_id, entries))
                 return
             each_item(
@@ -290,7 +306,7 @@ class ViewStage:
 
         run_each(self.name, records, state, effects, now, one)
         views.write(state, self.ctx.partitions, self.ctx.retention)
-        effects.outputs += timelines(self.ctx, views.touched())
+        effects.outputs += timelines(self.ctx, views.touched(), views.arrived(moved))
         return effects
 
 
@@ -321,6 +337,17 @@ class _Views:
         while len(self.changed) > mark:
             person_id, before, _ = self.changed.pop()
             self.models[person_id] = before
+
+    def arrived(self, moved: set[tuple[str, str]]) -> dict[str, set[tuple[str, str]]]:
+        """Per person the batch changed, the events new to their view that no transfer
+        brought: those a partner's record added."""
+        found: dict[str, set[tuple[str, str]]] = {}
+        for person_id, view in self.touched():
+            before = self.stored_models.get(person_id)
+            known = {_identity(e) for e in before.entries} if before else set()
+            now = {_identity(e) for e in view.entries} if view else set()
+            found[person_id] = now - known - moved
+        return found
 
     def touched(self) -> list[tuple[str, PersonView | None]]:
         """Each person the batch changed, with their view now (None: gone)."""

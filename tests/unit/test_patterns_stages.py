@@ -16,7 +16,7 @@ from hub.stages.effects import Effects, Record, State
 from hub.stages.pattern_people import PatternPeopleStage, watermark_key
 from hub.stages.pattern_windows import LATE, windows_of
 from hub.stages.patterns import PatternsStage, margins_of, publishable
-from hub.stages.view import ViewStage
+from hub.stages.view import ViewStage, entry_for
 from tests.unit import factories
 from tests.unit.test_stages import (
     CTX,
@@ -38,9 +38,12 @@ PEOPLE = PatternPeopleStage(PATTERNS_CTX)
 COUNTS = PatternsStage(PATTERNS_CTX)
 
 
-def entry(n: int, event_type: str, at: datetime, area: str | None = WARD) -> dict[str, Any]:
-    """One entry as the view sends it (codes and dates; the stage reads no more)."""
-    return {
+def entry(
+    n: int, event_type: str, at: datetime, area: str | None = WARD, arrived: bool = True
+) -> dict[str, Any]:
+    """One entry as the view sends it (codes and dates; ``arrived``: a partner's record
+    added it in the view's batch)."""
+    fields = {
         "event_id": f"e-{n}",
         "partner_id": "council-housing",
         "event_type": event_type,
@@ -50,6 +53,7 @@ def entry(n: int, event_type: str, at: datetime, area: str | None = WARD) -> dic
         "basis": "agreement:dsa-1",
         "source_ref": "REF-1",
     }
+    return fields | ({"arrived": True} if arrived else {})
 
 
 def timelines(people: dict[str, list[dict[str, Any]]], offset: int = 0) -> Record:
@@ -138,9 +142,20 @@ def test_late_events_beyond_grace_are_counted_late_and_those_within_it_in_their_
         assert sent[beyond_month, LATE] == 1
     else:
         assert sent[beyond_month, "domain||health"] == 1
-    # The same late event again is not late twice.
-    effects, _ = people_step({"p-bob": bob}, table, offset=2)
+    # The same timeline again, the events no longer new: not late twice.
+    again = [e | {"arrived": False} for e in bob]
+    effects, _ = people_step({"p-bob": again}, table, offset=2)
     assert deltas(effects) == {}
+
+
+def test_an_event_a_merge_brings_into_a_closed_window_is_not_late() -> None:
+    _, table = people_step({"p-alice": [entry(1, "housing.arrears", THIS_WEEK)]}, {})
+    long_ago = THIS_WEEK - GRACE - timedelta(days=40)
+    moved = entry(2, "health.ae_attendance", long_ago, arrived=False)
+    effects, _ = people_step({"p-alice": [entry(1, "housing.arrears", THIS_WEEK), moved]}, table)
+    sent = deltas(effects)
+    assert not any(cell == LATE for _, cell in sent)  # it arrived elsewhere: not late here
+    assert sent[WEEK, "new_or_returning||returning"] == 1  # alice has history now
 
 
 def test_a_future_dated_event_moves_the_watermark_only_to_now() -> None:
@@ -227,3 +242,14 @@ def test_the_view_sends_each_changed_timeline_to_the_patterns_without_alert_rule
     assert (sent.op, sent.key) == (Op.TIMELINE, PERSON)
     (seen,) = json.loads(sent.raw or b"")
     assert seen["event_type"] == "health.ae_attendance" and "tokens" not in seen
+    assert seen["arrived"] is True  # a partner's record added it in this batch
+
+
+def test_entries_a_transfer_moves_in_are_not_marked_as_arrivals() -> None:
+    event = factories.event(payload=HealthEvent(kind=HealthKind.AE_ATTENDANCE))
+    moved = entry_for(event, "s1").model_dump(mode="json")
+    transfer = record(CTX.internal.transfer, json.dumps([moved]).encode(), key=PERSON.encode())
+    effects, _ = run(ViewStage(CTX), [transfer])
+    (sent,) = items_on(effects, CTX.internal.patterns)
+    (seen,) = json.loads(sent.raw or b"")
+    assert "arrived" not in seen
