@@ -11,9 +11,13 @@ Reading guide, in the order data flows:
   dead-letter queue), ``quarantine`` (hold, release, withdraw, expire), ``links``,
   ``identity`` (which person a set of pseudonymous tokens belongs to), ``view`` (folding
   events into the person-centred view, and minimising it for a caller; ``refs``: its index
-  of partners' record refs), ``alerts`` (the
-  place's alert rules over each changed timeline); ``accounting`` keeps every partner
-  record's fate, ``effects`` is what a stage returns.
+  of partners' record refs), ``alerts`` (the place's alert rules over each changed
+  timeline), ``pattern_people`` and ``patterns`` (each person's cells in open calendar
+  windows, ``pattern_windows``; each window's counts, published after disclosure
+  control); ``accounting`` keeps every partner record's fate, ``effects`` is what a stage
+  returns.
+- ``disclosure``: the rule every aggregate goes through before it leaves the hub;
+  ``exports`` writes controlled tables as CSV and JSON.
 - ``alerts``: the alert rules as code (conditions, loading, evaluation, cooldown).
 - ``runtime``: the only code that touches Faust and aiokafka: it runs a stage, delivers
   its effects, awaits them, and only then lets Faust commit; ``batch`` is the envelope of
@@ -22,7 +26,8 @@ Reading guide, in the order data flows:
   with ``people_api`` (person reads, break glass), ``lookup`` (a person found from one's
   own record), ``alerts_api`` (the inbox), ``alert_stream`` (live alerts over server-sent
   events, fed by ``alert_feed``), ``alert_status`` and ``alert_status_api`` (open,
-  acknowledged, closed), ``access_history`` (subject access requests),
+  acknowledged, closed), ``patterns_api`` (the stewards' patterns, from ``pattern_book``:
+  each worker's copy of ``hub.patterns``), ``access_history`` (subject access requests),
   ``owner_reads`` (who read a partner's data), ``audit`` (the audit trail they write).
 - Pages served by every worker: ``practitioner_page`` (alerts, feedback, timelines) and
   ``steward_page`` (the place's patterns and system health, drawn from ``steward_charts``),
