@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -116,27 +117,34 @@ async def amend_response(
 
 
 async def evaluate(
-    hub: Hub, response: CollectiveResponse, responses: dict[str, CollectiveResponse]
-) -> dict[str, Any]:
-    """``response`` with its evaluation (``hub.responses.evaluation``) from the published
-    patterns and the alert feedback (BrokerError if either cannot be read)."""
-    patterns = await patterns_for(
-        hub, Filters(window=response.granularity, measure=response.measure)
-    )
+    hub: Hub,
+    chosen: Iterable[CollectiveResponse],
+    responses: Mapping[str, CollectiveResponse],
+    cells: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Each ``chosen`` response with its evaluation (``hub.responses.evaluation``), against
+    every response of the place, from the published patterns (``cells`` as
+    ``GET /v1/patterns`` answers them, read if not given) and the alert feedback, each read
+    once (BrokerError if either cannot be read)."""
+    if cells is None:
+        cells = (await patterns_for(hub, Filters()))["cells"]
     topic = hub.topics.alert_feedback
     verdicts = await read_all(hub.settings, hub.serde, topic, AlertFeedback, READ_TIMEOUT_S)
-    first = datetime.combine(response.from_date, time(), UTC)
-    rules = rules_touching(
-        {rule.code: event_types_read(rule.condition) for rule in hub.rules},
-        pattern_domains(response.measure, response.combination_code),
-    )
-    signal = feedback_signal(
-        rules,
-        usefulness(v for v in verdicts if v.at < first),
-        usefulness(v for v in verdicts if v.at >= first),
-        round_count,
-    )
-    return evaluation(response, patterns["cells"], responses.values(), signal)
+    rule_patterns = {rule.code: event_types_read(rule.condition) for rule in hub.rules}
+    found = []
+    for response in chosen:
+        first = datetime.combine(response.from_date, time(), UTC)
+        rules = rules_touching(
+            rule_patterns, pattern_domains(response.measure, response.combination_code)
+        )
+        signal = feedback_signal(
+            rules,
+            usefulness(v for v in verdicts if v.at < first),
+            usefulness(v for v in verdicts if v.at >= first),
+            round_count,
+        )
+        found.append(evaluation(response, cells, responses.values(), signal))
+    return found
 
 
 def install_responses_api(hub: Hub) -> None:
@@ -192,7 +200,8 @@ def install_responses_api(hub: Hub) -> None:
                 found = await responses_of(hub)
                 if response_id not in found:
                     return problem(self, 404, "no response has that id")
-                return self.json(await evaluate(hub, found[response_id], found))
+                (evaluated,) = await evaluate(hub, [found[response_id]], found)
+                return self.json(evaluated)
             except BrokerError:
                 return problem(self, 503, "the responses could not be read; try again")
 

@@ -23,6 +23,8 @@ __all__ = [
     "SILENT_AFTER_S",
     "co_occurrence",
     "health",
+    "pattern_choices",
+    "response_chart",
     "trends",
 ]
 
@@ -107,6 +109,45 @@ def co_occurrence(patterns: Mapping[str, Any], granularity: str = "week") -> Ser
         "suppressed": suppressed,
         "matrix": matrix,
     }
+
+
+def response_chart(evaluated: Mapping[str, Any]) -> Series:
+    """A response's before/after chart from its evaluation (``hub.responses.evaluation``):
+    one line per area of the response, then one per comparison area, then the whole place,
+    each the published cells as they are; the window holding its first day is marked."""
+    response = evaluated["response"]
+    lines = [
+        {"name": f"{line['area_code']} (with the response)", "role": "response",
+         "values": line["values"]}
+        for line in evaluated["areas"]
+    ] + [
+        {"name": f"{line['area_code']} (comparison)", "role": "comparison",
+         "values": line["values"]}
+        for line in evaluated["comparison"]
+    ]  # fmt: skip
+    lines.append({"name": PLACE_LABEL, "role": "place", "values": evaluated["place"]["values"]})
+    pattern = evaluated["pattern"]
+    about = f"{pattern['measure']} {pattern['combination_code']} by {pattern['granularity']}"
+    return {
+        "response_id": response["response_id"],
+        "title": response["title"],
+        "pattern": about,
+        "windows": evaluated["windows"],
+        "phases": evaluated["phases"],
+        "from_window": evaluated["from_window"],
+        "lines": lines,
+    }
+
+
+def pattern_choices(patterns: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The patterns a response can address: every (window, measure, combination) with a
+    published cell, as a form's options (value ``granularity|measure|combination``)."""
+    found = {
+        (c["granularity"], c["measure"], c["combination_code"]) for c in patterns.get("cells", [])
+    }
+    return [
+        {"value": "|".join(key), "label": f"{key[1]} {key[2]} by {key[0]}"} for key in sorted(found)
+    ]
 
 
 def health(

@@ -5,7 +5,10 @@ page (``hub.practitioner_session``: an HttpOnly, SameSite=Strict cookie from the
 practitioner's or a partner's token is refused in words), then sees the place: people by
 need domain, area by area and week by week; which needs come together in one person; the
 flows between services once they exist; each partner's freshness and books; and the
-collective responses once the learning cycle's contract exists.
+collective responses (``hub.responses``): each with its pattern before and after beside
+comparison areas, and the alert feedback of its rules; a form records a new one (the
+session's CSRF token and a same-origin post, as the sign-out form; the one path the API
+takes too, ``hub.responses_api.record_response``).
 
 Every number on the page has been through disclosure control before it reaches it: the
 patterns are ``GET /v1/patterns``'s cells as published on ``hub.patterns`` (suppressed
@@ -20,12 +23,15 @@ Apache ECharts (``static/vendor/``) from ``/steward/data``, the same numbers as 
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any, cast
 
 from aiohttp import web
 from faust.web import Request, Response, View
+from pydantic import ValidationError
 
 from hub._http import RequestRefused, problem
 from hub._pages import BAD_TOKEN, HEADERS, pasted_user, read_form
@@ -33,11 +39,21 @@ from hub.app import Hub
 from hub.audit import write_audit
 from hub.disclosure import BASE, RULE, THRESHOLD, round_count
 from hub.errors import BrokerError
+from hub.models import ResponseKind
 from hub.patterns_api import Filters, patterns_for, refusal
 from hub.practitioner_render import render
 from hub.practitioner_session import Session, Sessions
+from hub.responses import ResponseBody
+from hub.responses_api import evaluate, record_response, responses_of
 from hub.routing import PeerUnavailable
-from hub.steward_charts import co_occurrence, health, trends
+from hub.serde import validation_errors
+from hub.steward_charts import (
+    co_occurrence,
+    health,
+    pattern_choices,
+    response_chart,
+    trends,
+)
 from hub.users import User
 from hub.web import place_books
 
@@ -54,6 +70,10 @@ STATIC = {  # name in the URL: (path under hub/static, content type)
 }
 TRY_AGAIN = "The hub could not gather the place's numbers just now. Please try again."
 FRESHNESS = "placehub_partner_last_event_timestamp_seconds"
+RESPONSES = f"{ROOT}/responses"
+KINDS = [kind.value for kind in ResponseKind]
+_FORM_FIELD = {"area_codes": "areas", "granularity": "pattern", "measure": "pattern",
+               "combination_code": "pattern"}  # fmt: skip
 
 
 def _freshness(hub: Hub) -> dict[str, float]:
@@ -68,17 +88,57 @@ def _freshness(hub: Hub) -> dict[str, float]:
 
 async def dashboard(hub: Hub, user: User) -> dict[str, Any]:
     """Everything the page shows, already disclosure-controlled: the rule, the trend
-    charts, the co-occurrence matrix, each partner's health. The weekly patterns are what
-    ``GET /v1/patterns?window=week`` answers (``hub.patterns_api``; BrokerError if they
-    cannot be read); PeerUnavailable if a worker does not give its share of the books."""
-    patterns = await patterns_for(hub, Filters(window="week"))
+    charts, the co-occurrence matrix, each partner's health, the responses with their
+    charts and feedback, and the patterns a response can address. The patterns are what
+    ``GET /v1/patterns`` answers (``hub.patterns_api``; BrokerError if they, the responses
+    or the feedback cannot be read); PeerUnavailable if a worker does not give its share
+    of the books."""
+    patterns = await patterns_for(hub, Filters())
     books = await place_books(hub, user)
+    found = await responses_of(hub)
+    shown = sorted(found.values(), key=lambda r: (r.from_date, r.response_id), reverse=True)
+    evaluated = await evaluate(hub, shown, found, patterns["cells"])
     return {
         "disclosure": {"rule": RULE, "threshold": THRESHOLD, "base": BASE},
         "trends": trends(patterns),
         "co_occurrence": co_occurrence(patterns),
         "health": health(books, _freshness(hub), time.time(), round_count),
+        "responses": [
+            {"response": e["response"], "chart": response_chart(e), "feedback": e["feedback"]}
+            for e in evaluated
+        ],
+        "pattern_choices": pattern_choices(patterns),
+        "response_kinds": KINDS,
     }
+
+
+def response_form(fields: Mapping[str, str]) -> ResponseBody:
+    """The response a steward's form describes (``pattern`` is ``granularity|measure|
+    combination``, ``areas`` codes separated by spaces or commas); ValidationError naming
+    the body's fields (``form_errors`` turns them into the form's)."""
+    pattern = [*fields.get("pattern", "").split("|", 2), "", ""][:3]
+    return ResponseBody.model_validate(
+        {
+            "title": fields.get("title", "").strip(),
+            "description": fields.get("description", "").strip(),
+            "kind": fields.get("kind", ""),
+            "area_codes": [a for a in re.split(r"[\s,]+", fields.get("areas", "")) if a],
+            "from_date": fields.get("from_date") or None,
+            "until_date": fields.get("until_date") or None,
+            "granularity": pattern[0],
+            "measure": pattern[1],
+            "combination_code": pattern[2],
+        }
+    )
+
+
+def form_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """A refused form's errors by the form's own field names, with the rule (no value)."""
+    found = []
+    for pointer, message in validation_errors(exc):
+        field = pointer.strip("/").split("/")[0]
+        found.append({"field": _FORM_FIELD.get(field, field), "message": message})
+    return found
 
 
 def install_steward_page(hub: Hub) -> None:
@@ -169,6 +229,38 @@ def install_steward_page(hub: Hub) -> None:
             return page(self, "steward.html", title="The place", user=user, csrf=session.csrf,
                         **shown)  # fmt: skip
 
+    class ResponsesForm(View):
+        """``POST /steward/responses``: record a response from the page's form (then back
+        to the page), or the page again with the form's errors (422)."""
+
+        async def post(self, request: Request) -> Response:
+            signed = signed_in(request)
+            if signed is None:
+                return see_other(self, SIGN_IN)
+            user, session = signed
+            try:
+                fields = await read_form(cast(web.Request, request))
+            except RequestRefused as exc:
+                return page(self, "steward_problem.html", exc.status, title="Not recorded",
+                            detail=exc.title, user=user, csrf=session.csrf)  # fmt: skip
+            if not session.allows(fields.get("csrf")):
+                return page(self, "steward_problem.html", 403, title="Not recorded",
+                            detail="The form has expired; open the page again and send it again.",
+                            user=user, csrf=session.csrf)  # fmt: skip
+            try:
+                body = response_form(fields)
+            except ValidationError as exc:
+                form = {"errors": form_errors(exc), "values": fields}
+                try:
+                    shown = await dashboard(hub, user)
+                except (BrokerError, PeerUnavailable):
+                    return page(self, "steward_problem.html", 503, title="Please try again",
+                                detail=TRY_AGAIN, user=user, csrf=session.csrf)  # fmt: skip
+                return page(self, "steward.html", 422, title="The place", user=user,
+                            csrf=session.csrf, form=form, **shown)  # fmt: skip
+            response = await record_response(hub, user, body)
+            return see_other(self, f"{ROOT}#response-{response.response_id}")
+
     class DataPage(View):
         """``GET /steward/data``: the page's numbers as JSON, for its charts (401 without a
         session: a script cannot follow a sign-in form)."""
@@ -195,4 +287,5 @@ def install_steward_page(hub: Hub) -> None:
     hub.app.page(SIGN_IN)(SignInPage)
     hub.app.page(f"{ROOT}/sign-out")(SignOutPage)
     hub.app.page(f"{ROOT}/data")(DataPage)
+    hub.app.page(RESPONSES)(ResponsesForm)
     hub.app.page(f"{ROOT}/static/{{name}}")(StaticFile)

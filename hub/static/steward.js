@@ -84,6 +84,32 @@
     });
   }
 
+  // A response's pattern before and after: its areas' lines solid, comparison areas dashed,
+  // the whole place dotted, and a vertical line at the window holding its first day.
+  var dashes = { response: "solid", comparison: "dashed", place: "dotted" };
+
+  function response(node, chart) {
+    var marker = chart.from_window === null ? [] : [{ xAxis: chart.from_window }];
+    return draw(node, {
+      tooltip: { trigger: "axis" },
+      legend: { top: 0 },
+      grid: { left: 48, right: 16, top: 56, bottom: 32 },
+      xAxis: { type: "category", data: chart.windows, name: "window starting" },
+      yAxis: axisOfCounts("people"),
+      series: chart.lines.map(function (line, n) {
+        var series = { name: line.name, type: "line", data: line.values, connectNulls: false,
+                       symbol: symbols[n % symbols.length], symbolSize: 10,
+                       lineStyle: { type: dashes[line.role] || "solid" } };
+        if (n === 0) {
+          series.markLine = { symbol: "none", silent: true, data: marker,
+                              label: { formatter: "response from" },
+                              lineStyle: { color: "#0b0c0c", type: "solid" } };
+        }
+        return series;
+      })
+    });
+  }
+
   fetch("/steward/data", { credentials: "same-origin", headers: { Accept: "application/json" } })
     .then(function (reply) {
       if (!reply.ok) { throw new Error("the page's data answered " + reply.status); }
@@ -97,6 +123,9 @@
       if (co) { coOccurrence(co, data.co_occurrence); }
       var books = document.getElementById("health");
       if (books) { health(books, data.health); }
+      document.querySelectorAll(".chart[data-chart=response]").forEach(function (node) {
+        response(node, data.responses[Number(node.getAttribute("data-index"))].chart);
+      });
       document.body.setAttribute("data-charts", "drawn");
     })
     .catch(function (error) {

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
 
 from connectors import EventDraft, Publisher
 from connectors.simulate import synthetic_nhs_number
 from hub.disclosure import RULE, round_count
 from hub.models import BasisKind, LawfulBasis, Payload
-from hub.steward_charts import HEALTH_BOOKS, co_occurrence, trends
+from hub.steward_charts import HEALTH_BOOKS, co_occurrence, response_chart, trends
 from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
 from tests.integration.helpers import WorkerProcess
 from tests.integration.test_alerts import HOUSING_PRACTITIONER
@@ -45,12 +46,14 @@ SHARERS: dict[str, tuple[str, Payload]] = {  # domain: (the partner that shares 
 # them with education too; in B, 8 with health needs, 6 of them with housing too.
 PLACE = [(AREA_A, ("housing", "education"))] * 7 + [(AREA_A, ("housing",))] * 5
 PLACE += [(AREA_B, ("health", "housing"))] * 6 + [(AREA_B, ("health",))] * 2
+PLACE_WEEK_DAY = (datetime.now(UTC) - timedelta(days=14)).date()  # when PLACE's events are
+RESPONSE_TITLE = "Housing advice at the school gate"
 
 
 def publish_small_place(worker: WorkerProcess) -> int:
     """``PLACE``'s events, a fortnight ago, under the test agreement; how many."""
     rng = random.Random(13)
-    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=14)
+    when = datetime.combine(PLACE_WEEK_DAY, datetime.now(UTC).time(), UTC).replace(microsecond=0)
     basis = LawfulBasis(
         kind=BasisKind.AGREEMENT, agreement_id=TEST_AGREEMENT_ID, purpose="early-help"
     )
@@ -70,6 +73,20 @@ def publish_small_place(worker: WorkerProcess) -> int:
             for event in drafts:
                 publisher.publish(event)
     return sum(len(drafts) for drafts in by_partner.values())
+
+
+def record_a_response(driver: WebDriver, area: str, first_day: date) -> None:
+    """Fill in and send the page's form for a response to the weekly housing pattern."""
+    driver.find_element(By.ID, "title").send_keys(RESPONSE_TITLE)
+    driver.find_element(By.ID, "description").send_keys("Drop-in housing advice sessions.")
+    Select(driver.find_element(By.ID, "kind")).select_by_value("OUTREACH")
+    driver.find_element(By.ID, "areas").send_keys(area)
+    # A date field's typing order depends on the browser's locale: set its value instead.
+    driver.execute_script(
+        "document.getElementById('from_date').value = arguments[0];", first_day.isoformat()
+    )
+    Select(driver.find_element(By.ID, "pattern")).select_by_value("week|domain|housing")
+    driver.find_element(By.CSS_SELECTOR, "form.response-form button[type=submit]").click()
 
 
 def sign_in(driver: WebDriver, worker: WorkerProcess, token: str) -> None:
@@ -166,9 +183,38 @@ def test_a_steward_sees_the_places_charts_with_only_disclosure_controlled_number
     assert drawn["series"][0]["data"] == pairs["values"] and pairs["values"]
     assert [v[:2] for v in drawn["series"][1]["data"]] == pairs["suppressed"]
 
-    # Flows and responses wait for their contracts.
-    for placeholder in ("flows-unavailable", "responses-unavailable"):
-        assert "not yet available" in browser.find_element(By.ID, placeholder).text
+    # Flows wait for their contract.
+    assert "not yet available" in browser.find_element(By.ID, "flows-unavailable").text
+
+    # A response recorded through the page's form: back on the page, its chart's series
+    # are its evaluation from the API (area A, comparison area B, the place, as published),
+    # with the marker at the week holding its first day.
+    assert (
+        "No responses have been recorded yet" in browser.find_element(By.ID, "responses-none").text
+    )
+    record_a_response(browser, AREA_A, PLACE_WEEK_DAY)
+    wait_for(
+        browser, "the charts drawn with the response", "body[data-charts=drawn] #response-chart-0"
+    )
+    listed = worker.get("/v1/responses", token=STEWARD).json()["responses"]
+    assert [r["title"] for r in listed] == [RESPONSE_TITLE]
+    evaluation = worker.get(f"/v1/responses/{listed[0]['response_id']}", token=STEWARD).json()
+    chart = response_chart(evaluation)
+    assert [(line["name"], line["values"]) for line in chart["lines"]] == [
+        (f"{AREA_A} (with the response)", [10]),  # 12 people with housing needs
+        (f"{AREA_B} (comparison)", [5]),  # 6
+        ("Whole place", [20]),  # 18: its own cell, not 10 + 5
+    ]
+    drawn = option(browser, "response-chart-0")
+    assert drawn["xAxis"][0]["data"] == chart["windows"] == [chart["from_window"]]
+    assert [(s["name"], s["data"]) for s in drawn["series"]] == [
+        (line["name"], line["values"]) for line in chart["lines"]
+    ]
+    assert [m["xAxis"] for m in drawn["series"][0]["markLine"]["data"]] == [chart["from_window"]]
+    assert (
+        RESPONSE_TITLE
+        in browser.find_element(By.ID, "responses-heading").find_element(By.XPATH, "..").text
+    )
 
     # Every chart states the rule; no count from 1 to 4 anywhere on the page or in a chart.
     rules = browser.find_elements(By.CSS_SELECTOR, "figure .rule")

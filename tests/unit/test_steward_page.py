@@ -55,6 +55,7 @@ def page(published: bool = True) -> str:
         disclosure={"rule": RULE, "threshold": THRESHOLD, "base": BASE},
         trends=trends(found) if published else [],
         co_occurrence=co_occurrence(found if published else {}), health=rows,
+        responses=[], pattern_choices=[], response_kinds=["OUTREACH"],
     )  # fmt: skip
 
 
@@ -68,7 +69,7 @@ def test_the_page_shows_every_number_in_a_table_and_suppressed_ones_in_words() -
     assert "<td>15</td>" in html and "<td>10</td>" in html
     assert html.count('<span class="suppressed">suppressed</span>') == 1 + 2 + 1
     assert 'data-chart="trend"' in html and 'id="co-occurrence"' in html
-    assert "Flows: not yet available" in text and "Responses: not yet available" in text
+    assert "Flows: not yet available" in text and "No responses have been recorded yet" in text
     assert 'src="/steward/static/echarts.min.js"' in html
 
 
