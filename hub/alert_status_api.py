@@ -15,7 +15,6 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from pydantic import BaseModel, ConfigDict
 
 from hub._http import JsonLimits, json_body, problem
-from hub.access import Reader, refusal
 from hub.alert_status import (
     InboxStatus,
     prepare_status_topic,
@@ -29,7 +28,7 @@ from hub.app import Hub
 from hub.audit import write_audit
 from hub.batch import partition_for
 from hub.models import utc_now
-from hub.routing import caller
+from hub.readers import practitioner
 from hub.runtime import producer_of
 
 __all__ = ["StatusBody", "install_alert_status_api"]
@@ -62,14 +61,10 @@ def install_alert_status_api(hub: Hub) -> None:
         """``POST /v1/alerts/{alert_id}/status``: set the alert's status for one's organisation."""
 
         async def post(self, request: Request, alert_id: str) -> Response:
-            user = caller(hub, request)
-            if user is None:
-                return problem(self, 401, "a valid bearer token is required")
-            refused = refusal(user)
-            if refused:
-                await write_audit(hub, user, None, "denied", ALERT_STATUS)
-                return problem(self, 403, refused)
-            reader = Reader.of(user)
+            known = await practitioner(hub, self, request, ALERT_STATUS)
+            if not isinstance(known, tuple):
+                return known
+            user, reader = known
             body = await json_body(self, request, StatusBody, BODY_MAX_BYTES, _LIMITS, "the status")
             if not isinstance(body, StatusBody):
                 return body

@@ -24,13 +24,14 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from hub._http import problem
-from hub.access import Bases, Reader, refusal
+from hub.access import Bases, Reader
 from hub.alert_status import BadStatus, InboxStatus, status_book, statuses_asked
 from hub.app import Hub
 from hub.audit import write_audit
 from hub.errors import BrokerError
 from hub.models import utc_now
-from hub.routing import PeerUnavailable, caller, peers, principal_of
+from hub.readers import practitioner
+from hub.routing import PeerUnavailable, peers, principal_of
 from hub.stages.basis import Consents
 from hub.stages.view import TimelineEntry
 from hub.users import User
@@ -143,23 +144,14 @@ CONSENTS = Consents()  # parsed consents, checked against the table on every use
 def install_alerts_api(hub: Hub) -> None:
     """Add the inbox (and the share each worker gives another) to the web server."""
 
-    def reader_of(view: View, user: User | None) -> Reader | Response:
-        if user is None:
-            return problem(view, 401, "a valid bearer token is required")
-        refused = refusal(user)
-        return problem(view, 403, refused) if refused else Reader.of(user)
-
     class InboxPage(View):
         """``GET /v1/alerts``: the alerts the caller's organisation is told of."""
 
         async def get(self, request: Request) -> Response:
-            user = caller(hub, request)
-            reader = reader_of(self, user)
-            if not isinstance(reader, Reader):
-                if user is not None:
-                    await write_audit(hub, user, None, "denied", "alerts.list")
-                return reader
-            assert user is not None
+            known = await practitioner(hub, self, request, "alerts.list")
+            if not isinstance(known, tuple):
+                return known
+            user, reader = known
             try:
                 query: Any = request.query  # a multidict: status may be given again
                 statuses = statuses_asked(query.getall("status", []))
@@ -182,10 +174,8 @@ def install_alerts_api(hub: Hub) -> None:
             principal = principal_of(hub, request)
             if principal is None or not principal.via_worker:
                 return problem(self, 401, "only the place's workers may ask for one worker's share")
-            reader = reader_of(self, principal.user)
-            return (
-                reader if not isinstance(reader, Reader) else self.json(local_alerts(hub, reader))
-            )
+            known = await practitioner(hub, self, None, user=principal.user)
+            return known if not isinstance(known, tuple) else self.json(local_alerts(hub, known[1]))
 
     hub.app.page("/v1/alerts")(InboxPage)
     hub.app.page("/v1/_alerts")(ShareForAWorker)

@@ -41,7 +41,8 @@ from hub.app import Hub
 from hub.audit import write_audit
 from hub.models import SourceRef
 from hub.people_api import answer_for, view_of
-from hub.routing import PeerUnavailable, caller, peers, principal_of
+from hub.readers import practitioner
+from hub.routing import PeerUnavailable, peers, principal_of
 from hub.stages.refs import holds, index_key, ref_digest
 from hub.users import User
 
@@ -160,14 +161,10 @@ def install_lookup(hub: Hub) -> None:
         """``GET /v1/people?source_ref=...``: the person behind one of the caller's records."""
 
         async def get(self, request: Request) -> Response:
-            user = caller(hub, request)
-            if user is None:
-                return problem(self, 401, "a valid bearer token is required")
-            refused = refusal(user)
-            if refused is not None:
-                await write_audit(hub, user, None, "denied", LOOKUP)
-                return problem(self, 403, refused)
-            reader = Reader.of(user)
+            known = await practitioner(hub, self, request, LOOKUP)
+            if not isinstance(known, tuple):
+                return known
+            user, reader = known
             try:
                 ref = source_ref_of(request.query, reader.partner)
             except BadLookup as exc:  # nothing looked up, so nothing to audit

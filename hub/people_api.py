@@ -18,7 +18,7 @@ from faust.web import Request, Response, View
 
 from hub._admin import ensure_topic
 from hub._http import problem
-from hub.access import Bases, Reader, Shown, involved, owners, present, refusal, select
+from hub.access import Bases, Reader, Shown, involved, owners, present, select
 from hub.app import Hub
 from hub.audit import write_audit
 from hub.break_glass import (
@@ -30,6 +30,7 @@ from hub.break_glass import (
     reason_code_of,
 )
 from hub.models import utc_now
+from hub.readers import practitioner
 from hub.routing import caller, read_signed_body, route_to_owner
 from hub.stages.basis import Consents
 from hub.stages.view import PersonView, prune
@@ -118,20 +119,6 @@ def install_people_api(hub: Hub) -> None:
     ) -> None:
         await write_audit(hub, user, person_id, outcome, action, audit_id, owners)
 
-    async def reader_of(
-        view: View, request: Request, person_id: str, action: str
-    ) -> tuple[User, Reader] | Response:
-        """The practitioner reading (user and reader), or the reply refusing the caller: 401
-        without a known caller, 403 (audited) for a role that reads no person data."""
-        user = caller(hub, request)
-        if user is None:
-            return problem(view, 401, "a valid bearer token is required")
-        refused = refusal(user)
-        if refused is not None:
-            await audit(user, person_id, "denied", action)
-            return problem(view, 403, refused)
-        return user, Reader.of(user)
-
     class PersonPage(View):
         """``GET /v1/people/{person_id}``: the view as the caller may see it."""
 
@@ -139,7 +126,7 @@ def install_people_api(hub: Hub) -> None:
         # caller's token never leaves this worker (hub.routing).
         @route_to_owner(hub, hub.views, match_info="person_id")
         async def get(self, request: Request, person_id: str) -> Response:
-            known = await reader_of(self, request, person_id, READ)
+            known = await practitioner(hub, self, request, READ, person_id)
             if not isinstance(known, tuple):
                 return known  # refused
             user, reader = known
@@ -155,7 +142,7 @@ def install_people_api(hub: Hub) -> None:
 
         @route_to_owner(hub, hub.views, match_info="person_id", max_body_bytes=BODY_MAX_BYTES)
         async def post(self, request: Request, person_id: str) -> Response:
-            known = await reader_of(self, request, person_id, BREAK_GLASS)
+            known = await practitioner(hub, self, request, BREAK_GLASS, person_id)
             if not isinstance(known, tuple):
                 return known  # refused
             user, reader = known
