@@ -27,7 +27,9 @@ __all__ = ["derived_topics", "replay"]
 def derived_topics(settings: Settings, existing: set[str]) -> list[str]:
     """The topics ``replay`` deletes: everything the hub derives, nothing partners wrote."""
     names = Topics(settings.topic_prefix)
-    derived = {names.events, names.quarantine, names.dlq}
+    # hub.patterns too: the patterns stage sends only cells whose published value changed
+    # against its own table, so after a replay a cell that no longer exists would stay.
+    derived = {names.events, names.quarantine, names.dlq, names.patterns}
     derived |= {t for t in existing if t.startswith(f"{settings.app_id}-")}
     return sorted(derived & existing)
 
