@@ -449,7 +449,11 @@ class Place:
         step_max_s = max(2, min(4 * 3600, int(1.8 * span_s / max(count, 1))))
         produced = 0
         while produced < count:
-            moment += timedelta(seconds=self.rng.randrange(1, step_max_s))
+            # Never ahead of now (the hub refuses those): a short span's random steps can
+            # add up past it.
+            moment = min(
+                moment + timedelta(seconds=self.rng.randrange(1, step_max_s)), datetime.now(UTC)
+            )
             due = self._due_follow_up(moment)
             if due is not None:
                 person, (family, kind), partner = due
@@ -544,8 +548,10 @@ class Place:
         events: int,
         rate_per_s: float | None = None,
         consents: bool = True,
+        start: datetime | None = None,
     ) -> dict[str, int]:
-        """Publish every consent (if asked), then ``events`` events, paced to ``rate_per_s``."""
+        """Publish every consent (if asked), then ``events`` events from ``start`` (default
+        ``recent_start()``) to now, paced to ``rate_per_s``."""
         publishers = {p.id: Publisher(p.id, p.source_system, settings) for p in PARTNERS.values()}
         try:
             if consents:
@@ -555,7 +561,7 @@ class Place:
             counts = dict.fromkeys(PARTNERS, 0)
             started = time.monotonic()
             batch: dict[str, list[EventDraft]] = {partner: [] for partner in PARTNERS}
-            for n, (partner, draft) in enumerate(self.events(events), start=1):
+            for n, (partner, draft) in enumerate(self.events(events, start), start=1):
                 batch[partner].append(draft)
                 counts[partner] += 1
                 if rate_per_s or n % _BATCH == 0 or n == events:
