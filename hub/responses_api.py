@@ -156,12 +156,11 @@ def install_responses_api(hub: Hub) -> None:
         user = caller(hub, request)
         if user is None:
             return problem(view, 401, "a valid bearer token is required")
-        refused = refusal(user)
-        if refused is None:
+        if refusal(user) is None:
             return user
         if action is not None:
             await write_audit(hub, user, None, "denied", action)
-        return problem(view, 403, refused.replace("the place's patterns", "the responses"))
+        return problem(view, 403, f"role {user.role.value} may not read or record responses")
 
     class ResponsesPage(View):
         """``GET /v1/responses`` (every response) and ``POST`` (record one)."""
