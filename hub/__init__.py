@@ -27,10 +27,13 @@ Reading guide, in the order data flows:
   own record), ``alerts_api`` (the inbox), ``alert_stream`` (live alerts over server-sent
   events, fed by ``alert_feed``), ``alert_status`` and ``alert_status_api`` (open,
   acknowledged, closed), ``patterns_api`` (the stewards' patterns, from ``pattern_book``:
-  each worker's copy of ``hub.patterns``), ``access_history`` (subject access requests),
+  each worker's copy of ``hub.patterns``), ``responses`` and ``responses_api`` (the
+  learning cycle: stewards' collective responses on ``hub.responses``, each evaluated
+  against the published patterns), ``access_history`` (subject access requests),
   ``owner_reads`` (who read a partner's data), ``audit`` (the audit trail they write).
 - Pages served by every worker: ``practitioner_page`` (alerts, feedback, timelines) and
-  ``steward_page`` (the place's patterns and system health, drawn from ``steward_charts``),
+  ``steward_page`` (the place's patterns, system health and responses, drawn from
+  ``steward_charts``),
   sharing ``_pages`` (headers, forms, sign-in).
 - ``webhooks``: each partner's signed alert notifications (``webhook_notices``: what
   they say; ``webhook_sender``: attempts, backoff, figures; the signature in
