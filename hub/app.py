@@ -123,6 +123,7 @@ class Hub:
             rules=self.rules,
             patterns_grace=timedelta(days=settings.patterns_grace_days),
             patterns=settings.patterns_enabled,
+            flows_within=timedelta(days=settings.flows_within_days),
         )
         self.app = HubApp(
             settings.app_id,

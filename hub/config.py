@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         description="How long after a pattern window ends (by event time) an event still "
         "counts in it; one later is counted as late instead.",
     )
+    flows_within_days: float = Field(
+        default=30,
+        gt=0,
+        description="How soon after an event at one partner an event at another counts as "
+        "a transition between them (the flows, counted in the later event's window).",
+    )
     patterns_enabled: bool = Field(
         default=True,
         description="Run the patterns stages (place aggregates for stewards, hub.patterns); "

@@ -173,11 +173,14 @@ def _primitive(kind: str, name: str) -> Any:
 
 
 def _derive(record: dict[str, Any]) -> dict[str, Any]:
-    """Fill fields that follow from others: an envelope's event_type from its payload."""
+    """Fill fields that follow from others: an envelope's event_type from its payload, a
+    pattern cell's median from its measure."""
     payload = record.get("payload")
     if "event_type" in record and isinstance(payload, tuple):
         branch, fields = payload
         record["event_type"] = f"{payload_family(branch)}.{fields['kind'].lower()}"
+    if record.get("median_days") is not None and record.get("measure") != "median_days":
+        record["median_days"] = None  # a pattern cell has a median only as a median cell
     return record
 
 

@@ -778,6 +778,13 @@ class AlertStatus(AvroRecord):
     at: AwareDatetime
 
 
+_PARTNER = r"[a-z0-9][a-z0-9-]{1,62}"
+_COMBINATION = (
+    r"^(?:[a-z_]+(\.[a-z0-9_]+)?(\+[a-z_]+(\.[a-z0-9_]+)?)*"
+    rf"|{_PARTNER}>{_PARTNER}|{_PARTNER}\.[a-z_]+)$"
+)
+
+
 class PatternCell(AvroRecord):
     """One disclosure-controlled aggregate cell; mirrors ``PatternCell.avsc``.
 
@@ -790,15 +797,15 @@ class PatternCell(AvroRecord):
     window_start: AwareDatetime
     window_end: AwareDatetime
     area_code: AreaCode | None = None  # None: the whole place
-    # Domains ('education+housing'), event types ('housing.arrears'), 'new', 'all'.
-    combination_code: Annotated[
-        str, Field(max_length=200, pattern=r"^[a-z_]+(\.[a-z0-9_]+)?(\+[a-z_]+(\.[a-z0-9_]+)?)*$")
-    ]
+    # Domains ('education+housing'), event types ('housing.arrears'), 'new', 'all'; for
+    # flows partner codes: 'council-housing>city-food-bank', 'city-food-bank.made'.
+    combination_code: Annotated[str, Field(max_length=200, pattern=_COMBINATION)]
     count: int | None = None
     suppressed: bool
     granularity: Literal["week", "month"] = "week"
     measure: Annotated[str, Field(pattern=r"^[a-z_]+$")] = "co_occurrence"
     rule: str = ""
+    median_days: Annotated[int, Field(ge=0)] | None = None  # measure median_days only
 
     @model_validator(mode="after")
     def _disclosure_controlled(self) -> Self:
@@ -808,6 +815,8 @@ class PatternCell(AvroRecord):
             raise ValueError("a suppressed cell must not carry a count")
         if not self.suppressed and (self.count is None or self.count < 5 or self.count % 5):
             raise ValueError("an unsuppressed count must be a multiple of 5, at least 5")
+        if self.median_days is not None and (self.suppressed or self.measure != "median_days"):
+            raise ValueError("median_days: only on a published median_days cell")
         return self
 
 

@@ -6,7 +6,8 @@ Every number comes from ``hub.patterns`` as the patterns stage published it, aft
 disclosure control (``hub.stages.patterns``): the API never sees a true count, and nothing
 here adds cells up (a sum of published cells is what a differencing attack starts from).
 Each cell carries its trend against the previous window's published cell of the same
-measure, area and combination (null where either is suppressed or absent).
+measure, area and combination (null where either is suppressed or absent). The flows'
+cells, on the same topic, are served by ``GET /v1/flows`` (``hub.flows_api``).
 
 Filters: ``area`` (repeatable; a ward code, or ``place`` for whole-place cells), ``domain``
 (cells about that need domain), ``measure``, ``window=week|month``, and ``from``/``to``
@@ -44,6 +45,7 @@ __all__ = [
     "Filters",
     "answer",
     "export_rows",
+    "in_range",
     "install_patterns_api",
     "parse_filters",
     "patterns_for",
@@ -122,7 +124,8 @@ def _date(name: str, value: str | None) -> date | None:
         raise BadFilter(f"{name}: must be a date, YYYY-MM-DD") from None
 
 
-def _in_range(cell: PatternCell, filters: Filters) -> bool:
+def in_range(cell: PatternCell, filters: Filters) -> bool:
+    """Whether ``cell``'s window is one ``filters`` ask for (granularity, from, to)."""
     if filters.window and cell.granularity != filters.window:
         return False
     start = cell.window_start.astimezone(UTC)
@@ -157,7 +160,7 @@ def answer(cells: Mapping[str, PatternCell], filters: Filters) -> dict[str, Any]
     """The answer to ``filters`` over the published ``cells`` (key → cell), in its shape."""
     shown, late = [], []
     for cell in sorted(cells.values(), key=_order):
-        if not _in_range(cell, filters):
+        if not in_range(cell, filters):
             continue
         window = _window(cell)
         if cell.measure == LATE_MEASURE:
@@ -170,7 +173,7 @@ def answer(cells: Mapping[str, PatternCell], filters: Filters) -> dict[str, Any]
                 }
             )
             continue
-        if not _about(cell, filters):
+        if cell.measure not in MEASURES or not _about(cell, filters):  # flows: GET /v1/flows
             continue
         before = cells.get(
             f"{window.previous().id}|"

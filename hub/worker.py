@@ -15,6 +15,7 @@ from hub.app import Hub
 from hub.catalogue import install_catalogue_page
 from hub.config import Settings
 from hub.feedback import install_feedback
+from hub.flows_api import install_flows_api
 from hub.ingest import install_ingest
 from hub.lookup import install_lookup
 from hub.owner_reads import install_owner_reads
@@ -57,6 +58,7 @@ def build_hub(settings: Settings) -> Hub:
     install_access_history(hub)
     install_owner_reads(hub)
     install_patterns_api(hub)
+    install_flows_api(hub)
     install_responses_api(hub)
     install_registry_api(hub)
     install_review_api(hub)

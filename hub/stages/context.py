@@ -71,6 +71,7 @@ class Context:
     rules: RuleBook = field(default_factory=lambda: RuleBook([]))  # the alert rules
     patterns_grace: timedelta = timedelta(days=14)
     patterns: bool = True  # whether the patterns stages run (Settings.patterns_enabled)
+    flows_within: timedelta = timedelta(days=30)  # Settings.flows_within_days
 
     def retention(self, basis: str) -> timedelta:
         """How long an entry shared under ``basis`` may be kept."""

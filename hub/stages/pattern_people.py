@@ -113,7 +113,7 @@ class PatternPeopleStage:
 
         cells: dict[str, list[str]] = {}
         for window_id, window in open_.items():
-            now_in = person_cells(entries, window)
+            now_in = person_cells(entries, window, self.ctx.flows_within)
             before = set(row["cells"].get(window_id, []))
             deltas += [(window_id, *where, cell, 1) for cell in sorted(now_in - before)]
             deltas += [(window_id, *where, cell, -1) for cell in sorted(before - now_in)]

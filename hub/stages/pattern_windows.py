@@ -14,7 +14,9 @@ A cell is ``measure|area|combination`` within a window, counting people, not eve
 - ``event_type``: people with an event of the type;
 - ``co_occurrence``: people with events of both domains of a pair (``education+housing``);
 - ``new_or_returning``: ``new`` if the person's timeline has no event before the window
-  starts, else ``returning``.
+  starts, else ``returning``;
+- the flows between services (``transition``, ``referral``, ``services`` and the unpublished
+  ``referral_days``): ``hub.stages.pattern_flows``.
 
 Each person is counted in one area per window, and in the place total (area empty): their
 area is the area code of their latest event in the window that carries one. Someone whose
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from typing import Any, Literal
+
+from hub.stages.pattern_flows import DAYS, day_values, flow_cells
 
 __all__ = [
     "GRANULARITIES",
@@ -110,17 +114,26 @@ def window_of(granularity: str, at: datetime) -> Window:
 
 @dataclass(frozen=True)
 class Seen:
-    """What the patterns read of one timeline entry: codes and a time, nothing else."""
+    """What the patterns read of one timeline entry: codes and a time, nothing else (the
+    partner that recorded it, and a referral's receiving partner, are organisations)."""
 
     event_type: str
     occurred_at: datetime
     area_code: str | None
+    partner_id: str = ""
+    to_partner: str | None = None
 
     @classmethod
     def of(cls, entry: dict[str, Any]) -> Seen:
         """From an entry as the view sends it (JSON)."""
         at = datetime.fromisoformat(entry["occurred_at"])
-        return cls(str(entry["event_type"]), at.astimezone(UTC), entry.get("area_code") or None)
+        return cls(
+            str(entry["event_type"]),
+            at.astimezone(UTC),
+            entry.get("area_code") or None,
+            str(entry.get("partner_id") or ""),
+            entry.get("to_partner") or None,
+        )
 
 
 def domain_of(event_type: str) -> str:
@@ -139,8 +152,11 @@ def split_cell(cell: str) -> tuple[str, str | None, str]:
     return measure, area or None, combination
 
 
-def person_cells(entries: Sequence[Seen], window: Window) -> set[str]:
-    """The cells one person (their whole timeline: ``entries``) is counted in, in ``window``."""
+def person_cells(
+    entries: Sequence[Seen], window: Window, within: timedelta = timedelta(days=30)
+) -> set[str]:
+    """The cells one person (their whole timeline: ``entries``) is counted in, in ``window``
+    (``within``: how close two partners' events must be to make a transition)."""
     inside = [e for e in entries if window.start <= e.occurred_at < window.end]
     if not inside:
         return set()
@@ -148,14 +164,15 @@ def person_cells(entries: Sequence[Seen], window: Window) -> set[str]:
     status = "returning" if returning else "new"
     placed = sorted((e.occurred_at, e.area_code) for e in inside if e.area_code)
     area = placed[-1][1] if placed else NO_AREA
-    return _cells(area, inside, status) | _cells(None, inside, status)
+    measured = _measured(inside, status) | flow_cells(entries, inside, within)
+    cells = {cell_key(m, where, c) for m, c in measured for where in (area, None)}
+    return cells | {cell_key(DAYS, None, days) for days in day_values(entries, inside)}
 
 
-def _cells(area: str | None, entries: Iterable[Seen], status: str) -> set[str]:
+def _measured(entries: Iterable[Seen], status: str) -> set[tuple[str, str]]:
     types = {e.event_type for e in entries}
     domains = sorted({domain_of(t) for t in types})
-    cells = {cell_key("domain", area, d) for d in domains}
-    cells |= {cell_key("event_type", area, t) for t in types}
-    cells |= {cell_key("co_occurrence", area, f"{a}+{b}") for a, b in combinations(domains, 2)}
-    cells.add(cell_key("new_or_returning", area, status))
-    return cells
+    found = {("domain", d) for d in domains} | {("event_type", t) for t in types}
+    found |= {("co_occurrence", f"{a}+{b}") for a, b in combinations(domains, 2)}
+    found.add(("new_or_returning", status))
+    return found

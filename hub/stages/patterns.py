@@ -11,6 +11,12 @@ After a batch, each window it changed goes through disclosure control as a whole
 whose published value changed goes to ``hub.patterns`` (compacted, keyed
 ``window|measure|area|combination``), a tombstone for one that went. True counts never
 leave this stage, and a cell is sent only when what a reader sees of it changes.
+
+The median days from a referral to its first contact (``hub.stages.pattern_flows``) is
+not a count: the people's ``referral_days`` cells (``A>B=d``) stay in the true counts and
+are never published; from them each pair's ``median_days`` cell is made, its count the
+referrals behind it, which goes through control like any cell, and its median is
+published (kept in the row's ``medians``) only beside a published count.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from hub.disclosure import RULE, control
 from hub.models import PatternCell
 from hub.stages.context import Context
 from hub.stages.effects import Effects, Output, Record, Refused, State, run_each
+from hub.stages.pattern_flows import DAYS, MEDIAN, MEDIAN_RULE, medians
 from hub.stages.pattern_windows import NO_AREA, Window, cell_key, split_cell
 
-__all__ = ["PatternsStage", "margins_of", "pattern_cell", "publishable"]
+__all__ = ["PatternsStage", "margins_of", "median_days", "pattern_cell", "publishable"]
 
 TABLE = "pattern-counts"
 
@@ -75,24 +82,33 @@ class PatternsStage:
             state.at(batch.partition_for(key, self.ctx.partitions))
             row = table[key]
             published = publishable(row["counts"])
-            effects.outputs += self._changes(key.decode(), row["published"], published)
-            table[key] = row | {"published": published}
+            shown = median_days(row["counts"], published)
+            before = row["published"], row.get("medians", {})
+            effects.outputs += self._changes(key.decode(), before, (published, shown))
+            table[key] = row | {"published": published, "medians": shown}
         return effects
 
     def _changes(
-        self, window_id: str, before: dict[str, int | None], after: dict[str, int | None]
+        self,
+        window_id: str,
+        before: tuple[dict[str, int | None], dict[str, int]],
+        after: tuple[dict[str, int | None], dict[str, int]],
     ) -> list[Output]:
-        """The records that take ``hub.patterns`` from ``before`` to ``after`` for a window."""
+        """The records that take ``hub.patterns`` from ``before`` to ``after`` for a window
+        (each the published counts and medians)."""
         window = Window.parse(window_id)
         topic = self.ctx.topics.patterns
         outputs = []
-        for cell in sorted(before.keys() | after.keys()):
-            if cell in before and cell in after and before[cell] == after[cell]:
+        (was, was_median), (now, now_median) = before, after
+        for cell in sorted(was.keys() | now.keys()):
+            if (cell in was and cell in now and was[cell] == now[cell]) and (
+                was_median.get(cell) == now_median.get(cell)
+            ):
                 continue
             key = f"{window_id}|{cell}".encode()
             value = None
-            if cell in after:
-                pattern = pattern_cell(window, cell, after[cell])
+            if cell in now:
+                pattern = pattern_cell(window, cell, now[cell], now_median.get(cell))
                 value = self.ctx.serde.encode(pattern, f"{topic}-value")
             partition = batch.partition_for(key, self.ctx.partitions)
             outputs.append(Output(topic, partition, key, value))
@@ -111,15 +127,33 @@ def margins_of(counts: dict[str, int]) -> list[tuple[str, list[str]]]:
     return list(members.items())
 
 
+def _medians_of(counts: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Each pair's ``median_days`` cell: the referrals behind it and their median."""
+    days = {split_cell(c)[2]: n for c, n in counts.items() if split_cell(c)[0] == DAYS}
+    return {cell_key(MEDIAN, None, pair): found for pair, found in medians(days).items()}
+
+
 def publishable(counts: dict[str, int]) -> dict[str, int | None]:
     """A window's cells as they may be published (None: suppressed); the unpublished
-    no-area members and empty cells left out."""
-    controlled = control(counts, margins_of(counts))
+    no-area members, days to a first contact and empty cells left out, each pair's
+    ``median_days`` cell (the referrals behind it) put in."""
+    shown = {c: n for c, n in counts.items() if split_cell(c)[0] != DAYS}
+    shown |= {cell: n for cell, (n, _) in _medians_of(counts).items()}
+    controlled = control(shown, margins_of(shown))
     return {c: v for c, v in controlled.items() if split_cell(c)[1] != NO_AREA}
 
 
-def pattern_cell(window: Window, cell: str, count: int | None) -> PatternCell:
-    """The contract record of one published cell."""
+def median_days(counts: dict[str, int], published: dict[str, int | None]) -> dict[str, int]:
+    """The median of each ``median_days`` cell whose count ``published`` shows (a
+    suppressed one has none)."""
+    found = _medians_of(counts)
+    return {c: days for c, (_, days) in found.items() if published.get(c) is not None}
+
+
+def pattern_cell(
+    window: Window, cell: str, count: int | None, days: int | None = None
+) -> PatternCell:
+    """The contract record of one published cell (``days``: a median cell's median)."""
     measure, area, combination = split_cell(cell)
     return PatternCell(
         window_start=window.start,
@@ -130,5 +164,6 @@ def pattern_cell(window: Window, cell: str, count: int | None) -> PatternCell:
         suppressed=count is None,
         granularity=window.granularity,
         measure=measure,
-        rule=RULE,
+        rule=f"{RULE} {MEDIAN_RULE}" if measure == MEDIAN else RULE,
+        median_days=days,
     )

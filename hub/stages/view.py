@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from hub import batch
 from hub.batch import Op
-from hub.models import PartnerEvent
+from hub.models import PartnerEvent, ReferralEvent
 from hub.stages.accounting import Fates
 from hub.stages.context import Context
 from hub.stages.effects import (
@@ -82,6 +82,8 @@ class TimelineEntry(BaseModel):
     sources: list[str] = Field(default_factory=list)  # partner records that carried it
     area_code: str | None = None
     age_band: str | None = None
+    # A referral's receiving partner (an organisation code): the patterns' flows read it.
+    to_partner: str | None = None
 
 
 class PersonView(BaseModel):
@@ -109,6 +111,7 @@ def entry_for(event: PartnerEvent, source: str) -> TimelineEntry:
         area_code=event.subject.area_code,
         age_band=event.subject.age_band.value if event.subject.age_band else None,
         sources=[source],
+        to_partner=event.payload.to_partner if isinstance(event.payload, ReferralEvent) else None,
     )
 
 

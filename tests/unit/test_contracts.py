@@ -69,7 +69,7 @@ def test_an_unrecorded_change_undeclared_schema_and_history_gap_are_findings(
     problems = {str(f) for f in check(schemas)}
     assert "Extra: Extra.avsc is not declared in catalogue.yaml" in problems
     assert any(
-        p.startswith("PatternCell: PatternCell.avsc differs from its latest recorded version v2")
+        p.startswith("PatternCell: PatternCell.avsc differs from its latest recorded version v3")
         for p in problems
     )
     assert any(p.startswith("AlertFeedback:") and "without gaps" in p for p in problems)
