@@ -1,0 +1,295 @@
+"""Flows on the real broker: a small place whose flows are known (people with housing
+arrears referred by the council to the food bank, seen there within days; people seen by
+the hospital only; a few who went from the hospital to the council) goes through the whole
+pipeline, and GET /v1/flows gives what the test reckons from its own inputs and puts
+through the disclosure rule: the transition matrix, the referrals by receiving partner,
+one service or several and the median days from a referral to the first contact, each
+window and area. No count of 1 to 4 is published on the topic or in the answer."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors import EventDraft, Publisher
+from hub.config import Settings
+from hub.disclosure import control
+from hub.models import (
+    CommunityEvent,
+    CommunityKind,
+    HealthEvent,
+    HealthKind,
+    HousingEvent,
+    HousingKind,
+    Payload,
+    ReferralEvent,
+    ReferralKind,
+    ReferralReason,
+)
+from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
+from tests.integration.helpers import WorkerProcess
+from tests.integration.test_patterns import (
+    STEWARD,
+    assert_no_small_count_on_the_topic,
+    month_of,
+    people,
+    week_of,
+)
+from tests.integration.test_stream_core import draft, wait_until
+
+HOUSING, FOOD, HEALTH = "council-housing", "city-food-bank", "city-health"
+WARDS = ["E05000001", "E05000002"]
+WITHIN = timedelta(days=30)  # Settings.flows_within_days' default
+NOW = datetime.now(UTC).replace(microsecond=0)
+LAST_MONDAY = datetime.combine(week_of(NOW) - timedelta(days=7), datetime.min.time(), UTC)
+
+AGREEMENT = """\
+id: {id}
+title: Early help and food support agreement for the flows test
+partners: [council-housing, city-food-bank, city-health]
+event_types: ["housing.*", "health.*", "community.*", "referral.*"]
+purposes: [early-help]
+roles: [practitioner, admin]
+retention_days: 730
+valid_from: {valid_from}
+valid_to: {valid_to}
+"""
+
+
+@pytest.fixture
+def agreements_dir(tmp_path: Path) -> Path:
+    """The test's agreement: the food bank shares too, and referrals are shared."""
+    folder = tmp_path / "agreements"
+    folder.mkdir()
+    today = NOW.date()
+    text = AGREEMENT.format(
+        id=TEST_AGREEMENT_ID,
+        valid_from=(today - timedelta(days=365)).isoformat(),
+        valid_to=(today + timedelta(days=365)).isoformat(),
+    )
+    (folder / "early-help.yaml").write_text(text)
+    return folder
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One event the test sends, as the test itself counts it."""
+
+    person: str
+    partner: str
+    event_type: str
+    at: datetime
+    area: str
+
+
+def referral(kind: ReferralKind) -> ReferralEvent:
+    return ReferralEvent(
+        kind=kind, from_partner=HOUSING, to_partner=FOOD, reason_code=ReferralReason.FOOD
+    )
+
+
+PAYLOADS: dict[str, Payload] = {
+    "housing.arrears": HousingEvent(kind=HousingKind.ARREARS),
+    "health.ae_attendance": HealthEvent(kind=HealthKind.AE_ATTENDANCE),
+    "community.food_bank": CommunityEvent(kind=CommunityKind.FOOD_BANK),
+    "referral.made": referral(ReferralKind.MADE),
+    "referral.accepted": referral(ReferralKind.ACCEPTED),
+}
+
+
+def place(seed: int = 13) -> list[Sent]:
+    """15 people referred by the council to the food bank last week and seen there one to
+    three days later (most also accepted), 8 seen by the hospital only and 3 who went from
+    the hospital to the council: within grace, and within ``WITHIN``."""
+    rng = random.Random(seed)
+    sent = []
+    for person in people(15):
+        area = rng.choice(WARDS)
+        made = LAST_MONDAY + timedelta(hours=rng.randint(1, 3 * 24))
+        seen = made + timedelta(days=rng.randint(1, 3), hours=rng.randint(0, 5))
+        sent += [
+            Sent(person, HOUSING, "housing.arrears", made - timedelta(hours=1), area),
+            Sent(person, HOUSING, "referral.made", made, area),
+            Sent(person, FOOD, "community.food_bank", seen, area),
+        ]
+        if rng.random() < 0.8:
+            sent.append(Sent(person, FOOD, "referral.accepted", seen, area))
+    for person in people(8):
+        at = NOW - timedelta(hours=rng.randint(1, 9 * 24))
+        sent.append(Sent(person, HEALTH, "health.ae_attendance", at, rng.choice(WARDS)))
+    for person in people(3):
+        at = NOW - timedelta(hours=rng.randint(48, 9 * 24))
+        area = rng.choice(WARDS)
+        sent += [
+            Sent(person, HEALTH, "health.ae_attendance", at - timedelta(days=1), area),
+            Sent(person, HOUSING, "housing.arrears", at, area),
+        ]
+    return sent
+
+
+def publish(settings: Settings, sent: list[Sent]) -> None:
+    by_partner: dict[str, list[EventDraft]] = defaultdict(list)
+    for s in sent:
+        e = draft(
+            {"nhs": s.person},
+            PAYLOADS[s.event_type],
+            consent_id=None,
+            agreement_id=TEST_AGREEMENT_ID,
+            event_id=str(uuid.uuid4()),
+        )
+        by_partner[s.partner].append(
+            e.model_copy(update={"occurred_at": s.at, "area_code": s.area})
+        )
+    for partner, drafts in by_partner.items():
+        with Publisher(partner, "sim", settings) as publisher:
+            publisher.publish_many(drafts)
+
+
+# -- the test's own reckoning, from the inputs ----------------------------------------------
+
+# granularity, window start, measure, area (None: the place), combination
+Cell = tuple[str, str, str, str | None, str]
+Shown = dict[Cell, tuple[int | None, int | None]]  # published count, and a median's days
+
+
+def windows(at: datetime) -> Iterator[tuple[str, date]]:
+    yield "week", week_of(at)
+    yield "month", month_of(at)
+
+
+def flows_of(events: list[Sent], inside: list[Sent]) -> set[tuple[str, str]]:
+    """The flows one person is counted in (the rules in hub.stages.pattern_flows' docstring)."""
+    found = {
+        ("transition", f"{came.partner}>{to.partner}")
+        for to in inside
+        for came in events
+        if came.partner != to.partner and to.at - WITHIN <= came.at < to.at
+    }
+    for e in inside:
+        family, kind = e.event_type.split(".")
+        if family == "referral":
+            found.add(("referral", f"{FOOD}.{kind}"))
+    found.add(("services", "one" if len({e.partner for e in inside}) == 1 else "several"))
+    return found
+
+
+def days_of(events: list[Sent], inside: list[Sent]) -> int | None:
+    """Whole days from the person's first referral made in the window to their first event
+    at the food bank after it (every referral here is the council's to the food bank)."""
+    made = sorted(e.at for e in inside if e.event_type == "referral.made")
+    if not made:
+        return None
+    contacts = [e.at for e in events if e.partner == FOOD and e.at >= made[0]]
+    return (min(contacts) - made[0]) // timedelta(days=1) if contacts else None
+
+
+def expected(sent: list[Sent]) -> Shown:
+    """Every published flow cell, by hand: true counts per window, each place total with
+    its wards as margins through the disclosure rule, and each window's median over the
+    referrals behind it (published only when their count is)."""
+    counts: dict[Cell, int] = defaultdict(int)
+    days: dict[tuple[str, str], list[int]] = defaultdict(list)
+    by_person: dict[str, list[Sent]] = defaultdict(list)
+    for s in sent:
+        by_person[s.person].append(s)
+    for events in by_person.values():
+        for granularity, start in {w for e in events for w in windows(e.at)}:
+            inside = [e for e in events if (granularity, start) in set(windows(e.at))]
+            area = max(inside, key=lambda e: e.at).area
+            for measure, combination in flows_of(events, inside):
+                for where in (area, None):
+                    counts[granularity, start.isoformat(), measure, where, combination] += 1
+            d = days_of(events, inside)
+            if d is not None:
+                days[granularity, start.isoformat()].append(d)
+    shown: Shown = {}
+    for granularity, start in {c[:2] for c in counts}:
+        mine = {c: n for c, n in counts.items() if c[:2] == (granularity, start)}
+        members: dict[Cell, list[Cell]] = defaultdict(list)
+        for cell in mine:
+            if cell[3] is not None:
+                members[(*cell[:3], None, cell[4])].append(cell)
+        margins = [(t, sorted(m, key=lambda c: str(c[3]))) for t, m in members.items()]
+        shown |= {c: (v, None) for c, v in control(mine, margins).items()}
+    for (granularity, start), values in days.items():
+        median = math.floor(statistics.median(values) + 0.5)
+        cell: Cell = (granularity, start, "median_days", None, f"{HOUSING}>{FOOD}")
+        (count,) = control({cell: len(values)}, []).values()
+        shown[cell] = (count, None if count is None else median)
+    return shown
+
+
+def answered(worker: WorkerProcess) -> Shown:
+    """GET /v1/flows for the place and both wards, read back as cells (0: none published)."""
+    query = "&".join(f"area={a}" for a in ["place", *WARDS])
+    reply = worker.get(f"/v1/flows?{query}", token=STEWARD)
+    assert reply.status_code == 200, reply.text
+    got: Shown = {}
+    for w in reply.json()["windows"]:
+        where = (w["granularity"], w["window_start"][:10])
+        for i, came in enumerate(w["partners"]):
+            for j, to in enumerate(w["partners"]):
+                if w["matrix"][i][j] != 0:
+                    got[(*where, "transition", w["area"], f"{came}>{to}")] = (
+                        w["matrix"][i][j],
+                        None,
+                    )
+        for r in w["referrals"]:
+            for kind, n in r.items():
+                if kind != "to" and n != 0:
+                    got[(*where, "referral", w["area"], f"{r['to']}.{kind}")] = (n, None)
+        for kind, n in w["services"].items():
+            if n != 0:
+                got[(*where, "services", w["area"], kind)] = (n, None)
+        for m in w["median_days"]:
+            cell = (*where, "median_days", w["area"], f"{m['from']}>{m['to']}")
+            got[cell] = (m["referrals"], m["median_days"])
+    return got
+
+
+def test_flows_match_the_inputs_after_disclosure_control(make_worker: WorkerFactory) -> None:
+    worker = make_worker(partitions=1)
+    sent = place()
+    want = expected(sent)
+    # The place is what the test says it is: a published transition, referral and median.
+    week = week_of(LAST_MONDAY).isoformat()
+    assert (want["week", week, "median_days", None, f"{HOUSING}>{FOOD}"][1] or 0) >= 1
+    assert any(c[2] == "transition" and v[0] for c, v in want.items())
+    assert any(c[2] == "transition" and v[0] is None for c, v in want.items())
+    publish(worker.settings, sent)
+
+    def differences() -> str:
+        got = answered(worker)
+        wrong = sorted((k for k in want.keys() | got.keys() if want.get(k) != got.get(k)), key=str)
+        return (
+            f"{len(wrong)} cells differ, e.g. {[(k, want.get(k), got.get(k)) for k in wrong[:3]]}"
+        )
+
+    wait_until(lambda: answered(worker) == want, timeout_s=90, describe=differences)
+    counts = [count for count, _ in answered(worker).values() if count is not None]
+    assert counts and all(n >= 5 and n % 5 == 0 for n in counts)
+    assert_no_small_count_on_the_topic(worker.settings)
+
+
+def test_flows_need_a_steward_or_an_admin_and_refuse_a_bad_filter(
+    worker: WorkerProcess,
+) -> None:
+    assert worker.get("/v1/flows", token=None).status_code == 401
+    assert worker.get("/v1/flows", token="demo-practitioner-housing").status_code == 403
+    refused = worker.get("/v1/flows?measure=transition", token=STEWARD)
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [
+        {"pointer": "query", "message": "the filters of flows are area, window, from, to"}
+    ]
+    empty = worker.get("/v1/flows?window=month", token="demo-admin").json()
+    assert empty["windows"] == [] and "rule" in empty["disclosure"]
+    assert empty["filters"] == {"area": ["place"], "window": "month", "from": None, "to": None}
