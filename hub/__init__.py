@@ -13,8 +13,8 @@ Reading guide, in the order data flows:
   events into the person-centred view, and minimising it for a caller; ``refs``: its index
   of partners' record refs), ``alerts`` (the place's alert rules over each changed
   timeline), ``pattern_people`` and ``patterns`` (each person's cells in open calendar
-  windows, ``pattern_windows``; each window's counts, published after disclosure
-  control); ``accounting`` keeps every partner record's fate, ``effects`` is what a stage
+  windows, ``pattern_windows``, with the flows between services, ``pattern_flows``; each
+  window's counts, published after disclosure control); ``accounting`` keeps every partner record's fate, ``effects`` is what a stage
   returns.
 - ``disclosure``: the rule every aggregate goes through before it leaves the hub;
   ``exports`` writes controlled tables as CSV and JSON.
@@ -27,13 +27,14 @@ Reading guide, in the order data flows:
   own record), ``alerts_api`` (the inbox), ``alert_stream`` (live alerts over server-sent
   events, fed by ``alert_feed``), ``alert_status`` and ``alert_status_api`` (open,
   acknowledged, closed), ``patterns_api`` (the stewards' patterns, from ``pattern_book``:
-  each worker's copy of ``hub.patterns``), ``responses`` and ``responses_api`` (the
+  each worker's copy of ``hub.patterns``), ``flows_api`` (the flows between services, a
+  matrix per window, from the same copy), ``responses`` and ``responses_api`` (the
   learning cycle: stewards' collective responses on ``hub.responses``, each evaluated
   against the published patterns), ``access_history`` (subject access requests),
   ``owner_reads`` (who read a partner's data), ``audit`` (the audit trail they write).
 - Pages served by every worker: ``practitioner_page`` (alerts, feedback, timelines) and
   ``steward_page`` (the place's patterns, system health and responses, drawn from
-  ``steward_charts``),
+  ``steward_charts``; the flow matrix's series from ``steward_flows``),
   sharing ``_pages`` (headers, forms, sign-in).
 - ``webhooks``: each partner's signed alert notifications (``webhook_notices``: what
   they say; ``webhook_sender``: attempts, backoff, figures; the signature in
