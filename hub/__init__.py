@@ -14,8 +14,8 @@ Reading guide, in the order data flows:
   of partners' record refs), ``alerts`` (the place's alert rules over each changed
   timeline), ``pattern_people`` and ``patterns`` (each person's cells in open calendar
   windows, ``pattern_windows``, with the flows between services, ``pattern_flows``; each
-  window's counts, published after disclosure control); ``accounting`` keeps every partner record's fate, ``effects`` is what a stage
-  returns.
+  window's counts, published after disclosure control); ``accounting`` keeps every
+  partner record's fate, ``effects`` is what a stage returns.
 - ``disclosure``: the rule every aggregate goes through before it leaves the hub;
   ``exports`` writes controlled tables as CSV and JSON.
 - ``alerts``: the alert rules as code (conditions, loading, evaluation, cooldown).
