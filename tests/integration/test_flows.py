@@ -4,7 +4,8 @@ the hospital only; a few who went from the hospital to the council) goes through
 pipeline, and GET /v1/flows gives what the test reckons from its own inputs and puts
 through the disclosure rule: the transition matrix, the referrals by receiving partner,
 one service or several and the median days from a referral to the first contact, each
-window and area. No count of 1 to 4 is published on the topic or in the answer."""
+window and area. Five more people's flows come and, their consents withdrawn, go from the
+open windows. No count of 1 to 4 is published on the topic or in the answer."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from connectors import EventDraft, Publisher
+from connectors import ConsentDraft, EventDraft, Publisher
 from hub.config import Settings
 from hub.disclosure import control
 from hub.models import (
     CommunityEvent,
     CommunityKind,
+    ConsentStatus,
     HealthEvent,
     HealthKind,
     HousingEvent,
@@ -136,14 +138,15 @@ def place(seed: int = 13) -> list[Sent]:
     return sent
 
 
-def publish(settings: Settings, sent: list[Sent]) -> None:
+def publish(settings: Settings, sent: list[Sent], consented: bool = False) -> None:
+    """The events, under the agreement or (``consented``) each person's consent."""
     by_partner: dict[str, list[EventDraft]] = defaultdict(list)
     for s in sent:
         e = draft(
             {"nhs": s.person},
             PAYLOADS[s.event_type],
-            consent_id=None,
-            agreement_id=TEST_AGREEMENT_ID,
+            consent_id=consent_id(s.person) if consented else None,
+            agreement_id=None if consented else TEST_AGREEMENT_ID,
             event_id=str(uuid.uuid4()),
         )
         by_partner[s.partner].append(
@@ -152,6 +155,24 @@ def publish(settings: Settings, sent: list[Sent]) -> None:
     for partner, drafts in by_partner.items():
         with Publisher(partner, "sim", settings) as publisher:
             publisher.publish_many(drafts)
+
+
+CONSENTS: dict[str, str] = {}  # person → their consent id (never their identifier)
+
+
+def consent_id(person: str) -> str:
+    """The person's consent id: a plain serial, since an id travels in clear."""
+    return CONSENTS.setdefault(person, f"c-flows-{len(CONSENTS) + 1}")
+
+
+def consent(person: str, withdrawn: bool = False) -> ConsentDraft:
+    return ConsentDraft(
+        consent_id=consent_id(person),
+        identifiers={"nhs": person},
+        purposes=["early-help"],
+        sharing_partners=[HOUSING, FOOD, HEALTH],
+        status=ConsentStatus.WITHDRAWN if withdrawn else ConsentStatus.GIVEN,
+    )
 
 
 # -- the test's own reckoning, from the inputs ----------------------------------------------
@@ -277,6 +298,25 @@ def test_flows_match_the_inputs_after_disclosure_control(make_worker: WorkerFact
     wait_until(lambda: answered(worker) == want, timeout_s=90, describe=differences)
     counts = [count for count, _ in answered(worker).values() if count is not None]
     assert counts and all(n >= 5 and n % 5 == 0 for n in counts)
+
+    # Five more people from the council to the food bank last week, under consent: the
+    # place's transition goes from 15 to 20; withdrawn, they leave the open windows.
+    extra = people(5)
+    at = LAST_MONDAY + timedelta(days=2)
+    more = [Sent(p, HOUSING, "housing.arrears", at, WARDS[0]) for p in extra]
+    more += [Sent(p, FOOD, "community.food_bank", at + timedelta(days=1), WARDS[0]) for p in extra]
+    with Publisher(HOUSING, "northgate", worker.settings) as housing:
+        for person in extra:
+            housing.publish_consent(consent(person))
+    publish(worker.settings, more, consented=True)
+    want = expected(sent + more)
+    assert want["week", week, "transition", None, f"{HOUSING}>{FOOD}"] == (20, None)
+    wait_until(lambda: answered(worker) == want, timeout_s=90, describe=differences)
+    with Publisher(HOUSING, "northgate", worker.settings) as housing:
+        for person in extra:
+            housing.publish_consent(consent(person, withdrawn=True))
+    want = expected(sent)
+    wait_until(lambda: answered(worker) == want, timeout_s=90, describe=differences)
     assert_no_small_count_on_the_topic(worker.settings)
 
 
