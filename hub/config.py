@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     )
     patterns_enabled: bool = Field(
         default=True,
-        description="Run the patterns stages (place aggregates for stewards, hub.patterns); "
-        "off for a place that does not want aggregates: nothing is counted or published.",
+        description="Run the patterns stages (the stewards' place aggregates, patterns and "
+        "flows, on hub.patterns); off for a place that does not want aggregates: nothing "
+        "is counted or published.",
     )
     maintenance_interval_s: float = Field(default=60, gt=0)
     watchdog_interval_s: float = Field(
