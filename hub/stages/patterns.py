@@ -133,14 +133,45 @@ def _medians_of(counts: dict[str, int]) -> dict[str, tuple[int, int]]:
     return {cell_key(MEDIAN, None, pair): found for pair, found in medians(days).items()}
 
 
+# Everyone seen in an area's window is either new or returning, and seen by one service
+# or several: two pairs adding up to the same total. A hidden cell of that total (never
+# published) is their margin, so a suppressed ``one`` cannot be had as new + returning -
+# several.
+SEEN = "seen"
+_SAME_TOTAL = (("new_or_returning", ("new", "returning")), ("services", ("one", "several")))
+
+
+def _seen_margins(shown: dict[str, int]) -> list[tuple[str, list[str]]]:
+    """Add each area's hidden ``seen`` total to ``shown``; its margins over the pairs."""
+    margins = []
+    for cell in [c for c in shown if c.startswith("new_or_returning|")]:
+        area = split_cell(cell)[1]
+        total = cell_key(SEEN, area, "all")
+        if total in shown:
+            continue
+        pairs = [
+            [cell_key(measure, area, part) for part in parts] for measure, parts in _SAME_TOTAL
+        ]
+        shown[total] = sum(shown.get(c, 0) for c in pairs[0])
+        for members in ([c for c in cells if c in shown] for cells in pairs):
+            if sum(shown[c] for c in members) >= shown[total]:  # else not a margin of it
+                margins.append((total, members))
+    return margins
+
+
 def publishable(counts: dict[str, int]) -> dict[str, int | None]:
     """A window's cells as they may be published (None: suppressed); the unpublished
-    no-area members, days to a first contact and empty cells left out, each pair's
-    ``median_days`` cell (the referrals behind it) put in."""
+    no-area members, hidden ``seen`` totals, days to a first contact and empty cells left
+    out, each pair's ``median_days`` cell (the referrals behind it) put in."""
     shown = {c: n for c, n in counts.items() if split_cell(c)[0] != DAYS}
     shown |= {cell: n for cell, (n, _) in _medians_of(counts).items()}
-    controlled = control(shown, margins_of(shown))
-    return {c: v for c, v in controlled.items() if split_cell(c)[1] != NO_AREA}
+    seen = _seen_margins(shown)
+    controlled = control(shown, [*margins_of(shown), *seen])
+    return {
+        c: v
+        for c, v in controlled.items()
+        if split_cell(c)[1] != NO_AREA and split_cell(c)[0] != SEEN
+    }
 
 
 def median_days(counts: dict[str, int], published: dict[str, int | None]) -> dict[str, int]:

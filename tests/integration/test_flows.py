@@ -213,6 +213,30 @@ def days_of(events: list[Sent], inside: list[Sent]) -> int | None:
     return (min(contacts) - made[0]) // timedelta(days=1) if contacts else None
 
 
+FLOW_MEASURES = ("transition", "referral", "services")
+
+
+def start_of(start: date) -> datetime:
+    return datetime(start.year, start.month, start.day, tzinfo=UTC)
+
+
+def seen_margins(counts: dict[Cell, int]) -> list[tuple[Cell, list[Cell]]]:
+    """Everyone seen in an area's window is new or returning, and seen by one service or
+    several: a hidden total (put into ``counts``) with both pairs as its margins."""
+    margins: list[tuple[Cell, list[Cell]]] = []
+    for g, w, measure, area, _ in list(counts):
+        total: Cell = (g, w, "seen", area, "all")
+        if measure != "new_or_returning" or total in counts:
+            continue
+        pairs = [
+            [(g, w, "new_or_returning", area, c) for c in ("new", "returning")],
+            [(g, w, "services", area, c) for c in ("one", "several")],
+        ]
+        counts[total] = sum(counts.get(c, 0) for c in pairs[0])
+        margins += [(total, [c for c in pair if c in counts]) for pair in pairs]
+    return margins
+
+
 def expected(sent: list[Sent]) -> Shown:
     """Every published flow cell, by hand: true counts per window, each place total with
     its wards as margins through the disclosure rule, and each window's median over the
@@ -226,7 +250,11 @@ def expected(sent: list[Sent]) -> Shown:
         for granularity, start in {w for e in events for w in windows(e.at)}:
             inside = [e for e in events if (granularity, start) in set(windows(e.at))]
             area = max(inside, key=lambda e: e.at).area
-            for measure, combination in flows_of(events, inside):
+            # New or returning is not a flow, but it goes through control with the flows:
+            # with one service or several it adds up to everyone seen (a hidden margin).
+            returning = any(e.at < start_of(start) for e in events)
+            status = ("new_or_returning", "returning" if returning else "new")
+            for measure, combination in {*flows_of(events, inside), status}:
                 for where in (area, None):
                     counts[granularity, start.isoformat(), measure, where, combination] += 1
             d = days_of(events, inside)
@@ -235,12 +263,15 @@ def expected(sent: list[Sent]) -> Shown:
     shown: Shown = {}
     for granularity, start in {c[:2] for c in counts}:
         mine = {c: n for c, n in counts.items() if c[:2] == (granularity, start)}
+        seen = seen_margins(mine)
         members: dict[Cell, list[Cell]] = defaultdict(list)
         for cell in mine:
             if cell[3] is not None:
                 members[(*cell[:3], None, cell[4])].append(cell)
         margins = [(t, sorted(m, key=lambda c: str(c[3]))) for t, m in members.items()]
-        shown |= {c: (v, None) for c, v in control(mine, margins).items()}
+        margins += seen
+        controlled = control(mine, margins)
+        shown |= {c: (v, None) for c, v in controlled.items() if c[2] in FLOW_MEASURES}
     for (granularity, start), values in days.items():
         median = math.floor(statistics.median(values) + 0.5)
         cell: Cell = (granularity, start, "median_days", None, f"{HOUSING}>{FOOD}")

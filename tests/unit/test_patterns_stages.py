@@ -234,6 +234,22 @@ def test_people_without_an_area_are_a_member_of_the_total_but_never_published() 
     assert shown == {f"domain|{WARD}|housing": None, "domain||housing": 10}
 
 
+def test_services_and_new_or_returning_share_a_hidden_total_so_one_cell_is_not_derivable() -> None:
+    """one + several = new + returning (everyone seen in the window): with ``one`` at 3
+    suppressed alone, 15 new and 12 several gave it away as 15 - 12 (within rounding)."""
+    counts = {
+        f"new_or_returning|{WARD}|new": 15,
+        f"services|{WARD}|one": 3,
+        f"services|{WARD}|several": 12,
+    }
+    counts |= {cell.replace(f"|{WARD}|", "||"): n for cell, n in counts.items()}
+    shown = publishable(counts)
+    assert shown[f"services|{WARD}|one"] is None
+    assert shown[f"services|{WARD}|several"] is None  # the second suppression
+    assert shown[f"new_or_returning|{WARD}|new"] == 15
+    assert not any(cell.startswith("seen|") for cell in shown)  # the total stays hidden
+
+
 def test_the_view_sends_each_changed_timeline_to_the_patterns_without_alert_rules() -> None:
     event = factories.event(payload=HealthEvent(kind=HealthKind.AE_ATTENDANCE))
     effects, _ = run(ViewStage(CTX), [view_record([event_item(event, "s1")])])
