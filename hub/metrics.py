@@ -150,6 +150,16 @@ class Metrics:
             ["rule", "verdict"],
             registry=self.registry,
         )
+        self.pattern_late = Counter(
+            "placehub_pattern_late_events",
+            "Events that reached the patterns after their window had closed (event time past "
+            "the window's end plus the grace period), so are not in its counts; per "
+            f"granularity (an event is late for its week and its month apart); {_ROUNDED}.",
+            ["granularity"],
+            registry=self.registry,
+        )
+        for granularity in ("week", "month"):
+            self.pattern_late.labels(granularity)
         self.partner_last_event = Gauge(
             "placehub_partner_last_event_timestamp_seconds",
             "Unix time this worker's gate last took a record from the partner's topic (the "
@@ -181,6 +191,7 @@ class Metrics:
             "placehub_dead_letters": self.dead_letters,
             "placehub_lawful_basis_checks": self.basis_checks,
             "placehub_alert_feedback": self.feedback,
+            "placehub_pattern_late_events": self.pattern_late,
             "placehub_webhook_deliveries": self.webhook_deliveries,
             "placehub_identity_joins_refused": self.joins_refused,
             "placehub_partition_rewinds": self.rewinds,
@@ -264,6 +275,7 @@ def _person_level(metric: str, labels: Mapping[str, str]) -> bool:
         "placehub_person_reads",
         "placehub_alerts",
         "placehub_alert_feedback",
+        "placehub_pattern_late_events",
         *_WEBHOOK_METRICS,
     )
 

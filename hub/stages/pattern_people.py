@@ -39,6 +39,7 @@ from hub.stages.pattern_windows import LATE, Seen, Window, person_cells, windows
 __all__ = ["Delta", "PatternPeopleStage", "watermark_key"]
 
 TABLE = "pattern-people"
+LATE_METRIC = "placehub_pattern_late_events"  # counted per granularity, as it is published
 
 # (window id, source partition, source offset, cell, +n or -n)
 Delta = tuple[str, int, int, str, int]
@@ -78,6 +79,9 @@ class PatternPeopleStage:
             each_item(self.name, record, state, effects, handle, refused)
 
         run_each(self.name, records, state, effects, now, one)
+        for window_id, _, _, cell, n in deltas:
+            if cell == LATE:
+                effects.count(LATE_METRIC, Window.parse(window_id).granularity, n=n)
         effects.outputs += self._outputs(deltas)
         return effects
 

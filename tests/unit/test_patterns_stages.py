@@ -13,7 +13,7 @@ from hub.batch import Op
 from hub.disclosure import RULE, control
 from hub.models import HealthEvent, HealthKind, PatternCell
 from hub.stages.effects import Effects, Record, State
-from hub.stages.pattern_people import PatternPeopleStage, watermark_key
+from hub.stages.pattern_people import LATE_METRIC, PatternPeopleStage, watermark_key
 from hub.stages.pattern_windows import LATE, windows_of
 from hub.stages.patterns import PatternsStage, margins_of, publishable
 from hub.stages.view import ViewStage, entry_for
@@ -138,10 +138,13 @@ def test_late_events_beyond_grace_are_counted_late_and_those_within_it_in_their_
     assert sent[beyond_week, LATE] == 1
     assert not any(w == beyond_week and c != LATE for w, c in sent)
     assert sent[within_week, "domain||health"] == 1
-    if windows_of(beyond)[1].closed(THIS_WEEK, GRACE):  # the month may still be open
+    month_late = windows_of(beyond)[1].closed(THIS_WEEK, GRACE)  # the month may be open
+    if month_late:
         assert sent[beyond_month, LATE] == 1
     else:
         assert sent[beyond_month, "domain||health"] == 1
+    late = {labels: n for (name, labels), n in effects.metrics.items() if name == LATE_METRIC}
+    assert late == {("week",): 1, **({("month",): 1} if month_late else {})}
     # The same timeline again, the events no longer new: not late twice.
     again = [e | {"arrived": False} for e in bob]
     effects, _ = people_step({"p-bob": again}, table, offset=2)
