@@ -1,8 +1,9 @@
 """What the stewards' page draws of the flows, from ``GET /v1/flows`` (``hub.flows_api``).
 
 Pure functions from the answer's JSON to the series of the flow matrix heatmap (from a
-partner, a row, to another, a column) and its table, so the unit tests check the numbers
-with plain dicts and a browser test can compare the drawn chart with these. Like
+partner, a row, to another, a column), the referrals by receiving partner (made, accepted,
+completed) and their tables, for one window a steward chooses, so the unit tests check the
+numbers with plain dicts and a browser test can compare the drawn charts with these. Like
 ``hub.steward_charts`` nothing here combines published counts (a sum of rounded counts is a
 number disclosure control never saw); a suppressed count stays ``None`` and is drawn as
 suppressed, not as a colour on the scale; 0 (nothing published) is drawn as nobody.
@@ -13,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["flow_matrix", "flow_windows"]
+__all__ = ["REFERRAL_STEPS", "flow_choices", "flow_matrix", "flow_section", "flow_windows"]
 
 Series = dict[str, Any]
+
+GRANULARITIES = ("week", "month")
+REFERRAL_STEPS = ("made", "accepted", "completed")  # the chart's bars; the table adds declined
 
 
 def flow_windows(flows: Mapping[str, Any], granularity: str = "week") -> list[str]:
@@ -54,6 +58,7 @@ def flow_matrix(
     )
     if window is None:
         nothing: Series = {"partners": [], "values": [], "suppressed": [], "matrix": []}
+        nothing |= {"referrals": [], "services": {}}
         return nothing | {"window_start": None, "medians": [], "rules": rules}
     values: list[list[int]] = []
     suppressed: list[list[int]] = []
@@ -74,5 +79,40 @@ def flow_matrix(
         "suppressed": suppressed,
         "matrix": [list(row) for row in window["matrix"]],
         "medians": medians,
+        "referrals": [dict(r) for r in window["referrals"]],
+        "services": dict(window["services"]),
         "rules": rules,
+    }
+
+
+def flow_choices(flows: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The windows a steward can choose (the whole place's, weeks then months, newest
+    first), as a form's options (value ``granularity|date``)."""
+    return [
+        {"value": f"{g}|{start}", "label": f"{g} starting {start}"}
+        for g in GRANULARITIES
+        for start in reversed(flow_windows(flows, g))
+    ]
+
+
+def flow_section(flows: Mapping[str, Any], chosen: str | None = None) -> Series:
+    """The page's flows section: the window ``chosen`` names (``granularity|date``, one of
+    ``flow_choices``; else the latest week, or month if no week has flows) as
+    ``flow_matrix`` gives it, with the choices and the referrals' bar series (one per step,
+    a value per receiving partner, each the published count)."""
+    choices = flow_choices(flows)
+    values = [c["value"] for c in choices]
+    choice = chosen if chosen in values else (values[0] if values else None)
+    granularity, start = choice.split("|", 1) if choice else ("week", None)
+    section = flow_matrix(flows, granularity, start)
+    receivers = [r["to"] for r in section["referrals"]]
+    steps = [
+        {"name": step, "values": [r[step] for r in section["referrals"]]} for step in REFERRAL_STEPS
+    ]
+    return section | {
+        "granularity": granularity,
+        "choice": choice,
+        "choices": choices,
+        "receivers": receivers,
+        "referral_steps": steps,
     }

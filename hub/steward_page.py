@@ -4,7 +4,8 @@ A steward (or an admin) signs in by pasting their token once, as on the practiti
 page (``hub.practitioner_session``: an HttpOnly, SameSite=Strict cookie from then on; a
 practitioner's or a partner's token is refused in words), then sees the place: people by
 need domain, area by area and week by week; which needs come together in one person; the
-flows between services once they exist; each partner's freshness and books; and the
+flows between services in a window the steward chooses (``GET /v1/flows``'s answer,
+``hub.steward_flows``); each partner's freshness and books; and the
 collective responses (``hub.responses``): each with its pattern before and after beside
 comparison areas, and the alert feedback of its rules; a form records a new one (the
 session's CSRF token and a same-origin post, as the sign-out form; the one path the API
@@ -14,7 +15,8 @@ Every number on the page has been through disclosure control before it reaches i
 patterns are ``GET /v1/patterns``'s cells as published on ``hub.patterns`` (suppressed
 and rounded by the patterns stage; who may see them is the API's rule,
 ``hub.patterns_api.refusal``), and the books are each put through the same rule here
-(``hub.disclosure``). ``hub.steward_charts`` only re-arranges them; nothing sums them.
+(``hub.disclosure``); the flows are ``GET /v1/flows``'s answer from the same cells.
+``hub.steward_charts`` and ``hub.steward_flows`` only re-arrange them; nothing sums them.
 
 The shell and a table for every chart are server-rendered (the numbers are readable
 without JavaScript or a canvas); ``static/steward.js`` draws the charts with the vendored
@@ -39,8 +41,10 @@ from hub.app import Hub
 from hub.audit import write_audit
 from hub.disclosure import BASE, RULE, THRESHOLD, round_count
 from hub.errors import BrokerError
+from hub.flows_api import flows_answer, parse_flow_filters
 from hub.models import ResponseKind
-from hub.patterns_api import Filters, patterns_for, refusal
+from hub.pattern_book import pattern_book
+from hub.patterns_api import Filters, answer, refusal
 from hub.practitioner_render import render
 from hub.practitioner_session import Session, Sessions
 from hub.responses import ResponseBody
@@ -54,6 +58,7 @@ from hub.steward_charts import (
     response_chart,
     trends,
 )
+from hub.steward_flows import flow_section
 from hub.users import User
 from hub.web import place_books
 
@@ -72,6 +77,7 @@ TRY_AGAIN = "The hub could not gather the place's numbers just now. Please try a
 FRESHNESS = "placehub_partner_last_event_timestamp_seconds"
 RESPONSES = f"{ROOT}/responses"
 KINDS = [kind.value for kind in ResponseKind]
+FLOWS_FIELD = "flows"  # the query's field naming the flows' window (granularity|date)
 _FORM_FIELD = {"area_codes": "areas", "granularity": "pattern", "measure": "pattern",
                "combination_code": "pattern"}  # fmt: skip
 
@@ -86,14 +92,17 @@ def _freshness(hub: Hub) -> dict[str, float]:
     return found
 
 
-async def dashboard(hub: Hub, user: User) -> dict[str, Any]:
+async def dashboard(hub: Hub, user: User, flows_window: str | None = None) -> dict[str, Any]:
     """Everything the page shows, already disclosure-controlled: the rule, the trend
-    charts, the co-occurrence matrix, each partner's health, the responses with their
-    charts and feedback, and the patterns a response can address. The patterns are what
-    ``GET /v1/patterns`` answers (``hub.patterns_api``; BrokerError if they, the responses
-    or the feedback cannot be read); PeerUnavailable if a worker does not give its share
-    of the books."""
-    patterns = await patterns_for(hub, Filters())
+    charts, the co-occurrence matrix, the flows in ``flows_window`` (``granularity|date``;
+    the latest week if it names none published), each partner's health, the responses
+    with their charts and feedback, and the patterns a response can address. The patterns
+    and flows are what ``GET /v1/patterns`` and ``GET /v1/flows`` answer from one read of
+    the published cells (BrokerError if they, the responses or the feedback cannot be
+    read); PeerUnavailable if a worker does not give its share of the books."""
+    cells = await pattern_book(hub).current()
+    patterns = answer(cells, Filters())
+    flows = flows_answer(cells, parse_flow_filters({}))
     books = await place_books(hub, user)
     found = await responses_of(hub)
     shown = sorted(found.values(), key=lambda r: (r.from_date, r.response_id), reverse=True)
@@ -102,6 +111,7 @@ async def dashboard(hub: Hub, user: User) -> dict[str, Any]:
         "disclosure": {"rule": RULE, "threshold": THRESHOLD, "base": BASE},
         "trends": trends(patterns),
         "co_occurrence": co_occurrence(patterns),
+        "flows": flow_section(flows, flows_window),
         "health": health(books, _freshness(hub), time.time(), round_count),
         "responses": [
             {"response": e["response"], "chart": response_chart(e), "feedback": e["feedback"]}
@@ -222,7 +232,7 @@ def install_steward_page(hub: Hub) -> None:
                 return see_other(self, SIGN_IN)
             user, session = signed
             try:
-                shown = await dashboard(hub, user)
+                shown = await dashboard(hub, user, request.query.get(FLOWS_FIELD))
             except (BrokerError, PeerUnavailable):
                 return page(self, "steward_problem.html", 503, title="Please try again",
                             detail=TRY_AGAIN, user=user, csrf=session.csrf)  # fmt: skip
@@ -270,7 +280,8 @@ def install_steward_page(hub: Hub) -> None:
             if signed is None:
                 return problem(self, 401, "sign in at /steward/sign-in first")
             try:
-                return self.json(await dashboard(hub, signed[0]), headers=HEADERS)
+                shown = await dashboard(hub, signed[0], request.query.get(FLOWS_FIELD))
+                return self.json(shown, headers=HEADERS)
             except (BrokerError, PeerUnavailable):
                 return problem(self, 503, TRY_AGAIN)
 

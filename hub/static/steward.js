@@ -84,6 +84,46 @@
     });
   }
 
+  // The flows: from a partner (row, y) to another (column, x), suppressed pairs grey and
+  // in words, never a colour on the scale; 0 (nobody) is left blank.
+  function flowMatrix(node, flows) {
+    var counts = flows.values.map(function (v) { return v[2]; });
+    return draw(node, {
+      tooltip: { position: "top" },
+      grid: { left: 160, right: 16, top: 32, bottom: 128 },
+      xAxis: { type: "category", data: flows.partners, name: "to", splitArea: { show: true },
+               axisLabel: { interval: 0, rotate: 30 } },
+      yAxis: { type: "category", data: flows.partners, name: "from", splitArea: { show: true },
+               axisLabel: { interval: 0 } },
+      visualMap: { min: 0, max: Math.max.apply(null, counts.concat([5])), calculable: false,
+                   orient: "horizontal", left: "center", bottom: 0, seriesIndex: 0,
+                   inRange: { color: ["#deebf7", "#08306b"] } },
+      series: [
+        { name: "people", type: "heatmap", data: flows.values,
+          label: { show: true, color: "#ffffff", backgroundColor: "#0b0c0c", padding: 2 } },
+        { name: "suppressed", type: "heatmap", data: flows.suppressed.map(function (v) {
+            return [v[0], v[1], "-"]; }),
+          itemStyle: { color: "#b1b4b6" },
+          label: { show: true, formatter: "suppressed", color: "#0b0c0c" } }
+      ]
+    });
+  }
+
+  // Referrals by receiving partner, one bar per step (made, accepted, completed); a
+  // suppressed count is a missing bar, the table says "suppressed".
+  function referrals(node, flows) {
+    return draw(node, {
+      tooltip: { trigger: "axis" },
+      legend: { top: 0 },
+      grid: { left: 48, right: 16, top: 40, bottom: 64 },
+      xAxis: { type: "category", data: flows.receivers, axisLabel: { interval: 0 } },
+      yAxis: axisOfCounts("people"),
+      series: flows.referral_steps.map(function (step) {
+        return { name: step.name, type: "bar", data: step.values };
+      })
+    });
+  }
+
   // A response's pattern before and after: its areas' lines solid, comparison areas dashed,
   // the whole place dotted, and a vertical line at the window holding its first day.
   var dashes = { response: "solid", comparison: "dashed", place: "dotted" };
@@ -110,7 +150,8 @@
     });
   }
 
-  fetch("/steward/data", { credentials: "same-origin", headers: { Accept: "application/json" } })
+  // The same window of flows as the page (the query names it).
+  fetch("/steward/data" + window.location.search, { credentials: "same-origin", headers: { Accept: "application/json" } })
     .then(function (reply) {
       if (!reply.ok) { throw new Error("the page's data answered " + reply.status); }
       return reply.json();
@@ -121,6 +162,10 @@
       });
       var co = document.getElementById("co-occurrence");
       if (co) { coOccurrence(co, data.co_occurrence); }
+      var matrix = document.getElementById("flow-matrix");
+      if (matrix) { flowMatrix(matrix, data.flows); }
+      var referred = document.getElementById("flow-referrals");
+      if (referred) { referrals(referred, data.flows); }
       var books = document.getElementById("health");
       if (books) { health(books, data.health); }
       document.querySelectorAll(".chart[data-chart=response]").forEach(function (node) {

@@ -33,7 +33,7 @@ def page(form: dict[str, object] | None = None) -> str:
     values = {
         "title": "The place", "user": user(Role.STEWARD), "csrf": "the-csrf",
         "disclosure": {"rule": RULE, "threshold": THRESHOLD, "base": BASE},
-        "trends": [], "co_occurrence": {"domains": []}, "health": [],
+        "trends": [], "co_occurrence": {"domains": []}, "health": [], "flows": {"choices": []},
         "responses": [{"response": found["response"], "chart": response_chart(found),
                        "feedback": found["feedback"]}],
         "pattern_choices": pattern_choices({"cells": [cell(0, A, 15)]}),

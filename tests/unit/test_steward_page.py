@@ -11,11 +11,14 @@ from importlib.resources import files
 from hub.disclosure import BASE, RULE, THRESHOLD
 from hub.practitioner_render import render
 from hub.steward_charts import co_occurrence, health, trends
+from hub.steward_flows import flow_section
 from hub.users import Role, User
 from tests.unit.test_steward_charts import W1, W2, cell, patterns
+from tests.unit.test_steward_flows import ANSWER, FOOD, HOUSING, MEDIAN_RULE
 
 ECHARTS_SHA256 = "b66b25aeb4df84e33199dc21694014d336d222cbd9deb0e5a7c14bd6aa0d0fd0"
 SMALL = re.compile(r"(?<![\w.:-])[1-4](?![\w.:-])")  # a lone 1-4, not part of a date or code
+DAYS = re.compile(r'<span class="days">[^<]*</span>')  # a median of days is not a count
 
 
 class _Text(HTMLParser):
@@ -55,28 +58,49 @@ def page(published: bool = True) -> str:
         disclosure={"rule": RULE, "threshold": THRESHOLD, "base": BASE},
         trends=trends(found) if published else [],
         co_occurrence=co_occurrence(found if published else {}), health=rows,
+        flows=flow_section(ANSWER if published else {}),
         responses=[], pattern_choices=[], response_kinds=["OUTREACH"],
     )  # fmt: skip
 
 
 def test_the_page_shows_every_number_in_a_table_and_suppressed_ones_in_words() -> None:
     html = page()
-    text = visible(html)
+    assert DAYS.findall(html) == ['<span class="days">2 days</span>']
+    text = visible(DAYS.sub("", html))
     assert not SMALL.search(text), SMALL.findall(text)
-    assert text.count(f"Disclosure control: {RULE}") == 4  # two trend charts, heatmap, health
-    for table in ("trend-0-table", "trend-1-table", "co-occurrence-table", "health-table"):
+    # two trend charts, heatmap, flow matrix, referrals, health
+    assert text.count(f"Disclosure control: {RULE}") == 6
+    assert text.count(f"Medians: {MEDIAN_RULE}") == 1
+    tables = ("trend-0-table", "trend-1-table", "co-occurrence-table", "health-table")
+    tables += ("flow-matrix-table", "flow-referrals-table", "flow-services-table")
+    for table in (*tables, "flow-medians-table"):
         assert f'id="{table}"' in html
     assert "<td>15</td>" in html and "<td>10</td>" in html
-    assert html.count('<span class="suppressed">suppressed</span>') == 1 + 2 + 1
+    # trends 1, heatmap 2, health 1; flows: the matrix 1, a referral step 1
+    assert html.count('<span class="suppressed">suppressed</span>') == 1 + 2 + 1 + 1 + 1
     assert 'data-chart="trend"' in html and 'id="co-occurrence"' in html
-    assert "Flows: not yet available" in text and "No responses have been recorded yet" in text
+    assert 'id="flow-matrix"' in html and 'id="flow-referrals"' in html
+    assert "No responses have been recorded yet" in text
     assert 'src="/steward/static/echarts.min.js"' in html
+
+
+def test_the_flows_section_offers_its_windows_and_shows_the_chosen_ones_numbers() -> None:
+    html = page()
+    assert '<option value="week|2026-11-23" selected>week starting 2026-11-23</option>' in html
+    assert '<option value="month|2026-11-01">month starting 2026-11-01</option>' in html
+    assert 'name="flows"' in html and 'method="get" action="/steward"' in html
+    matrix = html[html.index('id="flow-matrix-table"') : html.index('id="referrals-caption"')]
+    assert f'<th scope="row">{HOUSING}</th>' in matrix and "<td>15</td>" in matrix
+    referrals = html[html.index('id="flow-referrals-table"') : html.index('id="flow-services')]
+    assert f'<th scope="row">{FOOD}</th><td>15</td><td>10</td><td>0</td>' in referrals
 
 
 def test_before_any_pattern_is_published_the_page_says_so_and_draws_no_pattern_chart() -> None:
     html = page(published=False)
     assert "No weekly patterns have been published yet" in visible(html)
+    assert "No flows have been published yet" in visible(html)
     assert 'data-chart="trend"' not in html and 'id="co-occurrence"' not in html
+    assert 'id="flow-matrix"' not in html and 'name="flows"' not in html
     assert 'id="health"' in html
 
 
