@@ -15,6 +15,12 @@ the job centre and the food bank; the police and children's services share under
 safeguarding agreement (public task: ``deploy/local/agreements``), as they would for
 domestic abuse whether or not the person consented. Plans follow a referral and an
 assessment, and a sanction is often followed by a food-bank visit, as in life.
+
+A follow-up at another partner is an explicit referral, as stewards count them: the
+referring partner records it made when it schedules the follow-up, the receiving partner
+accepts it within three days (or declines it, and there is no follow-up), and completes
+some after the follow-up, which stays the person's first contact with the service. Each
+records its step under its own lawful basis, like its other events.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ from hub.models import (
     PlanType,
     PoliceEvent,
     PoliceKind,
+    ReferralEvent,
+    ReferralKind,
+    ReferralReason,
     SanctionLevel,
     SocialCareEvent,
     SocialCareKind,
@@ -65,6 +74,7 @@ __all__ = [
     "NEEDS",
     "PARTNERS",
     "REFERRALS",
+    "REFERRAL_REASONS",
     "Household",
     "PartnerProfile",
     "Place",
@@ -80,6 +90,9 @@ WARDS = [f"E0500{n:04d}" for n in range(1, 13)]
 _BATCH = 500  # events sent before waiting for acknowledgements, when not paced
 _ADULT_BANDS = [AgeBand.AGE_18_24, AgeBand.AGE_25_34, AgeBand.AGE_35_49, AgeBand.AGE_50_64]
 _CHILD_BANDS = [AgeBand.AGE_5_10, AgeBand.AGE_11_15, AgeBand.AGE_16_17]
+_DECLINED = 0.15  # referrals the receiving partner declines: no follow-up then
+_COMPLETED = 0.6  # accepted referrals the receiving partner later records completed
+_ANSWER_DAYS = 3  # a referral is accepted or declined within this many days
 
 
 def recent_start(days_ago: int = 60) -> datetime:
@@ -246,6 +259,14 @@ REFERRALS: dict[tuple[str, str], list[tuple[tuple[str, str], float]]] = {
     ("social_care", "ASSESSMENT"): [(("social_care", "PLAN_OPENED"), 0.6)],
     ("social_care", "PLAN_OPENED"): [(("social_care", "PLAN_CLOSED"), 0.3)],
 }
+# The reason a referral to another partner gives, by the follow-up it leads to.
+REFERRAL_REASONS: dict[tuple[str, str], ReferralReason] = {
+    ("health", "GP_REGISTRATION"): ReferralReason.PHYSICAL_HEALTH,
+    ("health", "MENTAL_HEALTH_REFERRAL"): ReferralReason.MENTAL_HEALTH,
+    ("community", "FOOD_BANK"): ReferralReason.FOOD,
+    ("community", "DEBT_ADVICE"): ReferralReason.FINANCIAL,
+    ("social_care", "REFERRAL"): ReferralReason.DOMESTIC_ABUSE,  # the police's, after an incident
+}
 
 
 def _housing(rng: random.Random, kind: str) -> Payload:
@@ -370,6 +391,19 @@ class Household:
     members: list[SimPerson] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Due:
+    """An event the place has scheduled: a follow-up, a child's copy of a household's
+    record, or a referral's step (whose payload is settled when the referral is made)."""
+
+    at: datetime
+    person: SimPerson
+    event: tuple[str, str]
+    partner: str
+    payload: Payload | None = None
+    leads_on: bool = True  # it may schedule follow-ups of its own (copies and steps do not)
+
+
 class Place:
     """The synthetic place for one seed: households of people with co-occurring needs."""
 
@@ -379,8 +413,7 @@ class Place:
         self.people: list[SimPerson] = []
         while len(self.people) < people:
             self._household(people - len(self.people), consent_rate)
-        # (when, person, (family, kind), partner if it is fixed: a household's record)
-        self._follow_ups: list[tuple[datetime, SimPerson, tuple[str, str], str | None]] = []
+        self._follow_ups: list[_Due] = []  # by ``at``
 
     def _household(self, room: int, consent_rate: float) -> None:
         rng = self.rng
@@ -455,24 +488,22 @@ class Place:
                 moment + timedelta(seconds=self.rng.randrange(1, step_max_s)), datetime.now(UTC)
             )
             due = self._due_follow_up(moment)
-            if due is not None:
-                person, (family, kind), partner = due
-            else:
+            if due is None:
                 person = self.rng.choices(self.people, weights)[0]
                 options = self._options(person)
                 if not options:
                     continue
                 family, kind = self.rng.choices(list(options), list(options.values()))[0]
-                partner = None
-            copy = partner is not None  # a dependant named on a household's record
-            partner = partner or self._partner_for(person, family, kind)
-            if partner is None:
-                continue
-            if not copy:
-                self._schedule_referrals(person, (family, kind), moment)
-                self._schedule_dependants(person, partner, (family, kind), moment)
+                chosen = self._partner_for(person, family, kind)
+                if chosen is None:
+                    continue
+                due = _Due(moment, person, (family, kind), chosen)
+            if due.leads_on:
+                self._schedule_referrals(due.person, due.partner, due.event, moment)
+                self._schedule_dependants(due.person, due.partner, due.event, moment)
             produced += 1
-            yield partner, self.draft(person, partner, family, kind, moment)
+            person, (family, kind) = due.person, due.event
+            yield due.partner, self.draft(person, due.partner, family, kind, moment, due.payload)
 
     def _options(self, person: SimPerson) -> dict[tuple[str, str], float]:
         weights = dict(_BASELINE)
@@ -488,13 +519,59 @@ class Place:
         return None
 
     def _schedule_referrals(
-        self, person: SimPerson, event: tuple[str, str], moment: datetime
+        self, person: SimPerson, partner: str, event: tuple[str, str], moment: datetime
     ) -> None:
+        """The follow-ups ``event`` at ``partner`` leads to; one at another partner is
+        referred there first, and a declined referral has none."""
         for follow_up, chance in REFERRALS.get(event, []):
             if self.rng.random() < chance:
                 later = moment + timedelta(days=self.rng.randrange(1, 21))
-                self._follow_ups.append((later, person, follow_up, None))
-        self._follow_ups.sort(key=lambda item: item[0])
+                receiver = self._partner_for(person, *follow_up)
+                if receiver is None:
+                    continue  # no partner of the place offers it to this person
+                referred = (partner, receiver, follow_up)
+                if receiver != partner and not self._refer(person, referred, moment, later):
+                    continue
+                self._follow_ups.append(_Due(later, person, follow_up, receiver))
+        self._follow_ups.sort(key=lambda due: due.at)
+
+    def _refer(
+        self,
+        person: SimPerson,
+        referred: tuple[str, str, tuple[str, str]],
+        moment: datetime,
+        contact: datetime,
+    ) -> bool:
+        """Schedule the steps of a referral (referrer, receiver, the follow-up it asks
+        for): made now by the referrer, accepted or declined by the receiver before the
+        ``contact`` (the follow-up), completed by it for some after that. False when it is
+        declined."""
+        referrer, receiver, follow_up = referred
+        reason = REFERRAL_REASONS.get(follow_up, ReferralReason.OTHER)
+
+        def step(kind: ReferralKind, at: datetime, by: str) -> None:
+            payload = ReferralEvent(
+                kind=kind,
+                from_partner=referrer,
+                to_partner=receiver,
+                reason_code=reason,
+            )
+            self._follow_ups.append(
+                _Due(at, person, ("referral", kind.value), by, payload, leads_on=False)
+            )
+
+        step(ReferralKind.MADE, moment, referrer)
+        answer_s = min(timedelta(days=_ANSWER_DAYS), contact - moment).total_seconds()
+        answered = moment + timedelta(seconds=self.rng.randrange(60, int(answer_s)))
+        declined = self.rng.random() < _DECLINED
+        step(ReferralKind.DECLINED if declined else ReferralKind.ACCEPTED, answered, receiver)
+        if not declined and self.rng.random() < _COMPLETED:
+            step(
+                ReferralKind.COMPLETED,
+                contact + timedelta(days=self.rng.randrange(1, 29)),
+                receiver,
+            )
+        return not declined
 
     def _schedule_dependants(
         self, person: SimPerson, partner: str, event: tuple[str, str], moment: datetime
@@ -505,22 +582,27 @@ class Place:
             return
         for member in self.households[person.household].members:
             if member.school is not None:
-                self._follow_ups.append((moment + timedelta(minutes=1), member, event, partner))
-        self._follow_ups.sort(key=lambda item: item[0])
+                at = moment + timedelta(minutes=1)
+                self._follow_ups.append(_Due(at, member, event, partner, leads_on=False))
+        self._follow_ups.sort(key=lambda due: due.at)
 
-    def _due_follow_up(
-        self, moment: datetime
-    ) -> tuple[SimPerson, tuple[str, str], str | None] | None:
-        if self._follow_ups and self._follow_ups[0][0] <= moment:
-            _, person, event, partner = self._follow_ups.pop(0)
-            return person, event, partner
+    def _due_follow_up(self, moment: datetime) -> _Due | None:
+        if self._follow_ups and self._follow_ups[0].at <= moment:
+            return self._follow_ups.pop(0)
         return None
 
     def draft(
-        self, person: SimPerson, partner: str, family: str, kind: str, moment: datetime
+        self,
+        person: SimPerson,
+        partner: str,
+        family: str,
+        kind: str,
+        moment: datetime,
+        payload: Payload | None = None,
     ) -> EventDraft:
         """The event ``partner`` records about ``person``, with the identifiers it holds,
-        under the partner's agreement if it has one, else the person's consent."""
+        under the partner's agreement if it has one, else the person's consent; its payload
+        drawn for ``kind`` unless given (a referral's, settled when it was made)."""
         identifiers = {"nhs": person.nhs_number}
         if family == "housing" and person.council_ref:
             identifiers["council"] = person.council_ref
@@ -536,7 +618,7 @@ class Place:
             source_ref=f"{partner[:3].upper()}-{person.index:06d}",
             identifiers=identifiers,
             basis=basis,
-            payload=_PAYLOADS[family](self.rng, kind),
+            payload=payload or _PAYLOADS[family](self.rng, kind),
             occurred_at=moment,
             area_code=person.ward,
             age_band=person.age_band,
