@@ -59,8 +59,8 @@
       series: [
         { name: "people with both", type: "heatmap", data: co.values,
           label: { show: true, color: "#ffffff", backgroundColor: "#0b0c0c", padding: 2 } },
-        { name: "suppressed", type: "heatmap", data: co.suppressed.map(function (v) {
-            return [v[0], v[1], "-"]; }),
+        { name: "suppressed", type: "heatmap",  // 0 only places the cell (see flowMatrix)
+          data: co.suppressed.map(function (v) { return [v[0], v[1], 0]; }),
           itemStyle: { color: "#b1b4b6" },
           label: { show: true, formatter: "suppressed", color: "#0b0c0c" } }
       ]
@@ -84,8 +84,9 @@
     });
   }
 
-  // The flows: from a partner (row, y) to another (column, x), suppressed pairs grey and
-  // in words, never a colour on the scale; 0 (nobody) is left blank.
+  // The flows: from a partner (row, y, top down as in the table) to another (column, x),
+  // suppressed pairs grey and in words, never a colour on the scale (their value only
+  // places the cell: ECharts draws no cell for "-"); 0 (nobody) is left blank.
   function flowMatrix(node, flows) {
     var counts = flows.values.map(function (v) { return v[2]; });
     return draw(node, {
@@ -94,15 +95,15 @@
       xAxis: { type: "category", data: flows.partners, name: "to", splitArea: { show: true },
                axisLabel: { interval: 0, rotate: 30 } },
       yAxis: { type: "category", data: flows.partners, name: "from", splitArea: { show: true },
-               axisLabel: { interval: 0 } },
+               axisLabel: { interval: 0 }, inverse: true, nameLocation: "start" },
       visualMap: { min: 0, max: Math.max.apply(null, counts.concat([5])), calculable: false,
                    orient: "horizontal", left: "center", bottom: 0, seriesIndex: 0,
                    inRange: { color: ["#deebf7", "#08306b"] } },
       series: [
         { name: "people", type: "heatmap", data: flows.values,
           label: { show: true, color: "#ffffff", backgroundColor: "#0b0c0c", padding: 2 } },
-        { name: "suppressed", type: "heatmap", data: flows.suppressed.map(function (v) {
-            return [v[0], v[1], "-"]; }),
+        { name: "suppressed", type: "heatmap",
+          data: flows.suppressed.map(function (v) { return [v[0], v[1], 0]; }),
           itemStyle: { color: "#b1b4b6" },
           label: { show: true, formatter: "suppressed", color: "#0b0c0c" } }
       ]

@@ -3,15 +3,20 @@ a real worker on the real broker. A practitioner is refused in words; a steward 
 and the page draws its charts with the vendored ECharts from numbers that are already
 disclosure-controlled: the charts' series (read back from ECharts) are the API's numbers
 put through the rule, no count from 1 to 4 shows anywhere, and every chart has a table.
-A screenshot is kept at ``.state/artefacts/steward.png``."""
+Flows (``tests/integration/test_flows.py``'s small place: 15 people from the council to the
+food bank) are drawn as ``hub.steward_flows`` turns ``GET /v1/flows`` for the window chosen
+on the page. Screenshots are kept at ``.state/artefacts/steward.png`` and, of the flows
+section, ``steward-flows.png``."""
 
 from __future__ import annotations
 
 import random
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -22,16 +27,19 @@ from connectors.simulate import synthetic_nhs_number
 from hub.disclosure import RULE, round_count
 from hub.models import BasisKind, LawfulBasis, Payload
 from hub.steward_charts import HEALTH_BOOKS, co_occurrence, response_chart, trends
-from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
+from hub.steward_flows import flow_section
+from tests.integration import test_flows
+from tests.integration.conftest import TEST_AGREEMENT, TEST_AGREEMENT_ID, WorkerFactory
 from tests.integration.helpers import WorkerProcess
 from tests.integration.test_alerts import HOUSING_PRACTITIONER
 from tests.integration.test_practitioner_page import (  # noqa: F401 (browser: a fixture)
+    ARTEFACTS,
     WAIT_S,
     browser,
     screenshot,
     wait_for,
 )
-from tests.integration.test_stream_core import HEALTH, HOUSING, SCHOOL
+from tests.integration.test_stream_core import HEALTH, HOUSING, SCHOOL, wait_until
 
 STEWARD = "demo-steward"
 SMALL = re.compile(r"(?<![\w.:-])[1-4](?![\w.:-])")  # a lone 1-4, not part of a date or code
@@ -48,6 +56,46 @@ PLACE = [(AREA_A, ("housing", "education"))] * 7 + [(AREA_A, ("housing",))] * 5
 PLACE += [(AREA_B, ("health", "housing"))] * 6 + [(AREA_B, ("health",))] * 2
 PLACE_WEEK_DAY = (datetime.now(UTC) - timedelta(days=14)).date()  # when PLACE's events are
 RESPONSE_TITLE = "Housing advice at the school gate"
+FOOD_FROM, FOOD = test_flows.HOUSING, test_flows.FOOD  # the flows' busiest transition
+FLOWS_WEEK = test_flows.week_of(test_flows.LAST_MONDAY).isoformat()  # the flows' referrals
+
+
+@pytest.fixture
+def agreements_dir(tmp_path: Path) -> Path:
+    """The tests' agreement, with the food bank sharing too and referrals shared (the flows)."""
+    folder = tmp_path / "agreements"
+    folder.mkdir()
+    today = datetime.now(UTC).date()
+    text = TEST_AGREEMENT.format(
+        id=TEST_AGREEMENT_ID,
+        valid_from=(today - timedelta(days=365)).isoformat(),
+        valid_to=(today + timedelta(days=365)).isoformat(),
+    )
+    text = text.replace("city-health]", "city-health, city-food-bank]")
+    text = text.replace('"health.*"]', '"health.*", "community.*", "referral.*"]')
+    (folder / "early-help.yaml").write_text(text)
+    return folder
+
+
+def publish_flows(worker: WorkerProcess) -> None:
+    """``test_flows``' small place (its own people, last week and this) and wait until the
+    place's flows in ``FLOWS_WEEK`` are what that test reckons from its inputs."""
+    sent = test_flows.place()
+    want = {c: v for c, v in test_flows.expected(sent).items() if c[1] == FLOWS_WEEK}
+    assert want["week", FLOWS_WEEK, "transition", None, f"{FOOD_FROM}>{FOOD}"] == (15, None)
+    test_flows.publish(worker.settings, sent)
+
+    def got() -> dict[Any, Any]:
+        return {c: v for c, v in test_flows.answered(worker).items() if c[1] == FLOWS_WEEK}
+
+    def differences() -> str:
+        found = got()
+        wrong = sorted(
+            (k for k in want.keys() | found.keys() if want.get(k) != found.get(k)), key=str
+        )
+        return f"the flows of week {FLOWS_WEEK}: {len(wrong)} cells differ, e.g. {wrong[:3]}"
+
+    wait_until(lambda: got() == want, timeout_s=WAIT_S, describe=differences)
 
 
 def publish_small_place(worker: WorkerProcess) -> int:
@@ -183,8 +231,8 @@ def test_a_steward_sees_the_places_charts_with_only_disclosure_controlled_number
     assert drawn["series"][0]["data"] == pairs["values"] and pairs["values"]
     assert [v[:2] for v in drawn["series"][1]["data"]] == pairs["suppressed"]
 
-    # Flows wait for their contract.
-    assert "not yet available" in browser.find_element(By.ID, "flows-unavailable").text
+    # No flow between partners yet: the place's people met their services at one moment.
+    assert not browser.find_elements(By.ID, "flow-matrix")
 
     # A response recorded through the page's form: back on the page, its chart's series
     # are its evaluation from the API (area A, comparison area B, the place, as published),
@@ -216,10 +264,53 @@ def test_a_steward_sees_the_places_charts_with_only_disclosure_controlled_number
         in browser.find_element(By.ID, "responses-heading").find_element(By.XPATH, "..").text
     )
 
-    # Every chart states the rule; no count from 1 to 4 anywhere on the page or in a chart.
+    # Flows: the window chosen on the page is drawn as hub.steward_flows turns GET /v1/flows
+    # (15 people from the council to the food bank, as published; suppressed pairs apart).
+    publish_flows(worker)
+    browser.get(f"{worker.url}/steward")
+    Select(browser.find_element(By.ID, "flows-window")).select_by_value(f"week|{FLOWS_WEEK}")
+    browser.find_element(By.CSS_SELECTOR, "form.flows-window button[type=submit]").click()
+    wait_for(browser, "the flows drawn", "body[data-charts=drawn] #flow-matrix")
+    assert browser.current_url.endswith(f"flows=week%7C{FLOWS_WEEK}")
+    flows = flow_section(worker.get("/v1/flows", token=STEWARD).json(), f"week|{FLOWS_WEEK}")
+    assert flows["window_start"] == FLOWS_WEEK
+    partners = flows["partners"]
+    x, y = partners.index(FOOD), partners.index(FOOD_FROM)
+    assert [x, y, 15] in flows["values"]
+    drawn = option(browser, "flow-matrix")
+    assert drawn["xAxis"][0]["data"] == drawn["yAxis"][0]["data"] == partners
+    assert drawn["series"][0]["data"] == flows["values"]
+    assert [v[:2] for v in drawn["series"][1]["data"]] == flows["suppressed"]
+    words = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#flow-matrix svg text'))"
+        ".map(function (t) { return t.textContent; });"
+    )  # a suppressed pair is drawn, in words (the hospital's 3 to the council here)
+    assert flows["suppressed"] and words.count("suppressed") == len(flows["suppressed"]), words
+    drawn = option(browser, "flow-referrals")
+    assert drawn["xAxis"][0]["data"] == flows["receivers"] == [FOOD]
+    assert [(s["name"], s["data"]) for s in drawn["series"]] == [
+        (step["name"], step["values"]) for step in flows["referral_steps"]
+    ]
+    assert flows["referral_steps"][0] == {"name": "made", "values": [15]}
+    (median,) = flows["medians"]
+    days = [d.text for d in browser.find_elements(By.CSS_SELECTOR, "#flow-medians-table .days")]
+    assert median["referrals"] == 15 and days == [
+        f"{median['days']} day{'' if median['days'] == 1 else 's'}"
+    ]
+    row = f"//table[@id='flow-matrix-table']//tr[th='{FOOD_FROM}']/td"
+    assert browser.find_elements(By.XPATH, row)[x].text == "15"
+    assert (
+        "Medians: "
+        in browser.find_element(By.ID, "flows-heading").find_element(By.XPATH, "..").text
+    )
+
+    # Every chart states the rule; no count from 1 to 4 anywhere on the page or in a chart
+    # (a median is days, not a count: checked above and left out here).
     rules = browser.find_elements(By.CSS_SELECTOR, "figure .rule")
     assert rules and all(RULE in r.text for r in rules)
     text = browser.find_element(By.TAG_NAME, "body").text
+    for median_days in days:
+        text = text.replace(median_days, "")
     assert not SMALL.search(text), SMALL.findall(text)
     labels = browser.execute_script(
         "return Array.from(document.querySelectorAll('.chart svg text'))"
@@ -229,6 +320,9 @@ def test_a_steward_sees_the_places_charts_with_only_disclosure_controlled_number
     assert not [label for label in labels if SMALL.search(label)], labels
     values = [v for c in charts for line in c["lines"] for v in line["values"]]
     values += [v[2] for v in pairs["values"]] + [v for b in expected.values() for v in b]
+    values += [v[2] for v in flows["values"]] + [
+        v for s in flows["referral_steps"] for v in s["values"]
+    ]
     assert all(v is None or v == 0 or (v >= 5 and v % 5 == 0) for v in values), values
     # Each chart is reachable from the keyboard and named for a screen reader.
     for chart in browser.find_elements(By.CSS_SELECTOR, ".chart"):
@@ -238,6 +332,8 @@ def test_a_steward_sees_the_places_charts_with_only_disclosure_controlled_number
     height = browser.execute_script("return document.documentElement.scrollHeight;")
     browser.set_window_size(1280, height)  # the whole page in the screenshot
     screenshot(browser, "steward")
+    section = browser.find_element(By.ID, "flows-heading").find_element(By.XPATH, "..")
+    assert section.screenshot(str(ARTEFACTS / "steward-flows.png"))
 
     # Signing out ends the session.
     browser.find_element(By.CSS_SELECTOR, "header form button[type=submit]").click()
