@@ -62,6 +62,7 @@
         { name: "suppressed", type: "heatmap",  // 0 only places the cell (see flowMatrix)
           data: co.suppressed.map(function (v) { return [v[0], v[1], 0]; }),
           itemStyle: { color: "#b1b4b6" },
+          tooltip: { formatter: "suppressed" },
           label: { show: true, formatter: "suppressed", color: "#0b0c0c" } }
       ]
     });
@@ -105,6 +106,7 @@
         { name: "suppressed", type: "heatmap",
           data: flows.suppressed.map(function (v) { return [v[0], v[1], 0]; }),
           itemStyle: { color: "#b1b4b6" },
+          tooltip: { formatter: "suppressed" },
           label: { show: true, formatter: "suppressed", color: "#0b0c0c" } }
       ]
     });
