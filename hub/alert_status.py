@@ -9,29 +9,23 @@ organisation was told of. The status is an ``AlertStatus`` on ``hub.alert-status
 or an escalation with new facts) starts open: only what was set since counts
 (``status_of``).
 
-Every worker keeps a ``StatusBook``: one aiokafka reader (no group) of both topics from
+Every worker keeps a ``StatusBook`` (``hub.topic_book``): one reader of both topics from
 their beginning. A read first lets it reach the ends the topics had (``current``), so an
 answer reflects every status set before it was asked for.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
-import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
 from hub._admin import ensure_topic
 from hub.app import Hub
-from hub.errors import BrokerError, InputError
-from hub.keyed_read import reader, tail
 from hub.models import AlertFeedback, AlertInboxStatus, AlertStatus
+from hub.topic_book import CATCH_UP_S, TopicBook
 
 __all__ = [
     "CATCH_UP_S",
@@ -48,10 +42,6 @@ __all__ = [
     "status_topic",
     "statuses_asked",
 ]
-
-log = logging.getLogger(__name__)
-
-CATCH_UP_S = 10.0  # how long a read waits for the book to reach the topics' ends
 
 
 class InboxStatus(StrEnum):
@@ -117,20 +107,14 @@ def status_key(alert_id: str, partner_id: str) -> bytes:
     return f"{alert_id}/{partner_id}".encode()
 
 
-class StatusBook:
+class StatusBook(TopicBook):
     """A worker's reading of every organisation's statuses and feedback (module docstring)."""
 
+    name = "alert statuses"
+
     def __init__(self, hub: Hub) -> None:
-        self.hub = hub
+        super().__init__(hub, (status_topic(hub), hub.topics.alert_feedback))
         self.marks: dict[tuple[str, str], Marks] = {}
-        self.read_to: dict[TopicPartition, int] = {}  # every offset before it noted
-        topics = (status_topic(hub), hub.topics.alert_feedback)
-        n = hub.settings.partitions
-        self.partitions = [TopicPartition(t, p) for t in topics for p in range(n)]
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._starting = asyncio.Lock()
-        self._read = asyncio.Event()  # set after each batch
 
     def status(self, alert_id: str, partner_id: str, raised_at: datetime) -> InboxStatus:
         """``partner_id``'s status of the alert as far as the book has read."""
@@ -139,82 +123,29 @@ class StatusBook:
     async def current(self) -> None:
         """Return once the book has read the topics to the ends they had at the call
         (``BrokerError`` if not within ``CATCH_UP_S``)."""
-        async with self._starting:
-            if self._consumer is None:
-                await self._start()
-        consumer = self._consumer
-        assert consumer is not None
-        ends = await consumer.end_offsets(self.partitions)
-        deadline = time.monotonic() + CATCH_UP_S
-        while True:
-            self._read.clear()
-            if all(self.read_to.get(tp, 0) >= end for tp, end in ends.items()):
-                return
-            if time.monotonic() > deadline:
-                raise BrokerError("the alert statuses were not read to their end in time")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._read.wait(), timeout=1)
+        await self.caught_up()
 
-    async def close(self) -> None:
-        """Stop reading (the worker is stopping)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-
-    async def _start(self) -> None:
-        consumer = reader(self.hub.settings, fetch_max_wait_ms=20)
-        await consumer.start()
-        consumer.assign(self.partitions)
-        await consumer.seek_to_beginning(*self.partitions)
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._run(consumer), name="placehub-alert-statuses")
-
-    async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        async for batches in tail(consumer, "alert statuses"):
-            for messages in batches.values():
-                for message in messages:
-                    await self._note(message)
-            # Everything before a partition's position is noted now (gaps included).
-            for tp in self.partitions:
-                self.read_to[tp] = await consumer.position(tp)
-            self._read.set()
-
-    async def _note(self, message: ConsumerRecord[bytes, bytes]) -> None:
-        value, serde = message.value, self.hub.serde
-        if value is None:
-            return
-        if serde.needs_lookup(value):  # a registry read: blocking
-            await asyncio.to_thread(serde.lookup, value)
-        try:
-            if message.topic == self.hub.topics.alert_feedback:
-                feedback = serde.decode(value, AlertFeedback)
+    async def note(self, message: ConsumerRecord[bytes, bytes]) -> None:
+        if message.topic == self.hub.topics.alert_feedback:
+            feedback = await self.decoded(message, AlertFeedback)
+            if feedback is not None:
                 marks = self._marks(feedback.alert_id, feedback.partner_id)
                 if marks.feedback_at is None or feedback.at > marks.feedback_at:
                     marks.feedback_at = feedback.at
-            else:
-                record = serde.decode(value, AlertStatus)
-                marks = self._marks(record.alert_id, record.partner_id)
-                if marks.set_at is None or record.at >= marks.set_at:
-                    marks.set_at, marks.status = record.at, InboxStatus(record.status.lower())
-        except InputError:
-            log.warning("%s: a record that is not readable is skipped", message.topic)
+            return
+        record = await self.decoded(message, AlertStatus)
+        if record is not None:
+            marks = self._marks(record.alert_id, record.partner_id)
+            if marks.set_at is None or record.at >= marks.set_at:
+                marks.set_at, marks.status = record.at, InboxStatus(record.status.lower())
 
     def _marks(self, alert_id: str, partner_id: str) -> Marks:
         return self.marks.setdefault((alert_id, partner_id), Marks())
 
 
-_BOOKS: weakref.WeakKeyDictionary[Hub, StatusBook] = weakref.WeakKeyDictionary()
-
-
 def status_book(hub: Hub) -> StatusBook:
     """The hub's ``StatusBook`` (made on first use; it reads once first asked to)."""
-    if hub not in _BOOKS:
-        _BOOKS[hub] = StatusBook(hub)
-    return _BOOKS[hub]
+    return StatusBook.of(hub)
 
 
 def record_for(alert_id: str, partner_id: str, status: InboxStatus, at: datetime) -> AlertStatus:
