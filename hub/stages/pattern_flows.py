@@ -91,7 +91,8 @@ def _transitions(entries: Sequence[Seen], inside: Sequence[Seen], within: timede
 
 def day_values(entries: Sequence[Seen], inside: Sequence[Seen]) -> set[str]:
     """``A>B=d`` for each pair's first referral made in the window that has had its first
-    contact at B: ``d`` whole days after it (a combination of ``DAYS`` cells)."""
+    contact at B: ``d`` whole days after it (a combination of ``DAYS`` cells). B's own
+    referral events (accepting, declining, completing) are not contact with the person."""
     values = set()
     seen_pairs: set[str] = set()
     for made in sorted(inside, key=lambda e: e.occurred_at):
@@ -104,7 +105,9 @@ def day_values(entries: Sequence[Seen], inside: Sequence[Seen]) -> set[str]:
         contacts = [
             e.occurred_at
             for e in entries
-            if e.partner_id == made.to_partner and e.occurred_at >= made.occurred_at
+            if e.partner_id == made.to_partner
+            and e.occurred_at >= made.occurred_at
+            and not e.event_type.startswith("referral.")
         ]
         if contacts:
             days = (min(contacts) - made.occurred_at) // timedelta(days=1)

@@ -44,6 +44,7 @@ from tests.integration.test_patterns import (
     assert_no_small_count_on_the_topic,
     month_of,
     people,
+    seen_margins,
     week_of,
 )
 from tests.integration.test_stream_core import draft, wait_until
@@ -205,11 +206,16 @@ def flows_of(events: list[Sent], inside: list[Sent]) -> set[tuple[str, str]]:
 
 def days_of(events: list[Sent], inside: list[Sent]) -> int | None:
     """Whole days from the person's first referral made in the window to their first event
-    at the food bank after it (every referral here is the council's to the food bank)."""
+    at the food bank after it, not its answer to the referral (every referral here is the
+    council's to the food bank)."""
     made = sorted(e.at for e in inside if e.event_type == "referral.made")
     if not made:
         return None
-    contacts = [e.at for e in events if e.partner == FOOD and e.at >= made[0]]
+    contacts = [
+        e.at
+        for e in events
+        if e.partner == FOOD and e.at >= made[0] and not e.event_type.startswith("referral.")
+    ]
     return (min(contacts) - made[0]) // timedelta(days=1) if contacts else None
 
 
@@ -218,23 +224,6 @@ FLOW_MEASURES = ("transition", "referral", "services")
 
 def start_of(start: date) -> datetime:
     return datetime(start.year, start.month, start.day, tzinfo=UTC)
-
-
-def seen_margins(counts: dict[Cell, int]) -> list[tuple[Cell, list[Cell]]]:
-    """Everyone seen in an area's window is new or returning, and seen by one service or
-    several: a hidden total (put into ``counts``) with both pairs as its margins."""
-    margins: list[tuple[Cell, list[Cell]]] = []
-    for g, w, measure, area, _ in list(counts):
-        total: Cell = (g, w, "seen", area, "all")
-        if measure != "new_or_returning" or total in counts:
-            continue
-        pairs = [
-            [(g, w, "new_or_returning", area, c) for c in ("new", "returning")],
-            [(g, w, "services", area, c) for c in ("one", "several")],
-        ]
-        counts[total] = sum(counts.get(c, 0) for c in pairs[0])
-        margins += [(total, [c for c in pair if c in counts]) for pair in pairs]
-    return margins
 
 
 def expected(sent: list[Sent]) -> Shown:

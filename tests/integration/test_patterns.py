@@ -110,6 +110,23 @@ def month_of(at: datetime) -> date:
 Cell = tuple[str, str, str, str | None, str]  # granularity, window start, measure, area, what
 
 
+def seen_margins(counts: dict[Cell, int]) -> list[tuple[Cell, list[Cell]]]:
+    """Everyone seen in an area's window is new or returning, and seen by one service or
+    several: a hidden total (put into ``counts``) with both pairs as its margins."""
+    margins: list[tuple[Cell, list[Cell]]] = []
+    for g, w, measure, area, _ in list(counts):
+        total: Cell = (g, w, "seen", area, "all")
+        if measure != "new_or_returning" or total in counts:
+            continue
+        pairs = [
+            [(g, w, "new_or_returning", area, c) for c in ("new", "returning")],
+            [(g, w, "services", area, c) for c in ("one", "several")],
+        ]
+        counts[total] = sum(counts.get(c, 0) for c in pairs[0])
+        margins += [(total, [c for c in pair if c in counts]) for pair in pairs]
+    return margins
+
+
 def expected(sent: list[Sent], late: list[Sent]) -> tuple[dict[Cell, int | None], dict[Any, Any]]:
     """Every published cell (its value after the disclosure rule) and late count, by hand."""
     counts: dict[Cell, int] = defaultdict(int)
@@ -128,6 +145,10 @@ def expected(sent: list[Sent], late: list[Sent]) -> tuple[dict[Cell, int | None]
                 what = [("domain", d) for d in domains] + [("event_type", t) for t in types]
                 what += [("co_occurrence", f"{a}+{b}") for a, b in combinations(domains, 2)]
                 what.append(("new_or_returning", new))
+                # Not a pattern (GET /v1/flows shows it), but the hub puts it through
+                # control with them: with new or returning it adds up to everyone seen.
+                partners = {PAYLOADS[e.event_type][0] for e in inside}
+                what.append(("services", "one" if len(partners) == 1 else "several"))
                 for where in (area, None):
                     for measure, combination in what:
                         counts[granularity, start.isoformat(), measure, where, combination] += 1
@@ -135,6 +156,7 @@ def expected(sent: list[Sent], late: list[Sent]) -> tuple[dict[Cell, int | None]
     windows = {(g, w) for g, w, *_ in counts}
     for granularity, start in windows:
         mine = {c: n for c, n in counts.items() if c[:2] == (granularity, start)}
+        seen = seen_margins(mine)
         members: dict[Cell, list[Cell]] = defaultdict(list)
         for cell in mine:
             if cell[3] is not None:
@@ -144,8 +166,10 @@ def expected(sent: list[Sent], late: list[Sent]) -> tuple[dict[Cell, int | None]
         margins = [
             (total, sorted(cells, key=lambda c: str(c[3]))) for total, cells in members.items()
         ]
-        controlled = control(mine, margins)
-        published |= {c: v for c, v in controlled.items() if c[3] != "-"}
+        controlled = control(mine, [*margins, *seen])
+        published |= {
+            c: v for c, v in controlled.items() if c[3] != "-" and c[2] not in ("services", "seen")
+        }
     late_counts: dict[tuple[str, str], int] = defaultdict(int)
     for s in late:
         late_counts["week", week_of(s.at).isoformat()] += 1

@@ -109,6 +109,11 @@ def test_days_to_first_contact_for_each_pairs_first_referral_in_the_window() -> 
     assert day_values([made], [made]) == set()  # no contact yet: no value
     before = at(FOOD, WED - timedelta(days=3), "community.food_bank")  # before the referral
     assert day_values([before, made], [made]) == set()
+    # The receiver accepting the referral is not contact with the person: the simulated
+    # place's medians were all 0-2 days, the answer's delay, not the wait for the visit.
+    accepted = referral("accepted", FOOD, FOOD, WED - timedelta(days=1))
+    answered = [made, accepted, contact]
+    assert day_values(answered, answered) == {f"{HOUSING}>{FOOD}=5"}
     cells = person_cells(inside, week, WITHIN)
     assert f"referral_days||{HOUSING}>{FOOD}=5" in cells  # the whole place's only
     assert not any(c.startswith(f"referral_days|{WARD}|") for c in cells)
