@@ -25,7 +25,7 @@ from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from hub._http import RequestRefused
-from hub._pages import BAD_TOKEN, HEADERS, pasted_user, read_form
+from hub._pages import HEADERS, PageSessions, page, read_form, see_other
 from hub.access import Reader, refusal
 from hub.alert_status import DEFAULT_SHOWN
 from hub.alert_stream import stream_alerts
@@ -33,8 +33,8 @@ from hub.alerts_api import ALERT_VIEW, INBOX_MAX, Unanswered, gather, owners_of
 from hub.app import Hub
 from hub.audit import write_audit
 from hub.feedback import FeedbackBody, NotTold, give_feedback
-from hub.practitioner_render import FEEDBACK_LABELS, render
-from hub.practitioner_session import COOKIE, Session, Sessions
+from hub.practitioner_render import FEEDBACK_LABELS
+from hub.practitioner_session import COOKIE, Session
 from hub.practitioner_timeline import TimelineUnavailable, read_timeline
 from hub.serde import validation_errors
 from hub.users import User
@@ -61,17 +61,9 @@ class _Signed:
 def install_practitioner_page(hub: Hub) -> None:
     """Add the practitioners' page (sign-in, inbox, alert, timeline, stream) to the web
     server."""
-    sessions = Sessions()
+    pages = PageSessions(hub, ROOT, COOKIE, "practitioners", SIGN_IN_ACTION, refusal)
     rule_titles = {rule.code: rule.title for rule in hub.rules}
     assets = {name: (files("hub") / "static" / name).read_bytes() for name in STATIC}
-
-    def page(view: View, template: str, status: int = 200, **values: Any) -> Response:
-        values.setdefault("user", None)
-        values.setdefault("csrf", None)
-        return view.html(render(template, **values), status=status, headers=HEADERS)
-
-    def see_other(view: View, location: str) -> Response:
-        return view.html("", status=303, headers={**HEADERS, "Location": location})
 
     def problem_page(
         view: View, signed: _Signed | None, status: int, title: str, detail: str
@@ -80,11 +72,8 @@ def install_practitioner_page(hub: Hub) -> None:
         return page(view, "problem.html", status, title=title, detail=detail, **values)
 
     def signed_in(request: Request) -> _Signed | None:
-        session = sessions.find(cast(web.Request, request).cookies.get(COOKIE))
-        user = hub.users.by_id(session.user_id) if session else None
-        if session is None or user is None or refusal(user) is not None:
-            return None
-        return _Signed(user, session)
+        found = pages.signed_in(request)
+        return _Signed(*found) if found else None
 
     async def inbox_of(signed: _Signed) -> list[dict[str, Any]]:
         return await gather(hub, signed.user, signed.reader)
@@ -121,47 +110,22 @@ def install_practitioner_page(hub: Hub) -> None:
             return page(self, "sign_in.html", title="Sign in", error=None, notice=None)
 
         async def post(self, request: Request) -> Response:
-            web_request = cast(web.Request, request)
             try:
-                token = (await read_form(web_request)).get("token", "")
+                return await pages.open(self, request)
             except RequestRefused as exc:
                 return page(
                     self, "sign_in.html", exc.status, title="Sign in", error=exc.title, notice=None
                 )
-            user = pasted_user(hub.users, token)
-            if user is None:
-                return page(
-                    self, "sign_in.html", 401, title="Sign in", error=BAD_TOKEN, notice=None
-                )
-            refused = refusal(user)
-            if refused is not None:
-                await write_audit(hub, user, None, "denied", SIGN_IN_ACTION)
-                error = f"This page is for practitioners: {refused}."
-                return page(self, "sign_in.html", 403, title="Sign in", error=error, notice=None)
-            session_id, _ = sessions.open(user.id)
-            reply = cast(web.Response, see_other(self, ROOT))
-            reply.set_cookie(
-                COOKIE, session_id, path=ROOT, httponly=True, samesite="Strict",
-                secure=web_request.secure, max_age=int(sessions.ttl_s),
-            )  # fmt: skip
-            return cast(Response, reply)
 
     class SignOutPage(View):
         """``POST /practitioner/sign-out``: end the session and forget the cookie."""
 
         async def post(self, request: Request) -> Response:
-            web_request = cast(web.Request, request)
-            signed = signed_in(request)
             try:
-                fields = await read_form(web_request)
+                return await pages.close(self, request, "the form has expired")
             except RequestRefused as exc:
-                return problem_page(self, signed, exc.status, "Not signed out", exc.title)
-            if signed is not None and not signed.session.allows(fields.get("csrf")):
-                return problem_page(self, signed, 403, "Not signed out", "the form has expired")
-            sessions.close(web_request.cookies.get(COOKIE))
-            reply = cast(web.Response, see_other(self, SIGN_IN))
-            reply.del_cookie(COOKIE, path=ROOT)
-            return cast(Response, reply)
+                return problem_page(self, signed_in(request), exc.status, "Not signed out",
+                                    exc.title)  # fmt: skip
 
     class InboxPage(View):
         """``GET /practitioner``: the alerts the practitioner's organisation is told of."""

@@ -36,17 +36,14 @@ from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from hub._http import RequestRefused, problem
-from hub._pages import BAD_TOKEN, HEADERS, pasted_user, read_form
+from hub._pages import HEADERS, PageSessions, page, read_form, see_other
 from hub.app import Hub
-from hub.audit import write_audit
 from hub.disclosure import BASE, RULE, THRESHOLD, round_count
 from hub.errors import BrokerError
 from hub.flows_api import flows_answer, parse_flow_filters
 from hub.models import ResponseKind
 from hub.pattern_book import pattern_book
 from hub.patterns_api import Filters, answer, refusal
-from hub.practitioner_render import render
-from hub.practitioner_session import Session, Sessions
 from hub.responses import ResponseBody
 from hub.responses_api import evaluate, record_response, responses_of
 from hub.routing import PeerUnavailable
@@ -154,80 +151,43 @@ def form_errors(exc: ValidationError) -> list[dict[str, str]]:
 def install_steward_page(hub: Hub) -> None:
     """Add the stewards' page (sign-in, sign-out, the page, its data and assets) to the
     web server."""
-    sessions = Sessions()
+    pages = PageSessions(hub, ROOT, COOKIE, "system stewards", SIGN_IN_ACTION, refusal)
     static = files("hub") / "static"
     assets = {
         name: static.joinpath(*path.split("/")).read_bytes() for name, (path, _) in STATIC.items()
     }
 
-    def page(view: View, template: str, status: int = 200, **values: Any) -> Response:
-        values.setdefault("user", None)
-        values.setdefault("csrf", None)
-        return view.html(render(template, **values), status=status, headers=HEADERS)
-
-    def see_other(view: View, location: str) -> Response:
-        return view.html("", status=303, headers={**HEADERS, "Location": location})
-
     def sign_in_page(view: View, status: int, error: str | None) -> Response:
         return page(view, "steward_sign_in.html", status, title="Sign in", error=error)
-
-    def signed_in(request: Request) -> tuple[User, Session] | None:
-        session = sessions.find(cast(web.Request, request).cookies.get(COOKIE))
-        user = hub.users.by_id(session.user_id) if session else None
-        if session is None or user is None or refusal(user) is not None:
-            return None
-        return user, session
 
     class SignInPage(View):
         """``/steward/sign-in``: the form (GET) and the token traded for a session."""
 
         async def get(self, request: Request) -> Response:
-            if signed_in(request) is not None:
+            if pages.signed_in(request) is not None:
                 return see_other(self, ROOT)
             return sign_in_page(self, 200, None)
 
         async def post(self, request: Request) -> Response:
-            web_request = cast(web.Request, request)
             try:
-                user = pasted_user(hub.users, (await read_form(web_request)).get("token", ""))
+                return await pages.open(self, request)
             except RequestRefused as exc:
                 return sign_in_page(self, exc.status, exc.title)
-            if user is None:
-                return sign_in_page(self, 401, BAD_TOKEN)
-            refused = refusal(user)
-            if refused is not None:
-                await write_audit(hub, user, None, "denied", SIGN_IN_ACTION)
-                return sign_in_page(self, 403, f"This page is for system stewards: {refused}.")
-            session_id, _ = sessions.open(user.id)
-            reply = cast(web.Response, see_other(self, ROOT))
-            reply.set_cookie(
-                COOKIE, session_id, path=ROOT, httponly=True, samesite="Strict",
-                secure=web_request.secure, max_age=int(sessions.ttl_s),
-            )  # fmt: skip
-            return cast(Response, reply)
 
     class SignOutPage(View):
         """``POST /steward/sign-out``: end the session and forget the cookie."""
 
         async def post(self, request: Request) -> Response:
-            web_request = cast(web.Request, request)
-            signed = signed_in(request)
             try:
-                fields = await read_form(web_request)
+                return await pages.close(self, request, "The sign-out form has expired.")
             except RequestRefused as exc:
                 return sign_in_page(self, exc.status, exc.title)
-            if signed is not None and not signed[1].allows(fields.get("csrf")):
-                return sign_in_page(self, 403, "The sign-out form has expired.")
-            sessions.close(web_request.cookies.get(COOKIE))
-            reply = cast(web.Response, see_other(self, SIGN_IN))
-            reply.del_cookie(COOKIE, path=ROOT)
-            return cast(Response, reply)
 
     class DashboardPage(View):
         """``GET /steward``: the place's patterns, flows, health and responses."""
 
         async def get(self, request: Request) -> Response:
-            signed = signed_in(request)
+            signed = pages.signed_in(request)
             if signed is None:
                 return see_other(self, SIGN_IN)
             user, session = signed
@@ -244,7 +204,7 @@ def install_steward_page(hub: Hub) -> None:
         to the page), or the page again with the form's errors (422)."""
 
         async def post(self, request: Request) -> Response:
-            signed = signed_in(request)
+            signed = pages.signed_in(request)
             if signed is None:
                 return see_other(self, SIGN_IN)
             user, session = signed
@@ -276,7 +236,7 @@ def install_steward_page(hub: Hub) -> None:
         session: a script cannot follow a sign-in form)."""
 
         async def get(self, request: Request) -> Response:
-            signed = signed_in(request)
+            signed = pages.signed_in(request)
             if signed is None:
                 return problem(self, 401, "sign in at /steward/sign-in first")
             try:
