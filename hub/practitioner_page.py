@@ -107,15 +107,13 @@ def install_practitioner_page(hub: Hub) -> None:
         async def get(self, request: Request) -> Response:
             if signed_in(request) is not None:
                 return see_other(self, ROOT)
-            return page(self, "sign_in.html", title="Sign in", error=None, notice=None)
+            return page(self, "sign_in.html", title="Sign in", error=None)
 
         async def post(self, request: Request) -> Response:
             try:
                 return await pages.open(self, request)
             except RequestRefused as exc:
-                return page(
-                    self, "sign_in.html", exc.status, title="Sign in", error=exc.title, notice=None
-                )
+                return page(self, "sign_in.html", exc.status, title="Sign in", error=exc.title)
 
     class SignOutPage(View):
         """``POST /practitioner/sign-out``: end the session and forget the cookie."""
