@@ -21,14 +21,10 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from hub._http import problem
 from hub.app import Hub
 from hub.disclosure import BASE, RULE, THRESHOLD
-from hub.errors import BrokerError
 from hub.models import PatternCell
-from hub.pattern_book import pattern_book
-from hub.patterns_api import PLACE, BadFilter, Filters, in_range, parse_filters, refusal
-from hub.routing import caller
+from hub.patterns_api import PLACE, BadFilter, Filters, asked, in_range, parse_filters
 from hub.stages.pattern_flows import FLOW_MEASURES, MEDIAN, MEDIAN_RULE, REFERRAL_KINDS
 from hub.stages.pattern_windows import Window
 
@@ -109,12 +105,6 @@ def _count(cell: PatternCell | None) -> Count:
     return 0 if cell is None else cell.count
 
 
-async def flows_for(hub: Hub, filters: Filters) -> dict[str, Any]:
-    """The flows ``filters`` ask for, as published so far (``BrokerError`` if
-    ``hub.patterns`` could not be read to its end)."""
-    return flows_answer(await pattern_book(hub).current(), filters)
-
-
 def install_flows_api(hub: Hub) -> None:
     """Add ``GET /v1/flows`` (the pattern book is the patterns API's, stopped with it)."""
 
@@ -122,21 +112,7 @@ def install_flows_api(hub: Hub) -> None:
         """``GET /v1/flows``: the place's published flows, a matrix per window."""
 
         async def get(self, request: Request) -> Response:
-            user = caller(hub, request)
-            if user is None:
-                return problem(self, 401, "a valid bearer token is required")
-            refused = refusal(user)
-            if refused:
-                return problem(self, 403, refused)
-            query: Any = request.query  # a multidict: area may be given again
-            try:
-                filters = parse_flow_filters({k: query.getall(k) for k in query})
-            except BadFilter as exc:
-                field, rule = str(exc).split(": ", 1)
-                return problem(self, 422, str(exc), [(field, rule)])
-            try:
-                return self.json(await flows_for(hub, filters))
-            except BrokerError:
-                return problem(self, 503, "the flows could not be read; try again")
+            found = await asked(hub, self, request, parse_flow_filters, flows_answer, "flows")
+            return self.json(found[0]) if isinstance(found, tuple) else found
 
     hub.app.page("/v1/flows")(FlowsPage)

@@ -18,9 +18,10 @@ naming the field and the rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import partial
 from typing import Any, cast
 
 from aiohttp.web import Application
@@ -44,6 +45,7 @@ __all__ = [
     "BadFilter",
     "Filters",
     "answer",
+    "asked",
     "export_rows",
     "in_range",
     "install_patterns_api",
@@ -225,6 +227,37 @@ def refusal(user: User) -> str | None:
     return f"role {user.role.value} may not read the place's patterns"
 
 
+async def asked(
+    hub: Hub,
+    view: View,
+    request: Request,
+    parse: Callable[[Mapping[str, list[str]]], Filters],
+    answer_of: Callable[[Mapping[str, PatternCell], Filters], dict[str, Any]],
+    what: str,
+) -> tuple[dict[str, Any], Filters] | Response:
+    """What a steward's request for the published cells asks (``parse`` reads the query's
+    filters, ``answer_of`` cuts the cells), with its filters; or the problem reply to send
+    instead: 401 without a valid token, 403 for a role that may not read them, 422 naming
+    a bad filter's field and rule, 503 if ``what`` could not be read. One sequence for
+    ``GET /v1/patterns`` and ``GET /v1/flows``."""
+    user = caller(hub, request)
+    if user is None:
+        return problem(view, 401, "a valid bearer token is required")
+    refused = refusal(user)
+    if refused:
+        return problem(view, 403, refused)
+    query: Any = request.query  # a multidict: area may be given again
+    try:
+        filters = parse({k: query.getall(k) for k in query})
+    except BadFilter as exc:
+        field, rule = str(exc).split(": ", 1)
+        return problem(view, 422, str(exc), [(field, rule)])
+    try:
+        return answer_of(await pattern_book(hub).current(), filters), filters
+    except BrokerError:
+        return problem(view, 503, f"the {what} could not be read; try again")
+
+
 def export_rows(body: dict[str, Any]) -> list[dict[str, object]]:
     """An answer's cells and late events as the rows of an export (``hub.exports``): each
     with its window, as published."""
@@ -256,39 +289,19 @@ def install_patterns_api(hub: Hub) -> None:
 
     cast(AiohttpWeb, hub.app.web).web_app.on_shutdown.append(close_book)
 
-    async def asked(
-        view: View, request: Request, also: tuple[str, ...] = ()
-    ) -> tuple[dict[str, Any], Filters] | Response:
-        """The answer a steward's request asks for, or the problem reply to send instead."""
-        user = caller(hub, request)
-        if user is None:
-            return problem(view, 401, "a valid bearer token is required")
-        refused = refusal(user)
-        if refused:
-            return problem(view, 403, refused)
-        query: Any = request.query  # a multidict: area may be given again
-        try:
-            filters = parse_filters({k: query.getall(k) for k in query}, also)
-        except BadFilter as exc:
-            field, rule = str(exc).split(": ", 1)
-            return problem(view, 422, str(exc), [(field, rule)])
-        try:
-            return await patterns_for(hub, filters), filters
-        except BrokerError:
-            return problem(view, 503, "the patterns could not be read; try again")
-
     class PatternsPage(View):
         """``GET /v1/patterns``: the place's published patterns, filtered."""
 
         async def get(self, request: Request) -> Response:
-            found = await asked(self, request)
+            found = await asked(hub, self, request, parse_filters, answer, "patterns")
             return self.json(found[0]) if isinstance(found, tuple) else found
 
     class PatternsExport(View):
         """``GET /v1/patterns/export?format=csv|json``: the same, as a file with the rule."""
 
         async def get(self, request: Request) -> Response:
-            found = await asked(self, request, also=("format",))
+            parse = partial(parse_filters, also=("format",))
+            found = await asked(hub, self, request, parse, answer, "patterns")
             if not isinstance(found, tuple):
                 return found
             shape = request.query.get("format", "csv")
