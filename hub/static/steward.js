@@ -32,39 +32,55 @@
     return chart;
   }
 
-  function trend(node, chart) {
+  // Lines over windows, each with its own marker; `more` adds to the n-th line's series.
+  function lines(node, chart, windowName, top, more) {
     return draw(node, {
       tooltip: { trigger: "axis" },
       legend: { top: 0 },
-      grid: { left: 48, right: 16, top: 40, bottom: 32 },
-      xAxis: { type: "category", data: chart.windows, name: "week starting" },
+      grid: { left: 48, right: 16, top: top, bottom: 32 },
+      xAxis: { type: "category", data: chart.windows, name: windowName },
       yAxis: axisOfCounts("people"),
       series: chart.lines.map(function (line, n) {
-        return { name: line.name, type: "line", data: line.values, connectNulls: false,
-                 symbol: symbols[n % symbols.length], symbolSize: 10 };
+        return more({ name: line.name, type: "line", data: line.values, connectNulls: false,
+                      symbol: symbols[n % symbols.length], symbolSize: 10 }, line, n);
       })
     });
   }
 
-  function coOccurrence(node, co) {
-    var counts = co.values.map(function (v) { return v[2]; });
+  function trend(node, chart) {
+    return lines(node, chart, "week starting", 40, function (series) { return series; });
+  }
+
+  // A matrix of counts (row, column, count): published cells on one colour scale with
+  // their number; suppressed ones grey and in words, never a colour on the scale (their
+  // value 0 only places the cell: ECharts draws no cell for "-"). `axes` lays it out.
+  function heatmap(node, matrix, name, axes) {
+    var counts = matrix.values.map(function (v) { return v[2]; });
     return draw(node, {
       tooltip: { position: "top" },
-      grid: { left: 96, right: 16, top: 16, bottom: 96 },
-      xAxis: { type: "category", data: co.domains, splitArea: { show: true } },
-      yAxis: { type: "category", data: co.domains, splitArea: { show: true } },
+      grid: axes.grid,
+      xAxis: axes.xAxis,
+      yAxis: axes.yAxis,
       visualMap: { min: 0, max: Math.max.apply(null, counts.concat([5])), calculable: false,
                    orient: "horizontal", left: "center", bottom: 0, seriesIndex: 0,
                    inRange: { color: ["#deebf7", "#08306b"] } },
       series: [
-        { name: "people with both", type: "heatmap", data: co.values,
+        { name: name, type: "heatmap", data: matrix.values,
           label: { show: true, color: "#ffffff", backgroundColor: "#0b0c0c", padding: 2 } },
-        { name: "suppressed", type: "heatmap",  // 0 only places the cell (see flowMatrix)
-          data: co.suppressed.map(function (v) { return [v[0], v[1], 0]; }),
+        { name: "suppressed", type: "heatmap",
+          data: matrix.suppressed.map(function (v) { return [v[0], v[1], 0]; }),
           itemStyle: { color: "#b1b4b6" },
           tooltip: { formatter: "suppressed" },
           label: { show: true, formatter: "suppressed", color: "#0b0c0c" } }
       ]
+    });
+  }
+
+  function coOccurrence(node, co) {
+    return heatmap(node, co, "people with both", {
+      grid: { left: 96, right: 16, top: 16, bottom: 96 },
+      xAxis: { type: "category", data: co.domains, splitArea: { show: true } },
+      yAxis: { type: "category", data: co.domains, splitArea: { show: true } }
     });
   }
 
@@ -85,30 +101,15 @@
     });
   }
 
-  // The flows: from a partner (row, y, top down as in the table) to another (column, x),
-  // suppressed pairs grey and in words, never a colour on the scale (their value only
-  // places the cell: ECharts draws no cell for "-"); 0 (nobody) is left blank.
+  // The flows: from a partner (row, y, top down as in the table) to another (column, x);
+  // 0 (nobody) is left blank.
   function flowMatrix(node, flows) {
-    var counts = flows.values.map(function (v) { return v[2]; });
-    return draw(node, {
-      tooltip: { position: "top" },
+    return heatmap(node, flows, "people", {
       grid: { left: 160, right: 16, top: 32, bottom: 128 },
       xAxis: { type: "category", data: flows.partners, name: "to", splitArea: { show: true },
                axisLabel: { interval: 0, rotate: 30 } },
       yAxis: { type: "category", data: flows.partners, name: "from", splitArea: { show: true },
-               axisLabel: { interval: 0 }, inverse: true, nameLocation: "start" },
-      visualMap: { min: 0, max: Math.max.apply(null, counts.concat([5])), calculable: false,
-                   orient: "horizontal", left: "center", bottom: 0, seriesIndex: 0,
-                   inRange: { color: ["#deebf7", "#08306b"] } },
-      series: [
-        { name: "people", type: "heatmap", data: flows.values,
-          label: { show: true, color: "#ffffff", backgroundColor: "#0b0c0c", padding: 2 } },
-        { name: "suppressed", type: "heatmap",
-          data: flows.suppressed.map(function (v) { return [v[0], v[1], 0]; }),
-          itemStyle: { color: "#b1b4b6" },
-          tooltip: { formatter: "suppressed" },
-          label: { show: true, formatter: "suppressed", color: "#0b0c0c" } }
-      ]
+               axisLabel: { interval: 0 }, inverse: true, nameLocation: "start" }
     });
   }
 
@@ -133,23 +134,14 @@
 
   function response(node, chart) {
     var marker = chart.from_window === null ? [] : [{ xAxis: chart.from_window }];
-    return draw(node, {
-      tooltip: { trigger: "axis" },
-      legend: { top: 0 },
-      grid: { left: 48, right: 16, top: 56, bottom: 32 },
-      xAxis: { type: "category", data: chart.windows, name: "window starting" },
-      yAxis: axisOfCounts("people"),
-      series: chart.lines.map(function (line, n) {
-        var series = { name: line.name, type: "line", data: line.values, connectNulls: false,
-                       symbol: symbols[n % symbols.length], symbolSize: 10,
-                       lineStyle: { type: dashes[line.role] || "solid" } };
-        if (n === 0) {
-          series.markLine = { symbol: "none", silent: true, data: marker,
-                              label: { formatter: "response from" },
-                              lineStyle: { color: "#0b0c0c", type: "solid" } };
-        }
-        return series;
-      })
+    return lines(node, chart, "window starting", 56, function (series, line, n) {
+      series.lineStyle = { type: dashes[line.role] || "solid" };
+      if (n === 0) {
+        series.markLine = { symbol: "none", silent: true, data: marker,
+                            label: { formatter: "response from" },
+                            lineStyle: { color: "#0b0c0c", type: "solid" } };
+      }
+      return series;
     });
   }
 
