@@ -11,7 +11,15 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from hub.topics import PARTNER_ID_PATTERN
 
@@ -852,6 +860,32 @@ def _place_words(text: str) -> str:
 PlaceWords = Annotated[str, AfterValidator(_place_words)]
 
 
+def _distinct_areas(areas: list[str]) -> list[str]:
+    if len(set(areas)) != len(areas):
+        raise ValueError("an area is repeated")
+    return areas
+
+
+def _not_before_from(until: date | None, info: ValidationInfo) -> date | None:
+    """A last day not before the model's ``from_date`` (a field declared before it)."""
+    start = info.data.get("from_date")
+    if until is not None and start is not None and until < start:
+        raise ValueError("must not be before from_date")
+    return until
+
+
+# A collective response's facts, as a steward sends them (``hub.responses.ResponseBody``)
+# and as ``hub.responses`` keeps them: one set of rules, so that a body the API takes is
+# always a record it can write.
+ResponseTitle = Annotated[PlaceWords, Field(min_length=3, max_length=80)]
+ResponseDescription = Annotated[PlaceWords, Field(max_length=500)]
+ResponseAreas = Annotated[
+    list[AreaCode], Field(min_length=1, max_length=20), AfterValidator(_distinct_areas)
+]
+ResponseUntil = Annotated[date | None, AfterValidator(_not_before_from)]
+ResponseMeasure = Literal["domain", "event_type", "co_occurrence", "new_or_returning"]
+
+
 class ResponseChange(AvroRecord):
     """One amendment of a collective response; mirrors ``ResponseChange`` in
     ``CollectiveResponse.avsc``."""
@@ -873,14 +907,14 @@ class CollectiveResponse(AvroRecord):
     avro_schema: ClassVar[str] = "CollectiveResponse"
 
     response_id: Code
-    title: Annotated[PlaceWords, Field(min_length=3, max_length=80)]
-    description: Annotated[PlaceWords, Field(max_length=500)] = ""
+    title: ResponseTitle
+    description: ResponseDescription = ""
     kind: ResponseKind
-    area_codes: Annotated[list[AreaCode], Field(min_length=1, max_length=20)]
+    area_codes: ResponseAreas
     from_date: date
-    until_date: date | None = None
+    until_date: ResponseUntil = None
     granularity: Literal["week", "month"]
-    measure: Literal["domain", "event_type", "co_occurrence", "new_or_returning"]
+    measure: ResponseMeasure
     combination_code: Annotated[
         str, Field(max_length=200, pattern=r"^[a-z_]+(\.[a-z0-9_]+)?(\+[a-z_]+(\.[a-z0-9_]+)?)*$")
     ]
@@ -888,14 +922,6 @@ class CollectiveResponse(AvroRecord):
     recorded_at: AwareDatetime
     status: ResponseStatus = ResponseStatus.ACTIVE
     changes: list[ResponseChange] = Field(default_factory=list, max_length=100)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if len(set(self.area_codes)) != len(self.area_codes):
-            raise ValueError("area_codes: an area is repeated")
-        if self.until_date is not None and self.until_date < self.from_date:
-            raise ValueError("until_date: must not be before from_date")
-        return self
 
 
 MODELS_BY_SCHEMA: dict[str, type[AvroRecord]] = {

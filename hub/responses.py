@@ -39,12 +39,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from hub.alerts import Condition
 from hub.disclosure import BASE, RULE, THRESHOLD
 from hub.models import (
-    AreaCode,
     CollectiveResponse,
-    PlaceWords,
+    ResponseAreas,
     ResponseChange,
+    ResponseDescription,
     ResponseKind,
+    ResponseMeasure,
     ResponseStatus,
+    ResponseTitle,
+    ResponseUntil,
 )
 
 __all__ = [
@@ -93,30 +96,15 @@ class ResponseBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    title: Annotated[PlaceWords, Field(min_length=3, max_length=80)]
-    description: Annotated[PlaceWords, Field(max_length=500)] = ""
+    title: ResponseTitle
+    description: ResponseDescription = ""
     kind: ResponseKind
-    area_codes: Annotated[list[AreaCode], Field(min_length=1, max_length=20)]
+    area_codes: ResponseAreas
     from_date: date
-    until_date: date | None = None
+    until_date: ResponseUntil = None
     granularity: Literal["week", "month"]
-    measure: Literal["domain", "event_type", "co_occurrence", "new_or_returning"]
+    measure: ResponseMeasure
     combination_code: Annotated[str, Field(max_length=200)]
-
-    @field_validator("area_codes")
-    @classmethod
-    def _distinct(cls, areas: list[str]) -> list[str]:
-        if len(set(areas)) != len(areas):
-            raise ValueError("an area is repeated")
-        return areas
-
-    @field_validator("until_date")
-    @classmethod
-    def _after_from(cls, until: date | None, info: ValidationInfo) -> date | None:
-        start = info.data.get("from_date")
-        if until is not None and start is not None and until < start:
-            raise ValueError("must not be before from_date")
-        return until
 
     @field_validator("combination_code")
     @classmethod

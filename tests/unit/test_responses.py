@@ -162,6 +162,16 @@ def test_a_bad_body_is_refused_naming_the_field_and_the_rule(
     assert refused_value is None or str(refused_value) not in errors[0][1]  # never echoed
 
 
+@pytest.mark.parametrize(
+    ("change", "pointer"),
+    [({"area_codes": [A, A]}, "/area_codes"), ({"until_date": MONDAY}, "/until_date")],
+)
+def test_the_kept_record_refuses_what_the_body_does(change: dict[str, Any], pointer: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        CollectiveResponse.model_validate(response().model_dump() | change)
+    assert [p for p, _ in validation_errors(refused.value)] == [pointer]
+
+
 def test_amendments_keep_the_history_and_a_withdrawn_response_stays_withdrawn() -> None:
     first = response()
     later = AT + timedelta(days=30)
