@@ -13,7 +13,8 @@ output) has four parts, each closing a way to learn about a few people:
   hidden member is the total minus the others. So in every margin relation (a total and
   its members) that has exactly one suppressed entry, a second is suppressed as well.
   Two or more hidden members are still known together, as the total minus the published
-  members: if that is a small count (two people in two areas), each of them can be
+  members: if that is a small count (two people in two areas), or as many people as
+  hidden members (a reader knows each is at least 1, so each is 1), each of them can be
   pinned, so a further member is suppressed. This repeats until no relation changes.
 - **Empty cells are not published.** A cell with no people is left out of the output.
 
@@ -65,8 +66,8 @@ def control(
     total with its members; a total counts people, so it may be less than its members'
     sum (a person in two areas) but never more. Where a relation has exactly one
     suppressed entry, or a published total whose suppressed members count 1 to 4 people
-    together, its smallest published member is suppressed too (the first in ``members``
-    order on a tie), or its total when no member is left to suppress; this repeats until
+    together or one each, its smallest published member is suppressed too (the first in
+    ``members`` order on a tie), or its total when no member is left to suppress; this repeats until
     no relation changes, since a cell may sit in several relations.
 
     Raises ``ValueError`` for a negative count, a margin naming a cell that has no
@@ -101,8 +102,10 @@ def _exposed(total: K, members: Sequence[K], counts: Mapping[K, int], suppressed
         return True
     if total in suppressed:
         return False
-    together = sum(counts[member] for member in set(members) & suppressed)
-    return 0 < together < THRESHOLD
+    hidden_members = set(members) & suppressed
+    together = sum(counts[member] for member in hidden_members)
+    # Each is at least 1 to a reader, so as many people as hidden members pins each at 1.
+    return 0 < together < THRESHOLD or 0 < together == len(hidden_members)
 
 
 def _complement(

@@ -77,6 +77,17 @@ def test_small_suppressed_members_together_under_a_published_total_take_a_third(
     assert _pinned(counts, published, relations) == []
 
 
+def test_as_many_people_as_suppressed_members_under_a_published_total_take_another() -> None:
+    # Seven areas of one person each: the place's 7, published as 5 (so at most 7), less
+    # nothing published leaves 7 suppressed cells of at least 1 each: every one is 1.
+    areas = [f"a{i}" for i in range(7)]
+    counts: Counts = {"place": 7, **dict.fromkeys(areas, 1), "big": 0}
+    relations: list[Relation] = [("place", [*areas, "big"], True)]
+    published = control(counts, [("place", [*areas, "big"])])
+    assert _pinned(counts, published, relations) == []
+    assert published["place"] is None
+
+
 def test_secondary_suppression_follows_chained_relations_until_none_changes() -> None:
     # Two areas by two domains with their totals. Suppressing for area a0 suppresses a
     # cell of domain d1, whose relation was already looked at: only a second pass sees it.
