@@ -44,6 +44,7 @@ from hub.flows_api import flows_answer, parse_flow_filters
 from hub.models import ResponseKind
 from hub.pattern_book import pattern_book
 from hub.patterns_api import Filters, answer, refusal
+from hub.practitioner_session import Session
 from hub.responses import ResponseBody
 from hub.responses_api import evaluate, record_response, responses_of
 from hub.routing import PeerUnavailable
@@ -160,6 +161,13 @@ def install_steward_page(hub: Hub) -> None:
     def sign_in_page(view: View, status: int, error: str | None) -> Response:
         return page(view, "steward_sign_in.html", status, title="Sign in", error=error)
 
+    def problem_page(
+        view: View, signed: tuple[User, Session], status: int, title: str, detail: str
+    ) -> Response:
+        user, session = signed
+        return page(view, "steward_problem.html", status, title=title, detail=detail, user=user,
+                    csrf=session.csrf)  # fmt: skip
+
     class SignInPage(View):
         """``/steward/sign-in``: the form (GET) and the token traded for a session."""
 
@@ -194,8 +202,7 @@ def install_steward_page(hub: Hub) -> None:
             try:
                 shown = await dashboard(hub, user, request.query.get(FLOWS_FIELD))
             except (BrokerError, PeerUnavailable):
-                return page(self, "steward_problem.html", 503, title="Please try again",
-                            detail=TRY_AGAIN, user=user, csrf=session.csrf)  # fmt: skip
+                return problem_page(self, signed, 503, "Please try again", TRY_AGAIN)
             return page(self, "steward.html", title="The place", user=user, csrf=session.csrf,
                         **shown)  # fmt: skip
 
@@ -211,12 +218,10 @@ def install_steward_page(hub: Hub) -> None:
             try:
                 fields = await read_form(cast(web.Request, request))
             except RequestRefused as exc:
-                return page(self, "steward_problem.html", exc.status, title="Not recorded",
-                            detail=exc.title, user=user, csrf=session.csrf)  # fmt: skip
+                return problem_page(self, signed, exc.status, "Not recorded", exc.title)
             if not session.allows(fields.get("csrf")):
-                return page(self, "steward_problem.html", 403, title="Not recorded",
-                            detail="The form has expired; open the page again and send it again.",
-                            user=user, csrf=session.csrf)  # fmt: skip
+                detail = "The form has expired; open the page again and send it again."
+                return problem_page(self, signed, 403, "Not recorded", detail)
             try:
                 body = response_form(fields)
             except ValidationError as exc:
@@ -224,8 +229,7 @@ def install_steward_page(hub: Hub) -> None:
                 try:
                     shown = await dashboard(hub, user)
                 except (BrokerError, PeerUnavailable):
-                    return page(self, "steward_problem.html", 503, title="Please try again",
-                                detail=TRY_AGAIN, user=user, csrf=session.csrf)  # fmt: skip
+                    return problem_page(self, signed, 503, "Please try again", TRY_AGAIN)
                 return page(self, "steward.html", 422, title="The place", user=user,
                             csrf=session.csrf, form=form, **shown)  # fmt: skip
             response = await record_response(hub, user, body)
