@@ -47,6 +47,7 @@ class Sent:
     partner: str
     at: datetime
     area: str | None
+    to_partner: str | None = None  # a referral's receiving partner
 
 
 def windows(at: datetime) -> list[tuple[str, date]]:
@@ -113,13 +114,18 @@ def _flows(
     events: Sequence[Sent], inside: Sequence[Sent], within: timedelta
 ) -> set[tuple[str, str]]:
     """An event at B in the window after one at another partner A no more than ``within``
-    before it is a transition A>B; the partners seen in the window are one or several."""
+    before it is a transition A>B; a referral in the window counts by its receiving partner
+    and step; the partners seen in the window are one or several."""
     found = {
         ("transition", f"{came.partner}>{to.partner}")
         for to in inside
         for came in events
         if came.partner != to.partner and to.at - within <= came.at < to.at
     }
+    for event in inside:
+        family, _, step = event.event_type.partition(".")
+        if family == "referral" and event.to_partner and step in _REFERRAL_STEPS:
+            found.add(("referral", f"{event.to_partner}.{step}"))
     partners = {e.partner for e in inside}
     return found | {("services", "one" if len(partners) == 1 else "several")}
 
@@ -146,6 +152,7 @@ def published(counts: Mapping[Cell, int]) -> dict[Cell, int | None]:
 
 
 SEEN = "seen"
+_REFERRAL_STEPS = ("made", "accepted", "declined", "completed")
 
 
 def _key(cell: Cell) -> str:

@@ -7,20 +7,24 @@ number, a housing record their council reference and a school's their UPN, each 
 one simulated person, so identity joins exactly one simulated person's events (the test
 checks the identifiers are unique). The police and children's services share under the
 safeguarding agreement (``deploy/local/agreements``, copied into the worker's agreements),
-so theirs are always admitted; every other partner under the person's consent, so a
-person without one has none admitted (those wait in quarantine).
+so theirs are admitted when it covers their event type; every other partner's under the
+person's consent, so a person without one has none of those admitted (they wait in
+quarantine).
 
 From that alone ``tests.expected_patterns`` reckons every window's people per cell,
 through disclosure control, without the hub's stage code; GET /v1/patterns must give
 exactly that for the patterns' measures (domain, event type, co-occurrence, new or
-returning). The grace period is chosen from the place's events so that none of them is
-late, whatever order the partners' topics are read in; then a few old events arrive: six
+returning), and ``hub.patterns`` the flows' (transitions, referrals by receiving partner
+and step, one service or several; the median days are left to tests/integration/
+test_flows.py). The grace period is chosen from the place's events so that none of them
+is late, whatever order the partners' topics are read in; then old events arrive: six
 dated in a week and month closed beyond grace (counted late in both, not in the windows),
 six in a week closed beyond grace within a month still open (late in the week, counted in
 the month), and six in a week that had ended but is within grace (counted in it). No count
 of 1 to 4 is published on the API or on ``hub.patterns``, and a reader who sets every
-published number beside the others (areas against the place, a month against its weeks,
-neighbouring weeks through their month) pins no suppressed cell.
+published pattern beside the others (areas against the place, a month against its weeks,
+neighbouring weeks through their month; ``tests.expected_patterns.reader_constraints``)
+pins no suppressed cell.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from tests.integration.test_stream_core import wait_until
 
 STEWARD = "demo-steward"
 MEASURES = ("domain", "event_type", "co_occurrence", "new_or_returning")
+FLOWS = ("transition", "services", "referral")
 SEED, PEOPLE, EVENTS = 13, 150, 400
 LATE_PEOPLE = 6  # per kind of old event: enough for its counts to be published
 
@@ -112,8 +117,8 @@ def admitted(place: Place, events: list[tuple[str, EventDraft]]) -> list[Sent]:
                 continue
         elif not owner(place, draft).consented:
             continue
-        nhs = draft.identifiers["nhs"]
-        sent.append(Sent(nhs, event_type, partner, draft.occurred_at, draft.area_code))
+        nhs, to = draft.identifiers["nhs"], getattr(draft.payload, "to_partner", None)
+        sent.append(Sent(nhs, event_type, partner, draft.occurred_at, draft.area_code, to))
     return sent
 
 
@@ -185,17 +190,44 @@ def wait_for(
     wait_until(lambda: answered(worker) == want, timeout_s=120, describe=differences)
 
 
+Expected = tuple[dict[Cell, int], dict[Cell, int | None], dict[Any, Any]]
+
+
 def expectation(
     sent: list[Sent], late: list[Sent], watermark: datetime, grace: timedelta
-) -> tuple[dict[Cell, int], tuple[dict[Cell, int | None], dict[Any, Any]]]:
-    """The true counts of the windows still open, and what the API should answer."""
+) -> Expected:
+    """The true counts of the windows still open (flows too: one service or several goes
+    through control with new or returning), what of them is published, and the late counts."""
     counted = {w for s in sent + late for w in windows(s.at) if not closed(*w, watermark, grace)}
-    truth = {
-        cell: n for cell, n in true_counts(sent + late, counted).items() if cell[2] in MEASURES
-    }
+    truth = true_counts(sent + late, counted, flows=True)
     lates = late_counts(w for s in late for w in windows(s.at) if closed(*w, watermark, grace))
-    shown = {c: v for c, v in published(truth).items() if c[2] in MEASURES}
-    return {c: n for c, n in truth.items() if c[2] in MEASURES}, (shown, lates)
+    return truth, published(truth), lates
+
+
+def patterns(expected: Expected) -> tuple[dict[Cell, int | None], dict[Any, Any]]:
+    """What GET /v1/patterns should answer: the patterns' measures and the late counts."""
+    return {c: v for c, v in expected[1].items() if c[2] in MEASURES}, expected[2]
+
+
+def flows(expected: Expected) -> dict[Cell, int | None]:
+    """The flows' cells ``hub.patterns`` should hold (the medians left out)."""
+    return {c: v for c, v in expected[1].items() if c[2] in FLOWS}
+
+
+def topic_cells(settings: Settings) -> dict[Cell, int | None]:
+    """The flows' cells on ``hub.patterns`` now: each key's latest record, less tombstones."""
+    serde = Serde(SchemaRegistry(settings))
+    latest = dict(
+        (k, v) for k, v, _ in read_topic(settings, Topics(settings.topic_prefix).patterns)
+    )
+    cells: dict[Cell, int | None] = {}
+    for value in latest.values():
+        cell = serde.decode(value, PatternCell) if value else None
+        if cell is not None and cell.measure in FLOWS:
+            start = cell.window_start.astimezone(UTC).date()
+            key = (cell.granularity, start, cell.measure, cell.area_code, cell.combination_code)
+            cells[key] = cell.count
+    return cells
 
 
 def test_the_simulated_place_s_patterns_match_the_reckoning_after_disclosure_control(
@@ -212,17 +244,17 @@ def test_the_simulated_place_s_patterns_match_the_reckoning_after_disclosure_con
     settings = worker.settings
 
     place.publish(settings, EVENTS)
-    truth, want = expectation(sent, [], watermark, grace)
+    expected = expectation(sent, [], watermark, grace)
     assert not any(closed(*w, watermark, grace) for s in sent for w in windows(s.at))
-    wait_for(worker, want)
+    wait_for(worker, patterns(expected))
 
     first_week = windows(min(s.at for s in sent))[0][1]
     old = old_events(place, cutoff, first_week)
     with Publisher("city-police", "niche-police", settings) as police:
         police.publish_many([draft for _, draft in old])
     late = admitted(place, old)
-    truth, want = expectation(sent, late, watermark, grace)
-    cells, lates = want
+    expected = expectation(sent, late, watermark, grace)
+    cells, lates = patterns(expected)
     # Each kind of old event is there: late in both its windows, late in its week but
     # counted in its month, and counted in its week though it had ended.
     beyond, month_open, within = (late[n * LATE_PEOPLE].at for n in range(3))
@@ -235,7 +267,10 @@ def test_the_simulated_place_s_patterns_match_the_reckoning_after_disclosure_con
     (week, _) = windows(within)
     assert week not in lates and cells[("week", week[1], "domain", None, "police")] == 5
     assert watermark > datetime.combine(week[1] + timedelta(days=7), datetime.min.time(), UTC)
-    wait_for(worker, want)
+    wait_for(worker, patterns(expected))
+    want_flows = flows(expected)
+    assert {c[2] for c in want_flows} == set(FLOWS)  # the place has every flow
+    wait_until(lambda: topic_cells(settings) == want_flows, timeout_s=60)
 
     shown, _ = answered(worker)
     assert all(v is None or (v >= 5 and v % 5 == 0) for v in shown.values())
@@ -244,6 +279,7 @@ def test_the_simulated_place_s_patterns_match_the_reckoning_after_disclosure_con
 
     # The reader: every published number beside every other, suppressed cells at their
     # true counts known to the test; none is the only value the published ones allow.
+    truth = {c: n for c, n in expected[0].items() if c[2] in MEASURES}
     assert not [c for c in truth if c[3] == "-"], "every simulated event names a ward"
     shut = {w for s in late for w in windows(s.at) if closed(*w, watermark, grace)}
     constraints = reader_constraints(truth.keys() | shown.keys(), shut)
