@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC
+from functools import partial
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -24,24 +25,61 @@ from faust.web import Request, Response, View
 from hub.app import Hub
 from hub.disclosure import BASE, RULE, THRESHOLD
 from hub.models import PatternCell
-from hub.patterns_api import PLACE, BadFilter, Filters, asked, in_range, parse_filters
+from hub.patterns_api import (
+    PLACE,
+    BadFilter,
+    Filters,
+    asked,
+    export_reply,
+    in_range,
+    parse_filters,
+)
 from hub.stages.pattern_flows import FLOW_MEASURES, MEDIAN, MEDIAN_RULE, REFERRAL_KINDS
 from hub.stages.pattern_windows import Window
 
-__all__ = ["flows_answer", "install_flows_api", "parse_flow_filters"]
+__all__ = ["flow_rows", "flows_answer", "install_flows_api", "parse_flow_filters"]
 
 _FIELDS = ("area", "window", "from", "to")
 
 Count = int | None  # a published count, None where suppressed
 
 
-def parse_flow_filters(query: Mapping[str, list[str]]) -> Filters:
-    """The filters in a query (the patterns' own, less domain and measure); the whole
-    place when no area is asked for. ``BadFilter`` names the field and the rule."""
-    if any(name not in _FIELDS for name in query):
+def parse_flow_filters(query: Mapping[str, list[str]], also: tuple[str, ...] = ()) -> Filters:
+    """The filters in a query (the patterns' own, less domain and measure; ``also``: other
+    names the endpoint takes); the whole place when no area is asked for. ``BadFilter``
+    names the field and the rule."""
+    if any(name not in (*_FIELDS, *also) for name in query):
         raise BadFilter(f"query: the filters of flows are {', '.join(_FIELDS)}")
-    filters = parse_filters(query)
+    filters = parse_filters({k: v for k, v in query.items() if k not in also})
     return filters if filters.areas else replace(filters, areas=(PLACE,))
+
+
+def flow_rows(cells: Mapping[str, PatternCell], filters: Filters) -> list[dict[str, object]]:
+    """The published flow cells ``filters`` ask for, as the rows of an export: each with its
+    window, as published (a median's days beside the referrals behind it)."""
+    rows: list[dict[str, object]] = []
+    for cell in sorted(cells.values(), key=_order):
+        area = cell.area_code or PLACE
+        if cell.measure in FLOW_MEASURES and in_range(cell, filters) and area in filters.areas:
+            rows.append(
+                {
+                    "granularity": cell.granularity,
+                    "window_start": cell.window_start.isoformat(),
+                    "window_end": cell.window_end.isoformat(),
+                    "measure": cell.measure,
+                    "area_code": cell.area_code,
+                    "combination_code": cell.combination_code,
+                    "count": cell.count,
+                    "suppressed": cell.suppressed,
+                    "median_days": cell.median_days,
+                }
+            )
+    return rows
+
+
+def _order(cell: PatternCell) -> tuple[str, str, str, str, str]:
+    start = cell.window_start.isoformat()
+    return (cell.granularity, start, cell.area_code or "", cell.measure, cell.combination_code)
 
 
 def flows_answer(cells: Mapping[str, PatternCell], filters: Filters) -> dict[str, Any]:
@@ -115,4 +153,17 @@ def install_flows_api(hub: Hub) -> None:
             found = await asked(hub, self, request, parse_flow_filters, flows_answer, "flows")
             return self.json(found[0]) if isinstance(found, tuple) else found
 
+    class FlowsExport(View):
+        """``GET /v1/flows/export?format=csv|json``: the flow cells as a file, with the rule."""
+
+        async def get(self, request: Request) -> Response:
+            parse = partial(parse_flow_filters, also=("format",))
+            found = await asked(hub, self, request, parse, flow_rows, "flows")
+            if not isinstance(found, tuple):
+                return found
+            filters = {k: v for k, v in found[1].as_json().items() if k in _FIELDS}
+            rule = f"{RULE} {MEDIAN_RULE}"
+            return export_reply(self, request, "flows", found[0], rule, filters)
+
     hub.app.page("/v1/flows")(FlowsPage)
+    hub.app.page("/v1/flows/export")(FlowsExport)

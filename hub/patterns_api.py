@@ -1,6 +1,6 @@
 """``GET /v1/patterns``: the place's patterns for stewards (and admins), with filters, and
 ``GET /v1/patterns/export?format=csv|json``: the same as a file (``hub.exports``: the rule
-on every row, each row's window, the filters in the JSON).
+on every row, each row's window, the filters in the JSON; ``/v1/flows/export`` likewise).
 
 Every number comes from ``hub.patterns`` as the patterns stage published it, after
 disclosure control (``hub.stages.patterns``): the API never sees a true count, and nothing
@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from aiohttp.web import Application
 from faust.web import Request, Response, View
@@ -59,6 +59,8 @@ LATE_MEASURE = "late_events"
 _AREA = re.compile(r"^[EWSN]\d{8}$")
 _DOMAIN = re.compile(r"^[a-z_]{1,40}$")
 _FIELDS = ("area", "domain", "measure", "window", "from", "to")
+
+A = TypeVar("A")  # what a request cuts from the published cells
 
 
 class BadFilter(ValueError):
@@ -232,9 +234,9 @@ async def asked(
     view: View,
     request: Request,
     parse: Callable[[Mapping[str, list[str]]], Filters],
-    answer_of: Callable[[Mapping[str, PatternCell], Filters], dict[str, Any]],
+    answer_of: Callable[[Mapping[str, PatternCell], Filters], A],
     what: str,
-) -> tuple[dict[str, Any], Filters] | Response:
+) -> tuple[A, Filters] | Response:
     """What a steward's request for the published cells asks (``parse`` reads the query's
     filters, ``answer_of`` cuts the cells), with its filters; or the problem reply to send
     instead: 401 without a valid token, 403 for a role that may not read them, 422 naming
@@ -281,6 +283,28 @@ def export_rows(body: dict[str, Any]) -> list[dict[str, object]]:
     return rows
 
 
+def export_reply(
+    view: View,
+    request: Request,
+    name: str,
+    rows: list[dict[str, object]],
+    rule: str,
+    filters: dict[str, Any],
+) -> Response:
+    """``rows`` as the file ``?format=`` asks for (csv, the default, or json), with the rule
+    and the filters in it (``hub.exports``: it refuses a row no rule lets out); 422 naming
+    the field for another format."""
+    shape = request.query.get("format", "csv")
+    if shape not in ("csv", "json"):
+        return problem(
+            view, 422, "format: must be csv or json", [("format", "must be csv or json")]
+        )
+    headers = {"Content-Disposition": f'attachment; filename="{name}.{shape}"'}
+    if shape == "json":
+        return view.json(as_json(rows, rule, filters), headers=headers)
+    return view.text(as_csv(rows, rule), content_type="text/csv", headers=headers)
+
+
 def install_patterns_api(hub: Hub) -> None:
     """Add ``GET /v1/patterns`` and its export; stop the pattern book with the web server."""
 
@@ -304,15 +328,8 @@ def install_patterns_api(hub: Hub) -> None:
             found = await asked(hub, self, request, parse, answer, "patterns")
             if not isinstance(found, tuple):
                 return found
-            shape = request.query.get("format", "csv")
-            if shape not in ("csv", "json"):
-                message = "format: must be csv or json"
-                return problem(self, 422, message, [("format", "must be csv or json")])
             rows, filters = export_rows(found[0]), found[1].as_json()
-            headers = {"Content-Disposition": f'attachment; filename="patterns.{shape}"'}
-            if shape == "json":
-                return self.json(as_json(rows, RULE, filters), headers=headers)
-            return self.text(as_csv(rows, RULE), content_type="text/csv", headers=headers)
+            return export_reply(self, request, "patterns", rows, RULE, filters)
 
     hub.app.page("/v1/patterns")(PatternsPage)
     hub.app.page("/v1/patterns/export")(PatternsExport)

@@ -9,6 +9,8 @@ open windows. No count of 1 to 4 is published on the topic or in the answer."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import random
 import statistics
@@ -37,6 +39,7 @@ from hub.models import (
     ReferralKind,
     ReferralReason,
 )
+from hub.stages.pattern_flows import MEDIAN_RULE
 from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
 from tests.integration.helpers import WorkerProcess
 from tests.integration.test_patterns import (
@@ -318,6 +321,20 @@ def test_flows_match_the_inputs_after_disclosure_control(make_worker: WorkerFact
     wait_until(lambda: answered(worker) == want, timeout_s=90, describe=differences)
     counts = [count for count, _ in answered(worker).values() if count is not None]
     assert counts and all(n >= 5 and n % 5 == 0 for n in counts)
+    # The export: every published flow cell of the place, a row each, with the rules.
+    exported = worker.get("/v1/flows/export?format=csv&window=week", token=STEWARD)
+    assert exported.status_code == 200, exported.text
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    weekly = {c: v for c, v in want.items() if c[0] == "week" and c[3] is None}
+    got = {
+        (r["granularity"], r["window_start"][:10], r["measure"], None, r["combination_code"]): (
+            int(r["count"]) if r["count"] else None,
+            int(r["median_days"]) if r["median_days"] else None,
+        )
+        for r in rows
+    }
+    assert got == weekly
+    assert all(MEDIAN_RULE in r["disclosure_rule"] for r in rows)
 
     # Five more people from the council to the food bank last week, under consent: the
     # place's transition goes from 15 to 20; withdrawn, they leave the open windows.

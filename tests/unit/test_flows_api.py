@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hub.disclosure import RULE
-from hub.flows_api import flows_answer, parse_flow_filters
+from hub.flows_api import flow_rows, flows_answer, parse_flow_filters
 from hub.models import PatternCell
 from hub.patterns_api import BadFilter, Filters, answer
 from hub.stages.pattern_flows import MEDIAN_RULE
@@ -126,3 +126,28 @@ def test_the_stewards_flow_matrix_keeps_suppressed_pairs_apart_and_sums_nothing(
     assert older["values"] == [[0, 1, 5]]
     none = flow_matrix(body, granularity="month")
     assert (none["window_start"], none["values"], none["rules"]) == (None, [], [RULE, MEDIAN_RULE])
+
+
+def test_the_flows_export_rows_are_the_published_flow_cells_asked_for_with_their_window() -> None:
+    rows = flow_rows(PUBLISHED, parse_flow_filters({"window": ["week"]}))
+    assert {(r["measure"], r["combination_code"]) for r in rows} == {
+        ("transition", f"{HOUSING}>{FOOD}"),
+        ("transition", f"{GP}>{FOOD}"),
+        ("transition", f"{HOUSING}>{GP}"),
+        ("referral", f"{FOOD}.made"),
+        ("referral", f"{FOOD}.completed"),
+        ("services", "one"),
+        ("services", "several"),
+        ("median_days", f"{HOUSING}>{FOOD}"),
+        ("median_days", f"{GP}>{FOOD}"),
+    }  # the whole place's only, no pattern cell, every week
+    median = next(
+        r for r in rows if r["combination_code"] == f"{HOUSING}>{FOOD}" and r["median_days"]
+    )
+    assert (median["count"], median["median_days"], median["suppressed"]) == (5, 4, False)
+    assert all(r["window_end"] and r["granularity"] == "week" for r in rows)
+    ward = flow_rows(PUBLISHED, parse_flow_filters({"area": [WARD]}))
+    assert [(r["area_code"], r["count"]) for r in ward] == [(WARD, 5)]
+    with pytest.raises(BadFilter):  # format is the export's own, not a filter of GET /v1/flows
+        parse_flow_filters({"format": ["csv"]})
+    assert parse_flow_filters({"format": ["csv"]}, also=("format",)).areas == ("place",)
