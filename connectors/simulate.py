@@ -75,10 +75,12 @@ __all__ = [
     "PARTNERS",
     "REFERRALS",
     "REFERRAL_REASONS",
+    "FollowUps",
     "Household",
     "PartnerProfile",
     "Place",
     "SimPerson",
+    "partner_for",
     "recent_start",
     "synthetic_nhs_number",
     "synthetic_upn",
@@ -404,6 +406,98 @@ class _Due:
     leads_on: bool = True  # it may schedule follow-ups of its own (copies and steps do not)
 
 
+def partner_for(person: SimPerson, family: str, kind: str) -> str | None:
+    """The place's partner that records ``(family, kind)`` for ``person``, if any."""
+    for pid, profile in PARTNERS.items():
+        if profile.family == family and kind in profile.kinds and profile.serves(person):
+            return pid
+    return None
+
+
+class FollowUps:
+    """What the place has scheduled, in time order: follow-ups an event leads to (one at
+    another partner referred there first), a referral's steps, and a household record's
+    copies for its children. It draws from the place's own random generator, so a seed
+    still gives one place."""
+
+    def __init__(self, rng: random.Random, households: list[Household]) -> None:
+        self.rng = rng
+        self.households = households
+        self.due: list[_Due] = []  # by ``at``
+
+    def referrals(
+        self, person: SimPerson, partner: str, event: tuple[str, str], moment: datetime
+    ) -> None:
+        """The follow-ups ``event`` at ``partner`` leads to; one at another partner is
+        referred there first, and a declined referral has none."""
+        for follow_up, chance in REFERRALS.get(event, []):
+            if self.rng.random() < chance:
+                later = moment + timedelta(days=self.rng.randrange(1, 21))
+                receiver = partner_for(person, *follow_up)
+                if receiver is None:
+                    continue  # no partner of the place offers it to this person
+                referred = (partner, receiver, follow_up)
+                if receiver != partner and not self._refer(person, referred, moment, later):
+                    continue
+                self.due.append(_Due(later, person, follow_up, receiver))
+        self.due.sort(key=lambda due: due.at)
+
+    def _refer(
+        self,
+        person: SimPerson,
+        referred: tuple[str, str, tuple[str, str]],
+        moment: datetime,
+        contact: datetime,
+    ) -> bool:
+        """Schedule the steps of a referral (referrer, receiver, the follow-up it asks
+        for): made now by the referrer, accepted or declined by the receiver before the
+        ``contact`` (the follow-up), completed by it for some after that. False when it is
+        declined."""
+        referrer, receiver, follow_up = referred
+        reason = REFERRAL_REASONS.get(follow_up, ReferralReason.OTHER)
+
+        def step(kind: ReferralKind, at: datetime, by: str) -> None:
+            payload = ReferralEvent(
+                kind=kind,
+                from_partner=referrer,
+                to_partner=receiver,
+                reason_code=reason,
+            )
+            self.due.append(_Due(at, person, ("referral", kind.value), by, payload, leads_on=False))
+
+        step(ReferralKind.MADE, moment, referrer)
+        answer_s = min(timedelta(days=_ANSWER_DAYS), contact - moment).total_seconds()
+        answered = moment + timedelta(seconds=self.rng.randrange(60, int(answer_s)))
+        declined = self.rng.random() < _DECLINED
+        step(ReferralKind.DECLINED if declined else ReferralKind.ACCEPTED, answered, receiver)
+        if not declined and self.rng.random() < _COMPLETED:
+            step(
+                ReferralKind.COMPLETED,
+                contact + timedelta(days=self.rng.randrange(1, 29)),
+                receiver,
+            )
+        return not declined
+
+    def dependants(
+        self, person: SimPerson, partner: str, event: tuple[str, str], moment: datetime
+    ) -> None:
+        """A notice or a homelessness application covers the household: the landlord
+        records it for each child living there too (a child's school can then be told)."""
+        if event not in HOUSEHOLD_EVENTS or person.school is not None:
+            return
+        for member in self.households[person.household].members:
+            if member.school is not None:
+                at = moment + timedelta(minutes=1)
+                self.due.append(_Due(at, member, event, partner, leads_on=False))
+        self.due.sort(key=lambda due: due.at)
+
+    def pop(self, moment: datetime) -> _Due | None:
+        """The earliest item due by ``moment``, taken off the schedule, or None."""
+        if self.due and self.due[0].at <= moment:
+            return self.due.pop(0)
+        return None
+
+
 class Place:
     """The synthetic place for one seed: households of people with co-occurring needs."""
 
@@ -413,7 +507,7 @@ class Place:
         self.people: list[SimPerson] = []
         while len(self.people) < people:
             self._household(people - len(self.people), consent_rate)
-        self._follow_ups: list[_Due] = []  # by ``at``
+        self.follow_ups = FollowUps(self.rng, self.households)
 
     def _household(self, room: int, consent_rate: float) -> None:
         rng = self.rng
@@ -487,20 +581,20 @@ class Place:
             moment = min(
                 moment + timedelta(seconds=self.rng.randrange(1, step_max_s)), datetime.now(UTC)
             )
-            due = self._due_follow_up(moment)
+            due = self.follow_ups.pop(moment)
             if due is None:
                 person = self.rng.choices(self.people, weights)[0]
                 options = self._options(person)
                 if not options:
                     continue
                 family, kind = self.rng.choices(list(options), list(options.values()))[0]
-                chosen = self._partner_for(person, family, kind)
+                chosen = partner_for(person, family, kind)
                 if chosen is None:
                     continue
                 due = _Due(moment, person, (family, kind), chosen)
             if due.leads_on:
-                self._schedule_referrals(due.person, due.partner, due.event, moment)
-                self._schedule_dependants(due.person, due.partner, due.event, moment)
+                self.follow_ups.referrals(due.person, due.partner, due.event, moment)
+                self.follow_ups.dependants(due.person, due.partner, due.event, moment)
             produced += 1
             person, (family, kind) = due.person, due.event
             yield due.partner, self.draft(person, due.partner, family, kind, moment, due.payload)
@@ -510,86 +604,7 @@ class Place:
         for need in person.needs:
             for event, weight in NEEDS[need].items():
                 weights[event] = weights.get(event, 0.0) + weight
-        return {e: w for e, w in weights.items() if self._partner_for(person, *e) is not None}
-
-    def _partner_for(self, person: SimPerson, family: str, kind: str) -> str | None:
-        for pid, profile in PARTNERS.items():
-            if profile.family == family and kind in profile.kinds and profile.serves(person):
-                return pid
-        return None
-
-    def _schedule_referrals(
-        self, person: SimPerson, partner: str, event: tuple[str, str], moment: datetime
-    ) -> None:
-        """The follow-ups ``event`` at ``partner`` leads to; one at another partner is
-        referred there first, and a declined referral has none."""
-        for follow_up, chance in REFERRALS.get(event, []):
-            if self.rng.random() < chance:
-                later = moment + timedelta(days=self.rng.randrange(1, 21))
-                receiver = self._partner_for(person, *follow_up)
-                if receiver is None:
-                    continue  # no partner of the place offers it to this person
-                referred = (partner, receiver, follow_up)
-                if receiver != partner and not self._refer(person, referred, moment, later):
-                    continue
-                self._follow_ups.append(_Due(later, person, follow_up, receiver))
-        self._follow_ups.sort(key=lambda due: due.at)
-
-    def _refer(
-        self,
-        person: SimPerson,
-        referred: tuple[str, str, tuple[str, str]],
-        moment: datetime,
-        contact: datetime,
-    ) -> bool:
-        """Schedule the steps of a referral (referrer, receiver, the follow-up it asks
-        for): made now by the referrer, accepted or declined by the receiver before the
-        ``contact`` (the follow-up), completed by it for some after that. False when it is
-        declined."""
-        referrer, receiver, follow_up = referred
-        reason = REFERRAL_REASONS.get(follow_up, ReferralReason.OTHER)
-
-        def step(kind: ReferralKind, at: datetime, by: str) -> None:
-            payload = ReferralEvent(
-                kind=kind,
-                from_partner=referrer,
-                to_partner=receiver,
-                reason_code=reason,
-            )
-            self._follow_ups.append(
-                _Due(at, person, ("referral", kind.value), by, payload, leads_on=False)
-            )
-
-        step(ReferralKind.MADE, moment, referrer)
-        answer_s = min(timedelta(days=_ANSWER_DAYS), contact - moment).total_seconds()
-        answered = moment + timedelta(seconds=self.rng.randrange(60, int(answer_s)))
-        declined = self.rng.random() < _DECLINED
-        step(ReferralKind.DECLINED if declined else ReferralKind.ACCEPTED, answered, receiver)
-        if not declined and self.rng.random() < _COMPLETED:
-            step(
-                ReferralKind.COMPLETED,
-                contact + timedelta(days=self.rng.randrange(1, 29)),
-                receiver,
-            )
-        return not declined
-
-    def _schedule_dependants(
-        self, person: SimPerson, partner: str, event: tuple[str, str], moment: datetime
-    ) -> None:
-        """A notice or a homelessness application covers the household: the landlord
-        records it for each child living there too (a child's school can then be told)."""
-        if event not in HOUSEHOLD_EVENTS or person.school is not None:
-            return
-        for member in self.households[person.household].members:
-            if member.school is not None:
-                at = moment + timedelta(minutes=1)
-                self._follow_ups.append(_Due(at, member, event, partner, leads_on=False))
-        self._follow_ups.sort(key=lambda due: due.at)
-
-    def _due_follow_up(self, moment: datetime) -> _Due | None:
-        if self._follow_ups and self._follow_ups[0].at <= moment:
-            return self._follow_ups.pop(0)
-        return None
+        return {e: w for e, w in weights.items() if partner_for(person, *e) is not None}
 
     def draft(
         self,

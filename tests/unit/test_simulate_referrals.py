@@ -5,10 +5,19 @@ demo deployment holds, so stewards' referral counts and medians have something t
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 
 from connectors import EventDraft, Publisher
-from connectors.simulate import PARTNERS, REFERRAL_REASONS, Place, SimPerson, _Due
+from connectors.simulate import (
+    PARTNERS,
+    REFERRAL_REASONS,
+    FollowUps,
+    Household,
+    Place,
+    SimPerson,
+    _Due,
+)
 from hub.agreements import load_agreements
 from hub.config import PROJECT_ROOT, Settings
 from hub.models import ReferralEvent, ReferralKind
@@ -23,33 +32,44 @@ MADE, ACCEPTED, DECLINED, COMPLETED = (
 )
 
 
+class TracedFollowUps(FollowUps):
+    """The place's schedule, noting what each event scheduled when it happened (with the
+    partner that recorded it) and the item last taken off it."""
+
+    def __init__(self, rng: random.Random, households: list[Household]) -> None:
+        super().__init__(rng, households)
+        self.scheduled: list[tuple[str, list[_Due]]] = []
+        self.popped: _Due | None = None
+
+    def referrals(
+        self, person: SimPerson, partner: str, event: tuple[str, str], moment: datetime
+    ) -> None:
+        before = {id(due) for due in self.due}
+        super().referrals(person, partner, event, moment)
+        self.scheduled.append((partner, [d for d in self.due if id(d) not in before]))
+
+    def pop(self, moment: datetime) -> _Due | None:
+        self.popped = super().pop(moment)
+        return self.popped
+
+
 class TracedPlace(Place):
-    """The simulated place, noting what each event scheduled when it happened (with the
-    partner that recorded it) and which yielded event each scheduled item became."""
+    """The simulated place with a traced schedule, noting which yielded event each
+    scheduled item became."""
 
     def __init__(self, seed: int, people: int) -> None:
         super().__init__(seed=seed, people=people)
-        self.scheduled: list[tuple[str, list[_Due]]] = []
+        self.traced = TracedFollowUps(self.rng, self.households)
+        self.follow_ups = self.traced
+        self.scheduled = self.traced.scheduled
         self.became: dict[int, int] = {}  # id of a scheduled item -> index of its event
-        self._popped: _Due | None = None
-
-    def _schedule_referrals(
-        self, person: SimPerson, partner: str, event: tuple[str, str], moment: datetime
-    ) -> None:
-        before = {id(due) for due in self._follow_ups}
-        super()._schedule_referrals(person, partner, event, moment)
-        self.scheduled.append((partner, [d for d in self._follow_ups if id(d) not in before]))
-
-    def _due_follow_up(self, moment: datetime) -> _Due | None:
-        self._popped = super()._due_follow_up(moment)
-        return self._popped
 
     def run(self, count: int) -> list[tuple[str, EventDraft]]:
         """The place's first ``count`` events, noting the scheduled item each one was."""
         events = []
         for n, item in enumerate(self.events(count)):
-            if self._popped is not None:  # this event was the item popped just before it
-                self.became[id(self._popped)] = n
+            if self.traced.popped is not None:  # this event was the item popped before it
+                self.became[id(self.traced.popped)] = n
             events.append(item)
         return events
 
