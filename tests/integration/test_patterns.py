@@ -31,6 +31,7 @@ from hub.models import (
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
 from hub.topics import Topics
+from tests.expected_patterns import published
 from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
 from tests.integration.helpers import WorkerProcess, read_topic
 from tests.integration.test_stream_core import consent_draft, draft, wait_until
@@ -110,23 +111,6 @@ def month_of(at: datetime) -> date:
 Cell = tuple[str, str, str, str | None, str]  # granularity, window start, measure, area, what
 
 
-def seen_margins(counts: dict[Cell, int]) -> list[tuple[Cell, list[Cell]]]:
-    """Everyone seen in an area's window is new or returning, and seen by one service or
-    several: a hidden total (put into ``counts``) with both pairs as its margins."""
-    margins: list[tuple[Cell, list[Cell]]] = []
-    for g, w, measure, area, _ in list(counts):
-        total: Cell = (g, w, "seen", area, "all")
-        if measure != "new_or_returning" or total in counts:
-            continue
-        pairs = [
-            [(g, w, "new_or_returning", area, c) for c in ("new", "returning")],
-            [(g, w, "services", area, c) for c in ("one", "several")],
-        ]
-        counts[total] = sum(counts.get(c, 0) for c in pairs[0])
-        margins += [(total, [c for c in pair if c in counts]) for pair in pairs]
-    return margins
-
-
 def expected(sent: list[Sent], late: list[Sent]) -> tuple[dict[Cell, int | None], dict[Any, Any]]:
     """Every published cell (its value after the disclosure rule) and late count, by hand."""
     counts: dict[Cell, int] = defaultdict(int)
@@ -152,29 +136,15 @@ def expected(sent: list[Sent], late: list[Sent]) -> tuple[dict[Cell, int | None]
                 for where in (area, None):
                     for measure, combination in what:
                         counts[granularity, start.isoformat(), measure, where, combination] += 1
-    published: dict[Cell, int | None] = {}
-    windows = {(g, w) for g, w, *_ in counts}
-    for granularity, start in windows:
-        mine = {c: n for c, n in counts.items() if c[:2] == (granularity, start)}
-        seen = seen_margins(mine)
-        members: dict[Cell, list[Cell]] = defaultdict(list)
-        for cell in mine:
-            if cell[3] is not None:
-                members[(*cell[:3], None, cell[4])].append(cell)
-        # Members in area code order, people with no area first: the hub's order, which
-        # decides a tie for the second suppression (hub.disclosure.control).
-        margins = [
-            (total, sorted(cells, key=lambda c: str(c[3]))) for total, cells in members.items()
-        ]
-        controlled = control(mine, [*margins, *seen])
-        published |= {
-            c: v for c, v in controlled.items() if c[3] != "-" and c[2] not in ("services", "seen")
-        }
+    # Through the rule as the hub gives it control (tests.expected_patterns.published: each
+    # place total with its areas, and the hidden total of everyone seen).
+    shown = published(counts)  # type: ignore[arg-type]  # window starts as ISO strings here
+    patterns = {c: v for c, v in shown.items() if c[2] != "services"}
     late_counts: dict[tuple[str, str], int] = defaultdict(int)
     for s in late:
         late_counts["week", week_of(s.at).isoformat()] += 1
         late_counts["month", month_of(s.at).isoformat()] += 1
-    return published, control(late_counts, [])
+    return patterns, control(late_counts, [])
 
 
 def answered(worker: WorkerProcess) -> tuple[dict[Cell, int | None], dict[Any, Any]]:
@@ -209,6 +179,7 @@ def wait_for_patterns(worker: WorkerProcess, sent: list[Sent], late: list[Sent])
 
 
 def assert_no_small_count_on_the_topic(settings: Settings) -> None:
+    """Every cell on hub.patterns is suppressed or a multiple of 5 of at least 5."""
     serde = Serde(SchemaRegistry(settings))
     values = [v for _, v, _ in read_topic(settings, Topics(settings.topic_prefix).patterns) if v]
     assert values

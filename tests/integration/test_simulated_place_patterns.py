@@ -60,6 +60,7 @@ from tests.expected_patterns import (
 )
 from tests.integration.conftest import WorkerFactory
 from tests.integration.helpers import WorkerProcess, read_topic
+from tests.integration.test_patterns import assert_no_small_count_on_the_topic
 from tests.integration.test_stream_core import wait_until
 
 STEWARD = "demo-steward"
@@ -284,12 +285,3 @@ def test_the_simulated_place_s_patterns_match_the_reckoning_after_disclosure_con
     shut = {w for s in late for w in windows(s.at) if closed(*w, watermark, grace)}
     constraints = reader_constraints(truth.keys() | shown.keys(), shut)
     assert pinned(truth, shown, constraints) == []
-
-
-def assert_no_small_count_on_the_topic(settings: Settings) -> None:
-    serde = Serde(SchemaRegistry(settings))
-    values = [v for _, v, _ in read_topic(settings, Topics(settings.topic_prefix).patterns) if v]
-    assert values
-    for value in values:
-        cell = serde.decode(value, PatternCell)
-        assert cell.count is None or (cell.count >= 5 and cell.count % 5 == 0)
