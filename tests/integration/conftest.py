@@ -43,29 +43,42 @@ TEST_AGREEMENT_ID = "dsa-test-early-help"
 TEST_AGREEMENT = """\
 id: {id}
 title: Early help agreement for tests, in force around today
-partners: [council-housing, northfield-school, city-health]
-event_types: ["housing.*", "education.*", "health.*"]
+partners: [{partners}]
+event_types: [{event_types}]
 purposes: [early-help]
 roles: [practitioner, admin]
 retention_days: 730
 valid_from: {valid_from}
 valid_to: {valid_to}
 """
+TEST_PARTNERS = ("council-housing", "northfield-school", "city-health")
+TEST_EVENT_TYPES = ("housing.*", "education.*", "health.*")
 
 
-@pytest.fixture
-def agreements_dir(tmp_path: Path) -> Path:
-    """A folder holding ``TEST_AGREEMENT_ID``, valid from a year ago to a year from today."""
-    folder = tmp_path / "agreements"
+def write_agreement(
+    folder: Path,
+    partners: tuple[str, ...] = TEST_PARTNERS,
+    event_types: tuple[str, ...] = TEST_EVENT_TYPES,
+) -> Path:
+    """``folder`` (made) holding ``TEST_AGREEMENT_ID`` between ``partners`` for
+    ``event_types``, valid from a year ago to a year from today."""
     folder.mkdir()
     today = datetime.now(UTC).date()  # the hub checks validity on the UTC date
     text = TEST_AGREEMENT.format(
         id=TEST_AGREEMENT_ID,
+        partners=", ".join(partners),
+        event_types=", ".join(f'"{t}"' for t in event_types),
         valid_from=(today - timedelta(days=365)).isoformat(),
         valid_to=(today + timedelta(days=365)).isoformat(),
     )
     (folder / "early-help.yaml").write_text(text)
     return folder
+
+
+@pytest.fixture
+def agreements_dir(tmp_path: Path) -> Path:
+    """A folder holding ``TEST_AGREEMENT_ID``, valid from a year ago to a year from today."""
+    return write_agreement(tmp_path / "agreements")
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from hub.models import (
 )
 from hub.stages.pattern_flows import MEDIAN_RULE
 from tests.expected_patterns import published
-from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory
+from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory, write_agreement
 from tests.integration.helpers import WorkerProcess
 from tests.integration.test_patterns import (
     STEWARD,
@@ -58,32 +58,13 @@ WITHIN = timedelta(days=30)  # Settings.flows_within_days' default
 NOW = datetime.now(UTC).replace(microsecond=0)
 LAST_MONDAY = datetime.combine(week_of(NOW) - timedelta(days=7), datetime.min.time(), UTC)
 
-AGREEMENT = """\
-id: {id}
-title: Early help and food support agreement for the flows test
-partners: [council-housing, city-food-bank, city-health]
-event_types: ["housing.*", "health.*", "community.*", "referral.*"]
-purposes: [early-help]
-roles: [practitioner, admin]
-retention_days: 730
-valid_from: {valid_from}
-valid_to: {valid_to}
-"""
-
 
 @pytest.fixture
 def agreements_dir(tmp_path: Path) -> Path:
     """The test's agreement: the food bank shares too, and referrals are shared."""
-    folder = tmp_path / "agreements"
-    folder.mkdir()
-    today = NOW.date()
-    text = AGREEMENT.format(
-        id=TEST_AGREEMENT_ID,
-        valid_from=(today - timedelta(days=365)).isoformat(),
-        valid_to=(today + timedelta(days=365)).isoformat(),
-    )
-    (folder / "early-help.yaml").write_text(text)
-    return folder
+    partners = (HOUSING, FOOD, HEALTH)
+    event_types = ("housing.*", "health.*", "community.*", "referral.*")
+    return write_agreement(tmp_path / "agreements", partners, event_types)
 
 
 @dataclass(frozen=True)

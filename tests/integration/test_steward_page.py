@@ -29,7 +29,13 @@ from hub.models import BasisKind, LawfulBasis, Payload
 from hub.steward_charts import HEALTH_BOOKS, co_occurrence, response_chart, trends
 from hub.steward_flows import flow_section
 from tests.integration import test_flows
-from tests.integration.conftest import TEST_AGREEMENT, TEST_AGREEMENT_ID, WorkerFactory
+from tests.integration.conftest import (
+    TEST_AGREEMENT_ID,
+    TEST_EVENT_TYPES,
+    TEST_PARTNERS,
+    WorkerFactory,
+    write_agreement,
+)
 from tests.integration.helpers import WorkerProcess
 from tests.integration.test_alerts import HOUSING_PRACTITIONER
 from tests.integration.test_practitioner_page import (  # noqa: F401 (browser: a fixture)
@@ -63,18 +69,9 @@ FLOWS_WEEK = test_flows.week_of(test_flows.LAST_MONDAY).isoformat()  # the flows
 @pytest.fixture
 def agreements_dir(tmp_path: Path) -> Path:
     """The tests' agreement, with the food bank sharing too and referrals shared (the flows)."""
-    folder = tmp_path / "agreements"
-    folder.mkdir()
-    today = datetime.now(UTC).date()
-    text = TEST_AGREEMENT.format(
-        id=TEST_AGREEMENT_ID,
-        valid_from=(today - timedelta(days=365)).isoformat(),
-        valid_to=(today + timedelta(days=365)).isoformat(),
-    )
-    text = text.replace("city-health]", "city-health, city-food-bank]")
-    text = text.replace('"health.*"]', '"health.*", "community.*", "referral.*"]')
-    (folder / "early-help.yaml").write_text(text)
-    return folder
+    partners = (*TEST_PARTNERS, "city-food-bank")
+    event_types = (*TEST_EVENT_TYPES, "community.*", "referral.*")
+    return write_agreement(tmp_path / "agreements", partners, event_types)
 
 
 def publish_flows(worker: WorkerProcess) -> None:
