@@ -133,6 +133,8 @@ def timelines(
     """The view's word to the patterns and alerts stages: each changed person's timeline
     (codes, dates, partners, bases, source refs; no tokens); to the patterns unless the
     place turned them off, to the alerts only when the place has alert rules."""
+    if not ctx.patterns and not len(ctx.rules):
+        return []  # no stage to tell: no timeline is serialised
     arrived = arrived or {}
     items = [
         batch.Item(Op.TIMELINE, person_id, raw=_timeline_bytes(view, arrived.get(person_id)))
@@ -309,7 +311,8 @@ class ViewStage:
 
         run_each(self.name, records, state, effects, now, one)
         views.write(state, self.ctx.partitions, self.ctx.retention)
-        effects.outputs += timelines(self.ctx, views.touched(), views.arrived(moved))
+        arrived = views.arrived(moved) if self.ctx.patterns else None  # only they read it
+        effects.outputs += timelines(self.ctx, views.touched(), arrived)
         return effects
 
 
