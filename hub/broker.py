@@ -260,7 +260,9 @@ def render_server_properties(settings: Settings, node: NodeLayout, nodes: int = 
         "log.dirs": str(node.data_dir),
         # Topics.
         "num.partitions": str(settings.partitions),
-        "auto.create.topics.enable": "true",
+        # Every topic is created on purpose, with its partitions, retention and
+        # replication: a client asking about a missing topic must not make one.
+        "auto.create.topics.enable": "false",
         "default.replication.factor": str(replication),
         "min.insync.replicas": str(min_isr),
         # Internal topics sized for one machine.

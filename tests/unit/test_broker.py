@@ -74,7 +74,7 @@ def test_single_node_properties_follow_settings(tmp_path: Path) -> None:
     assert props["inter.broker.listener.name"] == "PLAINTEXT"
     assert props["log.dirs"] == str(tmp_path / "broker" / "node-1" / "data")
     assert props["num.partitions"] == "6"
-    assert props["auto.create.topics.enable"] == "true"
+    assert props["auto.create.topics.enable"] == "false"
     for key in (
         "offsets.topic.replication.factor",
         "transaction.state.log.replication.factor",
