@@ -153,6 +153,11 @@ class Settings(BaseSettings):
     controller_port: int = Field(default=19093, ge=1, le=65535)
     broker_heap_mb: int = Field(default=512, ge=128)
     broker_dir: Path = PROJECT_ROOT / ".state" / "broker"
+    broker_secure: bool = Field(
+        default=False,
+        description="`placehub broker start` runs a secured cluster: SASL_SSL (SCRAM-SHA-512) "
+        "listeners with TLS from a local CA, and ACLs (hub.broker_security).",
+    )
     jar_cache_dir: Path = PROJECT_ROOT / ".cache" / "kafka"
 
     @property
