@@ -24,6 +24,7 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 from hub._admin import ensure_topic
 from hub.config import Settings
 from hub.errors import BrokerError, EventRejected
+from hub.kafka_clients import kafka_python_producer_options
 
 __all__ = ["Delivery", "EventTooLarge", "Outgoing", "Receipt"]
 
@@ -148,9 +149,7 @@ class Delivery:
     def _connect(self) -> Any:
         if self._producer is None:
             self._producer = KafkaProducer(
-                bootstrap_servers=self.settings.bootstrap_servers,
-                acks="all",
-                enable_idempotence=True,
+                **kafka_python_producer_options(self.settings),
                 linger_ms=5,
                 max_request_size=self.settings.max_event_bytes + 1024,
                 request_timeout_ms=min(self.settings.request_timeout_ms, self.timeout_ms),

@@ -27,6 +27,7 @@ from types import TracebackType
 from kafka import KafkaConsumer
 
 from hub.config import Settings
+from hub.kafka_clients import kafka_python_options
 from hub.models import PartnerEvent
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
@@ -88,7 +89,7 @@ class EventReader:
         self.serde = Serde(SchemaRegistry(settings))
         self._consumer = KafkaConsumer(
             Topics(settings.topic_prefix).events,
-            bootstrap_servers=settings.bootstrap_servers,
+            **kafka_python_options(settings),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -48,6 +48,7 @@ from connectors.publisher import Publisher, require_known_partner
 from hub._admin import ensure_topic
 from hub.config import Settings
 from hub.errors import BrokerError, ConfigError, EventRejected, UnavailableError
+from hub.kafka_clients import kafka_python_options
 
 __all__ = ["Position", "PositionStore", "SqlPoll", "SqlSourceError", "key_hash"]
 
@@ -118,7 +119,7 @@ class PositionStore:
     def load(self, name: str) -> Position | None:
         """The last position saved under ``name``, or None when there is none."""
         consumer = KafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+            **kafka_python_options(self.settings),
             enable_auto_commit=False,
             allow_auto_create_topics=False,
         )

@@ -7,6 +7,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.config import Settings
 from hub.errors import BrokerError
+from hub.kafka_clients import kafka_python_options
 from hub.topics import Topics
 
 __all__ = ["declare_topics", "ensure_topic"]
@@ -54,7 +55,7 @@ def ensure_topic(
     config = retention_config(settings, compact, retention_hours)
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers,
+            **kafka_python_options(settings),
             request_timeout_ms=settings.request_timeout_ms,
             bootstrap_timeout_ms=settings.request_timeout_ms,
         )

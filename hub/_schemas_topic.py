@@ -16,6 +16,7 @@ from kafka.errors import KafkaError
 from hub._admin import ensure_topic
 from hub.config import Settings
 from hub.errors import BrokerError
+from hub.kafka_clients import kafka_python_options, kafka_python_producer_options
 from hub.topics import Topics
 
 __all__ = ["SchemasTopic"]
@@ -39,7 +40,7 @@ class SchemasTopic:
         ensure_topic(self._settings, self.name, partitions=1, compact=True)
         if self._producer is None:
             self._producer = KafkaProducer(
-                bootstrap_servers=self._settings.bootstrap_servers, acks="all", linger_ms=0
+                **kafka_python_producer_options(self._settings), linger_ms=0
             )
         try:
             self._producer.send(
@@ -74,7 +75,7 @@ class SchemasTopic:
             # it with the broker's defaults (several partitions, not compacted).
             ensure_topic(self._settings, self.name, partitions=1, compact=True)
             consumer = KafkaConsumer(
-                bootstrap_servers=self._settings.bootstrap_servers,
+                **kafka_python_options(self._settings),
                 enable_auto_commit=False,
                 request_timeout_ms=self._settings.request_timeout_ms,
             )

@@ -60,7 +60,7 @@ from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
 from hub.runtime.commits import Commits
 from hub.runtime.rolls import roll_records
-from hub.runtime.transport import HubApp
+from hub.runtime.transport import HubApp, faust_credentials
 from hub.runtime.watchdog import Watchdog, present_on
 from hub.serde import Serde
 from hub.stages.alerts import AlertsStage
@@ -128,6 +128,8 @@ class Hub:
         self.app = HubApp(
             settings.app_id,
             broker=f"kafka://{settings.bootstrap_servers}",
+            broker_credentials=faust_credentials(settings),
+            hub_settings=settings,
             store=settings.store,
             datadir=str(settings.state_dir / "faust"),
             topic_partitions=settings.partitions,
@@ -293,7 +295,7 @@ class Hub:
                 self.commits,
                 lambda: set(self.health.stalled),
                 self.metrics.count,
-                present_on(self.settings.bootstrap_servers.split(",")),
+                present_on(self.settings),
                 lag=self.metrics.set_lag,
             )
         await self._watchdog.look()

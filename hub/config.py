@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.errors import ConfigError
 
-__all__ = ["PROJECT_ROOT", "Settings", "load_settings"]
+__all__ = ["PROJECT_ROOT", "SaslMechanism", "SecurityProtocol", "Settings", "load_settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,6 +20,9 @@ TEST_PLACE_KEY = "placehub-test-key-not-for-production"
 MIN_SECRET_BYTES = 32  # the worker secret is an HMAC key: 256 bits
 MIN_TOKEN_BYTES = 16  # a scrape token is compared, not used as a key
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
 
 class Settings(BaseSettings):
     """Everything placehub can be configured with; units are in the names."""
@@ -26,6 +30,33 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PLACEHUB_", extra="ignore")
 
     bootstrap_servers: str = "127.0.0.1:19092"
+    # How every Kafka client of the project connects (hub.kafka_clients turns these into
+    # each client library's options); the checks are in _kafka_security_is_whole.
+    security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="PLAINTEXT (the local demo), SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        default="SCRAM-SHA-512", description="How a SASL client proves who it is."
+    )
+    sasl_username: str | None = Field(
+        default=None, description="The principal's name (SASL_PLAINTEXT and SASL_SSL)."
+    )
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(
+        default=None, description="The principal's password (preferred to SASL_PASSWORD)."
+    )
+    ssl_cafile: Path | None = Field(
+        default=None,
+        description="The CA the brokers' certificates chain to (SSL and SASL_SSL); the "
+        "system's CAs when unset. `placehub broker start --secure` makes the local one.",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="A client certificate, for brokers that ask for one."
+    )
+    ssl_keyfile: Path | None = Field(
+        default=None, description="The client certificate's key, if not in ssl_certfile."
+    )
     topic_prefix: str = Field(
         default="",
         description="Prepended to every topic name; lets tests and places share a broker.",
@@ -160,6 +191,37 @@ class Settings(BaseSettings):
     )
     jar_cache_dir: Path = PROJECT_ROOT / ".cache" / "kafka"
 
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> Settings:
+        """Refuse a security setting the protocol would not use, or one it lacks: either
+        would fail only at the first connection, or pass silently unauthenticated."""
+        sasl = self.security_protocol.startswith("SASL_")
+        tls = self.security_protocol.endswith("SSL")
+        protocol = f"PLACEHUB_SECURITY_PROTOCOL is {self.security_protocol}"
+        if sasl and not self.sasl_username:
+            raise ValueError(f"PLACEHUB_SASL_USERNAME: required when {protocol}")
+        if sasl and self.sasl_password is None and self.sasl_password_file is None:
+            raise ValueError(
+                f"PLACEHUB_SASL_PASSWORD_FILE or PLACEHUB_SASL_PASSWORD: required when {protocol}"
+            )
+        sasl_set = (self.sasl_username, self.sasl_password, self.sasl_password_file)
+        if not sasl and any(value is not None for value in sasl_set):
+            raise ValueError(
+                f"PLACEHUB_SASL_USERNAME/PASSWORD: set, but {protocol}, which uses no SASL"
+            )
+        if not tls and (self.ssl_cafile or self.ssl_certfile or self.ssl_keyfile):
+            raise ValueError(f"PLACEHUB_SSL_*: set, but {protocol}, which uses no TLS")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("PLACEHUB_SSL_KEYFILE: needs PLACEHUB_SSL_CERTFILE")
+        return self
+
+    def sasl_password_value(self) -> str | None:
+        """The SASL password (file, then variable), or None if none is set."""
+        secret = _secret(self.sasl_password_file, self.sasl_password, "SASL_PASSWORD")
+        if secret is not None and not secret:
+            raise ConfigError("PLACEHUB_SASL_PASSWORD: empty")
+        return None if secret is None else secret.decode()
+
     @property
     def canonical_url(self) -> str:
         """This worker's own URL, as other workers reach it."""
@@ -214,8 +276,13 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"PLACEHUB_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err["loc"], err["msg"]) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def _problem(loc: tuple[int | str, ...], msg: str) -> str:
+    """One validation error as ``PLACEHUB_<KEY>: rule``; a check across several settings
+    (no location) names its keys itself."""
+    if not loc:
+        return msg.removeprefix("Value error, ")
+    return f"PLACEHUB_{'_'.join(str(p) for p in loc).upper()}: {msg}"

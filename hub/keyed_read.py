@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from hub.batch import partition_for
 from hub.config import Settings
 from hub.errors import BrokerError, InputError
+from hub.kafka_clients import aiokafka_options
 from hub.models import AvroRecord
 from hub.serde import Serde
 
@@ -107,7 +108,7 @@ async def _read(
 def reader(settings: Settings, **options: Any) -> AIOKafkaConsumer:
     """A consumer of no group that commits nothing: it reads what it is assigned."""
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **aiokafka_options(settings),
         group_id=None,
         enable_auto_commit=False,
         **options,

@@ -19,6 +19,7 @@ from kafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from hub.config import Settings
 from hub.errors import BrokerError, SetupError
+from hub.kafka_clients import kafka_python_options
 from hub.topics import Topics
 
 __all__ = ["derived_topics", "replay"]
@@ -38,7 +39,7 @@ def replay(settings: Settings, progress: Callable[[str], None] = print) -> list[
     """Delete derived state so workers rebuild it; refuses while any worker is running."""
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers,
+            **kafka_python_options(settings),
             request_timeout_ms=settings.request_timeout_ms,
         )
     except KafkaError as exc:

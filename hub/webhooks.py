@@ -60,6 +60,7 @@ from hub.app import Hub
 from hub.batch import partition_for
 from hub.deadletter import dead_letter
 from hub.errors import InputError
+from hub.kafka_clients import aiokafka_options
 from hub.models import Alert, AvroRecord, utc_now
 from hub.partners import webhook_secrets
 from hub.runtime import producer_of
@@ -103,7 +104,7 @@ class WebhookDelivery:
         """Deliver until cancelled (the worker stopping), then commit and leave."""
         settings = self.hub.settings
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **aiokafka_options(settings),
             group_id=f"{settings.app_id}-webhooks",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

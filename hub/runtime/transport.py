@@ -40,6 +40,16 @@ kafka-python's admin client, in a thread): the group forgets it at once, and a r
 a fresh join, as quick as a static rejoin (about 3 s either way). Only a worker that did
 not stop cleanly (``kill -9``, a crash, a lost host) still holds its membership until its
 session expires; if it comes back under its name within that time it takes it over.
+
+Its producer is idempotent (``_Producer``), acks=all: Faust's driver asks aiokafka for
+idempotence only inside a transaction (``Producer._settings_extra``), and the hub uses
+none, so a retried send after a lost acknowledgement could write a stage's output twice.
+Its security (SASL, TLS) reaches every consumer and producer the driver makes through
+the app's ``broker_credentials`` (``faust_credentials``): the driver's
+``credentials_to_aiokafka_auth`` passes SASL and SSL credentials on whole (mechanism as
+named, SCRAM-SHA-512 included, username, password, ``ssl_context``), so nothing needs
+working around there. Faust calls the protocol SASL_SSL when the SASL credentials carry
+an ``ssl_context`` and SASL_PLAINTEXT when not.
 """
 
 from __future__ import annotations
@@ -48,19 +58,23 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import faust
+from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, AppT, TransportT
+from faust.types.auth import CredentialsT
 from kafka import KafkaAdminClient
 from kafka.admin import MemberToRemove
 from kafka.errors import KafkaError, NoError
 
+from hub.config import Settings
+from hub.kafka_clients import DURABLE_PRODUCER, kafka_python_options, ssl_context, uses_tls
 from hub.runtime.commits import Commits
 
-__all__ = ["HubApp", "leave_group", "member_name"]
+__all__ = ["HubApp", "faust_credentials", "leave_group", "member_name"]
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +101,10 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         await super().on_thread_stop()  # the consumer has stopped: no heartbeat, no rejoin
         if coordinator is None or not member_id or instance_id is None:
             return  # never joined, or not a static member (that one left by itself)
-        transport: Any = self.transport
-        servers = driver.server_list(transport.url, transport.default_port)
+        settings: Settings = self.app.hub_settings  # type: ignore[attr-defined]
         group_id = coordinator.group_id
         try:
-            await asyncio.to_thread(leave_group, servers, group_id, member_id, instance_id)
+            await asyncio.to_thread(leave_group, settings, group_id, member_id, instance_id)
         except Exception as exc:  # an escape would stop the thread's shutdown half-way
             log.exception(_STAYS, instance_id, group_id, repr(exc))
 
@@ -110,18 +123,29 @@ class _Consumer(driver.Consumer):
         return commits.commit_to(tp, self._committed_offset[tp], offset)
 
 
+class _Producer(driver.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        # Faust's own asks for idempotence only in a transaction (the module docstring).
+        return {**super()._settings_extra(), **DURABLE_PRODUCER}
+
+
 class _Transport(driver.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
 
 class HubApp(faust.App):
     """A Faust app whose consumer waits at most ``fetch_max_wait_ms`` per fetch, is a
     static group member, back at once after a crash (``member_name``), and commits stream
-    partitions only as far as ``commits`` allows."""
+    partitions only as far as ``commits`` allows; its producer is idempotent.
+    ``hub_settings`` are what its own side clients (``leave_group``) connect with."""
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, fetch_max_wait_ms: int, hub_settings: Settings, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.hub_settings = hub_settings
         self.commits: Commits | None = None  # set once the stages are declared
 
     def _new_transport(self) -> TransportT:
@@ -144,9 +168,20 @@ def member_name(app: AppT) -> str:
     return f"{re.sub(r'[^a-zA-Z0-9._-]+', '_', url)}-{digest}"
 
 
-def leave_group(
-    bootstrap_servers: Sequence[str], group_id: str, member_id: str, instance_id: str
-) -> bool:
+def faust_credentials(settings: Settings) -> CredentialsT | None:
+    """A Faust app's ``broker_credentials`` from the settings: None for PLAINTEXT."""
+    context = ssl_context(settings) if uses_tls(settings) else None
+    if settings.security_protocol.startswith("SASL_"):
+        return SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password_value(),
+            mechanism=settings.sasl_mechanism,
+            ssl_context=context,
+        )
+    return None if context is None else SSLCredentials(context)
+
+
+def leave_group(settings: Settings, group_id: str, member_id: str, instance_id: str) -> bool:
     """Remove a stopped static member from its group now, not when its session expires;
     True if the broker removed it.
 
@@ -159,7 +194,7 @@ def leave_group(
     member = MemberToRemove(member_id=member_id, group_instance_id=instance_id)
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=list(bootstrap_servers),
+            **kafka_python_options(settings),
             client_id=f"{group_id}-leave",
             bootstrap_timeout_ms=LEAVE_TIMEOUT_MS,
             request_timeout_ms=LEAVE_TIMEOUT_MS,

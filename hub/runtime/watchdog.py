@@ -52,6 +52,8 @@ from typing import Any, cast
 from faust.types import TP
 from kafka import KafkaConsumer, TopicPartition
 
+from hub.config import Settings
+from hub.kafka_clients import kafka_python_options
 from hub.runtime.commits import Commits
 from hub.stages.offsets import Ranges, first_not_done
 from hub.stages.offsets import done as is_done
@@ -69,19 +71,19 @@ READ_TIMEOUT_S = 60  # the longest a read for holes may take
 FindPresent = Callable[[TP, int, int, Ranges], Awaitable[list[int]]]
 
 
-def present_on(servers: Sequence[str]) -> FindPresent:
+def present_on(settings: Settings) -> FindPresent:
     """Reads which offsets the broker holds, with a consumer of its own in a thread."""
 
     async def find(tp: TP, start: int, end: int, done: Ranges) -> list[int]:
-        return await asyncio.to_thread(_present, servers, tp, start, end, done)
+        return await asyncio.to_thread(_present, settings, tp, start, end, done)
 
     return find
 
 
-def _present(servers: Sequence[str], tp: TP, start: int, end: int, done: Ranges) -> list[int]:
+def _present(settings: Settings, tp: TP, start: int, end: int, done: Ranges) -> list[int]:
     partition = TopicPartition(tp.topic, tp.partition)
     consumer = KafkaConsumer(
-        bootstrap_servers=list(servers), group_id=None, enable_auto_commit=False
+        **kafka_python_options(settings), group_id=None, enable_auto_commit=False
     )
     found: list[int] = []
     deadline = time.monotonic() + READ_TIMEOUT_S

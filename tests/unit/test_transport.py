@@ -96,7 +96,7 @@ def test_a_stopping_worker_leaves_its_group_by_name_once_its_consumer_has_stoppe
     _record_leaves(monkeypatch, calls)
     hub = _hub(tmp_path)
     _stop_thread_of(hub, _StoppingConsumer(calls, member_id="m-1", instance_id="w-1"))
-    assert calls == ["consumer stopped", (["127.0.0.1:1"], "placehub", "m-1", "w-1")]
+    assert calls == ["consumer stopped", (hub.settings, "placehub", "m-1", "w-1")]
 
 
 @pytest.mark.parametrize(
@@ -115,5 +115,6 @@ def test_a_leave_that_cannot_reach_the_broker_is_logged_not_raised(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(transport, "LEAVE_TIMEOUT_MS", 200)
-    assert transport.leave_group(["127.0.0.1:1"], "placehub", "m-1", "w-1") is False
+    settings = Settings(bootstrap_servers="127.0.0.1:1")
+    assert transport.leave_group(settings, "placehub", "m-1", "w-1") is False
     assert "w-1 stays in group placehub until its session expires" in caplog.text
