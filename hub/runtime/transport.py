@@ -74,7 +74,7 @@ from hub.config import Settings
 from hub.kafka_clients import DURABLE_PRODUCER, kafka_python_options, ssl_context, uses_tls
 from hub.runtime.commits import Commits
 
-__all__ = ["HubApp", "faust_credentials", "leave_group", "member_name"]
+__all__ = ["DurableApp", "HubApp", "faust_credentials", "leave_group", "member_name"]
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +129,23 @@ class _Producer(driver.Producer):
         return {**super()._settings_extra(), **DURABLE_PRODUCER}
 
 
-class _Transport(driver.Transport):
-    Consumer = _Consumer
+class _DurableTransport(driver.Transport):
     Producer = _Producer
 
 
-class HubApp(faust.App):
+class _Transport(_DurableTransport):
+    Consumer = _Consumer
+
+
+class DurableApp(faust.App):
+    """A Faust app whose producer is idempotent, acks=all (the module docstring): the
+    benchmarks' bare Faust floor, and the base of ``HubApp``."""
+
+    def _new_transport(self) -> TransportT:
+        return _DurableTransport(self.conf.broker_consumer, self)
+
+
+class HubApp(DurableApp):
     """A Faust app whose consumer waits at most ``fetch_max_wait_ms`` per fetch, is a
     static group member, back at once after a crash (``member_name``), and commits stream
     partitions only as far as ``commits`` allows; its producer is idempotent.

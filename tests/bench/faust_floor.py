@@ -25,6 +25,7 @@ from connectors.simulate import PARTNERS
 from hub.codec import split_frame
 from hub.config import load_settings
 from hub.registry import load_schema
+from hub.runtime.transport import DurableApp, faust_credentials
 from hub.topics import Topics
 
 __all__ = ["main"]
@@ -39,9 +40,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     topics = Topics(settings.topic_prefix)
-    app = faust.App(
+    app = DurableApp(
         f"{settings.app_id}-floor-{args.forward or 'decode'}",
         broker=f"kafka://{settings.bootstrap_servers}",
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(settings.state_dir / "floor"),
         web_enabled=False,

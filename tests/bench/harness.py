@@ -25,6 +25,7 @@ from connectors import ConsentDraft, EventDraft, Publisher
 from connectors.simulate import PARTNERS, Place, recent_start
 from hub._admin import ensure_topic
 from hub.config import Settings
+from hub.kafka_clients import confluent_producer_options, kafka_python_options
 from hub.models import (
     ConsentRecord,
     PartnerEvent,
@@ -195,7 +196,7 @@ class Bench:
 
     def delete(self, settings: Settings) -> None:
         """Delete every topic and the consumer group of ``settings``' hub."""
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        admin = KafkaAdminClient(**kafka_python_options(settings))
         try:
             doomed = [
                 t
@@ -346,13 +347,11 @@ def prepare(settings: Settings) -> None:
         registry.close()
 
 
-def produce(settings: Settings, records: Sequence[Record], acks: str = "all") -> float:
+def produce(settings: Settings, records: Sequence[Record]) -> float:
     """Send ``records`` under ``settings``' prefix with confluent-kafka; seconds until acked."""
     producer = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "acks": acks,
-            "enable.idempotence": acks == "all",
+            **confluent_producer_options(settings),
             "linger.ms": 5,
             # Kafka's default (Java, kafka-python) partitioner: the hub relies on keyed
             # topics being partitioned by it (librdkafka's own default hashes differently).
@@ -388,7 +387,7 @@ def wait_for_consents(settings: Settings, count: int) -> None:
 
 def topic_size(settings: Settings, topic: str) -> int:
     """How many records ``topic`` holds (sum of its partitions' end offsets)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = KafkaConsumer(**kafka_python_options(settings))
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])

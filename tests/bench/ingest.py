@@ -23,6 +23,7 @@ from connectors import EventDraft, Publisher
 from connectors.simulate import PARTNERS, Place
 from hub._admin import ensure_topic
 from hub.config import Settings
+from hub.kafka_clients import confluent_producer_options, kafka_python_producer_options
 from hub.topics import Topics
 from tests.bench.harness import Bench, Figure, median
 from tests.integration.helpers import read_topic
@@ -117,9 +118,7 @@ def _kafka_python(
     settings: Settings, payload: Sequence[tuple[bytes, bytes]], runs: int, batch: int = BATCH
 ) -> list[float]:
     producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
+        **kafka_python_producer_options(settings),
         linger_ms=5,
     )
     topic = settings.topic_prefix + "raw-kafka-python"
@@ -146,9 +145,7 @@ def _confluent(
 ) -> list[float]:
     producer = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "acks": "all",
-            "enable.idempotence": True,
+            **confluent_producer_options(settings),
             "linger.ms": 5,
         }
     )

@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, TopicPartition
 from connectors.simulate import Place
 from hub._admin import ensure_topic
 from hub.config import PROJECT_ROOT, Settings
+from hub.kafka_clients import confluent_options
 from tests.bench.harness import (
     Bench,
     Figure,
@@ -145,7 +146,7 @@ def from_the_end(settings: Settings, topic: str, group: str) -> Consumer:
     published after this call can be missed."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **confluent_options(settings),
             "group.id": f"{settings.app_id}-{group}",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 5,

@@ -27,6 +27,7 @@ from kafka import KafkaProducer
 from connectors import EventDraft, Publisher
 from connectors.simulate import PARTNERS, Place
 from hub.config import load_settings
+from hub.kafka_clients import kafka_python_producer_options
 
 __all__ = ["event_id_at", "main", "published_at"]
 
@@ -56,9 +57,7 @@ def _publish(rate: float, seconds: float, raw: bool, people: int, seed: int) -> 
     sent = 0
     if raw:
         producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
+            **kafka_python_producer_options(settings),
             linger_ms=5,
         )
         producer.send(settings.topic_prefix + RAW_TOPIC, value=b"warm-up").get(timeout=30)

@@ -24,6 +24,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from hub.config import Settings
+from hub.kafka_clients import confluent_options
 from hub.runtime.commits import as_ranges, mark_key
 from hub.stages.offsets import Ranges, first_not_done
 
@@ -51,7 +52,6 @@ class MarksReader:
         self.timeout_s = timeout_s
         self.marks: dict[str, Ranges] = {}
         config = {
-            "bootstrap.servers": settings.bootstrap_servers,
             "group.id": f"{settings.app_id}-bench-marks",
             "enable.auto.commit": False,
             # A broker answers a connection's requests in order, so offset requests on the
@@ -59,8 +59,9 @@ class MarksReader:
             # keep the fetch short.
             "fetch.wait.max.ms": 10,
         }
-        self.offsets = Consumer(config)  # end offsets and partitions only; reads nothing
-        self.consumer = Consumer(config)
+        # End offsets and partitions only; reads nothing.
+        self.offsets = Consumer({**confluent_options(settings), **config})
+        self.consumer = Consumer({**confluent_options(settings), **config})
         self.consumer.assign(
             [
                 TopicPartition(self.changelog, p, OFFSET_BEGINNING)

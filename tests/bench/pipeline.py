@@ -60,6 +60,7 @@ from confluent_kafka import TopicPartition as ConfluentPartition
 from connectors.simulate import PARTNERS, Place
 from hub.codec import split_frame
 from hub.config import PROJECT_ROOT, Settings
+from hub.kafka_clients import aiokafka_options, confluent_options, confluent_producer_options
 from hub.registry import load_schema
 from hub.stages.context import Internal
 from hub.topics import Topics
@@ -396,12 +397,12 @@ def raw_forward_rate(settings: Settings, events: int) -> float:
     sink = f"{settings.topic_prefix}raw-forward"
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **confluent_options(settings),
             "group.id": f"{settings.app_id}-raw-forward",
             "enable.auto.commit": False,
         }
     )
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
+    producer = Producer({**confluent_producer_options(settings), "linger.ms": 5})
     consumer.assign(
         [
             ConfluentPartition(topics.partner(partner), p, OFFSET_BEGINNING)
@@ -443,7 +444,7 @@ async def _raw_consume(settings: Settings, events: int) -> float:
     topics = Topics(settings.topic_prefix)
     schema: Any = fastavro.parse_schema(load_schema("PartnerEvent"))
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **aiokafka_options(settings),
         enable_auto_commit=False,
         group_id=None,
         auto_offset_reset="earliest",

@@ -18,6 +18,7 @@ import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from hub.config import PROJECT_ROOT, Settings
+from hub.kafka_clients import kafka_python_options, kafka_python_producer_options
 
 Record = tuple[bytes | None, bytes | None, dict[str, bytes]]
 
@@ -40,9 +41,28 @@ def worker_env(settings: Settings, overrides: dict[str, Any] | None = None) -> d
         PLACEHUB_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
         PLACEHUB_AGREEMENTS_DIR=str(settings.agreements_dir),
     )
+    env.update(security_env(settings))
     # One hub's workers share a secret to sign their calls to each other (hub.routing).
     secret = hashlib.sha256(f"test worker secret {settings.app_id}".encode()).hexdigest()
     env.setdefault("PLACEHUB_WORKER_SECRET", secret)
+    return env
+
+
+def security_env(settings: Settings) -> dict[str, str]:
+    """The ``PLACEHUB_*`` variables of ``settings``' Kafka security (those that are set)."""
+    names = [
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_username",
+        "sasl_password_file",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+    ]
+    values = {name: getattr(settings, name) for name in names}
+    env = {f"PLACEHUB_{n.upper()}": str(v) for n, v in values.items() if v is not None}
+    if settings.sasl_password is not None:
+        env["PLACEHUB_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
     return env
 
 
@@ -126,7 +146,7 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 10) -> list[Re
     Raises AssertionError if the records up to the end offsets seen at the start cannot be
     read within ``timeout_s`` (a partial read would let "nothing there" pass falsely).
     """
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka_python_options(settings), enable_auto_commit=False)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -182,7 +202,7 @@ def wait_for_records(
 def produce_raw(
     settings: Settings, topic: str, value: bytes, key: bytes = b"k", partition: int | None = None
 ) -> None:
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    producer = KafkaProducer(**kafka_python_producer_options(settings))
     try:
         producer.send(topic, key=key, value=value, partition=partition).get(timeout=10)
     finally:
@@ -191,7 +211,7 @@ def produce_raw(
 
 def committed(settings: Settings, topic: str) -> dict[int, int]:
     """The hub's consumer group's committed offset per partition of ``topic``."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = KafkaAdminClient(**kafka_python_options(settings))
     try:
         offsets = admin.list_group_offsets(settings.app_id)[settings.app_id]
     finally:
@@ -200,7 +220,7 @@ def committed(settings: Settings, topic: str) -> dict[int, int]:
 
 
 def ends(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = KafkaConsumer(**kafka_python_options(settings))
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
@@ -218,7 +238,7 @@ def caught_up(settings: Settings, topic: str) -> bool:
 def drop_topics(settings: Settings) -> None:
     """Delete a stopped worker's topics: every test hub has some hundred partitions, and a
     shared broker that keeps them all runs out of heap."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = KafkaAdminClient(**kafka_python_options(settings))
     try:
         ours = [
             t
