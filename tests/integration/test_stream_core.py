@@ -490,6 +490,22 @@ def settled(worker: WorkerProcess, place: Place) -> bool:
     return True
 
 
+def at_rest(worker: WorkerProcess) -> bool:
+    """Every stage has read its input to the end (``placehub_consumer_lag_records`` is 0 for
+    each at one watchdog look), so no batch is on its way: the partner books settle before
+    the patterns stages, which come after the view, have finished."""
+    try:
+        metrics = worker.get("/metrics").text
+    except requests.ConnectionError:
+        return False
+    lags = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("placehub_consumer_lag_records{")
+    ]
+    return bool(lags) and not any(lags)
+
+
 def assert_matches_reference(worker: WorkerProcess, place: Place) -> None:
     reference = place.reference()
     expected = place.expected_counts()
