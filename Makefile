@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration check fmt bench broker-start broker-stop postgres-start postgres-stop chromium prometheus clean
+.PHONY: demo test unit integration check validate-deploy fmt bench broker-start broker-stop postgres-start postgres-stop chromium prometheus clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,13 +34,17 @@ bench: $(STAMP)
 	$(BIN)/placehub bench
 
 ## check: lint, type-check, schema evolution and catalogue freshness (CI runs it too)
-check: $(STAMP)
+check: $(STAMP) validate-deploy
 	$(BIN)/ruff check hub connectors tests examples
 	$(BIN)/ruff format --check hub connectors tests examples
 	$(BIN)/mypy
 	$(BIN)/placehub schemas check
 	$(BIN)/placehub schemas docs --check
 	$(BIN)/mypy --strict examples
+
+## validate-deploy: deploy/compose and deploy/k8s against their schemas (Compose spec, Strimzi CRDs, Kubernetes)
+validate-deploy: $(STAMP)
+	$(BIN)/python scripts/validate-deploy.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format hub connectors tests examples
