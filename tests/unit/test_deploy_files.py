@@ -1,0 +1,198 @@
+"""The deployment files (deploy/compose, deploy/k8s) validate against their schemas, the
+validator refuses a broken copy naming the field, and the generated Kafka resources say
+what the code does: the topics the workers create, the grants hub.kafka_acls gives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import hub._admin
+import hub.app
+from hub import kafka_acls
+from hub._admin import retention_config
+from hub.app import Hub
+from hub.config import PROJECT_ROOT, Settings
+from hub.partners import load_partners
+
+VALIDATE = PROJECT_ROOT / "scripts" / "validate-deploy.py"
+MANIFESTS = PROJECT_ROOT / "deploy" / "k8s" / "manifests"
+COMPOSE = PROJECT_ROOT / "deploy" / "compose"
+PARTNERS = PROJECT_ROOT / "deploy" / "local" / "partners.yaml"
+# kafka-acls.sh's and Strimzi's operation names, back to hub.kafka_acls' (kafka-python's).
+OPERATIONS = {
+    "Read": "READ",
+    "Write": "WRITE",
+    "Describe": "DESCRIBE",
+    "Create": "CREATE",
+    "DescribeConfigs": "DESCRIBE_CONFIGS",
+    "AlterConfigs": "ALTER_CONFIGS",
+    "IdempotentWrite": "IDEMPOTENT_WRITE",
+}
+PATTERNS = {"literal": "literal", "prefix": "prefixed", "prefixed": "prefixed"}
+# Topics made by parts of the hub other than Hub.prepare (features at start, a connector).
+MADE_ELSEWHERE = {
+    "hub.alert-status",
+    "hub.alert-feedback",
+    "hub.break-glass",
+    "connector.positions",
+}
+
+
+def validate(*files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(VALIDATE), *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def test_every_deployment_file_validates_and_is_rendered_from_the_code() -> None:
+    run = validate()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "deployment files valid" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("path", "good", "bad", "named"),
+    [
+        (
+            MANIFESTS / "20-topics.yaml",
+            "  replicas: 3\n",
+            "  replica: 3\n",
+            "KafkaTopic/schemas: spec: Additional properties are not allowed ('replica'",
+        ),
+        (
+            MANIFESTS / "10-kafka.yaml",
+            "type: scram-sha-512",
+            "type: scram-sha-256",
+            "Kafka/placehub: spec.kafka.listeners.0.authentication.type: 'scram-sha-256'",
+        ),
+        (
+            MANIFESTS / "60-hub.yaml",
+            "  replicas: 2\n",
+            "  replicas: two\n",
+            "Deployment/placehub-worker: spec.replicas: 'two' is not of type 'integer'",
+        ),
+        (
+            COMPOSE / "compose.yaml",
+            "  hub-2:\n",
+            "  hub-2:\n    replica: 2\n",
+            "compose: $.services['hub-2']: 'replica' does not match",
+        ),
+    ],
+)
+def test_a_broken_copy_is_refused_with_the_field_named(
+    tmp_path: Path, path: Path, good: str, bad: str, named: str
+) -> None:
+    text = path.read_text()
+    assert good in text
+    copy = tmp_path / path.name
+    copy.write_text(text)
+    assert validate(copy).returncode == 0  # the copy itself is fine: the edit breaks it
+    copy.write_text(text.replace(good, bad, 1))
+    run = validate(copy)
+    assert run.returncode == 1
+    assert f"{copy}: {named}" in run.stderr
+
+
+def _grants(rules: list[dict[str, Any]]) -> list[kafka_acls.Grant]:
+    """A KafkaUser's ACL rules as hub.kafka_acls grants."""
+    found = set()
+    for rule in rules:
+        resource = rule["resource"]
+        name = resource.get("name", "kafka-cluster")
+        pattern = PATTERNS[resource.get("patternType", "literal")]
+        for operation in rule["operations"]:
+            found.add(kafka_acls.Grant(resource["type"], name, pattern, OPERATIONS[operation]))
+    return sorted(found)
+
+
+def test_the_kafka_users_hold_exactly_the_grants_of_hub_kafka_acls() -> None:
+    partners = [p.id for p in load_partners(PARTNERS)]
+    expected = {
+        p.name: p
+        for p in [
+            kafka_acls.admin(),
+            kafka_acls.worker("hub", "placehub"),
+            *map(kafka_acls.partner, partners),
+        ]
+    }
+    users = {doc["metadata"]["name"]: doc for doc in documents(MANIFESTS / "30-users.yaml")}
+    assert sorted(users) == sorted(expected)
+    for name, user in users.items():
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        rules = user["spec"].get("authorization", {"acls": []})["acls"]
+        assert _grants(rules) == kafka_acls.grants_for(expected[name]), name
+    partner = users["partner-city-food-bank"]["spec"]["authorization"]["acls"]
+    assert {"type": "topic", "name": "hub.events", "patternType": "literal"} not in [
+        rule["resource"] for rule in partner
+    ]
+
+
+def test_the_compose_acls_are_hub_kafka_acls_grants() -> None:
+    held: dict[str, set[kafka_acls.Grant]] = {}
+    for line in (COMPOSE / "kafka" / "acls.txt").read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        principal, resource, pattern, name, operations = line.split(" ")
+        held.setdefault(principal, set()).update(
+            kafka_acls.Grant(resource, name, PATTERNS[pattern], OPERATIONS[op])
+            for op in operations.split(",")
+        )
+    partners = [kafka_acls.partner(p.id) for p in load_partners(PARTNERS)]
+    expected = {
+        "worker-hub-1": kafka_acls.grants_for(kafka_acls.worker("hub-1", "placehub")),
+        "worker-hub-2": kafka_acls.grants_for(kafka_acls.worker("hub-2", "placehub")),
+        # The simulated place publishes as every partner: their grants together, no more.
+        "simulator": sorted({g for p in partners for g in kafka_acls.grants_for(p)}),
+        **{p.name: kafka_acls.grants_for(p) for p in partners},
+    }
+    assert {name: sorted(grants) for name, grants in held.items()} == expected
+
+
+def test_the_kafka_topics_are_the_topics_the_workers_create(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings.model_construct(replication_factor=3)
+    created: dict[str, tuple[int, dict[str, str]]] = {}
+
+    def record(
+        config: Settings,
+        name: str,
+        *,
+        partitions: int,
+        compact: bool = False,
+        retention_hours: float | None = None,
+        **_: Any,
+    ) -> None:
+        created[name] = (partitions, retention_config(config, compact, retention_hours))
+
+    monkeypatch.setattr(hub._admin, "ensure_topic", record)
+    monkeypatch.setattr(hub.app, "ensure_topic", record)
+    worker = Hub(settings)
+    monkeypatch.setattr(worker.serde, "schema_for", lambda *args: None)
+    monkeypatch.setattr(worker.registry, "subjects", lambda: {})
+    worker.prepare()  # what a worker creates at start, recorded instead of created
+
+    topics = {
+        doc["spec"]["topicName"]: doc["spec"] for doc in documents(MANIFESTS / "20-topics.yaml")
+    }
+    assert set(created) <= set(topics)
+    assert set(topics) - set(created) == MADE_ELSEWHERE
+    assert any(name.endswith("-changelog") for name in created)  # the tables' too
+    for name, (partitions, config) in created.items():
+        spec = topics[name]
+        assert (spec["partitions"], spec["replicas"]) == (partitions, 3), name
+        assert spec["config"] == {**config, "min.insync.replicas": "2"}, name
