@@ -15,7 +15,7 @@ new_secret() {  # new_secret FILE BYTES
     echo "made $1"
   fi
 }
-new_secret secrets/place_key 32       # the place key: every partner's connectors hold the same
+new_secret secrets/place_key 32       # the place key: the partners' connectors (here the simulator)
 new_secret secrets/worker_secret 32   # workers sign their calls to each other (>= 32 bytes)
 new_secret secrets/metrics_token 24   # the Prometheus scrape token (>= 16 bytes)
 for principal in admin broker controller \
