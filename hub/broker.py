@@ -37,6 +37,8 @@ from typing import Any
 
 from kafka import KafkaAdminClient
 
+from hub import broker_security
+from hub.broker_security import BrokerSecrets, SecurityFiles
 from hub.config import PROJECT_ROOT, Settings
 from hub.errors import BrokerError, ConfigError, SetupError
 
@@ -48,6 +50,7 @@ __all__ = [
     "POM_FILE",
     "BrokerStatus",
     "NodeLayout",
+    "admin_env",
     "check_port_free",
     "ephemeral_port_warning",
     "fetch_jars",
@@ -90,12 +93,19 @@ class BrokerStatus:
     log_file: Path
     nodes: int = 1
     pids: tuple[int, ...] = field(default=())
+    secure: bool = False  # SASL_SSL listeners and ACLs (hub.broker_security)
+    denied: int | None = None  # authorizer denials in the nodes' security.log (secure only)
+    failed_authentications: int | None = None  # connections refused before a principal
 
     def describe(self) -> str:
         """One human line: running or not, pid(s), where it answers, where its log is."""
         what = "broker" if self.nodes == 1 else f"{self.nodes}-node cluster"
+        if self.secure:
+            what = f"secured {what}"
         if not self.running:
-            flag = f" --nodes {self.nodes}" if self.nodes > 1 else ""
+            flag = (f" --nodes {self.nodes}" if self.nodes > 1 else "") + (
+                " --secure" if self.secure else ""
+            )
             return (
                 f"{what} not running ({self.bootstrap_servers}); "
                 f"start it with `placehub broker start{flag}`"
@@ -105,9 +115,16 @@ class BrokerStatus:
         if self.nodes > 1 and len(pids) < self.nodes:
             who = f"only {len(pids)} of {self.nodes} nodes: {who}"
         if self.answering:
+            refusals = ""
+            if self.denied is not None:
+                refusals = (
+                    f"; {self.denied} ACL denial(s), {self.failed_authentications} failed "
+                    f"authentication(s) in {self.log_file.parent.parent}/node-*/"
+                    f"{broker_security.SECURITY_LOG}"
+                )
             return (
                 f"{what} running ({who}), answering on {self.bootstrap_servers}; "
-                f"log: {self.log_file}"
+                f"log: {self.log_file}{refusals}"
             )
         return (
             f"{what} running ({who}) but not answering on {self.bootstrap_servers}; "
@@ -160,6 +177,7 @@ class _ClusterRecord:
     cluster_id: str
     nodes: int
     bootstrap_servers: str
+    secure: bool = False
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -240,8 +258,11 @@ def _bootstrap(layout: Sequence[NodeLayout]) -> str:
     return ",".join(node.address for node in layout)
 
 
-def render_server_properties(settings: Settings, node: NodeLayout, nodes: int = 1) -> str:
-    """The ``server.properties`` text for one node of an ``nodes``-node combined-mode cluster."""
+def render_server_properties(
+    settings: Settings, node: NodeLayout, nodes: int = 1, secrets: BrokerSecrets | None = None
+) -> str:
+    """The ``server.properties`` text for one node of an ``nodes``-node combined-mode cluster
+    (secured by ``hub.broker_security`` when ``secrets`` are given)."""
     layout = node_layout(settings, nodes)
     voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in layout)
     replication = min(3, nodes)
@@ -286,6 +307,12 @@ def render_server_properties(settings: Settings, node: NodeLayout, nodes: int = 
         "log.cleaner.backoff.ms": "1000",
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
     }
+    if secrets is not None:
+        lines.update(
+            broker_security.secure_properties(
+                secrets, node.node_id, HOST, node.broker_port, node.controller_port
+            )
+        )
     header = (
         "# Rendered by hub/broker.py on every `placehub broker start`; edits are overwritten.\n"
         "# Change PLACEHUB_* settings instead.\n"
@@ -407,10 +434,13 @@ def _clean_stale_pid(node: NodeLayout) -> int | None:
     return pid
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)  # an old tmp file keeps its mode otherwise
     tmp.replace(path)
 
 
@@ -552,7 +582,9 @@ def _size(path: Path) -> int:
 # --------------------------------------------------------------------------- metadata probe
 
 
-def _admin_client(bootstrap_servers: str, timeout_s: float) -> Any:
+def _admin_client(
+    bootstrap_servers: str, timeout_s: float, options: dict[str, Any] | None = None
+) -> Any:
     """A KafkaAdminClient, or an exception; never leaves its IO thread behind on failure."""
     timeout_ms = max(200, int(timeout_s * 1000))
     admin = KafkaAdminClient.__new__(KafkaAdminClient)
@@ -564,6 +596,7 @@ def _admin_client(bootstrap_servers: str, timeout_s: float) -> Any:
             request_timeout_ms=max(timeout_ms, 1000),
             reconnect_backoff_ms=100,
             reconnect_backoff_max_ms=1000,
+            **(options or {}),
         )
     except BaseException:
         # A failed constructor leaves its network thread running and close() refuses to run.
@@ -587,12 +620,18 @@ def _tcp_open(bootstrap_servers: str) -> bool:
     return False
 
 
-def _probe(bootstrap_servers: str, timeout_s: float, expected_brokers: int = 1) -> str | None:
-    """None if the cluster answers a metadata request with ``expected_brokers`` live brokers."""
+def _probe(
+    bootstrap_servers: str,
+    timeout_s: float,
+    expected_brokers: int = 1,
+    options: dict[str, Any] | None = None,
+) -> str | None:
+    """None if the cluster answers a metadata request with ``expected_brokers`` live brokers
+    (connecting with the kafka-python ``options`` of a secured cluster, if any)."""
     if not _tcp_open(bootstrap_servers):
         return "connection refused"
     try:
-        admin = _admin_client(bootstrap_servers, timeout_s)
+        admin = _admin_client(bootstrap_servers, timeout_s, options)
     except Exception as exc:
         return str(exc) or type(exc).__name__
     try:
@@ -609,13 +648,17 @@ def _probe(bootstrap_servers: str, timeout_s: float, expected_brokers: int = 1) 
 
 
 def wait_until_answering(
-    bootstrap_servers: str, timeout_s: float, *, expected_brokers: int = 1
+    bootstrap_servers: str,
+    timeout_s: float,
+    *,
+    expected_brokers: int = 1,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Block until Kafka at ``bootstrap_servers`` answers a metadata request; else BrokerError."""
     deadline = time.monotonic() + timeout_s
     while True:
         remaining = deadline - time.monotonic()
-        reason = _probe(bootstrap_servers, min(5.0, max(remaining, 0.5)), expected_brokers)
+        reason = _probe(bootstrap_servers, min(5.0, max(remaining, 0.5)), expected_brokers, options)
         if reason is None:
             return
         if time.monotonic() + _POLL_S >= deadline:
@@ -631,6 +674,7 @@ def _wait_for_start(
     offsets: dict[int, tuple[int, int]],
     nodes: int,
     timeout_s: float,
+    options: dict[str, Any] | None,
 ) -> None:
     """Wait until every launched node itself answers and sees all ``nodes`` brokers live."""
     deadline = time.monotonic() + timeout_s
@@ -642,7 +686,7 @@ def _wait_for_start(
         reason = "not started"
         for pid, node in list(waiting.items()):
             remaining = deadline - time.monotonic()
-            probe = _probe(node.address, min(5.0, max(remaining, 0.5)), nodes)
+            probe = _probe(node.address, min(5.0, max(remaining, 0.5)), nodes, options)
             if probe is None:
                 del waiting[pid]
             else:
@@ -734,7 +778,10 @@ def _read_cluster(settings: Settings) -> _ClusterRecord | None:
     try:
         raw = json.loads((settings.broker_dir / _CLUSTER_FILE).read_text())
         return _ClusterRecord(
-            str(raw["cluster_id"]), int(raw["nodes"]), str(raw["bootstrap_servers"])
+            str(raw["cluster_id"]),
+            int(raw["nodes"]),
+            str(raw["bootstrap_servers"]),
+            bool(raw.get("secure", False)),
         )
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -746,8 +793,34 @@ def _read_cluster(settings: Settings) -> _ClusterRecord | None:
     cluster_id = _meta_cluster_id(formatted[0]) or new_cluster_id()
     nodes = len(formatted)
     return _ClusterRecord(
-        cluster_id, nodes, _bootstrap(node_layout(settings, min(nodes, MAX_NODES)))
+        cluster_id,
+        nodes,
+        _bootstrap(node_layout(settings, min(nodes, MAX_NODES))),
+        _security_files(settings).dir.is_dir(),
     )
+
+
+def _security_files(settings: Settings) -> SecurityFiles:
+    return SecurityFiles(_abs(settings.broker_dir) / "security")
+
+
+def _client_options(settings: Settings, secure: bool) -> dict[str, Any] | None:
+    """The admin's kafka-python options for a secured cluster; None for a plain one."""
+    if not secure:
+        return None
+    secrets = broker_security.read_secrets(_security_files(settings))
+    return broker_security.client_options(secrets)
+
+
+def admin_env(settings: Settings) -> str:
+    """The ``PLACEHUB_*`` lines that make a client the secured local cluster's admin."""
+    record = _read_cluster(settings)
+    if record is None or not record.secure:
+        raise ConfigError(
+            f"{settings.broker_dir} holds no secured cluster; start one with "
+            f"`placehub broker start --secure`"
+        )
+    return broker_security.admin_env(_security_files(settings), record.bootstrap_servers)
 
 
 def _format(
@@ -756,8 +829,10 @@ def _format(
     java: str,
     libs: Path,
     progress: Callable[[str], None],
+    extra_args: Sequence[str] = (),
 ) -> None:
-    """Format KRaft storage of the nodes that have no meta.properties yet, in parallel."""
+    """Format KRaft storage of the nodes that have no meta.properties yet, in parallel
+    (``extra_args``: the secured cluster's ``--add-scram`` users)."""
     todo = [node for node in layout if not (node.data_dir / "meta.properties").exists()]
     if not todo:
         return
@@ -778,6 +853,7 @@ def _format(
             cluster_id,
             "-c",
             str(node.properties_file),
+            *extra_args,
         ]
         proc = subprocess.Popen(
             command,
@@ -812,6 +888,7 @@ def _prepare(
     java: str,
     libs: Path,
     progress: Callable[[str], None],
+    secure: bool,
 ) -> None:
     """Render server.properties, record the cluster, format storage where needed."""
     nodes = len(layout)
@@ -822,19 +899,33 @@ def _prepare(
             f"{settings.broker_dir} holds a {record.nodes}-node broker's data; to start "
             f"{nodes} node(s) delete that folder (its topics are lost) or set PLACEHUB_BROKER_DIR"
         )
+    if record is not None and formatted and record.secure != secure:
+        held, asked = ("secured", "plain") if record.secure else ("plain", "secured")
+        raise ConfigError(
+            f"{settings.broker_dir} holds a {held} cluster's data; to start a {asked} one "
+            f"delete that folder (its topics are lost) or set PLACEHUB_BROKER_DIR; to keep it, "
+            f"start it {'with' if record.secure else 'without'} --secure"
+        )
     cluster_id = record.cluster_id if record is not None and formatted else new_cluster_id()
+    secrets = None
+    if secure:
+        files = _security_files(settings)
+        secrets = broker_security.ensure_secrets(files, [node.node_id for node in layout])
+        _write_atomic(files.admin_env, broker_security.admin_env(files, _bootstrap(layout)), 0o600)
     for node in to_launch:
         node.dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(node.properties_file, render_server_properties(settings, node, nodes))
-    _write_atomic(
-        settings.broker_dir / _CLUSTER_FILE,
-        json.dumps(
-            {"cluster_id": cluster_id, "nodes": nodes, "bootstrap_servers": _bootstrap(layout)},
-            indent=2,
-        )
-        + "\n",
-    )
-    _format(to_launch, cluster_id, java, libs, progress)
+        text = render_server_properties(settings, node, nodes, secrets)
+        # A secured node's file holds its passwords: its owner alone reads it.
+        _write_atomic(node.properties_file, text, 0o600 if secure else 0o644)
+    record_text = {
+        "cluster_id": cluster_id,
+        "nodes": nodes,
+        "bootstrap_servers": _bootstrap(layout),
+        "secure": secure,
+    }
+    _write_atomic(settings.broker_dir / _CLUSTER_FILE, json.dumps(record_text, indent=2) + "\n")
+    scram = broker_security.storage_format_args(secrets) if secrets is not None else []
+    _format(to_launch, cluster_id, java, libs, progress, scram)
 
 
 # --------------------------------------------------------------------------- public commands
@@ -867,9 +958,12 @@ def status(settings: Settings) -> BrokerStatus:
     record = _read_cluster(settings)
     nodes, layout, live = _current(settings)
     bootstrap = record.bootstrap_servers if live and record is not None else _bootstrap(layout)
-    answering = bool(live) and _probe(bootstrap, 3.0) is None
+    secure = record is not None and record.secure
+    options = _client_options(settings, secure) if live else None
+    answering = bool(live) and _probe(bootstrap, 3.0, options=options) is None
     first = next((node for node in layout if node.node_id in live), layout[0])
     pids = tuple(live[node_id] for node_id in sorted(live))
+    events = broker_security.security_events(node.dir for node in layout) if secure else None
     return BrokerStatus(
         running=bool(live),
         answering=answering,
@@ -878,6 +972,9 @@ def status(settings: Settings) -> BrokerStatus:
         log_file=first.log_file,
         nodes=nodes,
         pids=pids,
+        secure=secure,
+        denied=None if events is None else events.denied,
+        failed_authentications=None if events is None else events.failed_authentications,
     )
 
 
@@ -887,12 +984,17 @@ def start(
     nodes: int = 1,
     timeout_s: float = 60.0,
     progress: Callable[[str], None] = print,
+    secure: bool | None = None,
 ) -> BrokerStatus:
-    """Start the local broker (or ``nodes``-node cluster) and wait until it answers; idempotent."""
+    """Start the local broker (or ``nodes``-node cluster) and wait until it answers; idempotent.
+
+    ``secure`` (default: ``settings.broker_secure``) runs it with SASL_SSL listeners, TLS
+    from a local CA and ACLs (``hub.broker_security``)."""
     layout = node_layout(settings, nodes)
     _validate_ports(layout)
     with _exclusive(settings.broker_dir, progress):
-        return _start_locked(settings, layout, timeout_s, progress)
+        wanted = settings.broker_secure if secure is None else secure
+        return _start_locked(settings, layout, timeout_s, progress, wanted)
 
 
 def _start_locked(
@@ -900,6 +1002,7 @@ def _start_locked(
     layout: list[NodeLayout],
     timeout_s: float,
     progress: Callable[[str], None],
+    secure: bool,
 ) -> BrokerStatus:
     nodes = len(layout)
     running_nodes, running_layout, live = _current(settings)
@@ -913,12 +1016,22 @@ def _start_locked(
             )
         if len(live) == nodes:
             current = status(settings)
+            if current.secure != secure:
+                raise ConfigError(
+                    f"a {'secured' if current.secure else 'plain'} broker is already running "
+                    f"from {settings.broker_dir}; run `placehub broker stop` first"
+                )
             if current.answering:
                 progress("already running")
                 return current
             progress("broker process already running; waiting for it to answer...")
             try:
-                wait_until_answering(current.bootstrap_servers, timeout_s, expected_brokers=1)
+                wait_until_answering(
+                    current.bootstrap_servers,
+                    timeout_s,
+                    expected_brokers=1,
+                    options=_client_options(settings, current.secure),
+                )
             except BrokerError as exc:
                 raise BrokerError(
                     f"broker is running (pid {current.pid}) but not answering: {exc}; see "
@@ -933,10 +1046,10 @@ def _start_locked(
         check_port_free(node.broker_port, setting="PLACEHUB_BROKER_PORT")
         check_port_free(node.controller_port, setting="PLACEHUB_CONTROLLER_PORT")
     libs = fetch_jars(settings, progress=progress)
-    _prepare(settings, layout, to_launch, java, libs, progress)
+    _prepare(settings, layout, to_launch, java, libs, progress, secure)
 
     bootstrap = _bootstrap(layout)
-    what = "broker" if nodes == 1 else f"{nodes}-node cluster"
+    what = ("secured " if secure else "") + ("broker" if nodes == 1 else f"{nodes}-node cluster")
     progress(
         f"starting {what} on {bootstrap} (heap {settings.broker_heap_mb} MB"
         f"{' each' if nodes > 1 else ''})..."
@@ -950,7 +1063,7 @@ def _start_locked(
             pid = _launch(node, java, libs, settings.broker_heap_mb)
             launched[pid] = node
             offsets[pid] = (log_offset, out_offset)
-        _wait_for_start(launched, offsets, nodes, timeout_s)
+        _wait_for_start(launched, offsets, nodes, timeout_s, _client_options(settings, secure))
     except BaseException:
         with contextlib.suppress(Exception):
             _terminate(launched, 10.0)
