@@ -1019,7 +1019,9 @@ def _start_locked(
             if current.secure != secure:
                 raise ConfigError(
                     f"a {'secured' if current.secure else 'plain'} broker is already running "
-                    f"from {settings.broker_dir}; run `placehub broker stop` first"
+                    f"from {settings.broker_dir}; start it "
+                    f"{'with' if current.secure else 'without'} --secure, or run "
+                    f"`placehub broker stop` first"
                 )
             if current.answering:
                 progress("already running")

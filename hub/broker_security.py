@@ -51,6 +51,7 @@ __all__ = [
     "secure_properties",
     "security_events",
     "storage_format_args",
+    "store_password",
 ]
 
 CLIENT_LISTENER = "CLIENT"
@@ -108,6 +109,18 @@ def _write_secret(path: Path, value: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
+
+
+def store_password(path: Path, password: str) -> Path:
+    """Write ``password`` to ``path`` (made or replaced), readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return path
 
 
 def _secret(path: Path) -> str:

@@ -11,16 +11,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from kafka import KafkaAdminClient
+
 from connectors.csv_drop import CsvDrop, IngestSummary
 from connectors.mapping import EventMapping
 from connectors.simulate import Place
 from connectors.sql_poll import SqlPoll
-from hub import broker, catalogue, contracts
+from hub import broker, broker_security, catalogue, contracts, kafka_acls, kafka_clients
 from hub.config import PROJECT_ROOT, load_settings
 from hub.demo import run_demo
 from hub.errors import HubError, SetupError
 from hub.registry import SchemaRegistry
 from hub.replay import replay
+from hub.topics import Topics
 from hub.worker import run_worker
 
 __all__ = ["main"]
@@ -28,8 +31,12 @@ __all__ = ["main"]
 
 def _broker(args: argparse.Namespace) -> int:
     settings = load_settings()
+    if args.action == "env":
+        for line in broker.admin_env(settings).splitlines():
+            print(f"export {line}")
+        return 0
     if args.action == "start":
-        state = broker.start(settings, nodes=args.nodes)
+        state = broker.start(settings, nodes=args.nodes, secure=True if args.secure else None)
     elif args.action == "stop":
         state = broker.stop(settings)
     else:
@@ -39,6 +46,51 @@ def _broker(args: argparse.Namespace) -> int:
     else:
         print(state.describe())
     return 0 if args.action == "stop" or state.answering else 1
+
+
+def _principal(args: argparse.Namespace) -> kafka_acls.Principal:
+    settings = load_settings()
+    topics = Topics(settings.topic_prefix)
+    if args.partner:
+        return kafka_acls.partner(args.partner, topics)
+    if args.worker:
+        return kafka_acls.worker(args.worker, settings.app_id, topics)
+    partner, _, name = args.connector.partition(":")
+    return kafka_acls.connector(partner, name, topics)
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    principal = _principal(args)
+    report: dict[str, object] = {"principal": principal.kafka_principal}
+    if args.action == "grants":
+        report["grants"] = [asdict(grant) for grant in kafka_acls.grants_for(principal)]
+    else:
+        settings = load_settings()
+        admin = KafkaAdminClient(**kafka_clients.kafka_python_options(settings))
+        try:
+            if args.action == "add":
+                files = broker_security.SecurityFiles(settings.broker_dir.absolute() / "security")
+                target = args.password_file or files.password_file(principal.name)
+                password = kafka_acls.new_password()
+                added, removed = kafka_acls.onboard(admin, principal, password)
+                report.update(
+                    password_file=str(broker_security.store_password(target, password)),
+                    acls_added=added,
+                    acls_removed=removed,
+                )
+            else:
+                report["acls_removed"] = kafka_acls.revoke(admin, principal)
+        finally:
+            admin.close()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            rows = value if isinstance(value, list) else [value]
+            for row in rows:
+                shown = " ".join(str(v) for v in row.values()) if isinstance(row, dict) else row
+                print(f"{key:<16} {shown}")
+    return 0
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -182,10 +234,43 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     broker = commands.add_parser("broker", help="run the local Kafka broker (KRaft)")
-    broker.add_argument("action", choices=["start", "stop", "status"])
+    broker.add_argument(
+        "action",
+        choices=["start", "stop", "status", "env"],
+        help="env: the PLACEHUB_* exports that make a client the secured cluster's admin",
+    )
     broker.add_argument("--nodes", type=int, default=1, help="brokers in the local cluster")
+    broker.add_argument(
+        "--secure",
+        action="store_true",
+        help="start: SASL_SSL (SCRAM-SHA-512) listeners, TLS from a local CA, ACLs "
+        "(also PLACEHUB_BROKER_SECURE=1)",
+    )
     broker.add_argument("--json", action="store_true", help="report as JSON")
     broker.set_defaults(run=_broker)
+
+    kafka = commands.add_parser(
+        "kafka", help="a Kafka principal's SCRAM credential and ACLs (hub.kafka_acls)"
+    )
+    kafka.add_argument(
+        "action",
+        choices=["grants", "add", "remove"],
+        help="grants: what the principal may do (no broker needed); add: make or rotate its "
+        "credential and apply its ACLs; remove: revoke both",
+    )
+    who = kafka.add_mutually_exclusive_group(required=True)
+    who.add_argument("--partner", metavar="ID", help="a partner's principal")
+    who.add_argument("--worker", metavar="NAME", help="a hub worker's principal")
+    who.add_argument("--connector", metavar="PARTNER:NAME", help="a partner's connector")
+    kafka.add_argument(
+        "--password-file",
+        type=Path,
+        default=None,
+        help="add: where the new password goes (default: the local broker's "
+        "security/users/<principal>.password), mode 0600",
+    )
+    kafka.add_argument("--json", action="store_true", help="report as JSON")
+    kafka.set_defaults(run=_kafka)
 
     worker = commands.add_parser("worker", help="run a hub worker (gate, view, API)")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])

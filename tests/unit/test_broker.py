@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,8 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs12
 
-from hub import broker
+from hub import broker, broker_security
 from hub.broker import BrokerStatus, NodeLayout
 from hub.config import Settings
 from hub.errors import ConfigError, SetupError
@@ -432,3 +436,192 @@ def test_describe_is_one_line_for_each_state(tmp_path: Path) -> None:
     assert "`placehub broker start --nodes 3`" in down3.describe()
     for state in (up, wedged, down, partial, down3):
         assert "\n" not in state.describe()
+
+
+# ----------------------------------------------------------------------- the secured cluster
+
+
+@pytest.fixture
+def secrets(tmp_path: Path) -> broker_security.BrokerSecrets:
+    files = broker_security.SecurityFiles(tmp_path / "broker" / "security")
+    return broker_security.ensure_secrets(files, [1, 2, 3])
+
+
+def test_secure_properties_replace_every_plain_listener(
+    tmp_path: Path, secrets: broker_security.BrokerSecrets
+) -> None:
+    settings = _settings(tmp_path)
+    node = broker.node_layout(settings, 3)[1]
+    props = _props(broker.render_server_properties(settings, node, 3, secrets))
+    assert props["listeners"] == "CLIENT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19193"
+    assert props["advertised.listeners"] == "CLIENT://127.0.0.1:19192"
+    assert props["listener.security.protocol.map"] == "CLIENT:SASL_SSL,CONTROLLER:SSL"
+    assert props["inter.broker.listener.name"] == "CLIENT"
+    assert props["controller.listener.names"] == "CONTROLLER"
+    assert "PLAINTEXT" not in "".join(props.values())
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    jaas = props["listener.name.client.scram-sha-512.sasl.jaas.config"]
+    assert f'username="broker" password="{secrets.broker_password}";' in jaas
+    assert props["listener.name.controller.ssl.client.auth"] == "required"
+    assert "ssl.client.auth" not in props  # the client listener asks for no certificate
+    assert props["ssl.keystore.location"] == str(secrets.files.node_keystore(2))
+    assert props["ssl.truststore.location"] == str(secrets.files.ca_cert)
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:admin;User:broker"
+    # The plain settings stay: replication, no auto-created topics.
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["min.insync.replicas"] == "2"
+
+
+def test_node_certificates_map_to_the_broker_principal_and_nothing_else(
+    tmp_path: Path, secrets: broker_security.BrokerSecrets
+) -> None:
+    settings = _settings(tmp_path)
+    props = _props(broker.render_server_properties(settings, _node(settings), 1, secrets))
+    rule, default = props["ssl.principal.mapping.rules"].split(",")
+    assert default == "DEFAULT"
+    pattern, replacement = rule.removeprefix("RULE:").split("/")[:2]
+    assert replacement == "broker"
+    for node_id in (1, 2, 3):
+        key, cert, chain = pkcs12.load_key_and_certificates(
+            secrets.files.node_keystore(node_id).read_bytes(), secrets.keystore_password.encode()
+        )
+        assert key is not None and cert is not None
+        subject = cert.subject.rfc4514_string()
+        assert re.fullmatch(pattern.strip("^$"), subject), subject
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert ipaddress.ip_address("127.0.0.1") in sans.get_values_for_type(x509.IPAddress)
+        ca = x509.load_pem_x509_certificate(secrets.files.ca_cert.read_bytes())
+        cert.verify_directly_issued_by(ca)
+        assert [c.subject for c in chain] == [ca.subject]
+    for other in ("CN=placehub-broker-x", "CN=admin", "CN=placehub-broker-1,O=elsewhere"):
+        assert not re.fullmatch(pattern.strip("^$"), other)
+
+
+def test_secrets_are_made_once_and_only_their_owner_reads_them(
+    secrets: broker_security.BrokerSecrets,
+) -> None:
+    files = secrets.files
+    ca_before = files.ca_cert.read_bytes()
+    again = broker_security.ensure_secrets(files, [1, 2, 3])
+    assert again == secrets
+    assert files.ca_cert.read_bytes() == ca_before
+    assert len({secrets.admin_password, secrets.broker_password}) == 2
+    private = [
+        files.password_file("admin"),
+        files.password_file("broker"),
+        files.keystore_password,
+        files.dir / "ca.key",
+        *(files.node_keystore(i) for i in (1, 2, 3)),
+    ]
+    for path in private:
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert files.dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_admin_and_broker_users_are_put_in_at_format_time(
+    secrets: broker_security.BrokerSecrets,
+) -> None:
+    args = broker_security.storage_format_args(secrets)
+    assert args[0::2] == ["--add-scram", "--add-scram"]
+    admin, node = args[1::2]
+    assert admin == (
+        f"SCRAM-SHA-512=[name=admin,password={secrets.admin_password},iterations=8192]"
+    )
+    assert node.startswith("SCRAM-SHA-512=[name=broker,")
+
+
+def test_the_admin_env_names_files_never_a_password(
+    secrets: broker_security.BrokerSecrets,
+) -> None:
+    text = broker_security.admin_env(secrets.files, "127.0.0.1:1,127.0.0.1:2")
+    env = dict(line.split("=", 1) for line in text.splitlines())
+    assert env == {
+        "PLACEHUB_BOOTSTRAP_SERVERS": "127.0.0.1:1,127.0.0.1:2",
+        "PLACEHUB_SECURITY_PROTOCOL": "SASL_SSL",
+        "PLACEHUB_SASL_MECHANISM": "SCRAM-SHA-512",
+        "PLACEHUB_SASL_USERNAME": "admin",
+        "PLACEHUB_SASL_PASSWORD_FILE": str(secrets.files.password_file("admin")),
+        "PLACEHUB_SSL_CAFILE": str(secrets.files.ca_cert),
+    }
+    assert secrets.admin_password not in text
+    # And the hub's own settings accept it whole.
+    settings = Settings(**{k.removeprefix("PLACEHUB_").lower(): v for k, v in env.items()})
+    assert settings.sasl_username == "admin"
+
+
+def test_refusals_are_counted_from_every_nodes_security_log(tmp_path: Path) -> None:
+    one, two = tmp_path / "node-1", tmp_path / "node-2"
+    one.mkdir()
+    two.mkdir()
+    (one / "security.log").write_text(
+        "[t] INFO Principal = User:partner-a is Denied operation = WRITE from host = "
+        "127.0.0.1 on resource = Topic:LITERAL:partner.b.events for request = Produce\n"
+        "[t] INFO [SocketServer listenerType=BROKER, nodeId=1] Failed authentication with "
+        "/127.0.0.1 (channelId=x) (SSL handshake failed)\n"
+        "[t] WARN Unexpected error from /127.0.0.1; closing connection\n"
+        "org.apache.kafka.common.errors.InvalidRequestException: Unexpected Kafka request "
+        "of type METADATA during SASL handshake.\n"
+    )
+    (two / "security.log.1").write_text(
+        "[t] INFO Principal = User:partner-a is Denied operation = READ from host = "
+        "127.0.0.1 on resource = Group:LITERAL:placehub for request = JoinGroup\n"
+    )
+    events = broker_security.security_events([one, two, tmp_path / "node-3"])
+    assert events == broker_security.SecurityEvents(denied=2, failed_authentications=2)
+
+
+def test_a_secured_node_file_is_private_and_the_cluster_is_recorded_secure(
+    tmp_path: Path, fake_jars: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    formatted: list[list[str]] = []
+    monkeypatch.setattr(broker, "_format", lambda *args: formatted.append(list(args[-1])))
+    settings = _settings(tmp_path)
+    layout = broker.node_layout(settings, 1)
+    broker._prepare(settings, layout, layout, "java", fake_jars, lambda _: None, True)
+    assert layout[0].properties_file.stat().st_mode & 0o777 == 0o600
+    record = json.loads((settings.broker_dir / "cluster.json").read_text())
+    assert record["secure"] is True
+    assert formatted and formatted[0][0] == "--add-scram"
+    assert "PLACEHUB_SASL_USERNAME=admin" in broker.admin_env(settings)
+
+
+def test_plain_and_secured_data_are_never_mixed(
+    tmp_path: Path, fake_jars: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(broker, "_require_java", lambda: "/usr/bin/java")
+    settings = _settings(tmp_path, broker_port=_free_port(), controller_port=_free_port())
+    data = settings.broker_dir / "node-1" / "data"
+    data.mkdir(parents=True)
+    (data / "meta.properties").write_text("cluster.id=abc\nnode.id=1\n")
+    (settings.broker_dir / "cluster.json").write_text(
+        json.dumps({"cluster_id": "abc", "nodes": 1, "bootstrap_servers": "x"})
+    )
+    with pytest.raises(ConfigError, match="holds a plain cluster's data"):
+        broker.start(settings, secure=True, progress=lambda _: None)
+    with pytest.raises(ConfigError, match="no secured cluster"):
+        broker.admin_env(settings)
+
+
+def test_a_secured_status_says_so_and_counts_refusals(tmp_path: Path) -> None:
+    log = tmp_path / "node-1" / "broker.log"
+    up = BrokerStatus(
+        True,
+        True,
+        42,
+        "127.0.0.1:19092",
+        log,
+        pids=(42,),
+        secure=True,
+        denied=3,
+        failed_authentications=1,
+    )
+    down = BrokerStatus(False, False, None, "a,b,c", log, nodes=3, secure=True)
+    assert up.describe().startswith("secured broker running (pid 42)")
+    assert "3 ACL denial(s), 1 failed authentication(s)" in up.describe()
+    assert f"{tmp_path}/node-*/security.log" in up.describe()
+    assert "`placehub broker start --nodes 3 --secure`" in down.describe()
