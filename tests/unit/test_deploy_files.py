@@ -196,3 +196,85 @@ def test_the_kafka_topics_are_the_topics_the_workers_create(
         spec = topics[name]
         assert (spec["partitions"], spec["replicas"]) == (partitions, 3), name
         assert spec["config"] == {**config, "min.insync.replicas": "2"}, name
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
+    return loaded
+
+
+def test_every_file_and_secret_the_compose_file_names_is_there() -> None:
+    compose = _compose()
+    declared = compose["secrets"]
+    for name, service in compose["services"].items():
+        assert set(service.get("secrets", [])) <= set(declared), name
+        for env_file in service.get("env_file", []):
+            assert (COMPOSE / env_file).is_file(), (name, env_file)
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith(".") and not source.startswith("./secrets/"):
+                assert (COMPOSE / source).exists(), (name, source)
+        if "build" in service:
+            context = COMPOSE / service["build"]["context"]
+            assert (context / service["build"]["dockerfile"]).is_file(), name
+    # The secrets' files are made by make-secrets.sh, under the git-ignored secrets/.
+    made = (COMPOSE / "make-secrets.sh").read_text()
+    acls = (COMPOSE / "kafka" / "acls.txt").read_text().splitlines()
+    principals = {"admin", "broker", "controller"} | {
+        line.split(" ")[0] for line in acls if not line.startswith("#")
+    }
+    for name, secret in declared.items():
+        path = secret["file"]
+        if path.startswith("./secrets/kafka/"):  # a password per principal
+            assert path.removeprefix("./secrets/kafka/") in principals, name
+        else:
+            assert path.startswith("./secrets/") and path.removeprefix("./") in made, name
+
+
+def _placehub_variables() -> dict[str, set[str]]:
+    """Every PLACEHUB_* variable each deployment file sets."""
+    found: dict[str, set[str]] = {}
+    for path in [COMPOSE / "hub.env", COMPOSE / "worker.env"]:
+        found[path.name] = {
+            line.split("=")[0] for line in path.read_text().splitlines() if line[:1].isupper()
+        }
+    found["compose.yaml"] = {
+        key for service in _compose()["services"].values() for key in service.get("environment", {})
+    }
+    for path in [MANIFESTS / "60-hub.yaml", *sorted((MANIFESTS.parent / "jobs").glob("*.yaml"))]:
+        for doc in documents(path):
+            if doc["kind"] in ("Deployment", "Job"):
+                for container in doc["spec"]["template"]["spec"]["containers"]:
+                    found.setdefault(path.name, set()).update(e["name"] for e in container["env"])
+    return found
+
+
+def test_every_setting_the_deployment_files_give_is_one_placehub_reads() -> None:
+    known = {f"PLACEHUB_{name.upper()}" for name in Settings.model_fields}
+    for name, variables in _placehub_variables().items():
+        placehub = {v for v in variables if v.startswith("PLACEHUB_")}
+        assert placehub, name
+        assert placehub <= known, (name, sorted(placehub - known))
+
+
+def test_the_workers_deployment_uses_what_the_other_manifests_make() -> None:
+    (deployment,) = [d for d in documents(MANIFESTS / "60-hub.yaml") if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    maps = {d["metadata"]["name"] for d in documents(MANIFESTS / "40-config.yaml")}
+    assert {v["configMap"]["name"] for v in volumes.values() if "configMap" in v} == maps
+    users = {d["metadata"]["name"] for d in documents(MANIFESTS / "30-users.yaml")}
+    assert env["PLACEHUB_SASL_USERNAME"] in users
+    assert volumes["kafka-user"]["secret"]["secretName"] == env["PLACEHUB_SASL_USERNAME"]
+    secrets = {d["metadata"]["name"]: d for d in documents(MANIFESTS / "50-secrets.yaml")}
+    held = set(secrets[volumes["placehub-secrets"]["secret"]["secretName"]]["stringData"])
+    for variable in ("PLACEHUB_WORKER_SECRET_FILE", "PLACEHUB_METRICS_TOKEN_FILE"):
+        assert env[variable].removeprefix("/run/secrets/placehub/") in held, variable
+    assert "PLACEHUB_PLACE_KEY_FILE" not in env  # workers never need the place key
+    partitions = {
+        d["spec"]["topicName"]: d["spec"]["partitions"]
+        for d in documents(MANIFESTS / "20-topics.yaml")
+    }
+    assert partitions["hub.events"] == int(env["PLACEHUB_PARTITIONS"])
+    assert deployment["spec"]["replicas"] == 2
