@@ -278,3 +278,33 @@ def test_the_workers_deployment_uses_what_the_other_manifests_make() -> None:
     }
     assert partitions["hub.events"] == int(env["PLACEHUB_PARTITIONS"])
     assert deployment["spec"]["replicas"] == 2
+
+
+def test_the_compose_prometheus_config_passes_promtool_where_it_is_mounted(tmp_path: Path) -> None:
+    """Laid out as the prometheus service mounts it (config and rules side by side in
+    /etc/prometheus, the scrape token a secret), with the token's path moved into tmp_path
+    (promtool requires the file to exist)."""
+    service = _compose()["services"]["prometheus"]
+    mounts = dict(volume.split(":")[:2] for volume in service["volumes"])
+    assert mounts["./prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    assert mounts["../prometheus/rules.yml"] == "/etc/prometheus/rules.yml"
+    assert "metrics_token" in service["secrets"]
+    etc = tmp_path / "etc" / "prometheus"
+    etc.mkdir(parents=True)
+    token = tmp_path / "metrics_token"
+    token.write_text("a-scrape-token-for-the-check\n")
+    config = (COMPOSE / "prometheus.yml").read_text()
+    assert "/run/secrets/metrics_token" in config
+    (etc / "prometheus.yml").write_text(config.replace("/run/secrets/metrics_token", str(token)))
+    (etc / "rules.yml").write_text(
+        (PROJECT_ROOT / "deploy" / "prometheus" / "rules.yml").read_text()
+    )
+    done = subprocess.run(
+        ["promtool", "check", "config", "prometheus.yml"],
+        cwd=etc,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 1 rule files found" in done.stdout
