@@ -37,7 +37,6 @@ K8S = PROJECT_ROOT / "deploy" / "k8s" / "manifests"
 LOCAL = PROJECT_ROOT / "deploy" / "local"
 ACLS_TXT = PROJECT_ROOT / "deploy" / "compose" / "kafka" / "acls.txt"
 CLUSTER = "placehub"  # the Strimzi Kafka resource's name (10-kafka.yaml)
-NAMESPACE = "placehub"
 REPLICAS = 3
 MIN_INSYNC = 2
 HEADER = "# Made by deploy/render.py from the code's declarations: edit that, not this.\n"
