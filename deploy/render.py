@@ -237,9 +237,21 @@ def _pattern_and_name(resource: dict[str, str]) -> tuple[str, str]:
     return resource["name"], pattern
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the ConfigMaps' files) as literal blocks, readable in review."""
+
+
+def _block(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _block)
+
+
 def _documents(documents: Iterator[dict[str, Any]]) -> str:
     return HEADER + "".join(
-        "---\n" + yaml.safe_dump(doc, sort_keys=False, width=100) for doc in documents
+        "---\n" + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=100) for doc in documents
     )
 
 
