@@ -5,7 +5,8 @@ field or a wrong type fails CI instead of a deploy (issue 14). ``make validate-d
     python scripts/validate-deploy.py FILE...    # just these (compose or Kubernetes YAML)
 
 - A compose file (a mapping with ``services``): check-jsonschema against the Compose
-  Specification's schema it ships (``vendor.compose-spec``).
+  Specification's schema it ships (``vendor.compose-spec``; in 0.37.4 byte for byte
+  compose-spec/compose-spec's ``schema/compose-spec.json`` of June 2026, commit 170098b).
 - Strimzi resources (``kafka.strimzi.io/v1``): jsonschema against the CRD schemas vendored
   in deploy/k8s/schemas/strimzi-<version>/ (closed: an unknown field is an error).
 - Every other Kubernetes resource: kubernetes-validate, strict, for ``K8S_VERSION``.
