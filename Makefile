@@ -43,7 +43,11 @@ check: $(STAMP) validate-deploy
 	$(BIN)/mypy --strict examples
 
 ## validate-deploy: deploy/compose and deploy/k8s against their schemas (Compose spec, Strimzi CRDs, Kubernetes)
+DEPLOY_PY := scripts/validate-deploy.py deploy/render.py deploy/k8s/schemas/extract_strimzi.py
 validate-deploy: $(STAMP)
+	$(BIN)/ruff check $(DEPLOY_PY)
+	$(BIN)/ruff format --check $(DEPLOY_PY)
+	$(BIN)/mypy --strict $(DEPLOY_PY)
 	$(BIN)/python scripts/validate-deploy.py
 
 fmt: $(STAMP)
