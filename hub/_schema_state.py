@@ -1,6 +1,6 @@
 """What the ``_schemas`` records mean: their layout, the values they carry, the state they fold to.
 
-Private to ``hub.registry``, which re-exports the value types and guards ``SchemaState`` with
+Private to ``hub.registry``, which re-exports its value types and guards ``SchemaState`` with
 its lock. The record layout is Confluent's (``SCHEMA`` and ``CONFIG`` keys, soft deletes as
 ``"deleted": true``, permanent deletes as tombstones), so its tooling can read the topic.
 """
@@ -8,7 +8,7 @@ its lock. The record layout is Confluent's (``SCHEMA`` and ``CONFIG`` keys, soft
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import fastavro
@@ -16,16 +16,15 @@ import fastavro
 from hub.codec import ParsedSchema
 from hub.compatibility import Compatibility
 from hub.errors import ConfigError, RegistryError
+from hub.schema_files import RegisteredSchema, normalised
 
 __all__ = [
     "DEFAULT_COMPATIBILITY",
-    "RegisteredSchema",
     "SchemaState",
     "SubjectVersion",
     "VersionRef",
     "config_key",
     "config_value",
-    "normalised",
     "schema_key",
     "schema_value",
 ]
@@ -33,25 +32,6 @@ __all__ = [
 DEFAULT_COMPATIBILITY = Compatibility.BACKWARD
 
 VersionRef = int | Literal["latest"]
-
-
-def normalised(schema: dict[str, Any]) -> str:
-    """A schema's JSON with keys sorted and whitespace dropped: what its id fingerprints."""
-    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class RegisteredSchema:
-    """A schema as the registry knows it."""
-
-    schema_id: int
-    schema: dict[str, Any]
-    parsed: ParsedSchema = field(compare=False, repr=False)
-
-    @property
-    def text(self) -> str:
-        """The schema as the JSON string the REST API and the topic carry."""
-        return json.dumps(self.schema, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

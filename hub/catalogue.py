@@ -23,7 +23,7 @@ from hub.config import PROJECT_ROOT
 from hub.contracts import Contract, history, load_contracts
 from hub.examples import avro_json, example
 from hub.models import PAYLOAD_MODELS
-from hub.registry import SCHEMA_DIR, load_schema
+from hub.schema_files import SCHEMA_DIR, load_schema
 
 __all__ = [
     "DOCS_PATH",

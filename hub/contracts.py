@@ -21,7 +21,8 @@ from hub.compatibility import Compatibility, incompatibilities
 from hub.config import Settings
 from hub.errors import ConfigError, InputError
 from hub.partners import load_partners
-from hub.registry import SCHEMA_DIR, SchemaRegistry, SubjectVersion, load_schema, schema_id_of
+from hub.registry import SchemaRegistry, SubjectVersion
+from hub.schema_files import SCHEMA_DIR, load_schema, schema_id_of
 
 __all__ = [
     "Contract",

@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aiokafka.helpers import create_ssl_context
-
 from hub.config import Settings
 from hub.errors import ConfigError
 
@@ -114,7 +112,11 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
     ``ssl_cafile`` (the system's CAs when unset), with the client certificate if set."""
     ca, cert, key = _tls_files(settings)
     try:
-        context: ssl.SSLContext = create_ssl_context(cafile=ca, certfile=cert, keyfile=key)
+        # What aiokafka's create_ssl_context does, from the standard library: this module
+        # is part of the SDK, which installs no aiokafka.
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+        if cert is not None:
+            context.load_cert_chain(cert, key)
     except ssl.SSLError as exc:  # readable, but not a certificate or key (or not a pair)
         raise ConfigError(
             f"PLACEHUB_SSL_CAFILE/CERTFILE/KEYFILE: not usable for TLS ({exc.reason})"

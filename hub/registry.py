@@ -12,6 +12,8 @@ and takes the next number. Two processes registering *different* schemas under o
 at the same instant could both take it (the later write wins the key); Confluent avoids that
 with an elected leader, which this store does not have.
 
+The schema files and their ids are ``hub.schema_files``.
+
 Reading guide: ``SchemaRegistry`` here is the public facade (its lock, and the operations
 that change the registry); ``hub._schemas_topic`` does the topic's Kafka I/O;
 ``hub._schema_state`` holds the record layout and the state the records fold to.
@@ -19,10 +21,8 @@ that change the registry); ``hub._schemas_topic`` does the topic's Kafka I/O;
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-from pathlib import Path
 from typing import Any, cast
 
 import fastavro
@@ -30,52 +30,28 @@ from fastavro.schema import SchemaParseException
 
 from hub._schema_state import (
     DEFAULT_COMPATIBILITY,
-    RegisteredSchema,
     SchemaState,
     SubjectVersion,
     VersionRef,
     config_key,
     config_value,
-    normalised,
     schema_key,
     schema_value,
 )
 from hub._schemas_topic import SchemasTopic
 from hub.compatibility import Compatibility, Incompatibility, incompatibilities, parse
-from hub.config import PROJECT_ROOT, Settings
-from hub.errors import ConfigError, InputError, RegistryError, SchemaNotFound
+from hub.config import Settings
+from hub.errors import InputError, RegistryError, SchemaNotFound
+from hub.schema_files import RegisteredSchema, schema_id_of
 
 __all__ = [
     "DEFAULT_COMPATIBILITY",
-    "SCHEMA_DIR",
-    "RegisteredSchema",
     "SchemaRegistry",
     "SubjectVersion",
     "VersionRef",
-    "load_schema",
     "parse_version",
-    "schema_id_of",
     "validate_schema",
 ]
-
-SCHEMA_DIR = PROJECT_ROOT / "schemas"
-
-
-def load_schema(name: str, directory: Path = SCHEMA_DIR) -> dict[str, Any]:
-    """The JSON of ``schemas/<name>.avsc``; ConfigError naming the file if it is invalid."""
-    path = directory / f"{name}.avsc"
-    try:
-        raw: dict[str, Any] = json.loads(path.read_text())
-        fastavro.parse_schema(raw)
-    except (OSError, ValueError, SchemaParseException) as exc:
-        raise ConfigError(f"{path}: not a valid Avro schema: {exc}") from exc
-    return raw
-
-
-def schema_id_of(schema: dict[str, Any]) -> int:
-    """The registry id of a schema: a 31-bit fingerprint of its normalised JSON (never 0)."""
-    digest = hashlib.sha256(normalised(schema).encode()).digest()
-    return (int.from_bytes(digest[:4], "big") & 0x7FFFFFFF) or 1
 
 
 def validate_schema(text: object) -> dict[str, Any]:

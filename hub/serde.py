@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any, ClassVar, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar
 
-import fastavro
 from pydantic import ValidationError
 
-from hub.codec import ParsedSchema, decode_body, encode, split_frame
+from hub.codec import decode_body, encode, split_frame
 from hub.errors import DecodeError, EventRejected, HubError
 from hub.models import AvroRecord
-from hub.registry import RegisteredSchema, load_schema, schema_id_of
+from hub.schema_files import RegisteredSchema, load_schema
 
 __all__ = ["FIELD_NAME", "AvroModel", "SchemaSource", "Serde", "validation_errors"]
 
@@ -93,9 +92,7 @@ class Serde:
     def _reader(self, schema_name: str) -> RegisteredSchema:
         found = self._readers.get(schema_name)
         if found is None:
-            schema = load_schema(schema_name)
-            parsed = cast(ParsedSchema, fastavro.parse_schema(schema))
-            found = RegisteredSchema(schema_id_of(schema), schema, parsed)
+            found = RegisteredSchema.of(load_schema(schema_name))
             self._readers[schema_name] = found
         return found
 

@@ -24,8 +24,8 @@ import faust
 from connectors.simulate import PARTNERS
 from hub.codec import split_frame
 from hub.config import load_settings
-from hub.registry import load_schema
 from hub.runtime.transport import DurableApp, faust_credentials
+from hub.schema_files import load_schema
 from hub.topics import Topics
 
 __all__ = ["main"]

@@ -61,7 +61,7 @@ from connectors.simulate import PARTNERS, Place
 from hub.codec import split_frame
 from hub.config import PROJECT_ROOT, Settings
 from hub.kafka_clients import aiokafka_options, confluent_options, confluent_producer_options
-from hub.registry import load_schema
+from hub.schema_files import load_schema
 from hub.stages.context import Internal
 from hub.topics import Topics
 from tests.bench.harness import (

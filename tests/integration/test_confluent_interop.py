@@ -37,7 +37,8 @@ from hub.models import (
     SocialCareEvent,
     SocialCareKind,
 )
-from hub.registry import SchemaRegistry, load_schema
+from hub.registry import SchemaRegistry
+from hub.schema_files import load_schema
 from hub.serde import Serde
 from hub.topics import Topics
 from tests.integration.helpers import WorkerProcess, read_topic, wait_for_records

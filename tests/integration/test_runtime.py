@@ -25,7 +25,8 @@ from hub.models import (
     PartnerEvent,
     Subject,
 )
-from hub.registry import SchemaRegistry, load_schema
+from hub.registry import SchemaRegistry
+from hub.schema_files import load_schema
 from hub.serde import Serde
 from hub.topics import Topics
 from tests.integration.conftest import TEST_AGREEMENT_ID, WorkerFactory

@@ -8,7 +8,7 @@ import fastavro
 
 from hub.codec import ParsedSchema
 from hub.errors import SchemaNotFound
-from hub.registry import RegisteredSchema, schema_id_of
+from hub.schema_files import RegisteredSchema, schema_id_of
 
 
 class MemoryRegistry:

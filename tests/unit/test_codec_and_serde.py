@@ -22,7 +22,7 @@ from hub.models import (
     HealthKind,
     PartnerEvent,
 )
-from hub.registry import load_schema, schema_id_of
+from hub.schema_files import load_schema, schema_id_of
 from hub.serde import Serde
 from tests.unit import factories
 from tests.unit.fakes import MemoryRegistry

@@ -9,7 +9,7 @@ import pytest
 
 from hub.compatibility import Compatibility, incompatibilities
 from hub.errors import InputError
-from hub.registry import SCHEMA_DIR, load_schema
+from hub.schema_files import SCHEMA_DIR, load_schema
 
 
 def record(*fields: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 
 from hub.cli import main
 from hub.contracts import check, history, load_contracts
-from hub.registry import SCHEMA_DIR
+from hub.schema_files import SCHEMA_DIR
 
 
 @pytest.fixture

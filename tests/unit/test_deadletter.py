@@ -13,7 +13,7 @@ from hub.codec import decode_body, encode, split_frame
 from hub.contracts import history
 from hub.deadletter import ORIGINAL_BYTES_KEPT, REASON_CHARS_KEPT, dead_letter
 from hub.models import DeadLetter
-from hub.registry import load_schema
+from hub.schema_files import load_schema
 
 WHEN = datetime.now(UTC) - timedelta(minutes=5)
 BROKER_MAX_BYTES = 1024 * 1024

@@ -17,7 +17,7 @@ from hub._schema_state import (
 )
 from hub.compatibility import Compatibility
 from hub.errors import ConfigError, RegistryError
-from hub.registry import schema_id_of
+from hub.schema_files import schema_id_of
 
 V1 = {"type": "record", "name": "Reading", "fields": [{"name": "a", "type": "string"}]}
 V2 = {"type": "record", "name": "Reading", "fields": [{"name": "b", "type": "int"}]}

@@ -40,7 +40,7 @@ from hub.models import (
     WelfareEvent,
     WelfareKind,
 )
-from hub.registry import load_schema
+from hub.schema_files import load_schema
 from tests.unit import factories
 
 WHEN = factories.WHEN
