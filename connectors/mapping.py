@@ -36,7 +36,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from connectors.pseudonymise import IdentifierError, person_key
 from connectors.publisher import EventDraft
-from hub._configfile import load_config_file
+from hub.config_files import load_config_file
 from hub.errors import EventRejected
 
 __all__ = ["ColumnSpec", "CsvOptions", "EventMapping", "PersonKeySpec"]

@@ -19,7 +19,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from hub._configfile import load_config_file
+from hub.config_files import load_config_file
 from hub.errors import ConfigError
 from hub.models import PartnerEvent
 from hub.topics import PARTNER_ID_PATTERN

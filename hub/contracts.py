@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub._configfile import load_config_file
 from hub.compatibility import Compatibility, incompatibilities
 from hub.config import Settings
+from hub.config_files import load_config_file
 from hub.errors import ConfigError, InputError
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry, SubjectVersion

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub._configfile import config_error, load_config_file
+from hub.config_files import config_error, load_config_file
 from hub.errors import ConfigError
 from hub.topics import PARTNER_ID_PATTERN
 

@@ -19,7 +19,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub._configfile import load_config_file
+from hub.config_files import load_config_file
 from hub.errors import ConfigError
 
 __all__ = ["Role", "User", "UserDirectory", "hash_token"]

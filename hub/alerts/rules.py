@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from hub._configfile import ConfigFileError, config_error, load_config_file
 from hub.alerts.conditions import MAX_DAYS, Condition
+from hub.config_files import ConfigFileError, config_error, load_config_file
 from hub.models import AlertSeverity, Code, PartnerId
 
 __all__ = ["Recipients", "Rule", "RuleBook", "RuleError", "load_rules"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hub._configfile import ConfigFileError
+from hub.config_files import ConfigFileError
 from hub.metrics import Metrics
 from hub.models import Alert, AlertSeverity
 from hub.partners import load_partners, webhook_secrets

@@ -1,8 +1,9 @@
 """Loading a YAML config file into a pydantic model, with errors that name file, line and key.
 
-Every config file of a deployment (partners, users, agreements, alert rules) goes through
-here, so a bad one always stops a worker with ``file:line: key: reason``. The reason is
-the rule broken, never the value: YAML's own message quotes the file, which may hold a
+Every config file of a deployment (partners, users, agreements, alert rules) and a
+connector's mapping goes through here (public: the SDK carries it), so a bad one always
+stops with ``file:line: key: reason``. The reason is the rule broken, never the value:
+YAML's own message quotes the file, which may hold a
 token, so only its problem and line are kept.
 """
 
