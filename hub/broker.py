@@ -22,12 +22,9 @@ import errno
 import fcntl
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -37,27 +34,24 @@ from typing import Any
 
 from kafka import KafkaAdminClient
 
-from hub import broker_security
+from hub import broker_security, broker_setup
 from hub.broker_security import BrokerSecrets, SecurityFiles
-from hub.config import PROJECT_ROOT, Settings
+from hub.broker_setup import LOG4J2_CONFIG, last_error, meta_cluster_id
+from hub.config import Settings
 from hub.errors import BrokerError, ConfigError, SetupError
 
 __all__ = [
     "HOST",
-    "LOG4J2_CONFIG",
     "MAX_NODES",
     "NODE_PORT_STEP",
-    "POM_FILE",
     "BrokerStatus",
     "NodeLayout",
     "admin_env",
     "check_port_free",
     "ephemeral_port_warning",
-    "fetch_jars",
     "new_cluster_id",
     "node_layout",
     "render_server_properties",
-    "require_tool",
     "start",
     "status",
     "stop",
@@ -65,19 +59,13 @@ __all__ = [
 ]
 
 HOST = "127.0.0.1"
-POM_FILE = PROJECT_ROOT / "deploy" / "local" / "pom.xml"
-LOG4J2_CONFIG = PROJECT_ROOT / "deploy" / "local" / "log4j2.properties"
 # Node i (1-based) listens on broker_port + STEP*(i-1) and controller_port + STEP*(i-1):
 # 19092/19093, 19192/19193, 19292/19293 with the defaults.
 NODE_PORT_STEP = 100
 MAX_NODES = 9
-MIN_JAVA = 17
 
 _KAFKA_MAIN = "kafka.Kafka"
-_KAFKA_JAR_GLOB = "kafka_2.13-*.jar"
 _CLUSTER_FILE = "cluster.json"
-_JAVA_HINT = "install OpenJDK 17+ (apt-get install openjdk-17-jre-headless)"
-_MVN_HINT = "it is needed once to fetch the Kafka jars; install Maven (apt-get install maven)"
 _POLL_S = 0.5
 _KILL_WAIT_S = 10.0
 
@@ -344,38 +332,6 @@ def check_port_free(port: int, *, setting: str = "PLACEHUB_BROKER_PORT", host: s
             raise SetupError(f"cannot bind {host}:{port} ({exc.strerror}); set {setting}") from None
 
 
-def require_tool(name: str, hint: str) -> str:
-    """The full path of ``name`` on PATH, or a one-line SetupError saying how to install it."""
-    path = shutil.which(name)
-    if path is None:
-        raise SetupError(f"{name} not found on PATH: {hint}")
-    return path
-
-
-def _java_major(version_output: str) -> int | None:
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
-    if match is None:
-        return None
-    major = int(match.group(1))
-    if major == 1 and match.group(2) is not None:  # "1.8.0_392"
-        major = int(match.group(2))
-    return major
-
-
-def _require_java() -> str:
-    java = require_tool("java", _JAVA_HINT)
-    try:
-        done = subprocess.run(
-            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SetupError(f"{java} -version failed ({exc}): {_JAVA_HINT}") from None
-    major = _java_major(done.stderr + done.stdout)
-    if major is not None and major < MIN_JAVA:
-        raise SetupError(f"{java} is Java {major}; Kafka 4 needs Java {MIN_JAVA}+: {_JAVA_HINT}")
-    return java
-
-
 # --------------------------------------------------------------------------- processes
 
 
@@ -529,9 +485,6 @@ def _launch(node: NodeLayout, java: str, libs: Path, heap_mb: int) -> int:
 
 # --------------------------------------------------------------------------- logs
 
-_ERROR_LINE = re.compile(r"\bERROR\b|^Error:|^Exception in thread|^\S+(Exception|Error): ")
-_LOG_PREFIX = re.compile(r"^\[[^\]]+\]\s+ERROR\s+")
-
 
 def _tail(path: Path, offset: int = 0, max_bytes: int = 256 * 1024) -> list[str]:
     try:
@@ -544,26 +497,9 @@ def _tail(path: Path, offset: int = 0, max_bytes: int = 256 * 1024) -> list[str]
         return []
 
 
-def _last_error(lines: Sequence[str]) -> str | None:
-    """The last ERROR line (plus the exception line under it, if any), shortened."""
-    if lines and lines[0].startswith("=== placehub broker start"):
-        lines = lines[1:]
-    for i in range(len(lines) - 1, -1, -1):
-        line = lines[i].strip()
-        if not _ERROR_LINE.search(line):
-            continue
-        message = _LOG_PREFIX.sub("", line)
-        if i + 1 < len(lines):
-            follow = lines[i + 1].strip()
-            if re.match(r"^[\w.$]+(Exception|Error)\b", follow) and follow not in message:
-                message = f"{message}: {follow}"
-        return message if len(message) <= 300 else message[:297] + "..."
-    return None
-
-
 def _startup_failure(node: NodeLayout, log_offset: int, out_offset: int) -> str:
     """``broker exited during start-up; see <log>`` plus its last error line, if any."""
-    error = _last_error(_tail(node.log_file, log_offset)) or _last_error(
+    error = last_error(_tail(node.log_file, log_offset)) or last_error(
         _tail(node.out_file, out_offset)
     )
     log = node.log_file if node.log_file.exists() else node.out_file
@@ -706,73 +642,6 @@ def _wait_for_start(
 # --------------------------------------------------------------------------- jars and storage
 
 
-def fetch_jars(settings: Settings, *, progress: Callable[[str], None] = print) -> Path:
-    """The folder with the Kafka broker jars, fetched with Maven the first time only."""
-    cache = _abs(settings.jar_cache_dir)
-    libs = cache / "libs"
-    if any(libs.glob(_KAFKA_JAR_GLOB)):
-        return libs
-    mvn = require_tool("mvn", _MVN_HINT)
-    cache.mkdir(parents=True, exist_ok=True)
-    # Fetch into a scratch folder and rename it, so an interrupted fetch never looks complete.
-    for stale in cache.glob("libs.partial-*"):
-        if time.time() - _mtime(stale) > 3600:
-            shutil.rmtree(stale, ignore_errors=True)
-    scratch = Path(tempfile.mkdtemp(prefix="libs.partial-", dir=cache))
-    progress(f"fetching the Kafka broker jars with Maven into {libs} (once)...")
-    try:
-        done = subprocess.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "-f",
-                str(POM_FILE),
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={scratch}",
-                "-DincludeScope=runtime",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0 or not any(scratch.glob(_KAFKA_JAR_GLOB)):
-            output = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-            errors = [line for line in output if "[ERROR]" in line] or output
-            detail = re.sub(r"\x1b\[[0-9;]*m", "", errors[0]).strip() if errors else "no output"
-            raise SetupError(
-                f"mvn could not fetch the Kafka jars (exit {done.returncode}): {detail[:300]}; "
-                f"check network access to Maven Central, then run `placehub broker start` again"
-            )
-        if libs.exists() and not any(libs.glob(_KAFKA_JAR_GLOB)):
-            shutil.rmtree(libs)  # an empty or foreign folder in the way
-        try:
-            scratch.rename(libs)
-        except OSError:
-            if not any(libs.glob(_KAFKA_JAR_GLOB)):  # else a concurrent fetch won the race
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    progress(f"fetched {sum(1 for _ in libs.glob('*.jar'))} jars")
-    return libs
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return time.time()
-
-
-def _meta_cluster_id(node_dir: Path) -> str | None:
-    try:
-        text = (node_dir / "data" / "meta.properties").read_text()
-    except OSError:
-        return None
-    match = re.search(r"^cluster\.id=(\S+)", text, re.MULTILINE)
-    return match.group(1) if match else ""
-
-
 def _read_cluster(settings: Settings) -> _ClusterRecord | None:
     """What ``broker_dir`` last ran: its cluster.json, else guessed from meta.properties."""
     try:
@@ -786,11 +655,11 @@ def _read_cluster(settings: Settings) -> _ClusterRecord | None:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     formatted = sorted(
-        d for d in settings.broker_dir.glob("node-*") if _meta_cluster_id(d) is not None
+        d for d in settings.broker_dir.glob("node-*") if meta_cluster_id(d) is not None
     )
     if not formatted:
         return None
-    cluster_id = _meta_cluster_id(formatted[0]) or new_cluster_id()
+    cluster_id = meta_cluster_id(formatted[0]) or new_cluster_id()
     nodes = len(formatted)
     return _ClusterRecord(
         cluster_id,
@@ -823,64 +692,6 @@ def admin_env(settings: Settings) -> str:
     return broker_security.admin_env(_security_files(settings), record.bootstrap_servers)
 
 
-def _format(
-    layout: Sequence[NodeLayout],
-    cluster_id: str,
-    java: str,
-    libs: Path,
-    progress: Callable[[str], None],
-    extra_args: Sequence[str] = (),
-) -> None:
-    """Format KRaft storage of the nodes that have no meta.properties yet, in parallel
-    (``extra_args``: the secured cluster's ``--add-scram`` users)."""
-    todo = [node for node in layout if not (node.data_dir / "meta.properties").exists()]
-    if not todo:
-        return
-    progress(f"formatting KRaft storage (cluster id {cluster_id}) in {todo[0].dir.parent}")
-    running: list[tuple[NodeLayout, subprocess.Popen[str]]] = []
-    for node in todo:
-        node.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [
-            java,
-            "-Xmx256m",
-            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
-            f"-Dkafka.logs.dir={node.dir}",
-            "-cp",
-            f"{libs}/*",
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(node.properties_file),
-            *extra_args,
-        ]
-        proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            cwd=node.dir,
-        )
-        running.append((node, proc))
-    failures: list[str] = []
-    for node, proc in running:
-        try:
-            output, _ = proc.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-        if proc.returncode != 0:
-            lines = [line for line in output.splitlines() if line.strip()]
-            detail = _last_error(lines) or (lines[-1] if lines else f"exit {proc.returncode}")
-            failures.append(f"node {node.node_id}: {detail}")
-    if failures:
-        raise SetupError(
-            f"formatting KRaft storage under {layout[0].dir.parent} failed: {'; '.join(failures)}"
-        )
-
-
 def _prepare(
     settings: Settings,
     layout: Sequence[NodeLayout],
@@ -893,7 +704,7 @@ def _prepare(
     """Render server.properties, record the cluster, format storage where needed."""
     nodes = len(layout)
     record = _read_cluster(settings)
-    formatted = [d for d in settings.broker_dir.glob("node-*") if _meta_cluster_id(d) is not None]
+    formatted = [d for d in settings.broker_dir.glob("node-*") if meta_cluster_id(d) is not None]
     if record is not None and formatted and record.nodes != nodes:
         raise ConfigError(
             f"{settings.broker_dir} holds a {record.nodes}-node broker's data; to start "
@@ -925,7 +736,7 @@ def _prepare(
     }
     _write_atomic(settings.broker_dir / _CLUSTER_FILE, json.dumps(record_text, indent=2) + "\n")
     scram = broker_security.storage_format_args(secrets) if secrets is not None else []
-    _format(to_launch, cluster_id, java, libs, progress, scram)
+    broker_setup.format_storage(to_launch, cluster_id, java, libs, progress, scram)
 
 
 # --------------------------------------------------------------------------- public commands
@@ -1043,11 +854,11 @@ def _start_locked(
     if (warning := ephemeral_port_warning(layout)) is not None:
         progress(warning)
     to_launch = [node for node in layout if node.node_id not in live]
-    java = _require_java()
+    java = broker_setup.require_java()
     for node in to_launch:
         check_port_free(node.broker_port, setting="PLACEHUB_BROKER_PORT")
         check_port_free(node.controller_port, setting="PLACEHUB_CONTROLLER_PORT")
-    libs = fetch_jars(settings, progress=progress)
+    libs = broker_setup.fetch_jars(settings, progress=progress)
     _prepare(settings, layout, to_launch, java, libs, progress, secure)
 
     bootstrap = _bootstrap(layout)

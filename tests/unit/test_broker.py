@@ -18,7 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from hub import broker, broker_security
+from hub import broker, broker_security, broker_setup
 from hub.broker import BrokerStatus, NodeLayout
 from hub.config import Settings
 from hub.errors import ConfigError, SetupError
@@ -186,7 +186,7 @@ def test_free_port_passes() -> None:
 def test_start_refuses_a_taken_port_before_touching_disk(
     tmp_path: Path, listening_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(broker, "_require_java", lambda: "/usr/bin/java")
+    monkeypatch.setattr(broker_setup, "require_java", lambda: "/usr/bin/java")
     settings = _settings(tmp_path, broker_port=_free_port(), controller_port=listening_port)
     with pytest.raises(SetupError, match="stop it or set PLACEHUB_CONTROLLER_PORT"):
         broker.start(settings, progress=lambda _: None)
@@ -215,7 +215,7 @@ def test_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(SetupError, match="Java 11; Kafka 4 needs Java 17"):
-        broker._require_java()
+        broker_setup.require_java()
 
 
 @pytest.mark.parametrize(
@@ -228,7 +228,7 @@ def test_old_java_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     ],
 )
 def test_java_version_parsing(output: str, major: int | None) -> None:
-    assert broker._java_major(output) == major
+    assert broker_setup._java_major(output) == major
 
 
 def test_missing_mvn_only_matters_when_jars_are_not_cached(
@@ -237,13 +237,13 @@ def test_missing_mvn_only_matters_when_jars_are_not_cached(
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     settings = _settings(tmp_path)
     with pytest.raises(SetupError, match=r"^mvn not found on PATH: .*install Maven"):
-        broker.fetch_jars(settings, progress=lambda _: None)
+        broker_setup.fetch_jars(settings, progress=lambda _: None)
     assert not (settings.jar_cache_dir / "libs").exists()
 
     libs = settings.jar_cache_dir / "libs"
     libs.mkdir(parents=True)
     (libs / "kafka_2.13-4.1.1.jar").write_bytes(b"")
-    assert broker.fetch_jars(settings, progress=lambda _: None) == libs
+    assert broker_setup.fetch_jars(settings, progress=lambda _: None) == libs
 
 
 def test_failed_fetch_leaves_no_libs_folder(
@@ -257,7 +257,7 @@ def test_failed_fetch_leaves_no_libs_folder(
     monkeypatch.setenv("PATH", str(bin_dir))
     settings = _settings(tmp_path)
     with pytest.raises(SetupError, match=r"exit 1\): \[ERROR\] Could not resolve dependencies"):
-        broker.fetch_jars(settings, progress=lambda _: None)
+        broker_setup.fetch_jars(settings, progress=lambda _: None)
     assert list(settings.jar_cache_dir.iterdir()) == []
 
 
@@ -378,7 +378,7 @@ def test_stop_when_nothing_was_ever_started_is_harmless(tmp_path: Path) -> None:
 def test_switching_node_count_on_existing_data_is_refused(
     tmp_path: Path, fake_jars: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(broker, "_require_java", lambda: "/usr/bin/java")
+    monkeypatch.setattr(broker_setup, "require_java", lambda: "/usr/bin/java")
     settings = _settings(tmp_path, broker_port=_free_port(), controller_port=_free_port())
     data = settings.broker_dir / "node-1" / "data"
     data.mkdir(parents=True)
@@ -400,11 +400,12 @@ def test_last_error_prefers_the_exception_under_the_error_line() -> None:
         "java.lang.RuntimeException: Stored node id 5 doesn't match previous node id 1",
         "\tat org.apache.kafka.metadata.properties.MetaPropertiesEnsemble.verify(X.java:1)",
     ]
-    assert broker._last_error(lines) == (
+    assert broker_setup.last_error(lines) == (
         "java.lang.RuntimeException: Stored node id 5 doesn't match previous node id 1"
     )
-    assert broker._last_error(lines[:2]) == "Exiting Kafka due to fatal exception (kafka.Kafka$)"
-    assert broker._last_error(["[x] INFO all good"]) is None
+    fatal = "Exiting Kafka due to fatal exception (kafka.Kafka$)"
+    assert broker_setup.last_error(lines[:2]) == fatal
+    assert broker_setup.last_error(["[x] INFO all good"]) is None
 
 
 def test_startup_failure_names_the_log_and_only_the_new_error(tmp_path: Path) -> None:
@@ -579,7 +580,9 @@ def test_a_secured_node_file_is_private_and_the_cluster_is_recorded_secure(
     tmp_path: Path, fake_jars: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     formatted: list[list[str]] = []
-    monkeypatch.setattr(broker, "_format", lambda *args: formatted.append(list(args[-1])))
+    monkeypatch.setattr(
+        broker_setup, "format_storage", lambda *args: formatted.append(list(args[-1]))
+    )
     settings = _settings(tmp_path)
     layout = broker.node_layout(settings, 1)
     broker._prepare(settings, layout, layout, "java", fake_jars, lambda _: None, True)
@@ -593,7 +596,7 @@ def test_a_secured_node_file_is_private_and_the_cluster_is_recorded_secure(
 def test_plain_and_secured_data_are_never_mixed(
     tmp_path: Path, fake_jars: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(broker, "_require_java", lambda: "/usr/bin/java")
+    monkeypatch.setattr(broker_setup, "require_java", lambda: "/usr/bin/java")
     settings = _settings(tmp_path, broker_port=_free_port(), controller_port=_free_port())
     data = settings.broker_dir / "node-1" / "data"
     data.mkdir(parents=True)
