@@ -41,6 +41,23 @@ class SecureCluster:
         """Every node's client listener."""
         return self.settings.bootstrap_servers
 
+    def settings_for(self, principal: Principal, password: str, **overrides: Any) -> Settings:
+        """Settings that connect as ``principal`` (``PLACEHUB_SECURITY_PROTOCOL=SASL_SSL``,
+        its password in a 0600 file), as a worker or connector process would be given."""
+        files = self.secrets.files
+        password_file = broker_security.store_password(
+            files.password_file(principal.name), password
+        )
+        values: dict[str, Any] = {
+            **self.settings.model_dump(),
+            "security_protocol": "SASL_SSL",
+            "sasl_username": principal.name,
+            "sasl_password_file": password_file,
+            "ssl_cafile": files.ca_cert,
+            **overrides,
+        }
+        return Settings(**values)
+
     def options(self, principal: Principal | None = None, password: str = "") -> dict[str, Any]:
         """kafka-python keyword arguments: the admin's, or ``principal``'s with ``password``."""
         options = broker_security.client_options(self.secrets)

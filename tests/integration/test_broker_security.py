@@ -33,7 +33,8 @@ from kafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from hub import broker, kafka_acls
+from hub import broker, kafka_acls, kafka_clients
+from hub.config import Settings
 from hub.kafka_acls import Principal
 from hub.topics import Topics
 from tests.integration.secure_cluster import (  # noqa: F401 (the fixture)
@@ -82,17 +83,26 @@ class Place:
     def options(self, principal: Principal) -> dict[str, object]:
         return self.cluster.options(principal, self.passwords[principal.name])
 
+    def settings(self, principal: Principal) -> Settings:
+        """What a process running as ``principal`` is configured with (PLACEHUB_*)."""
+        return self.cluster.settings_for(principal, self.passwords[principal.name])
+
     def producer(self, principal: Principal | None = None) -> KafkaProducer:
-        options = self.cluster.options() if principal is None else self.options(principal)
-        return KafkaProducer(acks="all", enable_idempotence=True, max_block_ms=10_000, **options)
+        """A producer as ``principal`` (the admin if None), made the way the project's are."""
+        if principal is None:
+            options = {**self.cluster.options(), **kafka_clients.DURABLE_PRODUCER}
+        else:
+            options = kafka_clients.kafka_python_producer_options(self.settings(principal))
+        return KafkaProducer(max_block_ms=10_000, **options)
 
     def consumer(self, principal: Principal, **extra: object) -> KafkaConsumer:
+        """A consumer as ``principal``, made the way the project's are."""
         return KafkaConsumer(
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             request_timeout_ms=10_000,
             **extra,
-            **self.options(principal),
+            **kafka_clients.kafka_python_options(self.settings(principal)),
         )
 
 
