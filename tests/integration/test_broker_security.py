@@ -33,10 +33,12 @@ from kafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from connectors.simulate import Place as SimulatedPlace
 from hub import broker, kafka_acls, kafka_clients
 from hub.config import Settings
 from hub.kafka_acls import Principal
 from hub.topics import Topics
+from tests.integration.helpers import WorkerProcess, caught_up, ends, free_port, worker_env
 from tests.integration.secure_cluster import (  # noqa: F401 (the fixture)
     SECURE_NODES,
     SecureCluster,
@@ -74,7 +76,8 @@ class Place:
         return self.onboard(kafka_acls.partner(_name(), self.topics))
 
     def worker(self) -> Principal:
-        return self.onboard(kafka_acls.worker("1", self.app_id, self.topics))
+        name = uuid.uuid4().hex[:8]
+        return self.onboard(kafka_acls.worker(name, self.app_id, self.topics))
 
     def create(self, *topics: str) -> None:
         with self.cluster.admin() as admin:
@@ -119,14 +122,14 @@ def closing() -> Iterator[list[KafkaProducer | KafkaConsumer | KafkaAdminClient]
         client.close()
 
 
-def _denials_for(cluster: SecureCluster, principal: Principal, resource: str) -> list[str]:
-    """The security.log lines in which ``principal`` was denied on ``resource``."""
+def _denials_for(cluster: SecureCluster, principal: Principal, resource: str = "") -> list[str]:
+    """The security.log lines in which ``principal`` was denied (on ``resource``, if given)."""
     found = []
     for folder in node_dirs(cluster):
         for log in folder.glob("security.log*"):
             for line in log.read_text(errors="replace").splitlines():
                 if f"Principal = {principal.kafka_principal} is Denied" in line and (
-                    f"on resource = {resource} " in line
+                    f"on resource = {resource} " in line or not resource
                 ):
                     found.append(line)
     return found
@@ -371,3 +374,56 @@ def test_a_refusal_is_in_the_security_log_and_in_broker_status(place: Place, clo
     reported = json.loads(done.stdout)
     assert reported["secure"] is True
     assert reported["denied"] >= after.denied
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def test_a_worker_runs_the_pipeline_on_its_own_grants(
+    place: Place, tmp_path: Path, agreements_dir: Path
+) -> None:
+    """A worker whose only rights are its grants creates its topics, joins its group, reads
+    the partners' topics and writes hub.events, with no refusal: the workers' ACL model
+    (which deploy/ mirrors) is enough for the pipeline."""
+    principal = place.worker()
+    hub = {
+        "topic_prefix": place.topics.prefix,
+        "app_id": place.app_id,
+        "replication_factor": SECURE_NODES,  # min.insync.replicas is 2 on this cluster
+    }
+    settings = place.settings(principal).model_copy(
+        update={
+            **hub,
+            "web_port": free_port(),
+            "state_dir": tmp_path / "state",
+            "agreements_dir": agreements_dir,
+        }
+    )
+    env = worker_env(settings, {"replication_factor": SECURE_NODES})
+    worker = WorkerProcess(settings, tmp_path / "worker.log", env=env)
+    # The simulated partners publish as the admin: the SDK still creates topics it writes.
+    admin = Settings(**{**place.cluster.settings.model_dump(), **hub, **admin_security(place)})
+    try:
+        worker.start(timeout_s=120)
+        published = SimulatedPlace(seed=7, people=20).publish(admin, 60)
+        partner_topics = [place.topics.partner(partner) for partner in published]
+        wait_for(
+            "the worker to finish every partner topic",
+            lambda: all(caught_up(admin, topic) for topic in partner_topics),
+            timeout_s=60,
+        )
+    finally:
+        worker.stop()
+    assert sum(ends(admin, place.topics.events).values()) > 0
+    assert _denials_for(place.cluster, principal) == []
+
+
+def admin_security(place: Place) -> dict[str, object]:
+    """The admin's PLACEHUB_* security settings (as ``placehub broker env`` prints them)."""
+    files = place.cluster.secrets.files
+    return {
+        "security_protocol": "SASL_SSL",
+        "sasl_username": "admin",
+        "sasl_password_file": files.password_file("admin"),
+        "ssl_cafile": files.ca_cert,
+    }
