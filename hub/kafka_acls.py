@@ -6,8 +6,10 @@ ACL allows, so each SCRAM principal gets exactly the grants its role needs (issu
 - a **partner** (``partner-<id>``) writes its own ``partner.<id>.events`` and
   ``partner.<id>.links`` and the shared ``consent.records`` (who owns a consent id or a link
   is checked by the hub, keyed), and reads ``_schemas`` (the SDK looks its writer schemas
-  up there; the hub registers the partner's subjects, so no partner writes the registry);
-  it creates no topic, joins no group and reads nothing else;
+  up there). It writes no schema, so the hub registers a partner's subjects for it (a
+  worker registers ``partner.<id>.events-value`` at start; onboarding must register
+  ``consent.records-value`` and ``partner.<id>.links-value``); it creates no topic, joins
+  no group and reads nothing else;
 - a **connector** (``connector-<partner>-<name>``) runs for one partner with that
   partner's grants, so a stolen connector credential is no more than the partner's own;
 - a **worker** (``worker-<name>``) reads and writes what the stages need: every partner
