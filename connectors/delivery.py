@@ -5,6 +5,10 @@ reported delivered once the broker acknowledged it; what the broker did not ackn
 is sent again after an exponential backoff, which is safe because a record's event id is
 fixed before the first attempt and the hub counts each event id once. What still fails
 after the last attempt raises ``BrokerError`` (retriable: the caller may try later).
+
+A connector creates no topic (it needs no admin rights: the hub's workers create each
+partner's topics when it is onboarded), so a topic the cluster does not have is refused
+with ``MissingTopic`` before anything is sent, rather than waited for until a timeout.
 """
 
 from __future__ import annotations
@@ -18,15 +22,23 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
-from hub._admin import ensure_topic
 from hub.config import Settings
-from hub.errors import BrokerError, EventRejected
-from hub.kafka_clients import kafka_python_producer_options
+from hub.errors import BrokerError, ConfigError, EventRejected
+from hub.kafka_clients import kafka_python_options, kafka_python_producer_options
 
-__all__ = ["Delivery", "EventTooLarge", "Outgoing", "Receipt"]
+__all__ = ["Delivery", "EventTooLarge", "MissingTopic", "Outgoing", "Receipt"]
+
+
+class MissingTopic(ConfigError):
+    """Raised when a record's topic does not exist: a connector may not create it, the hub
+    must (sending again cannot help)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"{topic}: the topic does not exist, and a connector creates none")
+        self.topic = topic
 
 
 class EventTooLarge(EventRejected):
@@ -79,6 +91,7 @@ class Delivery:
         self.timeout_ms = timeout_ms or settings.request_timeout_ms
         self._producer: Any = None
         self._lock = threading.Lock()  # deliver() may be called from several threads
+        self._present: set[str] = set()  # topics seen on the cluster (they are not deleted)
 
     def deliver(self, items: Sequence[Outgoing]) -> list[Receipt]:
         """Send ``items`` and return one receipt each, in order, once all are acknowledged."""
@@ -102,9 +115,8 @@ class Delivery:
         """One pass over ``pending``; returns what is still unacknowledged and why."""
         try:
             producer = self._connected()
-            for topic in sorted({items[i].topic for i in pending}):
-                ensure_topic(self.settings, topic, partitions=self.settings.partitions)
-        except (KafkaError, BrokerError) as exc:
+            self.require_topics({items[i].topic for i in pending})
+        except KafkaError as exc:
             self._reset()
             return pending, str(exc)
         sent: list[tuple[int, Any]] = []
@@ -140,6 +152,23 @@ class Delivery:
         if failed:
             self._reset()
         return sorted(failed), problem
+
+    def require_topics(self, topics: set[str]) -> None:
+        """Raise ``MissingTopic`` for the first of ``topics`` the cluster does not have (asked
+        once per topic: a producer would wait ``max_block_ms`` for it, then time out);
+        ``KafkaError`` if the cluster cannot be asked."""
+        unseen = topics - self._present
+        if not unseen:
+            return
+        consumer = KafkaConsumer(**kafka_python_options(self.settings), enable_auto_commit=False)
+        try:
+            listed = consumer.topics()  # the topics this principal may describe
+        finally:
+            consumer.close()
+        for topic in sorted(unseen):
+            if topic not in listed:
+                raise MissingTopic(topic)
+        self._present |= unseen
 
     def _connected(self) -> Any:
         """The producer, made on first use (so a broker that is away is retried too)."""

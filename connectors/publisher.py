@@ -11,8 +11,15 @@ Failures, by what the caller does next:
   named) and ``EventTooLarge`` (over ``max_event_bytes``). Fix the record; never retried.
 - ``BrokerError`` (``BrokerUnavailable``): Kafka did not acknowledge after every retry;
   nothing is lost by trying the same drafts again later (event ids are fixed first).
-- ``ConfigError`` at start-up (``UnknownPartner``, a missing, short or test place key): the
-  deployment is wrong and nothing was sent; an operator must fix the settings.
+- ``ConfigError``: the deployment is wrong and nothing was sent; an operator must fix it.
+  At start-up: a missing, short or test place key. At the first publish: ``UnknownPartner``,
+  the partner's topic does not exist (the hub has not onboarded it; a connector creates no
+  topic, so it needs no admin rights on Kafka).
+
+Schemas: records are framed with the id of the schema this package carries (ids are
+fingerprints, ``hub.schema_files``), so the SDK neither reads nor writes ``_schemas``: the
+hub's workers register what partners write. Pass the hub's ``SchemaRegistry`` as
+``registry`` to register the subjects from here instead (the hub's own tests do).
 """
 
 from __future__ import annotations
@@ -24,13 +31,13 @@ from datetime import datetime
 from types import TracebackType
 from typing import Annotated, Any
 
+from kafka.errors import KafkaError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.delivery import Delivery, EventTooLarge, Outgoing, Receipt
+from connectors.delivery import Delivery, EventTooLarge, MissingTopic, Outgoing, Receipt
 from connectors.pseudonymise import SCHEMES, IdentifierError, PlaceKey, load_place_key, token
-from hub._admin import ensure_topic
 from hub.config import Settings, load_settings
-from hub.errors import ConfigError, EventRejected
+from hub.errors import BrokerError, ConfigError, EventRejected
 from hub.models import (
     AgeBand,
     BasisKind,
@@ -45,9 +52,8 @@ from hub.models import (
     Subject,
     utc_now,
 )
-from hub.partners import load_partners
-from hub.registry import SchemaRegistry
-from hub.serde import FIELD_NAME, AvroModel, Serde, validation_errors
+from hub.schema_files import LocalSchemas
+from hub.serde import FIELD_NAME, AvroModel, SchemaSource, Serde, validation_errors
 from hub.topics import Topics
 
 __all__ = [
@@ -82,19 +88,28 @@ _REF_REPEATS_IDENTIFIER = (
 
 
 class UnknownPartner(ConfigError):
-    """Raised when a connector starts for a partner the place does not declare: its events
-    would go to a topic no worker reads."""
+    """Raised when a connector publishes for a partner the hub has not onboarded: its topic
+    does not exist (the hub creates it when it onboards the partner; a connector may not)."""
+
+    def __init__(self, partner_id: str, topic: str) -> None:
+        super().__init__(
+            f"partner {partner_id!r} is not onboarded: its topic {topic} does not exist; "
+            f"ask the hub's admin to onboard it: `placehub partners add {partner_id}`"
+        )
+        self.partner_id = partner_id
+        self.topic = topic
 
 
 def require_known_partner(settings: Settings, partner_id: str) -> None:
-    """Raise ``UnknownPartner`` unless ``partner_id`` is in the place's partners file."""
-    known = {partner.id for partner in load_partners(settings.partners_file)}
-    if partner_id not in known:
-        raise UnknownPartner(
-            f"partner {partner_id!r} is not a partner of this place "
-            f"(PLACEHUB_PARTNERS_FILE {settings.partners_file}); the hub reads only the "
-            "topics of the partners declared there"
-        )
+    """Raise ``UnknownPartner`` unless the hub onboarded ``partner_id`` (its topic exists);
+    a connector that reads files first checks this before it reads any."""
+    with Delivery(settings, attempts=1) as delivery:
+        try:
+            delivery.require_topics({Topics(settings.topic_prefix).partner(partner_id)})
+        except MissingTopic as exc:
+            raise UnknownPartner(partner_id, exc.topic) from None
+        except KafkaError as exc:
+            raise BrokerError(f"cannot ask Kafka for {partner_id}'s topic: {exc}") from None
 
 
 class NoConsentReference(EventRejected):
@@ -211,19 +226,18 @@ class Publisher:
         partner_id: str,
         source_system: str,
         settings: Settings | None = None,
-        registry: SchemaRegistry | None = None,
+        registry: SchemaSource | None = None,
         *,
         attempts: int = 5,
         backoff_ms: int = 200,
     ) -> None:
         self.settings = settings or load_settings()
-        require_known_partner(self.settings, partner_id)
         self.place_key: PlaceKey = load_place_key(self.settings)
         self.partner_id = partner_id
         self.source_system = source_system
         self.topics = Topics(self.settings.topic_prefix)
         self._place_key = self.place_key.secret
-        self._serde = Serde(registry or SchemaRegistry(self.settings))
+        self._serde = Serde(registry or LocalSchemas())
         self.delivery = Delivery(self.settings, attempts=attempts, backoff_ms=backoff_ms)
 
     def tokens(self, identifiers: Mapping[str, str]) -> list[str]:
@@ -302,7 +316,6 @@ class Publisher:
         Links go to this partner's own topic, ``partner.<id>.links``."""
         link = self.to_link(draft)
         topic = self.topics.partner_links(self.partner_id)
-        ensure_topic(self.settings, topic, partitions=self.settings.partitions)
         return self.deliver([self._frame(topic, link.link_id, link)])[0]
 
     def prepare(self, draft: EventDraft) -> Outgoing:
@@ -311,8 +324,13 @@ class Publisher:
         return frame_event(self._serde, self.topics, event, self.settings.max_event_bytes)
 
     def deliver(self, prepared: Sequence[Outgoing]) -> list[Receipt]:
-        """Send prepared events; one receipt each, in order, once every one is acknowledged."""
-        return self.delivery.deliver(prepared)
+        """Send prepared events; one receipt each, in order, once every one is acknowledged.
+
+        ``UnknownPartner`` if a topic does not exist (nothing is sent)."""
+        try:
+            return self.delivery.deliver(prepared)
+        except MissingTopic as exc:
+            raise UnknownPartner(self.partner_id, exc.topic) from None
 
     def publish(self, draft: EventDraft) -> Receipt:
         """Publish one event and wait for the broker's acknowledgement."""
@@ -330,7 +348,6 @@ class Publisher:
         """Publish consent records as one batch; returns after every one is acknowledged."""
         topic = self.topics.consent
         items = [self._frame(topic, r.consent_id, r) for r in map(self.to_consent, drafts)]
-        ensure_topic(self.settings, topic, partitions=self.settings.partitions, compact=True)
         return self.deliver(items)
 
     def _frame(self, topic: str, key: str, model: AvroModel) -> Outgoing:

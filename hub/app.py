@@ -50,7 +50,9 @@ from hub.models import (
     AuditRecord,
     BreakGlassRead,
     CollectiveResponse,
+    ConsentRecord,
     DeadLetter,
+    IdentityLink,
     PartnerEvent,
     PatternCell,
     utc_now,
@@ -273,6 +275,10 @@ class Hub:
         written += [(AlertFeedback.avro_schema, self.topics.alert_feedback)]
         written += [(PatternCell.avro_schema, self.topics.patterns)]
         written += [(CollectiveResponse.avro_schema, self.topics.responses)]
+        # And what partners write through the SDK, which registers nothing (a partner may
+        # not write _schemas; hub.kafka_acls): events (above), consents and identity links.
+        written += [(ConsentRecord.avro_schema, self.topics.consent)]
+        written += [(IdentityLink.avro_schema, topic) for topic in self.link_topic_names]
         for schema_name, topic in written:
             self.serde.schema_for(schema_name, f"{topic}-value")
         self.registry.subjects()  # warm the cache with every schema already registered

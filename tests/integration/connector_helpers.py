@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hub._admin import ensure_topic
 from hub.config import Settings
-from hub.models import PartnerEvent
+from hub.models import ConsentRecord, IdentityLink, PartnerEvent
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
 from hub.topics import Topics
@@ -36,6 +37,25 @@ def write_mapping(folder: Path, encoding: str = "utf-8", delimiter: str = ",") -
     path = folder / "mapping.yaml"
     path.write_text(CSV_MAPPING.replace("ENCODING", encoding).replace("DELIM", delimiter))
     return path
+
+
+def onboard(settings: Settings, *partners: str) -> None:
+    """What the hub does before a partner's connectors publish (a worker's prepare(), or the
+    admin onboarding it): its topics made and the schemas it writes registered. Connectors
+    create and register nothing, so a test with no worker running calls this first."""
+    topics = Topics(settings.topic_prefix)
+    registry = SchemaRegistry(settings)
+    serde = Serde(registry)
+    ensure_topic(settings, topics.consent, partitions=settings.partitions, compact=True)
+    serde.schema_for(ConsentRecord.avro_schema, f"{topics.consent}-value")
+    for partner in partners:
+        for topic, schema in (
+            (topics.partner(partner), PartnerEvent.avro_schema),
+            (topics.partner_links(partner), IdentityLink.avro_schema),
+        ):
+            ensure_topic(settings, topic, partitions=settings.partitions)
+            serde.schema_for(schema, f"{topic}-value")
+    registry.close()
 
 
 def published_events(settings: Settings, partner: str) -> list[PartnerEvent]:

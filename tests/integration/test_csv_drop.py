@@ -22,6 +22,7 @@ from hub.config import PROJECT_ROOT, TEST_PLACE_KEY, Settings
 from tests.integration.connector_helpers import (
     BAD_NHS,
     GOOD_NHS,
+    onboard,
     published_events,
     raw_topic_bytes,
     write_mapping,
@@ -76,6 +77,11 @@ CORPUS: list[tuple[str, str]] = [
     ),
 ]
 UNTERMINATED = (f'B16,{DAY},{GOOD_NHS},c-1,Att,,"never closed\n', "unexpected end of data")
+
+
+@pytest.fixture(autouse=True)
+def _onboarded(hub_settings: Settings) -> None:
+    onboard(hub_settings, PARTNER)  # no worker runs here to create the topic
 
 
 def _write(path: Path, records: list[str]) -> None:
@@ -221,11 +227,9 @@ def test_100k_rows_killed_half_way_then_rerun_yields_every_row_once(
     small, big = tmp_path / "small.csv", tmp_path / "big.csv"
     _big_file(small, 2_000)
     _big_file(big, rows)
-    small_out, _ = _cli(
-        small,
-        mapping,
-        hub_settings.model_copy(update={"topic_prefix": hub_settings.topic_prefix + "small."}),
-    ).communicate(timeout=120)
+    apart = hub_settings.model_copy(update={"topic_prefix": hub_settings.topic_prefix + "small."})
+    onboard(apart, PARTNER)
+    small_out, _ = _cli(small, mapping, apart).communicate(timeout=120)
     small_rss = json.loads(small_out)["peak_rss_mb"]
 
     first = _cli(big, mapping, hub_settings)
@@ -260,12 +264,12 @@ def test_a_partner_the_hub_does_not_know_is_refused_before_anything_is_published
     data = tmp_path / "export.csv"
     _write(data, [HEADER, GOOD.format(n=1)])
     mapping = write_mapping(tmp_path)
-    with pytest.raises(UnknownPartner, match="'unknown-partner' is not a partner"):
+    with pytest.raises(UnknownPartner, match="'unknown-partner' is not onboarded: its topic"):
         CsvDrop(data, "unknown-partner", EventMapping.load(mapping), hub_settings)
 
     out, err = _cli(data, mapping, hub_settings, partner="unknown-partner").communicate(timeout=120)
 
-    assert "published" not in out and "PLACEHUB_PARTNERS_FILE" in err
+    assert "published" not in out and "`placehub partners add unknown-partner`" in err
     assert raw_topic_bytes(hub_settings, "unknown-partner") == b""
     assert not (tmp_path / "export.rejects.checkpoint.json").exists()
 

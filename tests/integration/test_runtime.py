@@ -13,7 +13,8 @@ import fastavro
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from connectors import EventReader, Publisher
+from connectors import Publisher
+from connectors.events import EventReader
 from connectors.pseudonymise import token
 from hub.config import Settings
 from hub.models import (

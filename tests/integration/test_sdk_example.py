@@ -6,8 +6,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from hub.config import PROJECT_ROOT, Settings
-from tests.integration.connector_helpers import published_events, raw_topic_bytes
+from tests.integration.connector_helpers import onboard, published_events, raw_topic_bytes
+
+
+@pytest.fixture(autouse=True)
+def _onboarded(hub_settings: Settings) -> None:
+    onboard(hub_settings, "council-housing")  # no worker runs here to create the topic
 
 
 def _run_example(settings: Settings, **env: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from connectors.mapping import EventMapping
 from connectors.pseudonymise import load_place_key
 from connectors.sql_poll import SqlPoll, key_hash
 from hub.config import PROJECT_ROOT, Settings
-from tests.integration.connector_helpers import BAD_NHS, GOOD_NHS, published_events
+from tests.integration.connector_helpers import BAD_NHS, GOOD_NHS, onboard, published_events
 from tests.integration.helpers import read_topic
 
 PARTNER = "council-housing"
@@ -56,6 +56,11 @@ GOOD: dict[str, Any] = {
     "born": None,
     "postcode": None,
 }
+
+
+@pytest.fixture(autouse=True)
+def _onboarded(hub_settings: Settings) -> None:
+    onboard(hub_settings, PARTNER)  # no worker runs here to create the topic
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from typing import Any
 import requests
 from kafka import KafkaConsumer
 
-from connectors import ConsentDraft, EventDraft, EventReader, LinkDraft, Publisher
+from connectors import ConsentDraft, EventDraft, LinkDraft, Publisher
+from connectors.events import EventReader
 from connectors.pseudonymise import token
 from connectors.simulate import synthetic_nhs_number
 from hub.config import Settings

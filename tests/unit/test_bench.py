@@ -66,8 +66,7 @@ def test_one_event_each_person_from_a_partner_that_serves_them_and_publishable()
     assert len({partner for partner, _ in items}) > 3  # spread over the place's partners
     registry = MemoryRegistry()
     publishers = {
-        p.id: Publisher(p.id, p.source_system, Settings(), registry)  # type: ignore[arg-type]
-        for p in PARTNERS.values()
+        p.id: Publisher(p.id, p.source_system, Settings(), registry) for p in PARTNERS.values()
     }
     for person, (partner, draft) in zip(place.people, items, strict=True):
         assert partner in person.partners()

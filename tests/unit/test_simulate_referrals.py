@@ -144,8 +144,7 @@ def test_each_referral_step_has_a_lawful_basis_the_demo_deployment_holds() -> No
     registry = MemoryRegistry()
     settings = Settings(allow_test_key=True)
     publishers = {
-        p.id: Publisher(p.id, p.source_system, settings, registry)  # type: ignore[arg-type]
-        for p in PARTNERS.values()
+        p.id: Publisher(p.id, p.source_system, settings, registry) for p in PARTNERS.values()
     }
     bases: dict[str, set[str]] = {}
     for partner, draft in place.events(3000):
