@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration check validate-deploy fmt bench broker-start broker-stop postgres-start postgres-stop chromium prometheus clean
+.PHONY: demo test unit integration check validate-deploy sdk fmt bench broker-start broker-stop postgres-start postgres-stop chromium prometheus clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,9 +35,10 @@ bench: $(STAMP)
 
 ## check: lint, type-check, schema evolution and catalogue freshness (CI runs it too)
 check: $(STAMP) validate-deploy
-	$(BIN)/ruff check hub connectors tests examples
-	$(BIN)/ruff format --check hub connectors tests examples
+	$(BIN)/ruff check hub connectors tests examples sdk
+	$(BIN)/ruff format --check hub connectors tests examples sdk
 	$(BIN)/mypy
+	$(BIN)/mypy --strict sdk/build.py
 	$(BIN)/placehub schemas check
 	$(BIN)/placehub schemas docs --check
 	$(BIN)/mypy --strict examples
@@ -49,6 +50,10 @@ validate-deploy: $(STAMP)
 	$(BIN)/ruff format --check $(DEPLOY_PY)
 	$(BIN)/mypy --strict $(DEPLOY_PY)
 	$(BIN)/python scripts/validate-deploy.py
+
+## sdk: the partner SDK on its own, dist/placehub_connectors-*.whl (README: The SDK on its own)
+sdk: $(STAMP)
+	$(BIN)/python sdk/build.py --out dist
 
 fmt: $(STAMP)
 	$(BIN)/ruff format hub connectors tests examples
