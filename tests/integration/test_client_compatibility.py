@@ -11,6 +11,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaProducer
 
+from hub._admin import ensure_topic
 from hub.config import Settings
 from tests.integration.helpers import read_topic
 
@@ -28,6 +29,7 @@ def test_broker_speaks_kafka_4(broker_settings: Settings) -> None:
 def test_kafka_python_and_aiokafka_interoperate(broker_settings: Settings) -> None:
     topic = f"compat-{uuid.uuid4().hex[:8]}"
     servers = broker_settings.bootstrap_servers
+    ensure_topic(broker_settings, topic, partitions=1)  # the broker creates none on demand
     producer = KafkaProducer(bootstrap_servers=servers, acks="all", enable_idempotence=True)
     producer.send(topic, key=b"k", value=b"from kafka-python").get(timeout=10)
     producer.close()
