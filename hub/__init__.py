@@ -3,7 +3,8 @@
 Reading guide, in the order data flows:
 
 - ``models``, ``codec``, ``registry``, ``serde``: the contracts (Avro schemas in
-  ``schemas/``), the Confluent wire format and the ``_schemas`` topic registry;
+  ``schemas/``, loaded by ``schema_files``), the Confluent wire format and the ``_schemas``
+  topic registry;
   ``compatibility`` and ``contracts`` (evolution rules, the catalogue and its history),
   ``registry_api`` (the Confluent REST API), ``catalogue`` and ``examples`` (the docs).
 - ``stages``: the pure batch functions, in the order data flows: ``gate`` (decode →
