@@ -67,12 +67,13 @@ def to_draft(record: dict[str, str]) -> EventDraft:
 def main() -> int:
     """Publish the consent, then each record; report what was sent and what was not."""
     try:
-        publisher = Publisher(PARTNER, SOURCE_SYSTEM)
-    except ConfigError as exc:  # no or a weak place key, an unknown partner id: nothing sent
+        with Publisher(PARTNER, SOURCE_SYSTEM) as publisher:
+            return publish_all(publisher)
+    # No or a weak place key (at start), or a partner the hub has not onboarded
+    # (UnknownPartner, at the first publish): nothing was sent.
+    except ConfigError as exc:
         print(f"not started: {exc}", file=sys.stderr)
         return 78  # EX_CONFIG: an operator must fix the settings
-    with publisher:
-        return publish_all(publisher)
 
 
 def publish_all(publisher: Publisher) -> int:
