@@ -52,6 +52,7 @@ __all__ = [
     "new_cluster_id",
     "node_layout",
     "render_server_properties",
+    "replication_factor",
     "start",
     "status",
     "stop",
@@ -246,6 +247,11 @@ def _bootstrap(layout: Sequence[NodeLayout]) -> str:
     return ",".join(node.address for node in layout)
 
 
+def replication_factor(nodes: int) -> int:
+    """The replicas a topic gets on an ``nodes``-node cluster: 3 (1 on the one-node demo)."""
+    return min(3, nodes)
+
+
 def render_server_properties(
     settings: Settings, node: NodeLayout, nodes: int = 1, secrets: BrokerSecrets | None = None
 ) -> str:
@@ -253,7 +259,7 @@ def render_server_properties(
     (secured by ``hub.broker_security`` when ``secrets`` are given)."""
     layout = node_layout(settings, nodes)
     voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in layout)
-    replication = min(3, nodes)
+    replication = replication_factor(nodes)
     min_isr = min(2, nodes)
     lines = {
         # KRaft, each node is both broker and controller; static quorum.
@@ -689,7 +695,9 @@ def admin_env(settings: Settings) -> str:
             f"{settings.broker_dir} holds no secured cluster; start one with "
             f"`placehub broker start --secure`"
         )
-    return broker_security.admin_env(_security_files(settings), record.bootstrap_servers)
+    return broker_security.admin_env(
+        _security_files(settings), record.bootstrap_servers, replication_factor(record.nodes)
+    )
 
 
 def _prepare(
@@ -722,7 +730,8 @@ def _prepare(
     if secure:
         files = _security_files(settings)
         secrets = broker_security.ensure_secrets(files, [node.node_id for node in layout])
-        _write_atomic(files.admin_env, broker_security.admin_env(files, _bootstrap(layout)), 0o600)
+        env = broker_security.admin_env(files, _bootstrap(layout), replication_factor(nodes))
+        _write_atomic(files.admin_env, env, 0o600)
     for node in to_launch:
         node.dir.mkdir(parents=True, exist_ok=True)
         text = render_server_properties(settings, node, nodes, secrets)

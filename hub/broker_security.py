@@ -227,10 +227,14 @@ def client_options(secrets: BrokerSecrets, user: str = ADMIN) -> dict[str, Any]:
     }
 
 
-def admin_env(files: SecurityFiles, bootstrap_servers: str) -> str:
-    """``KEY=value`` lines that make a placehub client the cluster's admin (no secret inline)."""
+def admin_env(files: SecurityFiles, bootstrap_servers: str, replication_factor: int) -> str:
+    """``KEY=value`` lines that make a placehub client the cluster's admin (no secret inline).
+
+    With the cluster's replication factor: a topic made with fewer replicas than the
+    brokers' ``min.insync.replicas`` takes no ``acks=all`` write."""
     lines = {
         "PLACEHUB_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "PLACEHUB_REPLICATION_FACTOR": str(replication_factor),
         "PLACEHUB_SECURITY_PROTOCOL": "SASL_SSL",
         "PLACEHUB_SASL_MECHANISM": SCRAM_MECHANISM,
         "PLACEHUB_SASL_USERNAME": ADMIN,

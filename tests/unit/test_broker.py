@@ -536,13 +536,30 @@ def test_the_admin_and_broker_users_are_put_in_at_format_time(
     assert node.startswith("SCRAM-SHA-512=[name=broker,")
 
 
+def test_clients_replicate_topics_enough_for_the_brokers_min_insync_replicas(
+    tmp_path: Path,
+) -> None:
+    """What ``placehub broker env`` gives clients: a topic they make with fewer replicas
+    than ``min.insync.replicas`` would take no ``acks=all`` write."""
+    settings = _settings(tmp_path)
+    for nodes in range(1, broker.MAX_NODES + 1):
+        node = broker.node_layout(settings, nodes)[0]
+        props = _props(broker.render_server_properties(settings, node, nodes))
+        assert broker.replication_factor(nodes) == int(props["default.replication.factor"])
+        assert broker.replication_factor(nodes) >= int(props["min.insync.replicas"])
+    # Issue 14: three replicas on the three-node cluster (min.insync.replicas 2), one on
+    # the one-node demo.
+    assert [broker.replication_factor(n) for n in (1, 3)] == [1, 3]
+
+
 def test_the_admin_env_names_files_never_a_password(
     secrets: broker_security.BrokerSecrets,
 ) -> None:
-    text = broker_security.admin_env(secrets.files, "127.0.0.1:1,127.0.0.1:2")
+    text = broker_security.admin_env(secrets.files, "127.0.0.1:1,127.0.0.1:2", 3)
     env = dict(line.split("=", 1) for line in text.splitlines())
     assert env == {
         "PLACEHUB_BOOTSTRAP_SERVERS": "127.0.0.1:1,127.0.0.1:2",
+        "PLACEHUB_REPLICATION_FACTOR": "3",
         "PLACEHUB_SECURITY_PROTOCOL": "SASL_SSL",
         "PLACEHUB_SASL_MECHANISM": "SCRAM-SHA-512",
         "PLACEHUB_SASL_USERNAME": "admin",
@@ -553,6 +570,7 @@ def test_the_admin_env_names_files_never_a_password(
     # And the hub's own settings accept it whole.
     settings = Settings(**{k.removeprefix("PLACEHUB_").lower(): v for k, v in env.items()})
     assert settings.sasl_username == "admin"
+    assert settings.replication_factor == 3
 
 
 def test_refusals_are_counted_from_every_nodes_security_log(tmp_path: Path) -> None:
@@ -591,6 +609,11 @@ def test_a_secured_node_file_is_private_and_the_cluster_is_recorded_secure(
     assert record["secure"] is True
     assert formatted and formatted[0][0] == "--add-scram"
     assert "PLACEHUB_SASL_USERNAME=admin" in broker.admin_env(settings)
+    # The one-node cluster's topics get one replica (min.insync.replicas is 1 there).
+    assert "PLACEHUB_REPLICATION_FACTOR=1\n" in broker.admin_env(settings)
+    assert (settings.broker_dir / "security" / "admin.env").read_text() == broker.admin_env(
+        settings
+    )
 
 
 def test_plain_and_secured_data_are_never_mixed(
