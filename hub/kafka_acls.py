@@ -5,11 +5,10 @@ ACL allows, so each SCRAM principal gets exactly the grants its role needs (issu
 
 - a **partner** (``partner-<id>``) writes its own ``partner.<id>.events`` and
   ``partner.<id>.links`` and the shared ``consent.records`` (who owns a consent id or a link
-  is checked by the hub, keyed), and reads ``_schemas`` (the SDK looks its writer schemas
-  up there). It writes no schema, so the hub registers a partner's subjects for it (a
-  worker registers ``partner.<id>.events-value`` at start; onboarding must register
-  ``consent.records-value`` and ``partner.<id>.links-value``); it creates no topic, joins
-  no group and reads nothing else;
+  is checked by the hub, keyed), and reads nothing: the SDK carries its writer schemas and
+  their ids (``hub.schema_files``), and a worker registers the subjects partners write
+  (``partner.<id>.events-value``, ``partner.<id>.links-value``, ``consent.records-value``)
+  at start; it creates no topic and joins no group;
 - a **connector** (``connector-<partner>-<name>``) runs for one partner with that
   partner's grants, so a stolen connector credential is no more than the partner's own;
 - a **worker** (``worker-<name>``) reads and writes what the stages need: every partner
@@ -184,7 +183,6 @@ def _writer(topics: Topics, partner_id: str) -> list[Grant]:
         *_topic(topics.partner(partner_id), WRITE, DESCRIBE),
         *_topic(topics.partner_links(partner_id), WRITE, DESCRIBE),
         *_topic(topics.consent, WRITE, DESCRIBE),
-        *_topic(topics.schemas, READ, DESCRIBE),
         Grant("cluster", "kafka-cluster", "literal", IDEMPOTENT_WRITE),
     ]
 
