@@ -140,19 +140,25 @@ def admin_login(cluster: SecureCluster) -> dict[str, object]:
 
 class SteadyLoad:
     """The place's consents and links, then its events in small chunks, each partner
-    through its own Publisher, from a thread. It stops before the last third until the
-    test has caused its failure (``failed``), so a third is published during the failure
-    and a third after it, whatever the speeds; every publish must return."""
+    through its own Publisher, from a thread. It holds its last third until the test has
+    caused its failure (``failed``), so at least that much is published after the failure
+    began, whatever the speeds; every publish must return."""
 
     def __init__(self, place: Place, partners: dict[str, Settings], chunk: int = 10) -> None:
         self.place, self.partners, self.chunk = place, partners, chunk
         self.returned = 0  # events whose publish returned
         self.failed = threading.Event()
         self._errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._run, name="steady-load")
+        self._thread = threading.Thread(target=self._run, name="steady-load", daemon=True)
 
-    def start(self) -> None:
+    def __enter__(self) -> SteadyLoad:
         self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """A test that failed before ``join`` does not wait for its held events forever."""
+        self.failed.set()
+        self._thread.join(timeout=120)
 
     def join(self) -> None:
         """Wait for the last publish; raise what a publish raised."""
@@ -250,14 +256,15 @@ def test_a_broker_stopped_and_brought_back_under_load_loses_no_published_event(
 ) -> None:
     worker = hub.start_worker()
     place = Place(hub.admin, people=40, events=300, seed=21)
-    load = SteadyLoad(place, hub.partners)
-    load.start()
-    load.wait_for(1 / 3)
-    _stop_node(hub.cluster, 2)
-    load.failed.set()  # the middle third is published with node 2 down
-    load.wait_for(2 / 3)
-    broker.start(hub.cluster.settings, nodes=SECURE_NODES, timeout_s=120, progress=lambda _: None)
-    load.join()
+    with SteadyLoad(place, hub.partners) as load:
+        load.wait_for(1 / 3)
+        _stop_node(hub.cluster, 2)
+        load.failed.set()  # the middle third is published with node 2 down
+        load.wait_for(2 / 3)
+        broker.start(
+            hub.cluster.settings, nodes=SECURE_NODES, timeout_s=120, progress=lambda _: None
+        )
+        load.join()
 
     wait_for(
         "the books to settle",
@@ -288,9 +295,9 @@ class PersonReads:
         self.worker, self.people = worker, people
         self.answered = 0
         self.failed = 0
-        self.answered_people: set[str] = set()
+        self.answered_people: set[str] = set()  # who was answered at least once
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="person-reads")
+        self._thread = threading.Thread(target=self._run, name="person-reads", daemon=True)
 
     def __enter__(self) -> PersonReads:
         self._thread.start()
@@ -337,32 +344,30 @@ def test_a_worker_killed_under_load_hands_its_partitions_to_the_other(hub: Hub) 
     survivor = hub.start_worker()
     doomed = hub.start_worker()
     place = Place(hub.admin, people=40, events=300, seed=22)
-    load = SteadyLoad(place, hub.partners)
-    load.start()
-    load.wait_for(1 / 3)
-    # People in view by then, spread over the partitions (so over both workers): a read
-    # of one on the other worker's partitions is routed there.
-    people = _housing_people(place, len(place.events) // 3)
-    assert len(people) >= 6
-    wait_for(
-        "the survivor to answer for the people read",
-        lambda: _answers(survivor, people),
-        timeout_s=60,
-    )
-    with PersonReads(survivor, people) as reads:
-        doomed.stop(sig=signal.SIGKILL)  # kill -9: no flush, no commit, no leave
-        load.failed.set()
-        load.join()
+    with SteadyLoad(place, hub.partners) as load:
+        load.wait_for(1 / 3)
+        # People in view by then, spread over the partitions (so over both workers): a read
+        # of one on the other worker's partitions is routed there.
+        people = _housing_people(place, len(place.events) // 3)
+        assert len(people) >= 6
         wait_for(
-            "the survivor to settle the books alone",
-            lambda: settled(survivor, place),
-            timeout_s=150,
+            "the survivor to answer for the people read",
+            lambda: _answers(survivor, people),
+            timeout_s=60,
         )
-        during = (reads.answered, reads.failed, len(reads.answered_people))
-        wait_for(
-            "every person read answered after the takeover",
-            lambda: reads.answered_people == set(people) and _answers(survivor, people),
-        )
+        with PersonReads(survivor, people) as reads:
+            doomed.stop(sig=signal.SIGKILL)  # kill -9: no flush, no commit, no leave
+            load.join()
+            wait_for(
+                "the survivor to settle the books alone",
+                lambda: settled(survivor, place),
+                timeout_s=150,
+            )
+            during = (reads.answered, reads.failed, len(reads.answered_people))
+            wait_for(
+                "every person read answered after the takeover",
+                lambda: _answers(survivor, people),
+            )
     eventually(assert_matches_reference, survivor, place)
     # Reads were answered while the dead worker's partitions waited for its session to
     # expire (60 s; reads routed to it fail meanwhile), and every person answers at the end.
