@@ -94,7 +94,7 @@ class UnknownPartner(ConfigError):
     def __init__(self, partner_id: str, topic: str) -> None:
         super().__init__(
             f"partner {partner_id!r} is not onboarded: its topic {topic} does not exist; "
-            f"ask the hub's admin to onboard it: `placehub partners add {partner_id}`"
+            "ask the hub's admin to onboard it (the operations guide, 'Onboarding a partner')"
         )
         self.partner_id = partner_id
         self.topic = topic

@@ -269,7 +269,7 @@ def test_a_partner_the_hub_does_not_know_is_refused_before_anything_is_published
 
     out, err = _cli(data, mapping, hub_settings, partner="unknown-partner").communicate(timeout=120)
 
-    assert "published" not in out and "`placehub partners add unknown-partner`" in err
+    assert "published" not in out and "'unknown-partner' is not onboarded" in err
     assert raw_topic_bytes(hub_settings, "unknown-partner") == b""
     assert not (tmp_path / "export.rejects.checkpoint.json").exists()
 

@@ -91,5 +91,5 @@ def test_the_sdk_wheel_publishes_from_a_fresh_venv_and_the_hub_reads_it(
     assert result["refused"] == (
         "partner 'food-bank' is not onboarded: its topic "
         f"{hub_settings.topic_prefix}partner.food-bank.events does not exist; ask the hub's "
-        "admin to onboard it: `placehub partners add food-bank`"
+        "admin to onboard it (the operations guide, 'Onboarding a partner')"
     )
