@@ -12,7 +12,7 @@ A row whose watermark moved (it changed) is read again and published as a new ev
 Event ids are derived from (partner, query name, key, watermark), so a batch re-sent
 after a crash is counted once by the hub. The position — the last watermark and a keyed
 hash (HMAC with the place key) of the last row key — is kept in the compacted
-``connector.positions`` topic (key ``partner/query``), written after each acknowledged
+``partner.<id>.positions`` topic (key ``partner/query``), written after each acknowledged
 batch. The row key itself never leaves the partner (it may be a person's reference): a
 restart finds the row whose key hashes to the saved one among the rows at the saved
 watermark and resumes after it; if that row has since changed, the rows at that watermark
@@ -41,14 +41,14 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
 from connectors.csv_drop import IngestSummary, event_id_for
-from connectors.delivery import Delivery, Outgoing
+from connectors.delivery import Delivery, MissingTopic, Outgoing
 from connectors.mapping import EventMapping
 from connectors.pseudonymise import PlaceKey, load_place_key
-from connectors.publisher import Publisher, require_known_partner
-from hub._admin import ensure_topic
+from connectors.publisher import Publisher, UnknownPartner, require_known_partner
 from hub.config import Settings
 from hub.errors import BrokerError, ConfigError, EventRejected, UnavailableError
 from hub.kafka_clients import kafka_python_options
+from hub.topics import Topics
 
 __all__ = ["Position", "PositionStore", "SqlPoll", "SqlSourceError", "key_hash"]
 
@@ -109,15 +109,23 @@ def key_hash(place_key: PlaceKey, key: Any) -> str:
 
 
 class PositionStore:
-    """Positions in the compacted ``connector.positions`` topic (one partition, JSON)."""
+    """Positions in the partner's compacted ``partner.<id>.positions`` topic (one
+    partition, JSON), which the hub's workers create: a connector creates no topic."""
 
-    def __init__(self, settings: Settings, delivery: Delivery) -> None:
+    def __init__(self, settings: Settings, delivery: Delivery, partner_id: str) -> None:
         self.settings = settings
-        self.topic = f"{settings.topic_prefix}connector.positions"
+        self.topic = Topics(settings.topic_prefix).partner_positions(partner_id)
         self.delivery = delivery
+        self.partner_id = partner_id
 
     def load(self, name: str) -> Position | None:
         """The last position saved under ``name``, or None when there is none."""
+        try:
+            self.delivery.require_topics({self.topic})
+        except MissingTopic:
+            raise UnknownPartner(self.partner_id, self.topic) from None
+        except KafkaError as exc:
+            raise BrokerError(f"could not read {self.topic}: {exc}") from exc
         consumer = KafkaConsumer(
             **kafka_python_options(self.settings),
             enable_auto_commit=False,
@@ -125,8 +133,6 @@ class PositionStore:
         )
         found: bytes | None = None
         try:
-            if not consumer.partitions_for_topic(self.topic):  # None or empty: no topic yet
-                return None
             partition = TopicPartition(self.topic, 0)
             consumer.assign([partition])
             consumer.seek_to_beginning(partition)
@@ -144,7 +150,6 @@ class PositionStore:
 
     def save(self, name: str, position: Position) -> None:
         """Write ``position`` under ``name`` and wait for the acknowledgement."""
-        ensure_topic(self.settings, self.topic, partitions=1, compact=True)
         record = Outgoing(self.topic, name.encode(), position.model_dump_json().encode(), name)
         self.delivery.deliver([record])
 
@@ -229,7 +234,7 @@ class SqlPoll:
             self._connect() as connection,
             self.reject_path.open("a", encoding="utf-8") as rejects,
         ):
-            store = PositionStore(self.settings, publisher.delivery)
+            store = PositionStore(self.settings, publisher.delivery, self.partner)
             position = store.load(self.name)
             mode, params = ("start", []) if position is None else self._resume(connection, position)
             while True:

@@ -101,18 +101,19 @@ def topics(config: Settings) -> list[TopicSpec]:
             spec(topic, count, hours=config.hop_retention_hours)
             for topic, count in hub.internal_partitions.items()
         ),
-        # hub.app.Hub.prepare: published cells and responses, then the tables' changelogs
+        # hub.app.Hub.prepare: published cells and responses, the partners' SQL-poll
+        # positions, then the tables' changelogs
         spec(names.patterns, n, compact=True),
         spec(names.responses, n, compact=True),
+        *(spec(names.partner_positions(partner.id), 1, compact=True) for partner in partners),
         *(
             spec(table.changelog_topic.get_topic_name(), table.partitions or n, compact=True)
             for table in hub.app.tables.values()
         ),
-        # created by the API's features at start, and by the SQL-poll connector
+        # created by the API's features at start
         spec(f"{config.topic_prefix}hub.alert-status", n, compact=True),
         spec(names.alert_feedback, n),
         spec(break_glass_topic(config), n),
-        spec(f"{config.topic_prefix}connector.positions", 1, compact=True),
     ]
     return found
 

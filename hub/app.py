@@ -201,6 +201,9 @@ class Hub:
         app, names, internal, n = self.app, self.topics, self.internal, self.settings.partitions
         self.partner_topic_names = [names.partner(partner.id) for partner in self.partners]
         self.link_topic_names = [names.partner_links(partner.id) for partner in self.partners]
+        self.position_topic_names = [
+            names.partner_positions(partner.id) for partner in self.partners
+        ]
         self.internal_partitions = {
             internal.identity: 1,  # one partition: joins are serial
             internal.view: n,
@@ -261,6 +264,9 @@ class Hub:
         n = self.settings.partitions
         for compacted in (self.topics.patterns, self.topics.responses):
             ensure_topic(self.settings, compacted, partitions=n, compact=True)
+        # The partners' SQL-poll positions: connectors create no topic (hub.kafka_acls).
+        for positions in self.position_topic_names:
+            ensure_topic(self.settings, positions, partitions=1, compact=True)
         for table in self.app.tables.values():
             name = table.changelog_topic.get_topic_name()
             partitions = table.partitions or self.settings.partitions

@@ -5,10 +5,11 @@ ACL allows, so each SCRAM principal gets exactly the grants its role needs (issu
 
 - a **partner** (``partner-<id>``) writes its own ``partner.<id>.events`` and
   ``partner.<id>.links`` and the shared ``consent.records`` (who owns a consent id or a link
-  is checked by the hub, keyed), and reads nothing: the SDK carries its writer schemas and
-  their ids (``hub.schema_files``), and a worker registers the subjects partners write
-  (``partner.<id>.events-value``, ``partner.<id>.links-value``, ``consent.records-value``)
-  at start; it creates no topic and joins no group;
+  is checked by the hub, keyed), and reads and writes its own ``partner.<id>.positions``
+  (where its SQL-poll connectors keep their place). It reads nothing else: the SDK carries
+  its writer schemas and their ids (``hub.schema_files``), and a worker registers the
+  subjects partners write (``partner.<id>.events-value``, ``partner.<id>.links-value``,
+  ``consent.records-value``) at start; it creates no topic and joins no group;
 - a **connector** (``connector-<partner>-<name>``) runs for one partner with that
   partner's grants, so a stolen connector credential is no more than the partner's own;
 - a **worker** (``worker-<name>``) reads and writes what the stages need: every partner
@@ -183,6 +184,7 @@ def _writer(topics: Topics, partner_id: str) -> list[Grant]:
         *_topic(topics.partner(partner_id), WRITE, DESCRIBE),
         *_topic(topics.partner_links(partner_id), WRITE, DESCRIBE),
         *_topic(topics.consent, WRITE, DESCRIBE),
+        *_topic(topics.partner_positions(partner_id), READ, WRITE, DESCRIBE),
         Grant("cluster", "kafka-cluster", "literal", IDEMPOTENT_WRITE),
     ]
 

@@ -29,6 +29,11 @@ class Topics:
         """The topic only ``partner_id`` may write its identity links to."""
         return f"{self.prefix}partner.{partner_id}.links"
 
+    def partner_positions(self, partner_id: str) -> str:
+        """Where ``partner_id``'s SQL-poll connectors keep their positions (compacted): its
+        own, so a connector reads no other partner's."""
+        return f"{self.prefix}partner.{partner_id}.positions"
+
     def links_partner_of(self, topic: str) -> str | None:
         """The partner id a partner's links topic belongs to, or None for other topics."""
         return self._owner(topic, "links")

@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Not in the SDK: ``simulate`` knows the hub's person ids (hub.stages), ``events`` reads
-# hub.events (no partner may), ``sql_poll`` creates its positions topic.
+# hub.events (no partner may), ``sql_poll`` needs psycopg, which a partner publishing
+# through the SDK alone does not.
 HUB_SIDE = frozenset({"connectors.simulate", "connectors.events", "connectors.sql_poll"})
 
 

@@ -55,6 +55,7 @@ def onboard(settings: Settings, *partners: str) -> None:
         ):
             ensure_topic(settings, topic, partitions=settings.partitions)
             serde.schema_for(schema, f"{topic}-value")
+        ensure_topic(settings, topics.partner_positions(partner), partitions=1, compact=True)
     registry.close()
 
 

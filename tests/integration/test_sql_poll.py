@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,13 +15,17 @@ from typing import Any
 
 import psycopg
 import pytest
+from kafka import KafkaAdminClient
 
 from connectors.mapping import EventMapping
 from connectors.pseudonymise import load_place_key
+from connectors.publisher import UnknownPartner
 from connectors.sql_poll import SqlPoll, key_hash
 from hub.config import PROJECT_ROOT, Settings
+from hub.kafka_clients import kafka_python_options
+from hub.topics import Topics
 from tests.integration.connector_helpers import BAD_NHS, GOOD_NHS, onboard, published_events
-from tests.integration.helpers import read_topic
+from tests.integration.helpers import Record, read_topic
 
 PARTNER = "council-housing"
 MAPPING = """\
@@ -61,6 +66,11 @@ GOOD: dict[str, Any] = {
 @pytest.fixture(autouse=True)
 def _onboarded(hub_settings: Settings) -> None:
     onboard(hub_settings, PARTNER)  # no worker runs here to create the topic
+
+
+def _positions(settings: Settings) -> list[Record]:
+    """The partner's saved positions, as the topic holds them."""
+    return read_topic(settings, Topics(settings.topic_prefix).partner_positions(PARTNER))
 
 
 @pytest.fixture
@@ -139,7 +149,9 @@ def test_new_and_changed_rows_published_and_position_survives_restart(
     assert len({e.event_id for e in events}) == len(events) == 7
     row2 = sorted((e.occurred_at, e.event_type) for e in events if e.source_ref == "HSG-2")
     assert [kind for _, kind in row2] == ["housing.arrears", "housing.notice_served"]
-    positions = read_topic(hub_settings, f"{hub_settings.topic_prefix}connector.positions")
+    positions = read_topic(
+        hub_settings, Topics(hub_settings.topic_prefix).partner_positions(PARTNER)
+    )
     last = json.loads(positions[-1][1] or b"{}")
     assert positions[-1][0] == f"{PARTNER}/referrals".encode()
     assert last["read"] == 7 and "key" not in last  # the row key never leaves the partner
@@ -189,7 +201,7 @@ def test_malformed_rows_are_rejected_precisely_and_counted(
 def test_positions_keep_a_keyed_hash_of_the_row_key_never_the_key(
     postgres_dsn: str, table: str, hub_settings: Settings, tmp_path: Path
 ) -> None:
-    """A --key column can hold a person's reference: connector.positions must not."""
+    """A --key column can hold a person's reference: the partner's positions must not."""
     for n in range(1, 4):
         insert(postgres_dsn, table, n, at(n), ref=f"HSG-PERSON-{n}")
 
@@ -197,7 +209,9 @@ def test_positions_keep_a_keyed_hash_of_the_row_key_never_the_key(
     again = poller(postgres_dsn, table, hub_settings, tmp_path, key="ref").poll_once()
 
     assert (first.read, first.published, again.read) == (3, 3, 0)
-    positions = read_topic(hub_settings, f"{hub_settings.topic_prefix}connector.positions")
+    positions = read_topic(
+        hub_settings, Topics(hub_settings.topic_prefix).partner_positions(PARTNER)
+    )
     assert positions and not any(b"HSG-PERSON" in (value or b"") for _, value, _ in positions)
     saved = json.loads(positions[-1][1] or b"{}")
     assert saved["key_hash"] == key_hash(load_place_key(hub_settings), "HSG-PERSON-3")
@@ -224,3 +238,27 @@ def test_a_restart_after_the_saved_row_changed_reads_its_watermark_again(
         "housing.arrears",
         "housing.notice_served",
     }
+
+
+def test_a_partner_without_its_positions_topic_is_refused_before_a_row_is_read(
+    postgres_dsn: str, table: str, hub_settings: Settings, tmp_path: Path
+) -> None:
+    """The connector creates no topic (its principal may not): a deployment whose workers
+    have not made the partner's positions topic is told so, and nothing is published."""
+    positions = Topics(hub_settings.topic_prefix).partner_positions(PARTNER)
+    admin = KafkaAdminClient(**kafka_python_options(hub_settings))
+    try:
+        admin.delete_topics([positions])
+        deadline = time.monotonic() + 30
+        while positions in admin.list_topics():
+            assert time.monotonic() < deadline, "the positions topic was not deleted"
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    insert(postgres_dsn, table, 1, at(1))
+
+    with pytest.raises(UnknownPartner) as refused:
+        poller(postgres_dsn, table, hub_settings, tmp_path).poll_once()
+
+    assert positions in str(refused.value) and "is not onboarded" in str(refused.value)
+    assert published_events(hub_settings, PARTNER) == []

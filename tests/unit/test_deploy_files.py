@@ -35,12 +35,11 @@ OPERATIONS = {
     "IdempotentWrite": "IDEMPOTENT_WRITE",
 }
 PATTERNS = {"literal": "literal", "prefix": "prefixed", "prefixed": "prefixed"}
-# Topics made by parts of the hub other than Hub.prepare (features at start, a connector).
+# Topics made by parts of the hub other than Hub.prepare (features at start).
 MADE_ELSEWHERE = {
     "hub.alert-status",
     "hub.alert-feedback",
     "hub.break-glass",
-    "connector.positions",
 }
 
 

@@ -18,7 +18,7 @@ def _rows(principal: kafka_acls.Principal) -> set[tuple[str, str, str, str]]:
     return {(g.resource, g.name, g.pattern, g.operation) for g in kafka_acls.grants_for(principal)}
 
 
-def test_a_partner_writes_only_its_own_topics_and_reads_nothing() -> None:
+def test_a_partner_writes_only_its_own_topics_and_reads_only_its_positions() -> None:
     rows = _rows(kafka_acls.partner("food-bank", Topics("t1.")))
     assert rows == {
         ("topic", "t1.partner.food-bank.events", "literal", "WRITE"),
@@ -27,6 +27,9 @@ def test_a_partner_writes_only_its_own_topics_and_reads_nothing() -> None:
         ("topic", "t1.partner.food-bank.links", "literal", "DESCRIBE"),
         ("topic", "t1.consent.records", "literal", "WRITE"),
         ("topic", "t1.consent.records", "literal", "DESCRIBE"),
+        ("topic", "t1.partner.food-bank.positions", "literal", "READ"),
+        ("topic", "t1.partner.food-bank.positions", "literal", "WRITE"),
+        ("topic", "t1.partner.food-bank.positions", "literal", "DESCRIBE"),
         ("cluster", "kafka-cluster", "literal", "IDEMPOTENT_WRITE"),
     }
 
@@ -36,7 +39,8 @@ def test_a_partner_has_no_prefix_grant_no_group_and_creates_nothing() -> None:
     assert all(g.pattern == "literal" for g in grants)
     assert not [g for g in grants if g.resource == "group"]
     assert not [g for g in grants if g.operation in ("CREATE", "ALTER_CONFIGS", "DELETE")]
-    assert not [g for g in grants if g.operation == "READ"]
+    readable = {g.name for g in grants if g.operation == "READ"}
+    assert readable == {"partner.food-bank.positions"}
 
 
 def test_a_connector_holds_exactly_its_partners_grants() -> None:

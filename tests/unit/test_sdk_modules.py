@@ -47,11 +47,16 @@ def test_the_sdk_imports_no_faust_aiokafka_aiohttp_or_private_hub_module() -> No
 
 
 def test_the_probe_refuses_what_the_hub_side_connectors_import() -> None:
-    # sql_poll creates its positions topic through hub._admin: the probe must catch that.
-    done = _imported(["connectors.sql_poll"])
+    # events reads hub.events through the registry (hub._schema_state), and simulate knows
+    # the hub's person ids (hub.stages, with aiokafka behind them): the probe catches both.
+    for module, caught in (
+        ("connectors.events", "hub._schema_state"),
+        ("connectors.simulate", "aiokafka"),
+    ):
+        done = _imported([module])
 
-    assert done.returncode != 0
-    assert "the SDK imported hub._admin" in done.stderr
+        assert done.returncode != 0, module
+        assert f"the SDK imported {caught}" in done.stderr
 
 
 def test_no_sdk_module_pulls_in_a_hub_side_connector_or_the_registry() -> None:
