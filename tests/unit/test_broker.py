@@ -375,17 +375,23 @@ def test_stop_when_nothing_was_ever_started_is_harmless(tmp_path: Path) -> None:
     )
 
 
-def test_switching_node_count_on_existing_data_is_refused(
-    tmp_path: Path, fake_jars: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _formatted_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nodes: int) -> Settings:
+    """Settings whose broker dir already holds a formatted ``nodes``-node plain cluster."""
     monkeypatch.setattr(broker_setup, "require_java", lambda: "/usr/bin/java")
     settings = _settings(tmp_path, broker_port=_free_port(), controller_port=_free_port())
     data = settings.broker_dir / "node-1" / "data"
     data.mkdir(parents=True)
     (data / "meta.properties").write_text("cluster.id=abc\nnode.id=1\n")
     (settings.broker_dir / "cluster.json").write_text(
-        json.dumps({"cluster_id": "abc", "nodes": 3, "bootstrap_servers": "x"})
+        json.dumps({"cluster_id": "abc", "nodes": nodes, "bootstrap_servers": "x"})
     )
+    return settings
+
+
+def test_switching_node_count_on_existing_data_is_refused(
+    tmp_path: Path, fake_jars: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _formatted_cluster(tmp_path, monkeypatch, nodes=3)
     with pytest.raises(ConfigError, match="holds a 3-node broker's data"):
         broker.start(settings, nodes=1, progress=lambda _: None)
 
@@ -619,14 +625,7 @@ def test_a_secured_node_file_is_private_and_the_cluster_is_recorded_secure(
 def test_plain_and_secured_data_are_never_mixed(
     tmp_path: Path, fake_jars: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(broker_setup, "require_java", lambda: "/usr/bin/java")
-    settings = _settings(tmp_path, broker_port=_free_port(), controller_port=_free_port())
-    data = settings.broker_dir / "node-1" / "data"
-    data.mkdir(parents=True)
-    (data / "meta.properties").write_text("cluster.id=abc\nnode.id=1\n")
-    (settings.broker_dir / "cluster.json").write_text(
-        json.dumps({"cluster_id": "abc", "nodes": 1, "bootstrap_servers": "x"})
-    )
+    settings = _formatted_cluster(tmp_path, monkeypatch, nodes=1)
     with pytest.raises(ConfigError, match="holds a plain cluster's data"):
         broker.start(settings, secure=True, progress=lambda _: None)
     with pytest.raises(ConfigError, match="no secured cluster"):
