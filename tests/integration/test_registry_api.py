@@ -75,15 +75,17 @@ def test_register_lookup_versions_and_ids(worker: WorkerProcess) -> None:
     assert second["id"] != first
     # A worker registers what it encodes at start: dead letters, audit records, break-glass
     # reads, alerts, alert feedback, alert statuses, pattern cells and collective responses,
-    # and the events of every partner (for HTTP ingest).
+    # and the events of every partner (for HTTP ingest); and, since the SDK registers
+    # nothing, what partners write: consents and every partner's identity links.
     topics = Topics(worker.settings.topic_prefix)
-    partners = [topics.partner(p.id) for p in load_partners(worker.settings.partners_file)]
+    ids = [p.id for p in load_partners(worker.settings.partners_file)]
+    partners = [topics.partner(p) for p in ids] + [topics.partner_links(p) for p in ids]
     break_glass = break_glass_topic(worker.settings)
     assert api.ok("GET", "/subjects") == sorted(
         [subject, f"{topics.audit}-value", f"{topics.dlq}-value", f"{break_glass}-value"]
         + [f"{topics.alerts}-value", f"{topics.alert_feedback}-value"]
         + [f"{worker.settings.topic_prefix}hub.alert-status-value", f"{topics.patterns}-value"]
-        + [f"{topics.responses}-value"]
+        + [f"{topics.responses}-value", f"{topics.consent}-value"]
         + [f"{topic}-value" for topic in partners]
     )
     assert api.ok("GET", f"/subjects/{subject}/versions") == [1, 2]
