@@ -69,6 +69,7 @@ __all__ = [
     "frame_event",
     "require_basis",
     "require_known_partner",
+    "require_partner_topics",
 ]
 
 Identifiers = Annotated[
@@ -104,12 +105,20 @@ def require_known_partner(settings: Settings, partner_id: str) -> None:
     """Raise ``UnknownPartner`` unless the hub onboarded ``partner_id`` (its topic exists);
     a connector that reads files first checks this before it reads any."""
     with Delivery(settings, attempts=1) as delivery:
-        try:
-            delivery.require_topics({Topics(settings.topic_prefix).partner(partner_id)})
-        except MissingTopic as exc:
-            raise UnknownPartner(partner_id, exc.topic) from None
-        except KafkaError as exc:
-            raise BrokerError(f"cannot ask Kafka for {partner_id}'s topic: {exc}") from None
+        require_partner_topics(
+            delivery, partner_id, {Topics(settings.topic_prefix).partner(partner_id)}
+        )
+
+
+def require_partner_topics(delivery: Delivery, partner_id: str, topics: set[str]) -> None:
+    """``Delivery.require_topics`` in a partner's terms: ``UnknownPartner`` for a topic the
+    hub has not made, ``BrokerError`` if Kafka cannot be asked."""
+    try:
+        delivery.require_topics(topics)
+    except MissingTopic as exc:
+        raise UnknownPartner(partner_id, exc.topic) from None
+    except KafkaError as exc:
+        raise BrokerError(f"cannot ask Kafka for {partner_id}'s topics: {exc}") from None
 
 
 class NoConsentReference(EventRejected):

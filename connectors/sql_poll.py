@@ -41,10 +41,10 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
 from connectors.csv_drop import IngestSummary, event_id_for
-from connectors.delivery import Delivery, MissingTopic, Outgoing
+from connectors.delivery import Delivery, Outgoing
 from connectors.mapping import EventMapping
 from connectors.pseudonymise import PlaceKey, load_place_key
-from connectors.publisher import Publisher, UnknownPartner, require_known_partner
+from connectors.publisher import Publisher, require_known_partner, require_partner_topics
 from hub.config import Settings
 from hub.errors import BrokerError, ConfigError, EventRejected, UnavailableError
 from hub.kafka_clients import kafka_python_options
@@ -120,12 +120,7 @@ class PositionStore:
 
     def load(self, name: str) -> Position | None:
         """The last position saved under ``name``, or None when there is none."""
-        try:
-            self.delivery.require_topics({self.topic})
-        except MissingTopic:
-            raise UnknownPartner(self.partner_id, self.topic) from None
-        except KafkaError as exc:
-            raise BrokerError(f"could not read {self.topic}: {exc}") from exc
+        require_partner_topics(self.delivery, self.partner_id, {self.topic})
         consumer = KafkaConsumer(
             **kafka_python_options(self.settings),
             enable_auto_commit=False,
