@@ -195,8 +195,7 @@ class Settings(BaseSettings):
     def _kafka_security_is_whole(self) -> Settings:
         """Refuse a security setting the protocol would not use, or one it lacks: either
         would fail only at the first connection, or pass silently unauthenticated."""
-        sasl = self.security_protocol.startswith("SASL_")
-        tls = self.security_protocol.endswith("SSL")
+        sasl, tls = self.uses_sasl, self.uses_tls
         protocol = f"PLACEHUB_SECURITY_PROTOCOL is {self.security_protocol}"
         if sasl and not self.sasl_username:
             raise ValueError(f"PLACEHUB_SASL_USERNAME: required when {protocol}")
@@ -214,6 +213,16 @@ class Settings(BaseSettings):
         if self.ssl_keyfile and not self.ssl_certfile:
             raise ValueError("PLACEHUB_SSL_KEYFILE: needs PLACEHUB_SSL_CERTFILE")
         return self
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether Kafka clients log in with SASL (SASL_PLAINTEXT or SASL_SSL)."""
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether Kafka clients connect over TLS (SSL or SASL_SSL)."""
+        return self.security_protocol.endswith("SSL")
 
     def sasl_password_value(self) -> str | None:
         """The SASL password (file, then variable), or None if none is set."""

@@ -31,7 +31,6 @@ __all__ = [
     "kafka_python_options",
     "kafka_python_producer_options",
     "ssl_context",
-    "uses_tls",
 ]
 
 # A record is acknowledged once every in-sync replica has it, and a retry cannot write it
@@ -47,7 +46,7 @@ def kafka_python_options(settings: Settings) -> dict[str, Any]:
         "security_protocol": settings.security_protocol,
         **_sasl(settings),
     }
-    if uses_tls(settings):
+    if settings.uses_tls:
         ca, cert, key = _tls_files(settings)
         options.update(ssl_cafile=ca, ssl_certfile=cert, ssl_keyfile=key)
     return options
@@ -65,7 +64,7 @@ def aiokafka_options(settings: Settings) -> dict[str, Any]:
         "security_protocol": settings.security_protocol,
         **_sasl(settings),
     }
-    if uses_tls(settings):
+    if settings.uses_tls:
         options["ssl_context"] = ssl_context(settings)
     return options
 
@@ -91,7 +90,7 @@ def confluent_options(settings: Settings) -> dict[str, Any]:
                 "sasl.password": sasl["sasl_plain_password"],
             }
         )
-    if uses_tls(settings):
+    if settings.uses_tls:
         files = zip(
             ("ssl.ca.location", "ssl.certificate.location", "ssl.key.location"),
             _tls_files(settings),
@@ -128,13 +127,8 @@ def _servers(settings: Settings) -> list[str]:
     return [server.strip() for server in settings.bootstrap_servers.split(",")]
 
 
-def uses_tls(settings: Settings) -> bool:
-    """Whether the protocol is SSL or SASL_SSL."""
-    return settings.security_protocol in ("SSL", "SASL_SSL")
-
-
 def _sasl(settings: Settings) -> dict[str, Any]:
-    if not settings.security_protocol.startswith("SASL_"):
+    if not settings.uses_sasl:
         return {}
     return {
         "sasl_mechanism": settings.sasl_mechanism,

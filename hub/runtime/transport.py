@@ -71,7 +71,7 @@ from kafka.admin import MemberToRemove
 from kafka.errors import KafkaError, NoError
 
 from hub.config import Settings
-from hub.kafka_clients import DURABLE_PRODUCER, kafka_python_options, ssl_context, uses_tls
+from hub.kafka_clients import DURABLE_PRODUCER, kafka_python_options, ssl_context
 from hub.runtime.commits import Commits
 
 __all__ = ["DurableApp", "HubApp", "faust_credentials", "leave_group", "member_name"]
@@ -181,8 +181,8 @@ def member_name(app: AppT) -> str:
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:
     """A Faust app's ``broker_credentials`` from the settings: None for PLAINTEXT."""
-    context = ssl_context(settings) if uses_tls(settings) else None
-    if settings.security_protocol.startswith("SASL_"):
+    context = ssl_context(settings) if settings.uses_tls else None
+    if settings.uses_sasl:
         return SASLCredentials(
             username=settings.sasl_username,
             password=settings.sasl_password_value(),

@@ -34,7 +34,7 @@ CLIENTS = PRODUCERS | {
     "AdminClient",
 }
 FAUST_APPS = {"App", "DurableApp", "HubApp"}
-OPTIONS = set(kafka_clients.__all__) - {"DURABLE_PRODUCER", "ssl_context", "uses_tls"}
+OPTIONS = set(kafka_clients.__all__) - {"DURABLE_PRODUCER", "ssl_context"}
 # What only the options may say: where the brokers are, how to connect, how durably to send.
 OWN_KEYS = {
     "bootstrap_servers",
