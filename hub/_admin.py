@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.config import Settings
 from hub.errors import BrokerError
@@ -68,14 +68,6 @@ def ensure_topic(
     except TopicAlreadyExistsError:
         if config:  # a deployment's retention can change: its topics follow at start
             admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=config)])
-    except TopicAuthorizationFailedError:
-        # A partner's or connector's principal creates no topic (hub.kafka_acls): the
-        # workers declare them, settings and all. Enough that it is there.
-        if name not in admin.list_topics():
-            raise BrokerError(
-                f"{name}: does not exist, and this principal may not create it; the hub's "
-                "workers create it when they start"
-            ) from None
     finally:
         admin.close()
     _created.add((settings.bootstrap_servers, name))
