@@ -35,6 +35,7 @@ from typing import Any
 from kafka import KafkaAdminClient
 
 from hub import broker_security, broker_setup
+from hub.atomic_file import write_atomic
 from hub.broker_security import BrokerSecrets, SecurityFiles
 from hub.broker_setup import LOG4J2_CONFIG, last_error, meta_cluster_id
 from hub.config import Settings
@@ -396,16 +397,6 @@ def _clean_stale_pid(node: NodeLayout) -> int | None:
     return pid
 
 
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, mode)  # an old tmp file keeps its mode otherwise
-    tmp.replace(path)
-
-
 def _signal(pid: int, sig: signal.Signals) -> None:
     """Send ``sig`` to the broker's process group (only the JVM is in it)."""
     try:
@@ -485,7 +476,7 @@ def _launch(node: NodeLayout, java: str, libs: Path, heap_mb: int) -> int:
         pid = int(done.stdout.strip())
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         raise BrokerError(f"could not launch the broker JVM ({exc}); see {node.out_file}") from None
-    _write_atomic(node.pid_file, f"{pid}\n")
+    write_atomic(node.pid_file, f"{pid}\n")
     return pid
 
 
@@ -731,19 +722,19 @@ def _prepare(
         files = _security_files(settings)
         secrets = broker_security.ensure_secrets(files, [node.node_id for node in layout])
         env = broker_security.admin_env(files, _bootstrap(layout), replication_factor(nodes))
-        _write_atomic(files.admin_env, env, 0o600)
+        write_atomic(files.admin_env, env, 0o600)
     for node in to_launch:
         node.dir.mkdir(parents=True, exist_ok=True)
         text = render_server_properties(settings, node, nodes, secrets)
         # A secured node's file holds its passwords: its owner alone reads it.
-        _write_atomic(node.properties_file, text, 0o600 if secure else 0o644)
+        write_atomic(node.properties_file, text, 0o600 if secure else 0o644)
     record_text = {
         "cluster_id": cluster_id,
         "nodes": nodes,
         "bootstrap_servers": _bootstrap(layout),
         "secure": secure,
     }
-    _write_atomic(settings.broker_dir / _CLUSTER_FILE, json.dumps(record_text, indent=2) + "\n")
+    write_atomic(settings.broker_dir / _CLUSTER_FILE, json.dumps(record_text, indent=2) + "\n")
     scram = broker_security.storage_format_args(secrets) if secrets is not None else []
     broker_setup.format_storage(to_launch, cluster_id, java, libs, progress, scram)
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.atomic_file import write_atomic
 from hub.errors import ConfigError
 from hub.kafka_acls import ADMIN, BROKER, SCRAM_ITERATIONS, SCRAM_MECHANISM, new_password
 from hub.local_ca import NODE_COMMON_NAME, ensure_ca, node_keystore
@@ -113,13 +114,7 @@ def _write_secret(path: Path, value: str) -> None:
 
 def store_password(path: Path, password: str) -> Path:
     """Write ``password`` to ``path`` (made or replaced), readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(password + "\n")
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    write_atomic(path, password + "\n", 0o600)
     return path
 
 

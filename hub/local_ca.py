@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from hub.atomic_file import write_atomic
 
 __all__ = [
     "CA_DAYS",
@@ -64,16 +65,6 @@ class LocalCa:
         key = serialization.load_pem_private_key(self.key_file.read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         return cert, key
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` readable by its owner only, replacing it atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    tmp.replace(path)
 
 
 def _now() -> dt.datetime:
@@ -114,13 +105,14 @@ def ensure_ca(directory: Path) -> LocalCa:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(
+    write_atomic(
         ca.key_file,
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ),
+        0o600,
     )
     ca.cert_file.parent.mkdir(parents=True, exist_ok=True)
     ca.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -176,5 +168,5 @@ def node_keystore(ca: LocalCa, node_id: int, path: Path, password: str) -> Path:
     data = pkcs12.serialize_key_and_certificates(
         node_common_name(node_id).encode(), key, cert, [ca_cert], encryption
     )
-    _write_private(path, data)
+    write_atomic(path, data, 0o600)
     return path
