@@ -10,7 +10,7 @@ from hub.errors import BrokerError
 from hub.kafka_clients import kafka_python_options
 from hub.topics import Topics
 
-__all__ = ["declare_topics", "ensure_topic"]
+__all__ = ["declare_topics", "ensure_partner_topics", "ensure_topic"]
 
 _created: set[tuple[str, str]] = set()
 
@@ -73,19 +73,29 @@ def ensure_topic(
     _created.add((settings.bootstrap_servers, name))
 
 
-def declare_topics(settings: Settings, partner_topics: list[str], internal: dict[str, int]) -> None:
+def ensure_partner_topics(settings: Settings, partner_id: str) -> None:
+    """Create a partner's topics: its events and links (kept as partner data is), and its
+    SQL-poll positions (compacted). The hub makes them: a partner may create no topic."""
+    names = Topics(settings.topic_prefix)
+    kept = settings.partner_retention_hours
+    for name in (names.partner(partner_id), names.partner_links(partner_id)):
+        ensure_topic(settings, name, partitions=settings.partitions, retention_hours=kept)
+    ensure_topic(settings, names.partner_positions(partner_id), partitions=1, compact=True)
+
+
+def declare_topics(settings: Settings, partner_ids: list[str], internal: dict[str, int]) -> None:
     """Create every topic a worker reads or writes, with the right partitions and policy.
 
-    ``partner_topics`` are the partners' own input topics (events and links);
-    ``internal`` maps the deployment's internal topics to their partition counts.
+    ``partner_ids`` are the place's partners (``ensure_partner_topics``); ``internal`` maps
+    the deployment's internal topics to their partition counts.
     """
     names = Topics(settings.topic_prefix)
     ensure_topic(settings, names.schemas, partitions=1, compact=True)
     ensure_topic(settings, names.consent, partitions=settings.partitions, compact=True)
     ensure_topic(settings, names.alerts, partitions=settings.partitions, compact=True)
     n, events = settings.partitions, settings.events_retention_hours
-    for name in partner_topics:
-        ensure_topic(settings, name, partitions=n, retention_hours=settings.partner_retention_hours)
+    for partner_id in partner_ids:
+        ensure_partner_topics(settings, partner_id)
     for name in [names.events, names.quarantine, names.dlq]:
         ensure_topic(settings, name, partitions=n, retention_hours=events)
     ensure_topic(settings, names.audit, partitions=n)  # the audit trail: the broker's default

@@ -7,11 +7,7 @@ Only for an alert their organisation was told of (404 otherwise, as for feedback
 
 from __future__ import annotations
 
-from typing import cast
-
-from aiohttp.web import Application
 from faust.web import Request, Response, View
-from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from pydantic import BaseModel, ConfigDict
 
 from hub._http import JsonLimits, json_body, problem
@@ -52,10 +48,7 @@ def install_alert_status_api(hub: Hub) -> None:
     prepare_status_topic(hub)
     topic = status_topic(hub)
 
-    async def close_book(_: Application) -> None:
-        await status_book(hub).close()
-
-    cast(AiohttpWeb, hub.app.web).web_app.on_shutdown.append(close_book)
+    status_book(hub).close_with_web_server()
 
     class AlertStatusPage(View):
         """``POST /v1/alerts/{alert_id}/status``: set the alert's status for one's organisation."""

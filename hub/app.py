@@ -57,6 +57,7 @@ from hub.models import (
     PatternCell,
     utc_now,
 )
+from hub.partner_join import join_registered
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
@@ -109,7 +110,8 @@ class Hub:
         self.registry = SchemaRegistry(settings)
         self.serde = Serde(self.registry)
         self.metrics = Metrics()
-        self.partners = load_partners(settings.partners_file)
+        self.partners = load_partners(settings.partners_file)  # grows: hub.partner_join
+        self.partner_ids = {partner.id for partner in self.partners}  # kept with it
         self.users = UserDirectory.load(settings.users_file, {p.id for p in self.partners})
         self.agreements = load_agreements(settings.agreements_dir)
         self.rules = load_rules(settings.alerts_dir, {p.id for p in self.partners})
@@ -201,9 +203,6 @@ class Hub:
         app, names, internal, n = self.app, self.topics, self.internal, self.settings.partitions
         self.partner_topic_names = [names.partner(partner.id) for partner in self.partners]
         self.link_topic_names = [names.partner_links(partner.id) for partner in self.partners]
-        self.position_topic_names = [
-            names.partner_positions(partner.id) for partner in self.partners
-        ]
         self.internal_partitions = {
             internal.identity: 1,  # one partition: joins are serial
             internal.view: n,
@@ -240,33 +239,32 @@ class Hub:
             observe=self.metrics.observe,
             committed=lambda tp: cast(Any, app.consumer)._committed_offset.get(tp),
         )
-        readers = {topic: stage.name for stage, topics in inputs.items() for topic in topics}
+        # Both grow when a partner joins a running worker (hub.partner_join).
+        self.readers = {topic: stage.name for stage, topics in inputs.items() for topic in topics}
+        self.streams: dict[str, faust.TopicT] = {}  # stage name -> the topics it reads
         self.metrics.declare_stages(stage.name for stage in inputs)
-        self.commits = Commits(self.marks, readers)
+        self.commits = Commits(self.marks, self.readers)
         app.commits = self.commits
         for stage, topics in inputs.items():
             runner = StageRunner(stage, stores)
-            app.agent(_raw_topic(app, *topics), name=stage.name)(runner.agent)
+            self.streams[stage.name] = _raw_topic(app, *topics)
+            app.agent(self.streams[stage.name], name=stage.name)(runner.agent)
 
     def prepare(self) -> None:
         """Create topics and register the schemas this worker writes, before Faust starts.
 
         Done up front because the registry speaks to Kafka synchronously, which must not
-        happen on the event loop.
+        happen on the event loop. Partners added while the hub ran join first, so Faust's
+        first subscription reads their topics too.
         """
-        declare_topics(
-            self.settings,
-            [*self.partner_topic_names, *self.link_topic_names],
-            self.internal_partitions,
-        )
+        join_registered(self)
+        # Each partner's topics too: a partner creates none (hub.kafka_acls).
+        declare_topics(self.settings, sorted(self.partner_ids), self.internal_partitions)
         # Faust creates changelogs itself, but a fresh deployment's first metadata may not
         # list them yet, and then an agent dies of PartitionsMismatch: create them first.
         n = self.settings.partitions
         for compacted in (self.topics.patterns, self.topics.responses):
             ensure_topic(self.settings, compacted, partitions=n, compact=True)
-        # The partners' SQL-poll positions: connectors create no topic (hub.kafka_acls).
-        for positions in self.position_topic_names:
-            ensure_topic(self.settings, positions, partitions=1, compact=True)
         for table in self.app.tables.values():
             name = table.changelog_topic.get_topic_name()
             partitions = table.partitions or self.settings.partitions

@@ -17,10 +17,18 @@ from connectors.csv_drop import CsvDrop, IngestSummary
 from connectors.mapping import EventMapping
 from connectors.simulate import Place
 from connectors.sql_poll import SqlPoll
-from hub import broker, broker_security, catalogue, contracts, kafka_acls, kafka_clients
+from hub import (
+    broker,
+    broker_security,
+    catalogue,
+    contracts,
+    kafka_acls,
+    kafka_clients,
+    onboarding,
+)
 from hub.config import PROJECT_ROOT, load_settings
 from hub.demo import run_demo
-from hub.errors import HubError, SetupError
+from hub.errors import ConfigError, HubError, SetupError
 from hub.registry import SchemaRegistry
 from hub.replay import replay
 from hub.topics import Topics
@@ -90,6 +98,48 @@ def _kafka(args: argparse.Namespace) -> int:
             for row in rows:
                 shown = " ".join(str(v) for v in row.values()) if isinstance(row, dict) else row
                 print(f"{key:<16} {shown}")
+    return 0
+
+
+def _partners(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    quiet = (lambda line: None) if args.json else print
+    if args.action != "list" and not args.id:
+        raise ConfigError(f"partners {args.action} needs the partner's id")
+    if args.action == "add":
+        if not (args.name and args.sector):
+            raise ConfigError("partners add needs --name and --sector")
+        handover = onboarding.add_partner(
+            settings,
+            args.id,
+            name=args.name,
+            sector=args.sector,
+            secrets_dir=args.secrets_dir,
+            wait_s=args.wait,
+            progress=quiet,
+        )
+        report: object = {
+            "partner": args.id,
+            "kafka_user": handover.kafka_user,
+            "password_file": handover.password_file and str(handover.password_file),
+            "token_file": str(handover.token_file),
+            "workers_joined": handover.workers_joined,
+        }
+        text = handover.describe()
+    elif args.action == "remove":
+        revocation = onboarding.remove_partner(settings, args.id)
+        report, text = asdict(revocation), revocation.describe()
+    else:
+        found = onboarding.list_registrations(settings)
+        report = [{"id": r.partner.id, "name": r.partner.name, "removed": r.removed} for r in found]
+        text = (
+            "\n".join(
+                f"{r.partner.id:<24} {'removed' if r.removed else 'active':<8} {r.partner.name}"
+                for r in found
+            )
+            or "no partner was added with partners add"
+        )
+    print(json.dumps(report) if args.json else text)
     return 0
 
 
@@ -271,6 +321,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     kafka.add_argument("--json", action="store_true", help="report as JSON")
     kafka.set_defaults(run=_kafka)
+
+    partners = commands.add_parser(
+        "partners",
+        help="onboard a partner in one step (topics, Kafka principal, ingest token, "
+        "workers), remove one, or list those added",
+    )
+    partners.add_argument("action", choices=["add", "remove", "list"])
+    partners.add_argument("id", nargs="?", default=None, help="the partner's id (add, remove)")
+    partners.add_argument("--name", help="add: the organisation's name")
+    partners.add_argument("--sector", help="add: its sector (e.g. housing, health, charity)")
+    partners.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=None,
+        help="add: where its Kafka password and ingest token go (mode 0600; default "
+        ".state/partners/<id>/)",
+    )
+    partners.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        help="add: seconds to wait for the workers to answer for it (0: do not wait)",
+    )
+    partners.add_argument("--json", action="store_true", help="report as JSON")
+    partners.set_defaults(run=_partners)
 
     worker = commands.add_parser("worker", help="run a hub worker (gate, view, API)")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])

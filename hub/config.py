@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         description="Where a worker keeps its tables: memory:// (rebuilt from the changelogs "
         "at start) or rocksdb:// (on disk under state_dir, needs the rocksdict package).",
     )
+    resubscribe_s: float = Field(
+        default=5,
+        ge=0,
+        le=300,
+        description="How long a worker waits, once a partner is added while it runs, before "
+        "it subscribes to the partner's topics (one rebalance of the group).",
+    )
     users_file: Path = PROJECT_ROOT / "deploy" / "local" / "users.yaml"
     partners_file: Path = PROJECT_ROOT / "deploy" / "local" / "partners.yaml"
     agreements_dir: Path = PROJECT_ROOT / "deploy" / "local" / "agreements"

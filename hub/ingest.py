@@ -287,7 +287,7 @@ def _problem(
 
 def install_ingest(hub: Hub) -> EventIngest:
     """Add ``POST /v1/events`` to the hub's web server; returns the service behind it."""
-    ingest = EventIngest(hub.settings, hub.serde, {partner.id for partner in hub.partners})
+    ingest = EventIngest(hub.settings, hub.serde, hub.partner_ids)  # grows as partners join
     items = Counter(
         "placehub_ingest_items",
         "Events posted to /v1/events, by partner and outcome (published or rejected).",

@@ -22,11 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from aiohttp.web import Application
 from faust.web import Request, Response, View
-from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from hub._http import problem
 from hub.app import Hub
@@ -308,10 +306,7 @@ def export_reply(
 def install_patterns_api(hub: Hub) -> None:
     """Add ``GET /v1/patterns`` and its export; stop the pattern book with the web server."""
 
-    async def close_book(_: Application) -> None:
-        await pattern_book(hub).close()
-
-    cast(AiohttpWeb, hub.app.web).web_app.on_shutdown.append(close_book)
+    pattern_book(hub).close_with_web_server()
 
     class PatternsPage(View):
         """``GET /v1/patterns``: the place's published patterns, filtered."""

@@ -15,9 +15,11 @@ import contextlib
 import logging
 import time
 import weakref
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
+from aiohttp.web import Application
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from hub.app import Hub
 from hub.errors import BrokerError, InputError
@@ -77,6 +79,14 @@ class TopicBook:
                 raise BrokerError(f"the {self.name} was not read to its end in time")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._read.wait(), timeout=1)
+
+    def close_with_web_server(self) -> None:
+        """Stop reading when the worker's web server shuts down."""
+
+        async def close(_: Application) -> None:
+            await self.close()
+
+        cast(AiohttpWeb, self.hub.app.web).web_app.on_shutdown.append(close)
 
     async def close(self) -> None:
         """Stop reading (the worker is stopping)."""

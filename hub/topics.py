@@ -79,5 +79,10 @@ class Topics:
         return f"{self.prefix}hub.audit"
 
     @property
+    def partner_registry(self) -> str:
+        """Partners added while the hub runs (``hub.partner_registry``), compacted."""
+        return f"{self.prefix}hub.partners"
+
+    @property
     def schemas(self) -> str:
         return f"{self.prefix}_schemas"

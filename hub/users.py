@@ -104,6 +104,23 @@ class UserDirectory:
                 raise ConfigError(f"{path}: users.{n}.partner: not a partner of the partners file")
         return cls(users)
 
+    def add(self, user: User) -> bool:
+        """Add ``user`` (a partner's ingest user registered while the hub runs), replacing
+        one of the same id; False, and nothing changed, if another user has its token."""
+        holder = self._by_hash.get(user.token_sha256)
+        if holder is not None and holder.id != user.id:
+            return False
+        self.remove(user.id)
+        self._by_hash[user.token_sha256] = user
+        self._by_id[user.id] = user
+        return True
+
+    def remove(self, user_id: str) -> None:
+        """Forget ``user_id``: its token is refused from now on."""
+        user = self._by_id.pop(user_id, None)
+        if user is not None:
+            self._by_hash.pop(user.token_sha256, None)
+
     def by_id(self, user_id: str) -> User | None:
         """The user with this id (how a worker-signed request names who it acts for)."""
         return self._by_id.get(user_id)

@@ -58,7 +58,10 @@ async def place_books(hub: Hub, user: User) -> dict[str, dict[str, int | bool]]:
     """Every partner's books, each worker's share added up (the others asked with a
     worker assertion for ``user``); PeerUnavailable if a worker does not give its share."""
     shares = [local_books(hub), *await peers(hub).shares("/v1/_books", user)]
-    return {p.id: partner_status([share[p.id] for share in shares]) for p in hub.partners}
+    empty = dict.fromkeys(accounting.BOOKS, 0)  # a worker the partner has not joined yet
+    return {
+        p.id: partner_status([share.get(p.id, empty) for share in shares]) for p in hub.partners
+    }
 
 
 def install_web(hub: Hub) -> None:

@@ -19,6 +19,7 @@ from hub.flows_api import install_flows_api
 from hub.ingest import install_ingest
 from hub.lookup import install_lookup
 from hub.owner_reads import install_owner_reads
+from hub.partner_book import install_partner_book
 from hub.patterns_api import install_patterns_api
 from hub.people_api import install_people_api
 from hub.practitioner_page import install_practitioner_page
@@ -64,6 +65,7 @@ def build_hub(settings: Settings) -> Hub:
     install_review_api(hub)
     install_catalogue_page(hub)
     install_ingest(hub)
+    install_partner_book(hub)
     install_webhooks(hub)  # reads the webhook secrets: a missing one stops the worker here
     return hub
 
