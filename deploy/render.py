@@ -101,8 +101,9 @@ def topics(config: Settings) -> list[TopicSpec]:
             spec(topic, count, hours=config.hop_retention_hours)
             for topic, count in hub.internal_partitions.items()
         ),
-        # hub.app.Hub.prepare: published cells and responses, the partners' SQL-poll
-        # positions, then the tables' changelogs
+        # hub.app.Hub.prepare: the partner registry, published cells and responses, the
+        # partners' SQL-poll positions, then the tables' changelogs
+        spec(names.partner_registry, n, compact=True),
         spec(names.patterns, n, compact=True),
         spec(names.responses, n, compact=True),
         *(spec(names.partner_positions(partner.id), 1, compact=True) for partner in partners),

@@ -257,12 +257,13 @@ class Hub:
         happen on the event loop. Partners added while the hub ran join first, so Faust's
         first subscription reads their topics too.
         """
+        n = self.settings.partitions
+        ensure_topic(self.settings, self.topics.partner_registry, partitions=n, compact=True)
         join_registered(self)
         # Each partner's topics too: a partner creates none (hub.kafka_acls).
         declare_topics(self.settings, sorted(self.partner_ids), self.internal_partitions)
         # Faust creates changelogs itself, but a fresh deployment's first metadata may not
         # list them yet, and then an agent dies of PartitionsMismatch: create them first.
-        n = self.settings.partitions
         for compacted in (self.topics.patterns, self.topics.responses):
             ensure_topic(self.settings, compacted, partitions=n, compact=True)
         for table in self.app.tables.values():

@@ -33,7 +33,12 @@ from hub.broker_security import store_password
 from hub.config import Settings
 from hub.errors import ConfigError
 from hub.partner_join import register_subjects
-from hub.partner_registry import Registration, read_registrations, write_registration
+from hub.partner_registry import (
+    Registration,
+    ensure_registry,
+    read_registrations,
+    write_registration,
+)
 from hub.partners import Partner, load_partners
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
@@ -185,6 +190,7 @@ def _check_new(settings: Settings, partner: Partner, user_id: str) -> None:
         raise ConfigError(f"id: {partner.id} is in the partners file already")
     if UserDirectory.load(settings.users_file).by_id(user_id) is not None:
         raise ConfigError(f"id: the users file has a user {user_id} already")
+    ensure_registry(settings)
     found = read_registrations(settings).get(partner.id)
     if found is not None and not found.removed:
         raise ConfigError(f"id: {partner.id} is registered already (partners remove first)")
@@ -243,6 +249,7 @@ def remove_partner(settings: Settings, partner_id: str) -> Revocation:
     was not, or is in the partners file (removed there, by a redeploy)."""
     if any(p.id == partner_id for p in load_partners(settings.partners_file)):
         raise ConfigError(f"id: {partner_id} is in the partners file: remove it there")
+    ensure_registry(settings)
     found = read_registrations(settings).get(partner_id)
     if found is None:
         raise ConfigError(f"id: {partner_id} was never added with partners add")
@@ -261,4 +268,5 @@ def remove_partner(settings: Settings, partner_id: str) -> Revocation:
 
 def list_registrations(settings: Settings) -> list[Registration]:
     """Every partner added with ``add_partner``, removed ones included, by id."""
+    ensure_registry(settings)
     return sorted(read_registrations(settings).values(), key=lambda r: r.partner.id)

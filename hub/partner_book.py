@@ -50,11 +50,10 @@ class PartnerBook(TopicBook):
 
 def install_partner_book(hub: Hub) -> None:
     """Follow the registry from the worker's start to its stop."""
-    hub.app.topics._resubscribe_sleep_lock_seconds = hub.settings.resubscribe_s
     book = PartnerBook.of(hub)
 
-    @hub.app.task
     async def follow_partner_registry() -> None:
         await book.caught_up()  # starts the reader, which then runs for good
 
+    hub.app.task(follow_partner_registry)
     book.close_with_web_server()

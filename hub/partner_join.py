@@ -11,7 +11,9 @@ gate's and the links stage's streams, and Faust subscribes again (``resubscribe`
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
+
+from faust.transport.conductor import Conductor
 
 from hub.models import IdentityLink, PartnerEvent
 from hub.partner_registry import Registration, read_registrations
@@ -79,4 +81,7 @@ def register_subjects(serde: Serde, topics: Topics, partner_id: str) -> None:
 def resubscribe(hub: Hub) -> None:
     """Have Faust subscribe again to every stream's topics, after its wait (Faust's own path
     when an agent adds a topic, ``Conductor.add``; the group then rebalances once)."""
-    hub.app.topics._flag_changes()  # private in faust-streaming 0.11; pinned
+    conductor = cast(Conductor, hub.app.topics)
+    # Faust waits 45 s first, in case more agents are restarting; the hub's never do.
+    conductor._resubscribe_sleep_lock_seconds = hub.settings.resubscribe_s
+    conductor._flag_changes()  # private in faust-streaming 0.11 (pinned)

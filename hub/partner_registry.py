@@ -28,7 +28,14 @@ from hub.partners import Partner
 from hub.topics import Topics
 from hub.users import Role, User
 
-__all__ = ["Registration", "decode", "encode", "read_registrations", "write_registration"]
+__all__ = [
+    "Registration",
+    "decode",
+    "encode",
+    "ensure_registry",
+    "read_registrations",
+    "write_registration",
+]
 
 _READ_TIMEOUT_S = 30.0
 
@@ -66,7 +73,8 @@ def decode(value: bytes) -> Registration:
         raise InputError(f"partner registration: {where}: {first['msg']}") from None
 
 
-def _ensure(settings: Settings) -> str:
+def ensure_registry(settings: Settings) -> str:
+    """Create the registry topic if it is missing (compacted); its name."""
     topic = Topics(settings.topic_prefix).partner_registry
     ensure_topic(settings, topic, partitions=settings.partitions, compact=True)
     return topic
@@ -74,8 +82,9 @@ def _ensure(settings: Settings) -> str:
 
 def read_registrations(settings: Settings) -> dict[str, Registration]:
     """Every partner's latest registration, read to the topic's end (blocking: for start-up
-    and the command line). A record that is not a registration is skipped."""
-    topic = _ensure(settings)
+    and the command line; the topic must exist, ``ensure_registry``). A record that is not
+    a registration is skipped."""
+    topic = Topics(settings.topic_prefix).partner_registry
     consumer = KafkaConsumer(**kafka_python_options(settings), enable_auto_commit=False)
     found: dict[str, Registration] = {}
     try:
@@ -104,7 +113,7 @@ def read_registrations(settings: Settings) -> dict[str, Registration]:
 
 def write_registration(settings: Settings, registration: Registration) -> None:
     """Write ``registration`` and wait until every in-sync replica has it."""
-    topic = _ensure(settings)
+    topic = ensure_registry(settings)
     producer = KafkaProducer(**kafka_python_producer_options(settings))
     try:
         key = registration.partner.id.encode()

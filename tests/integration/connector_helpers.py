@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub._admin import ensure_topic
+from hub._admin import ensure_partner_topics, ensure_topic
 from hub.config import Settings
-from hub.models import ConsentRecord, IdentityLink, PartnerEvent
+from hub.models import ConsentRecord, PartnerEvent
+from hub.partner_join import register_subjects
 from hub.registry import SchemaRegistry
 from hub.serde import Serde
 from hub.topics import Topics
@@ -48,14 +49,9 @@ def onboard(settings: Settings, *partners: str) -> None:
     serde = Serde(registry)
     ensure_topic(settings, topics.consent, partitions=settings.partitions, compact=True)
     serde.schema_for(ConsentRecord.avro_schema, f"{topics.consent}-value")
-    for partner in partners:
-        for topic, schema in (
-            (topics.partner(partner), PartnerEvent.avro_schema),
-            (topics.partner_links(partner), IdentityLink.avro_schema),
-        ):
-            ensure_topic(settings, topic, partitions=settings.partitions)
-            serde.schema_for(schema, f"{topic}-value")
-        ensure_topic(settings, topics.partner_positions(partner), partitions=1, compact=True)
+    for partner in partners:  # as the worker and `placehub partners add` do
+        ensure_partner_topics(settings, partner)
+        register_subjects(serde, topics, partner)
     registry.close()
 
 

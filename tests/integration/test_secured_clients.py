@@ -8,15 +8,19 @@ no plaintext listener: a client that ignored the settings could not connect at a
 
 from __future__ import annotations
 
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import TopicAuthorizationFailedError
 
 from connectors import Publisher
-from hub import kafka_acls
+from hub import kafka_acls, kafka_clients, onboarding
 from hub.config import Settings
+from hub.errors import HubError
 from hub.kafka_acls import Principal
 from hub.topics import Topics
 from tests.integration.helpers import WorkerProcess, free_port, worker_env
@@ -25,6 +29,7 @@ from tests.integration.secure_cluster import (  # noqa: F401 (the fixture)
     SecureCluster,
     secure_cluster,
 )
+from tests.integration.test_onboarding import food_bank_consent, food_bank_visit
 from tests.integration.test_walking_skeleton import (
     consent,
     health_event,
@@ -88,3 +93,84 @@ def test_a_worker_and_partners_publishers_work_through_sasl_ssl(
     log = (tmp_path / "worker.log").read_text()  # nothing it did was refused on the way
     refusals = ("AuthorizationFailed", "Authorization failed", "Authentication")
     assert [word for word in refusals if word in log] == []
+
+
+def test_a_partner_added_with_partners_add_publishes_as_itself_and_reads_nothing_else(
+    secure_cluster: SecureCluster,  # noqa: F811
+    tmp_path: Path,
+    agreements_dir: Path,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    topics = Topics(f"o{run}.")
+    app_id = f"placehub-o{run}"
+    place: dict[str, Any] = {
+        "topic_prefix": topics.prefix,
+        "app_id": app_id,
+        "web_port": free_port(),
+        "state_dir": tmp_path / "state",
+        "agreements_dir": agreements_dir,
+        "replication_factor": SECURE_NODES,
+        "partitions": 2,
+    }
+    hub = _as(secure_cluster, kafka_acls.worker("1", app_id, topics), **place)
+    admin_password = secure_cluster.secrets.admin_password
+    admin = secure_cluster.settings_for(kafka_acls.admin(), admin_password, **place)
+    worker = WorkerProcess(hub, tmp_path / "worker.log", env=worker_env(hub))
+    worker.start(timeout_s=180)
+    try:
+        handover = onboarding.add_partner(
+            admin,
+            "eastside-food-bank",
+            name="Eastside Food Bank",
+            sector="charity",
+            secrets_dir=tmp_path / "handover",
+            wait_s=120,
+            progress=lambda _: None,
+        )
+        assert handover.workers_joined
+        assert handover.kafka_user == "partner-eastside-food-bank"
+        assert handover.password_file is not None
+        assert stat.S_IMODE(handover.password_file.stat().st_mode) == 0o600
+        # The partner's IT team has only what the hand-over names.
+        food_bank = Settings(
+            **{
+                **hub.model_dump(),
+                "sasl_username": handover.kafka_user,
+                "sasl_password_file": handover.password_file,
+            }
+        )
+        with Publisher("eastside-food-bank", "foodbank-crm", food_bank) as publisher:
+            publisher.publish_consent(food_bank_consent())
+            publisher.publish(food_bank_visit())
+        ingest_token = handover.token_file.read_text().strip()
+        worker.wait_for(
+            "/v1/partners/eastside-food-bank/status",
+            lambda r: r.ok and r.json()["in_view"] == 1,
+            timeout_s=120,
+            token=ingest_token,
+            expecting="the new partner's event in a view",
+        )
+
+        options = kafka_clients.kafka_python_options(food_bank)
+        spy = KafkaConsumer(**options, enable_auto_commit=False)
+        try:
+            hub_events = TopicPartition(topics.events, 0)
+            spy.assign([hub_events])
+            with pytest.raises(TopicAuthorizationFailedError):
+                spy.end_offsets([hub_events])
+        finally:
+            spy.close()
+        forger = KafkaProducer(**kafka_clients.kafka_python_producer_options(food_bank))
+        try:
+            with pytest.raises(TopicAuthorizationFailedError):
+                forger.send(topics.partner("council-housing"), b"forged").get(timeout=30)
+        finally:
+            forger.close()
+
+        onboarding.remove_partner(admin, "eastside-food-bank")
+        revoked = Publisher("eastside-food-bank", "foodbank-crm", food_bank)
+        with pytest.raises(HubError):  # its credential is gone
+            revoked.publish(food_bank_visit())
+        revoked.close()
+    finally:
+        worker.stop()

@@ -14,6 +14,7 @@ import yaml
 
 import hub._admin
 import hub.app
+import hub.partner_join
 from hub import kafka_acls
 from hub._admin import retention_config
 from hub.app import Hub
@@ -180,6 +181,7 @@ def test_the_kafka_topics_are_the_topics_the_workers_create(
 
     monkeypatch.setattr(hub._admin, "ensure_topic", record)
     monkeypatch.setattr(hub.app, "ensure_topic", record)
+    monkeypatch.setattr(hub.partner_join, "read_registrations", lambda _: {})
     worker = Hub(settings)
     monkeypatch.setattr(worker.serde, "schema_for", lambda *args: None)
     monkeypatch.setattr(worker.registry, "subjects", lambda: {})
