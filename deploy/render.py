@@ -269,7 +269,14 @@ def rendered() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    """Write the files, or with ``--check`` name the stale ones (exit 1)."""
+    """Write the files, or with ``--check`` name the stale ones (exit 1), or with
+    ``--kafka-user ID`` print the ``KafkaUser`` of a partner added with ``placehub partners
+    add --no-kafka-user`` (on Strimzi the User Operator owns every principal)."""
+    if "--kafka-user" in argv:
+        partner_id = argv[argv.index("--kafka-user") + 1]
+        names = Topics(settings().topic_prefix)
+        print(_documents(user_resources([kafka_acls.partner(partner_id, names)])), end="")
+        return 0
     stale = []
     for path, text in rendered().items():
         current = path.read_text() if path.exists() else None

@@ -116,6 +116,7 @@ def _partners(args: argparse.Namespace) -> int:
             sector=args.sector,
             secrets_dir=args.secrets_dir,
             wait_s=args.wait,
+            kafka_user=not args.no_kafka_user,
             progress=quiet,
         )
         report: object = {
@@ -127,7 +128,7 @@ def _partners(args: argparse.Namespace) -> int:
         }
         text = handover.describe()
     elif args.action == "remove":
-        revocation = onboarding.remove_partner(settings, args.id)
+        revocation = onboarding.remove_partner(settings, args.id, kafka_user=not args.no_kafka_user)
         report, text = asdict(revocation), revocation.describe()
     else:
         found = onboarding.list_registrations(settings)
@@ -343,6 +344,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         help="add: seconds to wait for the workers to answer for it (0: do not wait)",
+    )
+    partners.add_argument(
+        "--no-kafka-user",
+        action="store_true",
+        help="make or revoke no Kafka principal (on Strimzi the User Operator owns them: "
+        "python deploy/render.py --kafka-user <id>)",
     )
     partners.add_argument("--json", action="store_true", help="report as JSON")
     partners.set_defaults(run=_partners)

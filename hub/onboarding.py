@@ -9,6 +9,10 @@ it; and returns the hand-over for the partner's IT team. Secrets go to files rea
 their owner only, never to the screen or a log. Every step can be run again: an ``add``
 that failed half-way is finished by running it again.
 
+With ``--no-kafka-user`` the principal is left to whoever owns principals: on Strimzi the
+User Operator, which expects to be alone in managing users (``python deploy/render.py
+--kafka-user <id>`` prints the partner's ``KafkaUser``).
+
 ``remove`` revokes the principal and its ACLs and marks the registration removed, so the
 workers refuse the ingest token. The partner's topics stay, and are still read: what it
 sent before still reaches a fate. Delete them when their retention allows.
@@ -81,6 +85,9 @@ class Handover:
             ]
             if s.ssl_cafile:
                 lines.append(f"  cluster CA         {s.ssl_cafile}")
+        elif s.uses_sasl:
+            name = kafka_acls.partner(p.id, topics).name
+            lines.append(f"  kafka user         {name}: made by its owner (--no-kafka-user)")
         else:
             lines.append(f"  kafka user         none: {_UNSECURED}")
         lines += [
@@ -149,6 +156,7 @@ def add_partner(
     sector: str,
     secrets_dir: Path | None = None,
     wait_s: float = 60.0,
+    kafka_user: bool = True,
     progress: Callable[[str], None] = print,
 ) -> Handover:
     """Onboard one partner (module docstring); ConfigError before anything is made if the
@@ -165,8 +173,8 @@ def add_partner(
         register_subjects(Serde(registry), topics, partner.id)
     finally:
         registry.close()
-    kafka_user, password_file = None, None
-    if settings.uses_sasl:
+    username, password_file = None, None
+    if settings.uses_sasl and kafka_user:
         principal = kafka_acls.partner(partner.id, topics)
         progress(f"making the Kafka principal {principal.name} and its ACLs")
         password = kafka_acls.new_password()
@@ -175,14 +183,14 @@ def add_partner(
             kafka_acls.onboard(admin, principal, password)
         finally:
             admin.close()
-        kafka_user = principal.name
+        username = principal.name
         password_file = store_password(folder / "kafka.password", password)
     token = secrets.token_urlsafe(32)
     token_file = store_password(folder / "ingest.token", token)
     user = User(id=user_id, role=Role.PARTNER, partner=partner.id, token_sha256=hash_token(token))
     write_registration(settings, Registration(partner=partner, ingest_user=user))
     joined = _wait_for_workers(settings, partner.id, token, wait_s, progress)
-    return Handover(partner, settings, kafka_user, password_file, token_file, joined)
+    return Handover(partner, settings, username, password_file, token_file, joined)
 
 
 def _check_new(settings: Settings, partner: Partner, user_id: str) -> None:
@@ -232,7 +240,7 @@ class Revocation:
         kafka = (
             f"Kafka principal {self.kafka_user} and its {self.acls_removed} ACLs revoked"
             if self.kafka_user
-            else "no Kafka principal to revoke (the cluster is not secured)"
+            else "no Kafka principal revoked (not secured, or --no-kafka-user)"
         )
         return "\n".join(
             [
@@ -244,7 +252,7 @@ class Revocation:
         )
 
 
-def remove_partner(settings: Settings, partner_id: str) -> Revocation:
+def remove_partner(settings: Settings, partner_id: str, *, kafka_user: bool = True) -> Revocation:
     """Revoke a partner added with ``add_partner`` (module docstring); ConfigError if it
     was not, or is in the partners file (removed there, by a redeploy)."""
     if any(p.id == partner_id for p in load_partners(settings.partners_file)):
@@ -253,17 +261,17 @@ def remove_partner(settings: Settings, partner_id: str) -> Revocation:
     found = read_registrations(settings).get(partner_id)
     if found is None:
         raise ConfigError(f"id: {partner_id} was never added with partners add")
-    kafka_user, removed = None, 0
-    if settings.uses_sasl:
+    username, removed = None, 0
+    if settings.uses_sasl and kafka_user:
         principal = kafka_acls.partner(partner_id, Topics(settings.topic_prefix))
         admin = KafkaAdminClient(**kafka_clients.kafka_python_options(settings))
         try:
             removed = kafka_acls.revoke(admin, principal)
         finally:
             admin.close()
-        kafka_user = principal.name
+        username = principal.name
     write_registration(settings, found.model_copy(update={"removed": True}))
-    return Revocation(partner_id, kafka_user, removed)
+    return Revocation(partner_id, username, removed)
 
 
 def list_registrations(settings: Settings) -> list[Registration]:
