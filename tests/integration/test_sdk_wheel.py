@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from hub.config import PROJECT_ROOT, Settings
 from sdk.build import build
@@ -53,9 +54,8 @@ def _run(*command: str | Path, **options: object) -> subprocess.CompletedProcess
     return done  # type: ignore[no-any-return]
 
 
-def test_the_sdk_wheel_publishes_from_a_fresh_venv_and_the_hub_reads_it(
-    hub_settings: Settings, tmp_path: Path
-) -> None:
+def sdk_venv(tmp_path: Path) -> Path:
+    """A fresh venv, outside the checkout, with only the SDK's wheel (built here) in it."""
     wheel = build(tmp_path / "dist")
     shipped = zipfile.ZipFile(wheel).namelist()
     assert "hub/schemas/PartnerEvent.avsc" in shipped
@@ -67,19 +67,39 @@ def test_the_sdk_wheel_publishes_from_a_fresh_venv_and_the_hub_reads_it(
     names = {package["name"].lower() for package in json.loads(installed)}
     assert "placehub-connectors" in names
     assert not names & {"faust-streaming", "aiokafka", "aiohttp", "placehub"}
-    onboard(hub_settings, PARTNER)  # the hub's side: the topic made, the subjects registered
+    return venv
 
-    partner_side = tmp_path / "partner"
-    partner_side.mkdir()
+
+def run_as_partner(
+    venv: Path, script: str, folder: Path, settings: dict[str, str]
+) -> dict[str, Any]:
+    """``script``'s JSON output, run by ``venv``'s interpreter in ``folder`` (outside the
+    checkout) with no ``PLACEHUB_*`` setting but ``settings``."""
+    folder.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("PLACEHUB_")}
     env.pop("PYTHONPATH", None)
-    env |= {
-        "PLACEHUB_BOOTSTRAP_SERVERS": hub_settings.bootstrap_servers,
-        "PLACEHUB_TOPIC_PREFIX": hub_settings.topic_prefix,
-        "PLACEHUB_ALLOW_TEST_KEY": "1",
-    }
-    script = _run(venv / "bin" / "python", "-c", _PARTNER_SCRIPT, cwd=partner_side, env=env)
-    result = json.loads(script.stdout)
+    env |= settings
+    done = _run(venv / "bin" / "python", "-c", script, cwd=folder, env=env)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_the_sdk_wheel_publishes_from_a_fresh_venv_and_the_hub_reads_it(
+    hub_settings: Settings, tmp_path: Path
+) -> None:
+    venv = sdk_venv(tmp_path)
+    onboard(hub_settings, PARTNER)  # the hub's side: the topic made, the subjects registered
+
+    result = run_as_partner(
+        venv,
+        _PARTNER_SCRIPT,
+        tmp_path / "partner",
+        {
+            "PLACEHUB_BOOTSTRAP_SERVERS": hub_settings.bootstrap_servers,
+            "PLACEHUB_TOPIC_PREFIX": hub_settings.topic_prefix,
+            "PLACEHUB_ALLOW_TEST_KEY": "1",
+        },
+    )
 
     assert Path(result["hub"]).is_relative_to(venv)  # not the checkout's
     assert not Path(result["hub"]).is_relative_to(PROJECT_ROOT)

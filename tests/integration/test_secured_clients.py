@@ -30,6 +30,7 @@ from tests.integration.secure_cluster import (  # noqa: F401 (the fixture)
     secure_cluster,
 )
 from tests.integration.test_onboarding import food_bank_consent, food_bank_visit
+from tests.integration.test_sdk_wheel import run_as_partner, sdk_venv
 from tests.integration.test_walking_skeleton import (
     consent,
     health_event,
@@ -95,6 +96,18 @@ def test_a_worker_and_partners_publishers_work_through_sasl_ssl(
     assert [word for word in refusals if word in log] == []
 
 
+# The food bank's system: the SDK from its own venv, settings only from the environment.
+_FOOD_BANK_SCRIPT = f"""
+import json
+from connectors import ConsentDraft, EventDraft, Publisher
+draft = EventDraft.model_validate_json({food_bank_visit().model_dump_json()!r})
+consent = ConsentDraft.model_validate_json({food_bank_consent().model_dump_json()!r})
+with Publisher("eastside-food-bank", "foodbank-crm") as publisher:
+    receipts = [publisher.publish_consent(consent), publisher.publish(draft)]
+print(json.dumps({{"published": len(receipts)}}))
+"""
+
+
 def test_a_partner_added_with_partners_add_publishes_as_itself_and_reads_nothing_else(
     secure_cluster: SecureCluster,  # noqa: F811
     tmp_path: Path,
@@ -131,7 +144,21 @@ def test_a_partner_added_with_partners_add_publishes_as_itself_and_reads_nothing
         assert handover.kafka_user == "partner-eastside-food-bank"
         assert handover.password_file is not None
         assert stat.S_IMODE(handover.password_file.stat().st_mode) == 0o600
-        # The partner's IT team has only what the hand-over names.
+        # The partner's IT team has the SDK's wheel and what the hand-over says, no more.
+        exports = [
+            line.strip().removeprefix("export ").split("=", 1)
+            for line in handover.describe().splitlines()
+            if line.strip().startswith("export PLACEHUB_")
+        ]
+        given = {name: value for name, value in exports if name != "PLACEHUB_PLACE_KEY_FILE"}
+        assert given["PLACEHUB_SASL_USERNAME"] == "partner-eastside-food-bank"
+        result = run_as_partner(
+            sdk_venv(tmp_path),
+            _FOOD_BANK_SCRIPT,
+            tmp_path / "food-bank",
+            {**given, "PLACEHUB_TOPIC_PREFIX": topics.prefix, "PLACEHUB_ALLOW_TEST_KEY": "1"},
+        )
+        assert result["published"] == 2
         food_bank = Settings(
             **{
                 **hub.model_dump(),
@@ -139,9 +166,6 @@ def test_a_partner_added_with_partners_add_publishes_as_itself_and_reads_nothing
                 "sasl_password_file": handover.password_file,
             }
         )
-        with Publisher("eastside-food-bank", "foodbank-crm", food_bank) as publisher:
-            publisher.publish_consent(food_bank_consent())
-            publisher.publish(food_bank_visit())
         ingest_token = handover.token_file.read_text().strip()
         worker.wait_for(
             "/v1/partners/eastside-food-bank/status",
@@ -168,7 +192,8 @@ def test_a_partner_added_with_partners_add_publishes_as_itself_and_reads_nothing
             forger.close()
 
         onboarding.remove_partner(admin, "eastside-food-bank")
-        revoked = Publisher("eastside-food-bank", "foodbank-crm", food_bank)
+        quick = food_bank.model_copy(update={"request_timeout_ms": 5_000})  # fails at once
+        revoked = Publisher("eastside-food-bank", "foodbank-crm", quick, attempts=1)
         with pytest.raises(HubError):  # its credential is gone
             revoked.publish(food_bank_visit())
         revoked.close()
