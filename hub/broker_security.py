@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub import kafka_clients
 from hub.atomic_file import write_atomic
+from hub.config import Settings
 from hub.errors import ConfigError
 from hub.kafka_acls import ADMIN, BROKER, SCRAM_ITERATIONS, SCRAM_MECHANISM, new_password
 from hub.local_ca import NODE_COMMON_NAME, ensure_ca, node_keystore
@@ -209,17 +211,18 @@ def storage_format_args(secrets: BrokerSecrets) -> list[str]:
 
 
 def client_options(secrets: BrokerSecrets, user: str = ADMIN) -> dict[str, Any]:
-    """kafka-python keyword arguments to connect to the secured cluster as ``user``."""
-    password = (
-        secrets.admin_password if user == ADMIN else _secret(secrets.files.password_file(user))
+    """kafka-python keyword arguments, less the brokers, to connect to the secured cluster
+    as ``user`` (its password file): ``hub.kafka_clients``'s, as any client's are."""
+    as_user = Settings.model_construct(
+        security_protocol="SASL_SSL",
+        sasl_mechanism=SCRAM_MECHANISM,
+        sasl_username=user,
+        sasl_password_file=secrets.files.password_file(user),
+        ssl_cafile=secrets.files.ca_cert,
     )
-    return {
-        "security_protocol": "SASL_SSL",
-        "sasl_mechanism": SCRAM_MECHANISM,
-        "sasl_plain_username": user,
-        "sasl_plain_password": password,
-        "ssl_cafile": str(secrets.files.ca_cert),
-    }
+    options = kafka_clients.kafka_python_options(as_user)
+    del options["bootstrap_servers"]
+    return options
 
 
 def admin_env(files: SecurityFiles, bootstrap_servers: str, replication_factor: int) -> str:
