@@ -50,24 +50,28 @@ def _as(cluster: SecureCluster, principal: Principal, **place: Any) -> Settings:
     return cluster.settings_for(principal, password, **place)
 
 
-def test_a_worker_and_partners_publishers_work_through_sasl_ssl(
-    secure_cluster: SecureCluster,  # noqa: F811
-    tmp_path: Path,
-    agreements_dir: Path,
-) -> None:
+def _place(tmp_path: Path, agreements_dir: Path) -> tuple[Topics, dict[str, Any]]:
+    """One test's own hub on the shared cluster: its topics and its settings."""
     run = uuid.uuid4().hex[:8]
     topics = Topics(f"s{run}.")
-    app_id = f"placehub-s{run}"
-    place: dict[str, Any] = {
+    return topics, {
         "topic_prefix": topics.prefix,
-        "app_id": app_id,
+        "app_id": f"placehub-s{run}",
         "web_port": free_port(),
         "state_dir": tmp_path / "state",
         "agreements_dir": agreements_dir,
         "replication_factor": SECURE_NODES,  # min.insync.replicas is 2 on the cluster
         "partitions": 2,
     }
-    hub = _as(secure_cluster, kafka_acls.worker("1", app_id, topics), **place)
+
+
+def test_a_worker_and_partners_publishers_work_through_sasl_ssl(
+    secure_cluster: SecureCluster,  # noqa: F811
+    tmp_path: Path,
+    agreements_dir: Path,
+) -> None:
+    topics, place = _place(tmp_path, agreements_dir)
+    hub = _as(secure_cluster, kafka_acls.worker("1", place["app_id"], topics), **place)
     housing = _as(secure_cluster, kafka_acls.partner("council-housing", topics), **place)
     health = _as(secure_cluster, kafka_acls.partner("city-health", topics), **place)
     worker = WorkerProcess(hub, tmp_path / "worker.log", env=worker_env(hub))
@@ -113,19 +117,8 @@ def test_a_partner_added_with_partners_add_publishes_as_itself_and_reads_nothing
     tmp_path: Path,
     agreements_dir: Path,
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    topics = Topics(f"o{run}.")
-    app_id = f"placehub-o{run}"
-    place: dict[str, Any] = {
-        "topic_prefix": topics.prefix,
-        "app_id": app_id,
-        "web_port": free_port(),
-        "state_dir": tmp_path / "state",
-        "agreements_dir": agreements_dir,
-        "replication_factor": SECURE_NODES,
-        "partitions": 2,
-    }
-    hub = _as(secure_cluster, kafka_acls.worker("1", app_id, topics), **place)
+    topics, place = _place(tmp_path, agreements_dir)
+    hub = _as(secure_cluster, kafka_acls.worker("1", place["app_id"], topics), **place)
     admin_password = secure_cluster.secrets.admin_password
     admin = secure_cluster.settings_for(kafka_acls.admin(), admin_password, **place)
     worker = WorkerProcess(hub, tmp_path / "worker.log", env=worker_env(hub))
