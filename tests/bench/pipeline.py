@@ -80,6 +80,7 @@ from tests.bench.harness import (
     wait_for_consents,
 )
 from tests.bench.marks import MarksReader
+from tests.bench.peer import PEER, quix_fold_rate
 from tests.integration.helpers import WorkerProcess, worker_env
 
 __all__ = ["raw_consume_rate", "run"]
@@ -108,10 +109,11 @@ def run(bench: Bench) -> list[Figure]:
         twin = _throughput(bench, two, "pipeline-2", workers=2, load=load)
     finally:
         bench.delete(two)
-    raw = base.pop("raw")
+    raw, peer = base.pop("raw"), base.pop("peer")
     figures: list[Figure] = []
     for label, result in (("1 worker", paired["on"]), ("2 workers, 4 partitions", twin)):
         figures += _stage_figures(label, result, raw, events)
+    figures += _peer_figures(paired["on"]["settled"], peer, raw, events)
     figures.append(_cost_figure(paired, events))
     for what, runs in base.items():
         figures.append(
@@ -166,6 +168,40 @@ def _stage_figures(
             )
         )
     return figures
+
+
+def _peer_figures(
+    hub: list[float], peer: list[float], raw: list[float], events: int
+) -> list[Figure]:
+    """The hub's whole chain beside the peer (issue 15's ratio), and the peer beside raw."""
+    ratio = median(hub) / median(peer)
+    return [
+        Figure(
+            "pipeline",
+            "1 worker: gate → identity → view → patterns, beside the peer",
+            median(hub),
+            "events/s",
+            PEER,
+            median(peer),
+            target="≥ 1.0x the peer",
+            met=ratio >= 1.0,
+            note=f"the peer reads the first {events:,} records of the same partner topics from "
+            "the beginning, with fresh state, timed from its first record",
+            runs=hub,
+            baseline_runs=peer,
+        ),
+        Figure(
+            "pipeline",
+            PEER,
+            median(peer),
+            "events/s",
+            RAW,
+            median(raw),
+            note="what a well-kept stateful Python stream processor does with the same records",
+            runs=peer,
+            baseline_runs=raw,
+        ),
+    ]
 
 
 def _cost_figure(paired: dict[str, dict[str, list[float]]], events: int) -> Figure:
@@ -257,10 +293,15 @@ def _paired(
 def _baselines(bench: Bench, settings: Settings, events: int) -> dict[str, list[float]]:
     """The raw loops and bare Faust agents over the first hub's partner topics."""
     base = {"raw": [raw_consume_rate(settings, events) for _ in range(bench.repeats)]}
+    base["peer"] = [
+        quix_fold_rate(settings, events, bench.root / "peer", bench.progress)
+        for _ in range(bench.repeats)
+    ]
     floors = {mode: _faust_floor(bench, settings, events, mode) for mode in FLOORS}
     confluent = raw_forward_rate(settings, events)
     bench.progress(
         f"  raw aiokafka loop: {', '.join(f'{r:,.0f}/s' for r in base['raw'])}; "
+        f"the peer: {', '.join(f'{r:,.0f}/s' for r in base['peer'])}; "
         + ", ".join(f"Faust {mode} {rate:,.0f}/s" for mode, rate in floors.items())
         + f", confluent-kafka one hop {confluent:,.0f}/s"
     )
