@@ -22,6 +22,7 @@ import fastavro
 import faust
 
 from connectors.simulate import PARTNERS
+from hub._admin import ensure_topic
 from hub.codec import split_frame
 from hub.config import load_settings
 from hub.runtime.transport import DurableApp, faust_credentials
@@ -59,6 +60,8 @@ def main() -> None:
     source = raw(*(topics.partner(partner) for partner in PARTNERS))
     sink_name = f"{settings.topic_prefix}floor-forward"
     sink = raw(sink_name)
+    if args.forward:  # the broker creates no topic on first use (auto.create.topics.enable off)
+        ensure_topic(settings, sink_name, partitions=settings.partitions)
     schema: Any = fastavro.parse_schema(load_schema("PartnerEvent"))
     seen = {"count": 0, "started": 0.0}
 

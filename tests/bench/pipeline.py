@@ -58,6 +58,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer
 from confluent_kafka import TopicPartition as ConfluentPartition
 
 from connectors.simulate import PARTNERS, Place
+from hub._admin import ensure_topic
 from hub.codec import split_frame
 from hub.config import PROJECT_ROOT, Settings
 from hub.kafka_clients import aiokafka_options, confluent_options, confluent_producer_options
@@ -436,6 +437,7 @@ def raw_forward_rate(settings: Settings, events: int) -> float:
     topics = Topics(settings.topic_prefix)
     schema: Any = fastavro.parse_schema(load_schema("PartnerEvent"))
     sink = f"{settings.topic_prefix}raw-forward"
+    ensure_topic(settings, sink, partitions=settings.partitions)  # nothing is auto-created
     consumer = Consumer(
         {
             **confluent_options(settings),
