@@ -50,11 +50,14 @@ def _as(cluster: SecureCluster, principal: Principal, **place: Any) -> Settings:
     return cluster.settings_for(principal, password, **place)
 
 
-def _place(tmp_path: Path, agreements_dir: Path) -> tuple[Topics, dict[str, Any]]:
-    """One test's own hub on the shared cluster: its topics and its settings."""
+def _place(
+    cluster: SecureCluster, tmp_path: Path, agreements_dir: Path
+) -> tuple[Topics, dict[str, Any], Settings]:
+    """One test's own hub on the shared cluster: its topics, its settings, and its worker's
+    settings (logging in as a worker principal of its own)."""
     run = uuid.uuid4().hex[:8]
     topics = Topics(f"s{run}.")
-    return topics, {
+    place: dict[str, Any] = {
         "topic_prefix": topics.prefix,
         "app_id": f"placehub-s{run}",
         "web_port": free_port(),
@@ -63,6 +66,8 @@ def _place(tmp_path: Path, agreements_dir: Path) -> tuple[Topics, dict[str, Any]
         "replication_factor": SECURE_NODES,  # min.insync.replicas is 2 on the cluster
         "partitions": 2,
     }
+    worker = _as(cluster, kafka_acls.worker("1", place["app_id"], topics), **place)
+    return topics, place, worker
 
 
 def test_a_worker_and_partners_publishers_work_through_sasl_ssl(
@@ -70,8 +75,7 @@ def test_a_worker_and_partners_publishers_work_through_sasl_ssl(
     tmp_path: Path,
     agreements_dir: Path,
 ) -> None:
-    topics, place = _place(tmp_path, agreements_dir)
-    hub = _as(secure_cluster, kafka_acls.worker("1", place["app_id"], topics), **place)
+    topics, place, hub = _place(secure_cluster, tmp_path, agreements_dir)
     housing = _as(secure_cluster, kafka_acls.partner("council-housing", topics), **place)
     health = _as(secure_cluster, kafka_acls.partner("city-health", topics), **place)
     worker = WorkerProcess(hub, tmp_path / "worker.log", env=worker_env(hub))
@@ -117,8 +121,7 @@ def test_a_partner_added_with_partners_add_publishes_as_itself_and_reads_nothing
     tmp_path: Path,
     agreements_dir: Path,
 ) -> None:
-    topics, place = _place(tmp_path, agreements_dir)
-    hub = _as(secure_cluster, kafka_acls.worker("1", place["app_id"], topics), **place)
+    topics, place, hub = _place(secure_cluster, tmp_path, agreements_dir)
     admin_password = secure_cluster.secrets.admin_password
     admin = secure_cluster.settings_for(kafka_acls.admin(), admin_password, **place)
     worker = WorkerProcess(hub, tmp_path / "worker.log", env=worker_env(hub))
