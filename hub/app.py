@@ -52,12 +52,11 @@ from hub.models import (
     CollectiveResponse,
     ConsentRecord,
     DeadLetter,
-    IdentityLink,
-    PartnerEvent,
     PatternCell,
     utc_now,
 )
-from hub.partner_join import join_registered
+from hub.partner_join import join_registered, register_subjects
+from hub.partner_registry import ensure_registry
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
@@ -112,9 +111,9 @@ class Hub:
         self.metrics = Metrics()
         self.partners = load_partners(settings.partners_file)  # grows: hub.partner_join
         self.partner_ids = {partner.id for partner in self.partners}  # kept with it
-        self.users = UserDirectory.load(settings.users_file, {p.id for p in self.partners})
+        self.users = UserDirectory.load(settings.users_file, self.partner_ids)
         self.agreements = load_agreements(settings.agreements_dir)
-        self.rules = load_rules(settings.alerts_dir, {p.id for p in self.partners})
+        self.rules = load_rules(settings.alerts_dir, self.partner_ids)
         self.health = Health()
         self.ctx = Context(
             topics=self.topics,
@@ -201,8 +200,6 @@ class Hub:
 
     def _define_stages(self) -> None:
         app, names, internal, n = self.app, self.topics, self.internal, self.settings.partitions
-        self.partner_topic_names = [names.partner(partner.id) for partner in self.partners]
-        self.link_topic_names = [names.partner_links(partner.id) for partner in self.partners]
         self.internal_partitions = {
             internal.identity: 1,  # one partition: joins are serial
             internal.view: n,
@@ -214,10 +211,10 @@ class Hub:
         }
         consents = Consents()
         inputs: dict[Stage, tuple[str, ...]] = {
-            GateStage(self.ctx, consents): (*self.partner_topic_names,),
+            GateStage(self.ctx, consents): tuple(names.partner(p.id) for p in self.partners),
             # Consents, held events and their checks are all keyed by consent id.
             ReleaseStage(self.ctx, consents): (names.consent, names.quarantine, internal.control),
-            LinksStage(self.ctx): (*self.link_topic_names,),
+            LinksStage(self.ctx): tuple(names.partner_links(p.id) for p in self.partners),
             IdentityStage(self.ctx): (internal.identity,),
             ViewStage(self.ctx): (internal.view, internal.transfer),
             AlertsStage(self.ctx): (internal.alerts,),
@@ -257,13 +254,13 @@ class Hub:
         happen on the event loop. Partners added while the hub ran join first, so Faust's
         first subscription reads their topics too.
         """
-        n = self.settings.partitions
-        ensure_topic(self.settings, self.topics.partner_registry, partitions=n, compact=True)
+        ensure_registry(self.settings)
         join_registered(self)
         # Each partner's topics too: a partner creates none (hub.kafka_acls).
         declare_topics(self.settings, sorted(self.partner_ids), self.internal_partitions)
         # Faust creates changelogs itself, but a fresh deployment's first metadata may not
         # list them yet, and then an agent dies of PartitionsMismatch: create them first.
+        n = self.settings.partitions
         for compacted in (self.topics.patterns, self.topics.responses):
             ensure_topic(self.settings, compacted, partitions=n, compact=True)
         for table in self.app.tables.values():
@@ -271,21 +268,22 @@ class Hub:
             partitions = table.partitions or self.settings.partitions
             ensure_topic(self.settings, name, partitions=partitions, compact=True)
         # Everything this worker encodes, so no encoding waits on the registry later: dead
-        # letters, audit records, and events that partners send through HTTP ingest.
+        # letters, audit records, and (with each partner's subjects, below) events that
+        # partners send through HTTP ingest.
         written = [(DeadLetter.avro_schema, self.topics.dlq)]
         written += [(AuditRecord.avro_schema, self.topics.audit)]
-        written += [(PartnerEvent.avro_schema, topic) for topic in self.partner_topic_names]
         written += [(BreakGlassRead.avro_schema, break_glass_topic(self.settings))]
         written += [(Alert.avro_schema, self.topics.alerts)]
         written += [(AlertFeedback.avro_schema, self.topics.alert_feedback)]
         written += [(PatternCell.avro_schema, self.topics.patterns)]
         written += [(CollectiveResponse.avro_schema, self.topics.responses)]
         # And what partners write through the SDK, which registers nothing (a partner may
-        # not write _schemas; hub.kafka_acls): events (above), consents and identity links.
+        # not write _schemas; hub.kafka_acls): consents, and each partner's events and links.
         written += [(ConsentRecord.avro_schema, self.topics.consent)]
-        written += [(IdentityLink.avro_schema, topic) for topic in self.link_topic_names]
         for schema_name, topic in written:
             self.serde.schema_for(schema_name, f"{topic}-value")
+        for partner_id in sorted(self.partner_ids):
+            register_subjects(self.serde, self.topics, partner_id)
         self.registry.subjects()  # warm the cache with every schema already registered
 
     def crashed_agents(self) -> list[str]:

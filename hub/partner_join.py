@@ -46,8 +46,6 @@ def join(hub: Hub, registration: Registration) -> bool:
     hub.partners.append(partner)
     hub.partner_ids.add(partner.id)
     events, links = hub.topics.partner(partner.id), hub.topics.partner_links(partner.id)
-    hub.partner_topic_names.append(events)
-    hub.link_topic_names.append(links)
     for stage, topic in ((GateStage.name, events), (LinksStage.name, links)):
         _read_also(hub, stage, topic)
     hub.metrics.declare_partners([partner.id])

@@ -21,7 +21,7 @@ def hub(tmp_path: Path) -> Hub:
 
 
 def _partner_tp(hub: Hub) -> TP:
-    return TP(hub.partner_topic_names[0], 0)
+    return TP(hub.topics.partner(hub.partners[0].id), 0)
 
 
 def _mark(hub: Hub, tp: TP, ranges: list[list[int]]) -> None:

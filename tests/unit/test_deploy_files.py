@@ -15,6 +15,7 @@ import yaml
 import hub._admin
 import hub.app
 import hub.partner_join
+import hub.partner_registry
 from hub import kafka_acls
 from hub._admin import retention_config
 from hub.app import Hub
@@ -181,6 +182,7 @@ def test_the_kafka_topics_are_the_topics_the_workers_create(
 
     monkeypatch.setattr(hub._admin, "ensure_topic", record)
     monkeypatch.setattr(hub.app, "ensure_topic", record)
+    monkeypatch.setattr(hub.partner_registry, "ensure_topic", record)
     monkeypatch.setattr(hub.partner_join, "read_registrations", lambda _: {})
     worker = Hub(settings)
     monkeypatch.setattr(worker.serde, "schema_for", lambda *args: None)
