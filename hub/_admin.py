@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -10,7 +13,7 @@ from hub.errors import BrokerError
 from hub.kafka_clients import kafka_python_options
 from hub.topics import Topics
 
-__all__ = ["declare_topics", "ensure_partner_topics", "ensure_topic"]
+__all__ = ["admin_client", "declare_topics", "ensure_partner_topics", "ensure_topic"]
 
 _created: set[tuple[str, str]] = set()
 
@@ -53,6 +56,22 @@ def ensure_topic(
     if (settings.bootstrap_servers, name) in _created:
         return
     config = retention_config(settings, compact, retention_hours)
+    with admin_client(settings) as admin:
+        try:
+            admin.create_topics(
+                [NewTopic(name, partitions, settings.replication_factor, topic_configs=config)]
+            )
+        except TopicAlreadyExistsError:
+            if config:  # a deployment's retention can change: its topics follow at start
+                resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=config)
+                admin.alter_configs([resource])
+    _created.add((settings.bootstrap_servers, name))
+
+
+@contextlib.contextmanager
+def admin_client(settings: Settings) -> Iterator[KafkaAdminClient]:
+    """An admin client of ``settings`` (closed after use); BrokerError if Kafka cannot be
+    reached within the request timeout."""
     try:
         admin = KafkaAdminClient(
             **kafka_python_options(settings),
@@ -62,15 +81,9 @@ def ensure_topic(
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
     try:
-        admin.create_topics(
-            [NewTopic(name, partitions, settings.replication_factor, topic_configs=config)]
-        )
-    except TopicAlreadyExistsError:
-        if config:  # a deployment's retention can change: its topics follow at start
-            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=config)])
+        yield admin
     finally:
         admin.close()
-    _created.add((settings.bootstrap_servers, name))
 
 
 def ensure_partner_topics(settings: Settings, partner_id: str) -> None:

@@ -11,8 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from kafka import KafkaAdminClient
-
 from connectors.csv_drop import CsvDrop, IngestSummary
 from connectors.mapping import EventMapping
 from connectors.simulate import Place
@@ -23,9 +21,9 @@ from hub import (
     catalogue,
     contracts,
     kafka_acls,
-    kafka_clients,
     onboarding,
 )
+from hub._admin import admin_client
 from hub.config import PROJECT_ROOT, load_settings
 from hub.demo import run_demo
 from hub.errors import ConfigError, HubError, SetupError
@@ -74,8 +72,7 @@ def _kafka(args: argparse.Namespace) -> int:
         report["grants"] = [asdict(grant) for grant in kafka_acls.grants_for(principal)]
     else:
         settings = load_settings()
-        admin = KafkaAdminClient(**kafka_clients.kafka_python_options(settings))
-        try:
+        with admin_client(settings) as admin:
             if args.action == "add":
                 files = broker_security.SecurityFiles(settings.broker_dir.absolute() / "security")
                 target = args.password_file or files.password_file(principal.name)
@@ -88,8 +85,6 @@ def _kafka(args: argparse.Namespace) -> int:
                 )
             else:
                 report["acls_removed"] = kafka_acls.revoke(admin, principal)
-        finally:
-            admin.close()
     if args.json:
         print(json.dumps(report))
     else:

@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from hub.errors import ConfigError
 
-__all__ = ["ConfigFileError", "config_error", "load_config_file"]
+__all__ = ["ConfigFileError", "config_error", "first_error", "load_config_file"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,10 +49,16 @@ def load_config_file(path: Path, model: type[M], what: str) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors(include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        line = _line_of(text, first["loc"])
-        raise ConfigFileError(path, line, f"{where}: {first['msg']}") from None
+        line = _line_of(text, exc.errors(include_input=False)[0]["loc"])
+        raise ConfigFileError(path, line, first_error(exc)) from None
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first of ``exc``'s errors as ``key.path: rule``. Pydantic's input is left out:
+    it would quote the value, which may be a token or a person's data."""
+    first = exc.errors(include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg']}"
 
 
 def config_error(path: Path, loc: Sequence[str | int], reason: str) -> ConfigFileError:

@@ -28,13 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka import KafkaAdminClient
 from pydantic import ValidationError
 
-from hub import kafka_acls, kafka_clients
-from hub._admin import ensure_partner_topics
+from hub import kafka_acls
+from hub._admin import admin_client, ensure_partner_topics
 from hub.broker_security import store_password
 from hub.config import Settings
+from hub.config_files import first_error
 from hub.errors import ConfigError
 from hub.partner_join import register_subjects
 from hub.partner_registry import (
@@ -137,8 +137,7 @@ def _partner(partner_id: str, name: str, sector: str) -> Partner:
     try:
         partner = Partner(id=partner_id, name=name, sector=sector)
     except ValidationError as exc:
-        first = exc.errors(include_input=False)[0]
-        raise ConfigError(f"{first['loc'][0]}: {first['msg']}") from None
+        raise ConfigError(first_error(exc)) from None
     if len(partner.id) > _MAX_ID:
         raise ConfigError(f"id: at most {_MAX_ID} characters for a partner added here")
     return partner
@@ -178,11 +177,8 @@ def add_partner(
         principal = kafka_acls.partner(partner.id, topics)
         progress(f"making the Kafka principal {principal.name} and its ACLs")
         password = kafka_acls.new_password()
-        admin = KafkaAdminClient(**kafka_clients.kafka_python_options(settings))
-        try:
+        with admin_client(settings) as admin:
             kafka_acls.onboard(admin, principal, password)
-        finally:
-            admin.close()
         username = principal.name
         password_file = store_password(folder / "kafka.password", password)
     token = secrets.token_urlsafe(32)
@@ -198,8 +194,7 @@ def _check_new(settings: Settings, partner: Partner, user_id: str) -> None:
         raise ConfigError(f"id: {partner.id} is in the partners file already")
     if UserDirectory.load(settings.users_file).by_id(user_id) is not None:
         raise ConfigError(f"id: the users file has a user {user_id} already")
-    ensure_registry(settings)
-    found = read_registrations(settings).get(partner.id)
+    found = _registrations(settings).get(partner.id)
     if found is not None and not found.removed:
         raise ConfigError(f"id: {partner.id} is registered already (partners remove first)")
 
@@ -257,18 +252,14 @@ def remove_partner(settings: Settings, partner_id: str, *, kafka_user: bool = Tr
     was not, or is in the partners file (removed there, by a redeploy)."""
     if any(p.id == partner_id for p in load_partners(settings.partners_file)):
         raise ConfigError(f"id: {partner_id} is in the partners file: remove it there")
-    ensure_registry(settings)
-    found = read_registrations(settings).get(partner_id)
+    found = _registrations(settings).get(partner_id)
     if found is None:
         raise ConfigError(f"id: {partner_id} was never added with partners add")
     username, removed = None, 0
     if settings.uses_sasl and kafka_user:
         principal = kafka_acls.partner(partner_id, Topics(settings.topic_prefix))
-        admin = KafkaAdminClient(**kafka_clients.kafka_python_options(settings))
-        try:
+        with admin_client(settings) as admin:
             removed = kafka_acls.revoke(admin, principal)
-        finally:
-            admin.close()
         username = principal.name
     write_registration(settings, found.model_copy(update={"removed": True}))
     return Revocation(partner_id, username, removed)
@@ -276,5 +267,10 @@ def remove_partner(settings: Settings, partner_id: str, *, kafka_user: bool = Tr
 
 def list_registrations(settings: Settings) -> list[Registration]:
     """Every partner added with ``add_partner``, removed ones included, by id."""
+    return sorted(_registrations(settings).values(), key=lambda r: r.partner.id)
+
+
+def _registrations(settings: Settings) -> dict[str, Registration]:
+    """The registry as it stands (its topic made first on a place that has none yet)."""
     ensure_registry(settings)
-    return sorted(read_registrations(settings).values(), key=lambda r: r.partner.id)
+    return read_registrations(settings)

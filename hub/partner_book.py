@@ -40,11 +40,10 @@ class PartnerBook(TopicBook):
         except InputError as exc:
             log.warning("%s: %s; skipped", self.name, exc)
             return
-        if join(self.hub, registration):
-            partner_id = registration.partner.id
-            hub = self.hub
+        hub, partner_id = self.hub, registration.partner.id
+        if join(hub, registration):
             await asyncio.to_thread(register_subjects, hub.serde, hub.topics, partner_id)
-            resubscribe(self.hub)
+            resubscribe(hub)
             log.info("partner %s joined; its topics are read after the next rebalance", partner_id)
 
 

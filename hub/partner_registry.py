@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from hub._admin import ensure_topic
 from hub.config import Settings
+from hub.config_files import first_error
 from hub.errors import BrokerError, InputError
 from hub.kafka_clients import kafka_python_options, kafka_python_producer_options
 from hub.partners import Partner
@@ -68,9 +69,7 @@ def decode(value: bytes) -> Registration:
     try:
         return Registration.model_validate_json(value)
     except ValidationError as exc:
-        first = exc.errors(include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(value)"
-        raise InputError(f"partner registration: {where}: {first['msg']}") from None
+        raise InputError(f"partner registration: {first_error(exc)}") from None
 
 
 def ensure_registry(settings: Settings) -> str:
