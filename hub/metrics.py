@@ -184,8 +184,27 @@ class Metrics:
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
             registry=self.registry,
         )
+        self.stage_batch = Histogram(
+            "placehub_stage_batch_records",
+            "Records in each batch a stage processed (records its marks list as done "
+            "already are not counted): small batches mean each pays a whole delivery.",
+            ["stage"],
+            buckets=(1, 5, 20, 50, 100, 200, 500, 1000, 5000),
+            registry=self.registry,
+        )
+        self.stage_delivery = Histogram(
+            "placehub_stage_delivery_seconds",
+            "Seconds from a batch's first send to the broker acknowledging its last record "
+            "(every phase, each awaited before the next, retries included): the stage "
+            "takes no new batch meanwhile.",
+            ["stage"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60),
+            registry=self.registry,
+        )
         self._histograms: dict[str, Histogram] = {
             "placehub_event_latency_seconds": self.event_latency,
+            "placehub_stage_batch_records": self.stage_batch,
+            "placehub_stage_delivery_seconds": self.stage_delivery,
         }
         self._by_name: dict[str, Counter] = {
             "placehub_dead_letters": self.dead_letters,

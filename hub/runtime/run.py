@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -158,15 +159,20 @@ class StageRunner:
             phases = self._phases(effects, state)
         except Exception:  # a bug in a stage or the runner: never let it ack the batch
             await self._hold("processing a batch")
+        sending = time.perf_counter()
         offsets = await self._until_done(
             "delivery", lambda: self._deliver([phase for phase in phases if phase])
         )
+        delivery_s = time.perf_counter() - sending
         try:
             self._apply(state, offsets)
             for (name, labels), n in effects.metrics.items():
                 self.stores.count(name, labels, n)
             for name, labels, value in effects.observations:
                 self.stores.observe(name, labels, value)
+            stage = (self.stage.name,)
+            self.stores.observe("placehub_stage_batch_records", stage, len(records))
+            self.stores.observe("placehub_stage_delivery_seconds", stage, delivery_s)
         except Exception:  # delivered but not stored: a restart recovers it from Kafka
             await self._hold("writing the tables' stores")
 

@@ -280,3 +280,9 @@ def test_the_workers_metrics_pass_promtool_check_metrics(scraped_worker: WorkerP
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert b"placehub_partner_last_event_timestamp_seconds{" in scraped.content
+    # The runtime's own histograms: every batch the gate took, its size and delivery time.
+    samples = dict(
+        line.rsplit(" ", 1) for line in scraped.text.splitlines() if not line.startswith("#")
+    )
+    for series in ("placehub_stage_batch_records", "placehub_stage_delivery_seconds"):
+        assert float(samples[f'{series}_count{{stage="gate"}}']) >= 1, series

@@ -152,6 +152,8 @@ def test_a_scrape_passes_promtool_check_metrics() -> None:
         metrics.count(name, labels)
     metrics.webhook_seconds.labels("council-housing").observe(0.2)
     metrics.observe("placehub_event_latency_seconds", ("council-housing",), 1.5)
+    metrics.observe("placehub_stage_batch_records", ("gate",), 200)
+    metrics.observe("placehub_stage_delivery_seconds", ("gate",), 0.02)
     checked = subprocess.run(
         ["promtool", "check", "metrics"],
         input=metrics.exposition(),
