@@ -80,6 +80,7 @@ from tests.bench.harness import (
     produce,
     wait_for_consents,
 )
+from tests.bench.identity_alone import identity_rate
 from tests.bench.marks import MarksReader
 from tests.bench.peer import PEER, quix_fold_rate
 from tests.integration.helpers import WorkerProcess, worker_env
@@ -101,8 +102,10 @@ def run(bench: Bench) -> list[Figure]:
     on, off, two = (bench.hub(name) for name in ("pipeline-1", "pipeline-1-off", "pipeline-2"))
     try:
         load = _load(on, events, bench.repeats)
-        paired = _paired(bench, on, off, load)
+        paired, per_batch = _paired(bench, on, off, load)
         base = _baselines(bench, on, events)
+        alone = [identity_rate(on, batch) for batch in load.batches]
+        bench.progress(f"  identity alone: {', '.join(f'{r:,.0f}/s' for r in alone)}")
     finally:
         bench.delete(on)
         bench.delete(off)
@@ -114,7 +117,8 @@ def run(bench: Bench) -> list[Figure]:
     figures: list[Figure] = []
     for label, result in (("1 worker", paired["on"]), ("2 workers, 4 partitions", twin)):
         figures += _stage_figures(label, result, raw, events)
-    figures += _peer_figures(paired["on"]["settled"], peer, raw, events)
+    figures += _peer_figures(paired["on"]["settled"], peer, raw, events, per_batch)
+    figures.append(_identity_figure(alone, paired["on"]["settled"]))
     figures.append(_cost_figure(paired, events))
     for what, runs in base.items():
         figures.append(
@@ -134,6 +138,7 @@ def run(bench: Bench) -> list[Figure]:
 
 
 RAW = "raw aiokafka consume + Avro decode (1 process)"
+SCRAPE_TOKEN = "bench-scrape-token-0123456789"  # the first hub's /metrics, for _per_batch
 TARGET = "≥ 10,000/s per worker and ≥ 0.5x raw"
 MEASURES = (
     ("gate", "received by the gate"),
@@ -172,7 +177,7 @@ def _stage_figures(
 
 
 def _peer_figures(
-    hub: list[float], peer: list[float], raw: list[float], events: int
+    hub: list[float], peer: list[float], raw: list[float], events: int, per_batch: str
 ) -> list[Figure]:
     """The hub's whole chain beside the peer (issue 15's ratio), and the peer beside raw."""
     ratio = median(hub) / median(peer)
@@ -187,7 +192,8 @@ def _peer_figures(
             target="≥ 1.0x the peer",
             met=ratio >= 1.0,
             note=f"the peer reads the first {events:,} records of the same partner topics from "
-            "the beginning, with fresh state, timed from its first record",
+            "the beginning, with fresh state, timed from its first record; the hub's batches "
+            f"over the whole run, mean records / mean delivery: {per_batch}",
             runs=hub,
             baseline_runs=peer,
         ),
@@ -241,6 +247,23 @@ class Load:
     partners: list[str]
 
 
+def _identity_figure(alone: list[float], chain: list[float]) -> Figure:
+    """Identity's own ceiling (``tests.bench.identity_alone``) over the chain per worker."""
+    return Figure(
+        "pipeline",
+        "identity stage alone, fed pre-built batches (its pure process)",
+        median(alone),
+        "events/s",
+        "1 worker: gate → identity → view → patterns",
+        median(chain),
+        target="≥ 5x the chain per worker",
+        met=median(alone) >= 5 * median(chain),
+        note="the same events, in the gate's batch records; in-memory tables, no Kafka",
+        runs=alone,
+        baseline_runs=chain,
+    )
+
+
 def _load(settings: Settings, events: int, repeats: int) -> Load:
     """Encode once (schema ids are fingerprints, the same under any prefix)."""
     prepare(settings)
@@ -263,18 +286,19 @@ def _chain(settings: Settings, patterns: bool) -> list[tuple[str, tuple[str, ...
 
 def _paired(
     bench: Bench, on: Settings, off: Settings, load: Load
-) -> dict[str, dict[str, list[float]]]:
+) -> tuple[dict[str, dict[str, list[float]]], str]:
     """One worker with the patterns stages and one without, running side by side, given
-    the same batches in turn (so a change in the machine's load falls on both)."""
+    the same batches in turn (so a change in the machine's load falls on both); and the
+    batches of the one with the patterns, per stage (``_per_batch``)."""
     prepare(off)
     for settings in (on, off):
         produce(settings, load.consents)
     bench.progress(f"  pipeline-1: {len(load.consents)} consents loaded; starting 2 hubs")
     rates = {side: _rates() for side in ("on", "off")}
     # One profile per run: the worker with the patterns (its figures are then slowed).
-    extra: dict[str, Any] = (
-        {"bench_profile": bench.profile_path("pipeline-1")} if bench.profile else {}
-    )
+    extra: dict[str, Any] = {"metrics_token": SCRAPE_TOKEN}
+    if bench.profile:
+        extra["bench_profile"] = bench.profile_path("pipeline-1")
     with (
         bench.workers(on, **extra) as with_patterns,
         bench.workers(off, patterns_enabled="false") as without,
@@ -288,7 +312,30 @@ def _paired(
                 _take(rates[side], timing, len(batch))
                 line = timing.line(len(batch))
                 bench.progress(f"  pipeline-1 patterns {side}, batch {n}: {line}")
-    return rates
+        per_batch = _per_batch(with_patterns[0])
+    bench.progress(f"  pipeline-1 patterns on, per batch (records / delivery): {per_batch}")
+    return rates, per_batch
+
+
+def _per_batch(worker: WorkerProcess) -> str:
+    """Each stage's mean records per batch and mean delivery time, from the worker's own
+    histograms (``placehub_stage_batch_records``, ``placehub_stage_delivery_seconds``)."""
+    scraped = worker.get("/metrics", token=SCRAPE_TOKEN)
+    scraped.raise_for_status()
+    samples: dict[str, float] = {}
+    for line in scraped.text.splitlines():
+        if line.startswith("placehub_stage_") and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    parts = []
+    for stage in ("gate", "identity", "view", "alerts", "patterns-people", "patterns"):
+        label = f'{{stage="{stage}"}}'
+        batches = samples.get(f"placehub_stage_batch_records_count{label}", 0)
+        if batches:
+            records = samples[f"placehub_stage_batch_records_sum{label}"] / batches
+            delivery = samples[f"placehub_stage_delivery_seconds_sum{label}"] / batches
+            parts.append(f"{stage} {records:,.0f} / {delivery * 1000:,.0f} ms")
+    return ", ".join(parts)
 
 
 def _baselines(bench: Bench, settings: Settings, events: int) -> dict[str, list[float]]:
