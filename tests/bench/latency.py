@@ -7,7 +7,10 @@ table changelog: Faust writes a view's new value there right after storing it, s
 first changelog record holding an event id is the moment that event became visible to
 ``GET /v1/people/{id}``. Latency = the time the watcher receives that record minus the publish
 time (both clocks are this machine's). The watcher waits for every event to appear (or 60 s
-after publishing stops) before the next rate.
+after publishing stops) before the next rate. At 1,000/s the hub is measured five times in a
+row in a full run and its p99 figure is the worst of them (the target must hold in each);
+the saturation point is the lowest measured rate at which p99 passed 1 s, for the hub and
+for the raw hop.
 
 Baseline: the same publisher pattern sends same-sized records with a bare kafka-python
 producer to a plain topic, and the same watcher consumes them: the floor of one Kafka hop.
@@ -44,14 +47,20 @@ __all__ = ["Watcher", "from_the_end", "run", "view_times"]
 
 PEOPLE = 2_000
 DRAIN_S = 60.0
+TARGET_RATE, TARGET_RUNS = 1_000, 5  # issue 15: p99 < 100 ms in five full runs in a row
+HIGH_RATE = 2_000  # and < 250 ms here
+SATURATED_MS = 1_000.0  # p99 past this: the hub no longer keeps up with the rate
 
 
 def run(bench: Bench) -> list[Figure]:
-    """p50/p95/p99 at each rate for the hub and for one raw Kafka hop."""
-    rates = (500, 1_000) if bench.quick else (500, 1_000, 2_000)
+    """p50/p95/p99 at each rate for the hub and for one raw Kafka hop; the 1,000/s rate
+    measured ``TARGET_RUNS`` times in a row (its target must hold in every run), and the
+    saturation point (``_saturation``)."""
+    rates = (500, 1_000) if bench.quick else (500, 1_000, 1_500, 2_000)
     seconds = 5.0 if bench.quick else 10.0
     settings = bench.hub("latency")
     figures: list[Figure] = []
+    p99s: dict[int, tuple[float, float]] = {}  # rate -> (hub p99, raw p99)
     try:
         prepare(settings)
         place = Place(seed=3, people=PEOPLE, consent_rate=1.0)
@@ -61,23 +70,47 @@ def run(bench: Bench) -> list[Figure]:
         with bench.workers(settings):
             wait_for_consents(settings, len(consents))
             for rate in rates:
-                hub = _measure(settings, rate, seconds, raw=False)
-                raw = _measure(settings, rate, seconds, raw=True)
-                bench.progress(
-                    f"  {rate}/s: hub p50 {hub['p50']:.0f} p99 {hub['p99']:.0f} ms "
-                    f"({hub['seen']}/{hub['sent']} seen, published at {hub['rate']:.0f}/s); "
-                    f"raw p50 {raw['p50']:.0f} p99 {raw['p99']:.0f} ms"
-                )
+                runs = TARGET_RUNS if rate == TARGET_RATE and not bench.quick else 1
+                hubs, raw = _at_rate(bench, settings, rate, seconds, runs)
+                worst = max(hubs, key=lambda h: (h["p99"], h["sent"] - h["seen"]))
                 for p in ("p50", "p95", "p99"):
-                    figures.append(_figure(rate, p, hub, raw, seconds))
+                    figures.append(_figure(rate, p, hubs[0] if p != "p99" else worst, raw, hubs))
+                p99s[rate] = (worst["p99"], raw["p99"])
     finally:
         bench.delete(settings)
+    figures.append(_saturation(p99s))
     return figures
 
 
-def _figure(rate: int, p: str, hub: dict[str, Any], raw: dict[str, Any], seconds: float) -> Figure:
-    target = "p99 < 100 ms at 1,000/s" if rate == 1_000 and p == "p99" else ""
+def _at_rate(
+    bench: Bench, settings: Settings, rate: int, seconds: float, runs: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The hub ``runs`` times in a row at ``rate``, then the raw hop once."""
+    hubs = []
+    for _ in range(runs):
+        hubs.append(_measure(settings, rate, seconds, raw=False))
+        hub = hubs[-1]
+        bench.progress(
+            f"  {rate}/s: hub p50 {hub['p50']:.0f} p99 {hub['p99']:.0f} ms "
+            f"({hub['seen']}/{hub['sent']} seen, published at {hub['rate']:.0f}/s)"
+        )
+    raw = _measure(settings, rate, seconds, raw=True)
+    bench.progress(f"  {rate}/s: raw p50 {raw['p50']:.0f} p99 {raw['p99']:.0f} ms")
+    return hubs, raw
+
+
+def _figure(
+    rate: int, p: str, hub: dict[str, Any], raw: dict[str, Any], runs: list[dict[str, Any]]
+) -> Figure:
+    """One percentile at one rate; p99 is the worst of the runs at that rate."""
+    target = f"p99 < 100 ms at {TARGET_RATE:,}/s" if rate == TARGET_RATE and p == "p99" else ""
+    target = f"p99 < 250 ms at {HIGH_RATE:,}/s" if rate == HIGH_RATE and p == "p99" else target
+    limit = 100 if rate == TARGET_RATE else 250
     missing = hub["sent"] - hub["seen"]
+    note = f"{hub['rate']:.0f}/s achieved; {hub['seen']}/{hub['sent']} seen"
+    if len(runs) > 1 and p == "p99":
+        each = ", ".join(f"{r['p99']:.0f}" for r in runs)
+        note = f"the worst of {len(runs)} runs in a row (p99 each: {each} ms); " + note
     return Figure(
         "latency",
         f"publish → view {p} at {rate:,}/s",
@@ -87,9 +120,34 @@ def _figure(rate: int, p: str, hub: dict[str, Any], raw: dict[str, Any], seconds
         raw[p],
         higher_is_better=False,
         target=target,
-        met=(hub[p] < 100 and missing == 0) if target else None,
-        note=f"{seconds:g}s at {hub['rate']:.0f}/s achieved; {hub['seen']}/{hub['sent']} seen"
-        + (f", {missing} not visible within {DRAIN_S:.0f}s" if missing else ""),
+        met=(hub[p] < limit and missing == 0) if target else None,
+        note=note + (f", {missing} not visible within {DRAIN_S:.0f}s" if missing else ""),
+        runs=[r[p] for r in runs],
+    )
+
+
+def _saturation(p99s: dict[int, tuple[float, float]]) -> Figure:
+    """The lowest measured rate at which p99 passed 1 s, for the hub and for the raw hop
+    (the highest rate measured if it never did, and the note says so)."""
+    top = max(p99s)
+    hub = min((rate for rate, (p99, _) in p99s.items() if p99 > SATURATED_MS), default=None)
+    raw = min((rate for rate, (_, p99) in p99s.items() if p99 > SATURATED_MS), default=None)
+    below = max((rate for rate in p99s if hub is None or rate < hub), default=None)
+    note = (
+        f"the hub's p99 passed 1 s between {below:,}/s and {hub:,}/s"
+        if hub is not None and below is not None
+        else f"the hub's p99 did not pass 1 s up to {top:,}/s (the highest rate measured)"
+    )
+    if raw is None:
+        note += f"; the raw hop's did not pass 1 s up to {top:,}/s, a lower bound"
+    return Figure(
+        "latency",
+        "saturation: lowest rate measured where publish → view p99 passes 1 s",
+        float(hub or top),
+        "events/s",
+        "raw kafka-python → consumer, same test",
+        float(raw or top),
+        note=note + f"; rates measured: {', '.join(f'{r:,}' for r in sorted(p99s))}/s",
     )
 
 
