@@ -133,11 +133,12 @@ def _saturation(p99s: dict[int, tuple[float, float]]) -> Figure:
     hub = min((rate for rate, (p99, _) in p99s.items() if p99 > SATURATED_MS), default=None)
     raw = min((rate for rate, (_, p99) in p99s.items() if p99 > SATURATED_MS), default=None)
     below = max((rate for rate in p99s if hub is None or rate < hub), default=None)
-    note = (
-        f"the hub's p99 passed 1 s between {below:,}/s and {hub:,}/s"
-        if hub is not None and below is not None
-        else f"the hub's p99 did not pass 1 s up to {top:,}/s (the highest rate measured)"
-    )
+    if hub is None:
+        note = f"the hub's p99 did not pass 1 s up to {top:,}/s (the highest rate measured)"
+    elif below is None:
+        note = f"the hub's p99 passed 1 s already at {hub:,}/s, the lowest rate measured"
+    else:
+        note = f"the hub's p99 passed 1 s between {below:,}/s and {hub:,}/s"
     if raw is None:
         note += f"; the raw hop's did not pass 1 s up to {top:,}/s, a lower bound"
     return Figure(

@@ -16,6 +16,7 @@ from hub.config import Settings
 from hub.models import PartnerEvent
 from tests.bench.alerts import alert_latencies, unstreamed
 from tests.bench.harness import Figure, one_event_each, partners_of, percentiles
+from tests.bench.latency import _saturation
 from tests.bench.loadgen import event_id_at, published_at
 from tests.bench.run import render_table
 from tests.bench.scale import sizes_for
@@ -119,3 +120,16 @@ def test_a_raise_counts_as_streamed_when_it_or_a_later_raise_of_it_was_shown() -
     told = {("a-1", ms), ("a-2", ms), ("a-3", ms + 5_000)}
     shown = [_streamed("a-1", escalated, 1), _streamed("a-3", first, 1)]
     assert unstreamed(told, shown) == {("a-2", ms), ("a-3", ms + 5_000)}
+
+
+def test_the_saturation_point_is_the_lowest_rate_whose_p99_passed_one_second() -> None:
+    between = _saturation({500: (90.0, 50.0), 1_000: (400.0, 52.0), 2_000: (4_000.0, 60.0)})
+    assert (between.value, between.baseline_value) == (2_000, 2_000)
+    assert "between 1,000/s and 2,000/s" in between.note
+    assert "raw hop's did not pass 1 s up to 2,000/s, a lower bound" in between.note
+    at_once = _saturation({500: (1_183.0, 52.0), 1_000: (5_316.0, 52.0)})
+    assert at_once.value == 500
+    assert "passed 1 s already at 500/s, the lowest rate measured" in at_once.note
+    never = _saturation({500: (90.0, 50.0), 1_000: (120.0, 1_200.0)})
+    assert (never.value, never.baseline_value) == (1_000, 1_000)
+    assert "did not pass 1 s up to 1,000/s" in never.note
