@@ -424,8 +424,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="also load the memory store to N people, e.g. 1000000 (measured, not extrapolated;"
-        " about N/2,000 seconds more and 4 KB of RAM per person)",
+        help="also load the RocksDB store to N people, e.g. 1000000 (measured, not "
+        "extrapolated, then restarted; about N/1,500 seconds more)",
     )
     bench.set_defaults(run=_bench)
 

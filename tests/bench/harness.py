@@ -128,7 +128,7 @@ class Bench:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     progress: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
     profile: bool = False  # run the pipeline's workers under pyinstrument
-    scale_people: int | None = None  # also load the memory store to this many people
+    scale_people: int | None = None  # also load the RocksDB store to this many people
     # Extra PLACEHUB_* values for every bench worker, e.g. {"bench_app_options": '{...}'}
     # to try a Faust setting (see tests.bench.worker).
     worker_overrides: dict[str, str] = field(default_factory=dict)

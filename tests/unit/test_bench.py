@@ -86,9 +86,9 @@ def test_partners_of_names_the_partner_topics_only() -> None:
     assert partners_of(records) == {"city-health", "council-housing"}
 
 
-def test_scale_people_adds_a_measured_last_step_to_the_memory_store() -> None:
-    assert sizes_for(quick=False, people=1_000_000)["memory://"][-1] == 1_000_000
-    assert sizes_for(quick=False, people=1_000_000)["rocksdb://"] == sizes_for(False)["rocksdb://"]
+def test_scale_people_adds_a_measured_last_step_to_the_rocksdb_store() -> None:
+    assert sizes_for(quick=False, people=1_000_000)["rocksdb://"][-1] == 1_000_000
+    assert sizes_for(quick=False, people=1_000_000)["memory://"] == sizes_for(False)["memory://"]
     assert sizes_for(quick=True, people=5_000) == sizes_for(quick=True)  # not above the last
 
 
