@@ -85,6 +85,16 @@ log = logging.getLogger(__name__)
 
 PRODUCER_BATCH_BYTES = 512 * 1024  # under the broker's 1 MiB record-batch limit
 PRODUCER_REQUEST_BYTES = 1_048_576  # Faust's default, 1,000,000, is below a full-size event's
+# RocksDB's memory per database (one per table partition): Faust's defaults are 64 MiB write
+# buffers, up to three, and a 2 GiB block cache each, so a worker's memory grew about 3 KB
+# a person with the place (placehub bench --only scale; issue 15's million people). These
+# bound each database at 2 x 8 MiB of write buffers and a 16 MiB cache; the memory store
+# ignores them. Faust's store pops keys from the dict it is given: each table gets a copy.
+ROCKSDB_OPTIONS: dict[str, int] = {
+    "write_buffer_size": 8 * 2**20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 * 2**20,
+}
 
 
 def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
@@ -166,37 +176,40 @@ class Hub:
 
     def _define_tables(self) -> None:
         app, n = self.app, self.settings.partitions
-        self.consents = app.GlobalTable("consents", default=None, partitions=n)
-        self.ledger = app.GlobalTable("ledger", default=None, partitions=n)
-        self.fates = app.GlobalTable("fates", default=None, partitions=n)
+
+        def table(name: str, **kwargs: Any) -> Any:
+            return app.Table(name, default=None, options=dict(ROCKSDB_OPTIONS), **kwargs)
+
+        def global_table(name: str, **kwargs: Any) -> Any:
+            return app.GlobalTable(name, default=None, options=dict(ROCKSDB_OPTIONS), **kwargs)
+
+        self.consents = global_table("consents", partitions=n)
+        self.ledger = global_table("ledger", partitions=n)
+        self.fates = global_table("fates", partitions=n)
         # Each stage's last offset done per input partition (hub.runtime.run: once only).
-        self.marks = app.GlobalTable("marks", default=None, partitions=n)
-        self.held = app.Table("held", default=None, partitions=n)
+        self.marks = global_table("marks", partitions=n)
+        self.held = table("held", partitions=n)
         # Keyed by raw bytes, like the hub.events records that update it, so a person hashes
         # to the same partition in the table as on the topic: table routing finds the owner.
-        self.views = app.Table("views", default=None, partitions=n, key_type=bytes)
+        self.views = table("views", partitions=n, key_type=bytes)
         # Which people on a partition hold a partner's record ref: the lookup's index, kept
         # by the view stage with the views (hub.stages.refs).
-        self.view_refs = app.Table("view-refs", default=None, partitions=n, key_type=bytes)
+        self.view_refs = table("view-refs", partitions=n, key_type=bytes)
         # Each person's alerts, keyed like the views (so on the same partition number).
-        self.alerts = app.Table("alerts", default=None, partitions=n, key_type=bytes)
+        self.alerts = table("alerts", partitions=n, key_type=bytes)
         # Each person's cells in open pattern windows (and each partition's watermark), and
         # each window's true and published counts (hub.stages.pattern_people, .patterns).
-        self.pattern_people = app.Table(
-            "pattern-people", default=None, partitions=n, key_type=bytes
-        )
-        self.pattern_counts = app.Table(
-            "pattern-counts", default=None, partitions=n, key_type=bytes
-        )
-        self.identity_tokens = app.Table("identity-tokens", default=None, partitions=1)
-        self.people = app.Table("identity-people", default=None, partitions=1)
+        self.pattern_people = table("pattern-people", partitions=n, key_type=bytes)
+        self.pattern_counts = table("pattern-counts", partitions=n, key_type=bytes)
+        self.identity_tokens = table("identity-tokens", partitions=1)
+        self.people = table("identity-people", partitions=1)
         # Consents withdrawn, by id: an event under one that reaches identity later is dropped.
-        self.withdrawn = app.Table("identity-withdrawn", default=None, partitions=1)
+        self.withdrawn = table("identity-withdrawn", partitions=1)
         # Joins refused because they would give a person two NHS numbers: global, so any
         # worker can list them to admins.
-        self.identity_review = app.GlobalTable("identity-review", default=None, partitions=1)
+        self.identity_review = global_table("identity-review", partitions=1)
         # Tokens partners linked, by group: what a consent covers (hub.stages.linked).
-        self.linked = app.GlobalTable("linked", default=None, partitions=1)
+        self.linked = global_table("linked", partitions=1)
 
     def _define_stages(self) -> None:
         app, names, internal, n = self.app, self.topics, self.internal, self.settings.partitions

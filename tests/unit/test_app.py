@@ -40,3 +40,15 @@ def test_the_workers_consumer_waits_at_most_the_fetch_wait_setting(tmp_path: Pat
     consumer = asyncio.run(consumer_of_worker())
     assert consumer._fetch_max_wait_ms == 25
     assert hub.app.conf.producer_max_batch_size > 16_384
+
+
+def test_every_rocksdb_database_has_bounded_memory(tmp_path: Path) -> None:
+    """Faust's defaults (64 MiB write buffers, three, and a 2 GiB block cache per database,
+    one per table partition) let a worker's memory grow with the place."""
+    settings = Settings(store="rocksdb://", bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)
+    hub = Hub(settings)
+    for table in hub.app.tables.values():
+        options = table.data.rocksdb_options
+        assert options.write_buffer_size == 8 * 2**20, table.name
+        assert options.max_write_buffer_number == 2, table.name
+        assert options.block_cache_size == 16 * 2**20, table.name
