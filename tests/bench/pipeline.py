@@ -56,6 +56,7 @@ import fastavro
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer
 from confluent_kafka import TopicPartition as ConfluentPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.simulate import PARTNERS, Place
 from hub._admin import ensure_topic
@@ -322,18 +323,17 @@ def _per_batch(worker: WorkerProcess) -> str:
     histograms (``placehub_stage_batch_records``, ``placehub_stage_delivery_seconds``)."""
     scraped = worker.get("/metrics", token=SCRAPE_TOKEN)
     scraped.raise_for_status()
-    samples: dict[str, float] = {}
-    for line in scraped.text.splitlines():
-        if line.startswith("placehub_stage_") and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
+    samples = {
+        (sample.name, sample.labels.get("stage")): sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+    }
     parts = []
     for stage in ("gate", "identity", "view", "alerts", "patterns-people", "patterns"):
-        label = f'{{stage="{stage}"}}'
-        batches = samples.get(f"placehub_stage_batch_records_count{label}", 0)
+        batches = samples.get(("placehub_stage_batch_records_count", stage), 0)
         if batches:
-            records = samples[f"placehub_stage_batch_records_sum{label}"] / batches
-            delivery = samples[f"placehub_stage_delivery_seconds_sum{label}"] / batches
+            records = samples["placehub_stage_batch_records_sum", stage] / batches
+            delivery = samples["placehub_stage_delivery_seconds_sum", stage] / batches
             parts.append(f"{stage} {records:,.0f} / {delivery * 1000:,.0f} ms")
     return ", ".join(parts)
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from connectors import Publisher
 from hub.config import PROJECT_ROOT
@@ -281,8 +282,11 @@ def test_the_workers_metrics_pass_promtool_check_metrics(scraped_worker: WorkerP
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert b"placehub_partner_last_event_timestamp_seconds{" in scraped.content
     # The runtime's own histograms: every batch the gate took, its size and delivery time.
-    samples = dict(
-        line.rsplit(" ", 1) for line in scraped.text.splitlines() if not line.startswith("#")
-    )
+    counts = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.labels.get("stage") == "gate"
+    }
     for series in ("placehub_stage_batch_records", "placehub_stage_delivery_seconds"):
-        assert float(samples[f'{series}_count{{stage="gate"}}']) >= 1, series
+        assert counts[f"{series}_count"] >= 1, series

@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 from kafka import KafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from connectors import ConsentDraft, EventDraft, LinkDraft, Publisher
 from connectors.events import EventReader
@@ -500,9 +501,10 @@ def at_rest(worker: WorkerProcess) -> bool:
     except requests.ConnectionError:
         return False
     lags = [
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("placehub_consumer_lag_records{")
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "placehub_consumer_lag_records"
     ]
     return bool(lags) and not any(lags)
 
