@@ -131,7 +131,7 @@ class _Person:
             created_at = self.now.isoformat()
         by_id = {(e.partner_id, e.event_id): e for e in entries}
         events = [by_id[o.partner_id, o.event_id] for o in match.events]
-        recipients = recipients_for(rule, entries)
+        recipients = recipients_for(rule, entries, match.events[-1].occurred_at)
         row = {
             "alert_id": alert_id,
             "rule": rule.code,
@@ -183,16 +183,18 @@ class _Person:
         return Output(self.ctx.topics.alerts, partition, key, value)
 
 
-def recipients_for(rule: Rule, entries: list[TimelineEntry]) -> list[str]:
+def recipients_for(rule: Rule, entries: list[TimelineEntry], as_of: datetime) -> list[str]:
     """The partners told: those involved with the person, the lead partner (the one
-    holding an open plan; the involved ones if none does), or the rule's named partner
-    (of which only the rule's team, if it names one: the row's ``team``)."""
+    holding an open plan at ``as_of``, the match's last event; the involved ones if none
+    does), or the rule's named partner (of which only the rule's team, if it names one:
+    the row's ``team``). The lead is taken as of the match, not of the whole timeline: a
+    plan closed after the concern must not widen the alert to every partner involved."""
     involved = sorted({e.partner_id for e in entries})
     if rule.recipients.kind == "partner":
         assert rule.recipients.partner is not None
         return [rule.recipients.partner]
     if rule.recipients.kind == "lead":
-        return lead_partners(entries) or involved
+        return lead_partners(e for e in entries if e.occurred_at <= as_of) or involved
     return involved
 
 

@@ -12,7 +12,16 @@ from hub import batch
 from hub.alerts import load_rules
 from hub.batch import Op
 from hub.config import PROJECT_ROOT
-from hub.models import Alert, CareService, HealthEvent, HealthKind, SocialCareEvent, SocialCareKind
+from hub.models import (
+    Alert,
+    CareService,
+    HealthEvent,
+    HealthKind,
+    PoliceEvent,
+    PoliceKind,
+    SocialCareEvent,
+    SocialCareKind,
+)
 from hub.stages.alerts import AlertsStage, recipients_for
 from hub.stages.view import TimelineEntry, ViewStage, entry_for
 from tests.unit import factories
@@ -120,4 +129,29 @@ def test_a_rule_for_the_lead_partner_tells_the_one_holding_an_open_plan() -> Non
     rule = next(r for r in RULES if r.recipients.kind == "lead")
     assert rule.code == "concern-during-open-plan"
     timeline_entries = [TimelineEntry.model_validate(e | {"tokens": []}) for e in entries]
-    assert recipients_for(rule, timeline_entries) == ["council-housing"]
+    assert recipients_for(rule, timeline_entries, factories.WHEN) == ["council-housing"]
+
+
+def test_the_lead_told_is_the_one_holding_the_plan_when_the_concern_came() -> None:
+    """The plan closed after the police concern (all three in one timeline, as when they
+    arrive in one batch): the alert still tells only the partner whose plan was open when
+    the concern came, never every partner involved with the person."""
+    care = CareService.EARLY_HELP
+    steps = [
+        ("council-early-help", SocialCareEvent(kind=SocialCareKind.PLAN_OPENED, service=care), 30),
+        ("city-police", PoliceEvent(kind=PoliceKind.WELFARE_CONCERN), 20),
+        ("council-early-help", SocialCareEvent(kind=SocialCareKind.PLAN_CLOSED, service=care), 10),
+        ("city-health", AE, 5),
+    ]
+    entries = [
+        entry_for(
+            factories.event(
+                partner_id=p, payload=body, occurred_at=factories.WHEN - timedelta(days=d)
+            ),
+            f"s{d}",
+        ).model_dump(mode="json", exclude={"tokens", "sources"})
+        for p, body, d in steps
+    ]
+    effects, _ = run(AlertsStage(ALERTS_CTX), [timeline(entries)])
+    told = {a.rule_code: a.recipients for _, a in alerts_out(effects) if a is not None}
+    assert told["concern-during-open-plan"] == ["council-early-help"]
