@@ -8,6 +8,7 @@ otherwise make a rule that silently never fires.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -48,6 +49,13 @@ _FAMILIES = ", ".join(sorted({t.split(".", 1)[0] for t in KNOWN_EVENT_TYPES}))
 
 def matches(event_type: str, patterns: list[str]) -> bool:
     """Whether ``event_type`` matches any of ``patterns`` (fnmatch, case-sensitive)."""
+    return _matches(event_type, tuple(patterns))
+
+
+@functools.lru_cache(maxsize=4096)
+def _matches(event_type: str, patterns: tuple[str, ...]) -> bool:
+    # Asked for every event of a timeline, for every rule, each time a person changes; the
+    # event types and the rules' patterns are few, so the answers are kept.
     return any(fnmatchcase(event_type, pattern) for pattern in patterns)
 
 

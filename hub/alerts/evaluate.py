@@ -113,22 +113,28 @@ def occurrences(timeline: Iterable[TimelineItem]) -> list[Occurrence]:
 def evaluate(rule: Rule, timeline: Iterable[TimelineItem], now: datetime) -> Match | None:
     """The match of ``rule`` over the events of the ``window_days`` up to ``now`` (later
     events do not count yet), or None when it does not hold."""
+    return _evaluate(rule, occurrences(timeline), now)
+
+
+def evaluate_book(book: RuleBook, timeline: Iterable[TimelineItem], now: datetime) -> list[Match]:
+    """Every rule of ``book`` that holds over ``timeline`` at ``now``. The timeline is
+    read and sorted once for all the rules (the alerts stage's main cost per person)."""
+    entries = occurrences(timeline)
+    return [match for rule in book if (match := _evaluate(rule, entries, now)) is not None]
+
+
+def _evaluate(rule: Rule, entries: list[Occurrence], now: datetime) -> Match | None:
+    """``evaluate`` over ``entries``, already read by ``occurrences``."""
     if now.tzinfo is None:
         raise InputError("now: has no timezone")
     window = timedelta(days=rule.window_days)
-    events = [e for e in occurrences(timeline) if now - window < e.occurred_at <= now]
+    events = [e for e in entries if now - window < e.occurred_at <= now]
     found = _holds(rule.condition, events)
     if found is None:
         return None
     strength, explaining = found
     ordered = tuple(sorted(explaining))
     return Match(rule.code, strength, ordered, ordered[0].occurred_at + window)
-
-
-def evaluate_book(book: RuleBook, timeline: Iterable[TimelineItem], now: datetime) -> list[Match]:
-    """Every rule of ``book`` that holds over ``timeline`` at ``now``."""
-    entries = occurrences(timeline)  # read once for every rule
-    return [match for rule in book if (match := evaluate(rule, entries, now)) is not None]
 
 
 def next_close(matches: Iterable[Match]) -> datetime | None:
