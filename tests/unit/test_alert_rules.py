@@ -334,6 +334,18 @@ def test_the_book_finds_every_rule_that_holds_and_the_first_to_close() -> None:
     assert next_close([]) is None
 
 
+def test_the_book_gives_what_each_rule_gives_alone() -> None:
+    """The book reads the timeline once for all its rules: every case's timeline, every
+    near miss and the old events together give the same matches, rule by rule, as each
+    rule evaluated alone over the timeline."""
+    specs = [spec for events, _, misses in CASES.values() for spec in events]
+    specs += [spec for _, _, misses in CASES.values() for miss in misses.values() for spec in miss]
+    entries = timeline(*specs, *OLD)
+    alone = [m for rule in RULES if (m := evaluate(rule, entries, NOW)) is not None]
+    assert evaluate_book(RULES, entries, NOW) == alone
+    assert len(alone) > len(CASES) // 2  # most rules hold over all of them together
+
+
 # --- de-duplication and cooldown ----------------------------------------------------------
 
 
