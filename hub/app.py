@@ -86,10 +86,11 @@ log = logging.getLogger(__name__)
 PRODUCER_BATCH_BYTES = 512 * 1024  # under the broker's 1 MiB record-batch limit
 PRODUCER_REQUEST_BYTES = 1_048_576  # Faust's default, 1,000,000, is below a full-size event's
 # RocksDB's memory per database (one per table partition): Faust's defaults are 64 MiB write
-# buffers, up to three, and a 2 GiB block cache each, so a worker's memory grew about 3 KB
-# a person with the place (placehub bench --only scale; issue 15's million people). These
-# bound each database at 2 x 8 MiB of write buffers and a 16 MiB cache; the memory store
-# ignores them. Faust's store pops keys from the dict it is given: each table gets a copy.
+# buffers, up to three, and a 2 GiB block cache each, so a worker's memory grew 4.2 KB a
+# person with the place (2.9 KB with these: placehub bench --only scale --scale-people
+# 150000; issue 15's million people). These bound each database at 2 x 8 MiB of write
+# buffers and a 16 MiB cache; the memory store ignores them. Faust's store pops keys from
+# the dict it is given: each table gets a copy.
 ROCKSDB_OPTIONS: dict[str, int] = {
     "write_buffer_size": 8 * 2**20,
     "max_write_buffer_number": 2,
