@@ -29,6 +29,7 @@ suppressed ward no longer the total minus the others.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,8 +67,9 @@ class Window:
     granularity: Granularity
     start: datetime
 
-    @property
+    @functools.cached_property
     def end(self) -> datetime:
+        # Kept once worked out: asked for every entry of a timeline, for every open window.
         if self.granularity == "week":
             return self.start + timedelta(days=7)
         year, month = divmod(self.start.month, 12)  # month 12 → next year's January
@@ -157,7 +159,8 @@ def person_cells(
 ) -> set[str]:
     """The cells one person (their whole timeline: ``entries``) is counted in, in ``window``
     (``within``: how close two partners' events must be to make a transition)."""
-    inside = [e for e in entries if window.start <= e.occurred_at < window.end]
+    start, end = window.start, window.end
+    inside = [e for e in entries if start <= e.occurred_at < end]
     if not inside:
         return set()
     returning = any(e.occurred_at < window.start for e in entries)
