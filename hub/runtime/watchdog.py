@@ -19,7 +19,7 @@ committed offset has not moved since the last look, while its own stage is not s
 stalled stage holds its batch on purpose; the other stages' partitions are still watched,
 since one stage retrying a delivery for minutes must not leave another stage's records
 unread). Stuck at two looks in a row, it is sought back there
-(Faust's ``Consumer.seek``, which also resets Faust's read position), and the stages read
+(Faust's ``Consumer.seek_wait``, which also resets Faust's read position), and the stages read
 those records again. That is safe even if some were still on their way: the stages' marks
 list the offsets done, so no record's state is applied twice. Each rewind is logged and
 counted in ``placehub_partition_rewinds_total``. Each look also sets each stage's consumer
@@ -37,7 +37,8 @@ starts.
 
 Faust internals relied on (guarded by ``tests/unit/test_runtime_faust.py``): the consumer's
 ``_committed_offset``; the broker's offsets come from ``Consumer.highwaters`` and
-``Consumer.earliest_offsets`` (one request each a look).
+``Consumer.earliest_offsets`` (one request each a look); a rewind is ``Consumer.seek_wait``,
+which Faust runs on the consumer's thread and which resets its read position.
 """
 
 from __future__ import annotations
@@ -192,7 +193,11 @@ class Watchdog:
                 tp.partition,
                 position,
             )
-            await consumer.seek(tp, position)
+            # On the consumer's own thread: Faust's ``seek`` calls aiokafka from this one,
+            # and its fetcher, iterating what it has fetched on the other, then met a
+            # partition the seek had just dropped (KeyError) and crashed, and the worker
+            # read nothing more (seen in the scale bench).
+            await consumer.seek_wait({tp: position})
             self.count("placehub_partition_rewinds", (), 1)
             rewound.append(tp)
         return rewound

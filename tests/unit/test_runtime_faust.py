@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import _current_event
+from faust.transport.drivers import aiokafka as driver
 
 from hub.app import Hub
 from hub.config import Settings
@@ -73,10 +74,14 @@ def test_take_events_acks_a_batch_in_a_finally_block() -> None:
 def test_the_consumer_keeps_what_the_watchdog_reads(tmp_path: Path) -> None:
     """``hub.runtime.watchdog`` reads the consumer's committed offsets, asks
     ``Consumer.highwaters`` and ``Consumer.earliest_offsets``, and seeks with
-    ``Consumer.seek``, which resets Faust's read position."""
+    ``Consumer.seek_wait``, which runs aiokafka's seek on the consumer's own thread
+    (``call_thread``; Faust's ``seek`` does not) and resets Faust's read position."""
     consumer = Hub(Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)).app.consumer
     assert hasattr(consumer, "_committed_offset")
-    assert "self._read_offset[ensure_TP(partition)]" in inspect.getsource(type(consumer).seek)
+    thread = driver.AIOKafkaConsumerThread
+    assert "self.call_thread(self._seek_wait" in inspect.getsource(thread.seek_wait)
+    assert "self.consumer._read_offset[tp] = offset" in inspect.getsource(thread._seek_wait)
+    assert "self._thread.seek_wait(partitions)" in inspect.getsource(type(consumer).seek_wait)
     assert inspect.iscoroutinefunction(consumer.highwaters)
     assert inspect.iscoroutinefunction(consumer.earliest_offsets)
 

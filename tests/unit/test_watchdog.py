@@ -29,6 +29,7 @@ class FakeConsumer:
         self.starts = {STUCK: 0, BUSY: 0, DONE: 0, CHANGELOG: 0}
         self.ends = {STUCK: 198, BUSY: 40, DONE: 50, CHANGELOG: 90}
         self.seeks: list[tuple[TP, int]] = []
+        self.seeks_from_this_thread: list[tuple[TP, int]] = []
 
     def assignment(self) -> set[TP]:
         return set(self.ends)
@@ -39,8 +40,13 @@ class FakeConsumer:
     async def highwaters(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.ends[tp] for tp in tps}
 
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        """Faust runs this on the consumer's own thread."""
+        self.seeks += partitions.items()
+
     async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp, offset))
+        """Faust runs aiokafka's seek on the caller's thread, racing the fetcher."""
+        self.seeks_from_this_thread.append((tp, offset))
 
 
 class FakeMarks:
@@ -195,3 +201,16 @@ def test_every_metric_a_stage_or_the_runtime_counts_is_declared() -> None:
     }
     metrics = Metrics()
     assert counted and all(metrics._by_name.get(name) for name in counted), counted
+
+
+def test_a_rewind_seeks_on_the_consumers_own_thread() -> None:
+    """Faust's ``Consumer.seek`` calls aiokafka's from the caller's thread, while the
+    consumer's thread may be going through what its fetcher fetched: the scale bench's
+    worker crashed there (KeyError in ``Fetcher.fetched_records``) and read nothing more.
+    ``seek_wait`` runs on the consumer's thread."""
+    consumer = FakeConsumer()
+    dog, _ = watchdog(consumer)
+    for _ in range(STRIKES + 1):
+        asyncio.run(dog.look())
+    assert consumer.seeks == [(STUCK, 28), (BUSY, 10)]
+    assert consumer.seeks_from_this_thread == []
