@@ -222,18 +222,14 @@ def _peer_figures(
 def _cost_figure(paired: dict[str, dict[str, list[float]]], events: int) -> Figure:
     """What the patterns stages cost: end to end with them beside the same batches without."""
     on, off = paired["on"]["settled"], paired["off"]["settled"]
-    return Figure(
-        "pipeline",
+    return _beside_off(
+        paired,
+        "settled",
         "1 worker: gate → identity → view → patterns (the patterns stages' cost)",
-        median(on),
         "events/s",
-        "same batches, same run, patterns off (gate → identity → view)",
-        median(off),
         note=f"patterns on and off: two hubs side by side, {events:,}-event batches taken "
         "in turn; both clocks stop when the last stage's marks cover its inputs; on/off "
         f"batch by batch: {', '.join(f'{a / b:.2f}x' for a, b in zip(on, off, strict=True))}",
-        runs=on,
-        baseline_runs=off,
     )
 
 
@@ -241,18 +237,38 @@ def _cpu_figure(paired: dict[str, dict[str, list[float]]]) -> Figure:
     """The worker's CPU per event with the patterns stages, beside the same batches without:
     what caps one worker (its stages share one Python process), steadier than a rate on a
     shared machine."""
-    on, off = paired["on"]["cpu_us"], paired["off"]["cpu_us"]
-    return Figure(
-        "pipeline",
+    return _beside_off(
+        paired,
+        "cpu_us",
         "1 worker: worker CPU per event, gate → identity → view → patterns",
-        median(on),
         "µs",
-        "same batches, same run, patterns off (gate → identity → view)",
-        median(off),
         note="user + system CPU of the worker process from a batch's first send until its "
         "last stage has absorbed it, over the events placed in views; it includes reading "
         "the books every 0.2 s; 1,000,000 µs over this figure is the most one worker can take "
         "in a second",
+        higher_is_better=False,
+    )
+
+
+def _beside_off(
+    paired: dict[str, dict[str, list[float]]],
+    key: str,
+    measure: str,
+    unit: str,
+    note: str,
+    higher_is_better: bool = True,
+) -> Figure:
+    """``key`` of the hub with the patterns stages beside the same batches without them."""
+    on, off = paired["on"][key], paired["off"][key]
+    return Figure(
+        "pipeline",
+        measure,
+        median(on),
+        unit,
+        "same batches, same run, patterns off (gate → identity → view)",
+        median(off),
+        higher_is_better=higher_is_better,
+        note=note,
         runs=on,
         baseline_runs=off,
     )
