@@ -429,7 +429,7 @@ def _take(rates: dict[str, list[float]], timing: BatchTiming, events: int) -> No
     rates["view"].append(timing.placed / timing.view_s)
     rates["settled"].append(timing.placed / timing.settled_s)
     rates["held"] = [timing.held]
-    rates["cpu_us"].append(timing.cpu_s / max(timing.placed, 1) * 1e6)
+    rates["cpu_us"].append(timing.cpu_us)
 
 
 @dataclass
@@ -445,13 +445,18 @@ class BatchTiming:
     read_ms: float  # median time to read the books once: the measuring's own cost
     cpu_s: float  # the workers' CPU time (user + system) from the first send to settled
 
+    @property
+    def cpu_us(self) -> float:
+        """The workers' CPU per event placed, in microseconds."""
+        return self.cpu_s / max(self.placed, 1) * 1e6
+
     def line(self, events: int) -> str:
         """The progress line of one batch."""
         return (
             f"gate {events / self.gate_s:,.0f}/s, view {self.placed / self.view_s:,.0f}/s, "
             f"whole chain {self.placed / self.settled_s:,.0f}/s ({self.settled_s:.2f} s), "
             f"held or dead-lettered {self.held}; books read in {self.read_ms:.0f} ms; "
-            f"worker CPU {self.cpu_s / max(self.placed, 1) * 1e6:,.0f} µs an event"
+            f"worker CPU {self.cpu_us:,.0f} µs an event"
         )
 
 
