@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the view stage imports this module to keep the index
     from hub.stages.view import PersonView, TimelineEntry
 
-__all__ = ["holds", "index_key", "ref_digest", "refs_of", "reindex"]
+__all__ = ["holds", "index_key", "ref_digest", "reindex"]
 
 
 def ref_digest(partner: str, source_ref: str) -> str:
@@ -39,9 +39,9 @@ def index_key(partition: int, digest: str) -> bytes:
     return f"{partition}:{digest}".encode()
 
 
-def refs_of(view: PersonView | None) -> set[str]:
-    """The digests of every (partner, ref) in ``view``."""
-    return {ref_digest(e.partner_id, e.source_ref) for e in view.entries} if view else set()
+def _refs_of(view: PersonView | None) -> set[tuple[str, str]]:
+    """Every (partner, ref) in ``view``."""
+    return {(e.partner_id, e.source_ref) for e in view.entries} if view else set()
 
 
 def holds(entries: Iterable[TimelineEntry], partner: str, digest: str) -> bool:
@@ -62,14 +62,15 @@ def reindex(
 ) -> None:
     """Move ``person_id`` in ``index`` from the refs of ``before`` to those of ``after``
     (its view on ``partition`` before and after a batch; None: no view)."""
-    old, new = refs_of(before), refs_of(after)
-    for digest in sorted(old - new):
+    # Only the refs that changed are hashed: a batch adds one or two to a long timeline.
+    old, new = _refs_of(before), _refs_of(after)
+    for digest in sorted(ref_digest(*ref) for ref in old - new):
         key = index_key(partition, digest)
         people = [p for p in index.get(key, []) if p != person_id]
         if people:
             index[key] = people
         elif key in index:
             del index[key]
-    for digest in sorted(new - old):
+    for digest in sorted(ref_digest(*ref) for ref in new - old):
         key = index_key(partition, digest)
         index[key] = sorted({*index.get(key, []), person_id})

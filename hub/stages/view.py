@@ -150,14 +150,18 @@ def _timeline_bytes(view: PersonView | None, arrived: set[tuple[str, str]] | Non
     """The entries as JSON; those that arrived in this batch (folded from a partner, not
     moved by a merge or split) say so (``arrived``: the patterns count them late if their
     window has closed)."""
-    entries = view.entries if view is not None else []
-    dumped = []
-    for entry in entries:
-        fields = entry.model_dump(mode="json", exclude={"tokens", "sources"})
-        if arrived and _identity(entry) in arrived:
-            fields["arrived"] = True
-        dumped.append(fields)
+    if view is None:
+        return b"[]"
+    # One dump of the whole view (pydantic's serialiser, called once, not once an entry).
+    dumped = view.model_dump(mode="json", exclude=_NOT_IN_TIMELINES)["entries"]
+    if arrived:
+        for entry, fields in zip(view.entries, dumped, strict=True):
+            if _identity(entry) in arrived:
+                fields["arrived"] = True
     return json.dumps(dumped).encode()
+
+
+_NOT_IN_TIMELINES = {"entries": {"__all__": {"tokens", "sources"}}}
 
 
 def _identity(entry: TimelineEntry) -> tuple[str, str]:
