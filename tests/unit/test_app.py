@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from faust.stores.rocksdb import Store as RocksDBStore
 
 from hub.app import Hub
 from hub.config import Settings
+from hub.users import Role
 
 
 @pytest.mark.parametrize(
@@ -52,3 +55,19 @@ def test_every_rocksdb_database_has_bounded_memory(tmp_path: Path) -> None:
         assert options.write_buffer_size == 8 * 2**20, table.name
         assert options.max_write_buffer_number == 2, table.name
         assert options.block_cache_size == 16 * 2**20, table.name
+
+
+def test_tables_serialise_through_orjson_and_read_back_the_same(tmp_path: Path) -> None:
+    """Faust's json codec takes orjson when it is installed (a pinned dependency, issue 15):
+    every table write and changelog read goes through it. What it writes reads back as the
+    standard library's codec would give it, a UTC time included (written with ``Z``)."""
+    from faust.utils import json as faust_json
+
+    assert faust_json.orjson is not None, "orjson missing: Faust falls back to the slow codec"
+    hub = Hub(Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path))
+    table, when = hub.views, datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    value = {"person_id": "p-1", "n": 2, "kind": Role.STEWARD, "at": when, "none": None}
+    raw, _ = table.changelog_topic.prepare_value(value, table.value_serializer)
+    read = json.loads(raw)
+    assert read == {**value, "kind": "steward", "at": read["at"]}
+    assert datetime.fromisoformat(read["at"]) == when
