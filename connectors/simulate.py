@@ -572,7 +572,9 @@ class Place:
         # Up to 4 hours apart, closer for a large load: spread over about nine tenths of
         # the time to now, so recent windows (30 days of A&E visits) hold events too and the
         # last event is still in the past (the hub refuses events ahead of its clock).
-        span_s = (datetime.now(UTC) - moment).total_seconds()
+        # In whole days: the steps' bound decides how many random draws each step takes,
+        # so a bound that moved with the clock made another place every second of the day.
+        span_s = max(1, (datetime.now(UTC).date() - moment.date()).days) * 86_400
         step_max_s = max(2, min(4 * 3600, int(1.8 * span_s / max(count, 1))))
         produced = 0
         while produced < count:

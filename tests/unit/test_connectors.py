@@ -15,6 +15,7 @@ from connectors import (
     InvalidEvent,
     NoConsentReference,
     Publisher,
+    simulate,
 )
 from connectors.csv_drop import event_id_for, spreadsheet_safe
 from connectors.delivery import Delivery, Outgoing
@@ -225,14 +226,34 @@ def _demo_timelines(place: Place, events: int) -> dict[int, list[dict[str, objec
     return timelines
 
 
-def test_every_shipped_rule_fires_for_someone_in_the_demo_place() -> None:
-    """make demo's place (seed 7, 200 people, 1,000 events) evaluated now, as the alerts
-    stage does while the demo loads it. Before the police, children's services, job
+class _Clock(datetime):
+    """``datetime`` whose ``now`` is a given moment: the simulator read at that hour."""
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+
+    @classmethod
+    def now(cls, tz: object = None) -> _Clock:
+        return cls.fromtimestamp(cls.at.timestamp(), UTC)
+
+
+def _at(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> datetime:
+    monkeypatch.setattr(simulate, "datetime", _Clock)
+    monkeypatch.setattr(_Clock, "at", moment)
+    return moment
+
+
+@pytest.mark.parametrize("hour", [0, 9, 22])
+def test_every_shipped_rule_fires_for_someone_in_the_demo_place(
+    monkeypatch: pytest.MonkeyPatch, hour: int
+) -> None:
+    """make demo's place (seed 7, 200 people, 1,000 events) evaluated at that hour, as the
+    alerts stage does while the demo loads it. Before the police, children's services, job
     centre and food bank joined, four rules could never fire; before a household's notice
     named its children, housing-crisis-and-school could not; before the events reached the
-    last 30 days, repeat-ae-attendance could not."""
+    last 30 days, repeat-ae-attendance could not; before the place was the same at every
+    hour, concern-during-open-plan did not fire late in the evening."""
     rules = load_rules(PROJECT_ROOT / "deploy/local/alerts", list(PARTNERS))
-    now = datetime.now(UTC)
+    now = _at(monkeypatch, datetime(2026, 12, 1, hour, 37, tzinfo=UTC))
     fired: dict[str, list[set[str]]] = {}
     for timeline in _demo_timelines(Place(seed=7, people=200), 1000).values():
         for rule in rules:
@@ -304,3 +325,18 @@ def test_recent_ids_say_new_once_and_forget_beyond_the_window() -> None:
     assert seen.repeats == 1
     with pytest.raises(ValueError, match="window must be at least 1"):
         RecentIds(window=0)
+
+
+def test_a_seed_makes_the_same_place_at_any_hour_of_the_day(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same people and events, in the same order, whether the demo starts at 09:30 or
+    23:30: only the times differ (the steps' bound moved with the clock, and so did every
+    random draw after the first)."""
+
+    def place_at(hour: int) -> list[tuple[str, str, str]]:
+        _at(monkeypatch, datetime(2026, 12, 1, hour, 30, tzinfo=UTC))
+        events = Place(seed=7, people=200).events(1000)
+        return [(partner, d.payload.event_type, d.source_ref) for partner, d in events]
+
+    assert place_at(9) == place_at(23)
