@@ -21,11 +21,12 @@ to hold only when an event arrives: a changed timeline is the only moment one ca
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from hub import batch
 from hub.alerts import Decision, Match, OpenAlert, Rule, decide, evaluate_book
@@ -62,7 +63,7 @@ class AlertsStage:
                 raise Refused(f"the alerts stage has no operation {item.op!r}")
             entries = [
                 TimelineEntry.model_validate(e | {"tokens": []})
-                for e in json.loads(item.raw or b"[]")
+                for e in orjson.loads(item.raw or b"[]")
             ]
             key = item.key.encode()
             state.at(batch.partition_for(key, self.ctx.partitions))

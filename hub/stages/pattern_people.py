@@ -23,11 +23,12 @@ it once even if a crash makes this stage send it again (``PatternsStage``).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from hub import batch
 from hub.batch import Op
@@ -70,7 +71,7 @@ class PatternPeopleStage:
             def handle(item: batch.Item) -> None:
                 if item.op is not Op.TIMELINE:
                     raise Refused(f"the patterns stage has no operation {item.op!r}")
-                entries = list(json.loads(item.raw or b"[]"))
+                entries = list(orjson.loads(item.raw or b"[]"))
                 self._person(record, item.key, entries, state, deltas, now)
 
             def refused(item: batch.Item, reason: str) -> None:
@@ -151,7 +152,7 @@ class PatternPeopleStage:
             if not parts:
                 continue
             key = window_id.encode()
-            value = json.dumps({"source": partition, "parts": parts}).encode()
+            value = orjson.dumps({"source": partition, "parts": parts})
             target = batch.partition_for(key, self.ctx.partitions)
             outputs.append(Output(self.ctx.internal.pattern_deltas, target, key, value))
         return outputs

@@ -21,10 +21,11 @@ published (kept in the row's ``medians``) only beside a published count.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+
+import orjson
 
 from hub import batch
 from hub.disclosure import RULE, control
@@ -59,7 +60,7 @@ class PatternsStage:
             if record.key is None:
                 raise Refused("a pattern delta has no window key")
             Window.parse(record.key.decode())
-            body = json.loads(record.value or b"")
+            body = orjson.loads(record.value or b"")
             source = str(body["source"])
             row = table.get(record.key) or {"counts": {}, "applied": {}, "published": {}}
             counts, applied = dict(row["counts"]), dict(row["applied"])

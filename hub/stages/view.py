@@ -10,11 +10,11 @@ of partners' record refs that a lookup by ``source_ref`` reads (``hub.stages.ref
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 
 from hub import batch
@@ -158,7 +158,7 @@ def _timeline_bytes(view: PersonView | None, arrived: set[tuple[str, str]] | Non
         for entry, fields in zip(view.entries, dumped, strict=True):
             if _identity(entry) in arrived:
                 fields["arrived"] = True
-    return json.dumps(dumped).encode()
+    return orjson.dumps(dumped)
 
 
 _NOT_IN_TIMELINES = {"entries": {"__all__": {"tokens", "sources"}}}
@@ -300,7 +300,8 @@ class ViewStage:
         def one(record: Record) -> None:
             if record.topic != self.ctx.internal.view:  # a transfer: entries moving in
                 person_id = (record.key or b"").decode()
-                entries = [TimelineEntry.model_validate(e) for e in json.loads(record.value or b"")]
+                moving = orjson.loads(record.value or b"")
+                entries = [TimelineEntry.model_validate(e) for e in moving]
                 moved.update(_identity(e) for e in entries)
                 work.settle(person_id, absorb(views.get(person_id), person_id, entries))
                 return
@@ -467,7 +468,7 @@ class _Work:
 
     def _transfer(self, into: str, entries: list[TimelineEntry]) -> None:
         key = into.encode()
-        payload = json.dumps([e.model_dump(mode="json") for e in entries]).encode()
+        payload = orjson.dumps([e.model_dump(mode="json") for e in entries])
         partition = batch.partition_for(key, self.ctx.partitions)
         self.effects.outputs.append(Output(self.ctx.internal.transfer, partition, key, payload))
 
