@@ -127,18 +127,19 @@ def lead_partners(entries: Iterable[TimelineEntry]) -> list[str]:
 
 def timelines(
     ctx: Context,
-    views: Iterable[tuple[str, PersonView | None]],
+    views: Iterable[tuple[str, list[dict[str, Any]]]],
     arrived: Mapping[str, set[tuple[str, str]]] | None = None,
 ) -> list[Output]:
     """The view's word to the patterns and alerts stages: each changed person's timeline
     (codes, dates, partners, bases, source refs; no tokens); to the patterns unless the
-    place turned them off, to the alerts only when the place has alert rules."""
+    place turned them off, to the alerts only when the place has alert rules. ``views``
+    gives each changed person's entries as the views table holds them (empty: gone)."""
     if not ctx.patterns and not len(ctx.rules):
         return []  # no stage to tell: no timeline is serialised
     arrived = arrived or {}
     items = [
-        batch.Item(Op.TIMELINE, person_id, raw=_timeline_bytes(view, arrived.get(person_id)))
-        for person_id, view in views
+        batch.Item(Op.TIMELINE, person_id, raw=_timeline_bytes(entries, arrived.get(person_id)))
+        for person_id, entries in views
     ]
     outputs = by_person(ctx, ctx.internal.patterns, items) if ctx.patterns else []
     if len(ctx.rules):
@@ -146,22 +147,21 @@ def timelines(
     return outputs
 
 
-def _timeline_bytes(view: PersonView | None, arrived: set[tuple[str, str]] | None) -> bytes:
-    """The entries as JSON; those that arrived in this batch (folded from a partner, not
-    moved by a merge or split) say so (``arrived``: the patterns count them late if their
-    window has closed)."""
-    if view is None:
-        return b"[]"
-    # One dump of the whole view (pydantic's serialiser, called once, not once an entry).
-    dumped = view.model_dump(mode="json", exclude=_NOT_IN_TIMELINES)["entries"]
-    if arrived:
-        for entry, fields in zip(view.entries, dumped, strict=True):
-            if _identity(entry) in arrived:
-                fields["arrived"] = True
-    return orjson.dumps(dumped)
+def _timeline_bytes(entries: list[dict[str, Any]], arrived: set[tuple[str, str]] | None) -> bytes:
+    """The entries as JSON, without their tokens and sources; those that arrived in this
+    batch (folded from a partner, not moved by a merge or split) say so (``arrived``: the
+    patterns count them late if their window has closed). Taken from the views table's
+    dump, so a view is dumped once a batch."""
+    shown = []
+    for fields in entries:
+        entry = {name: value for name, value in fields.items() if name not in _NOT_IN_TIMELINES}
+        if arrived and (fields["partner_id"], fields["event_id"]) in arrived:
+            entry["arrived"] = True
+        shown.append(entry)
+    return orjson.dumps(shown)
 
 
-_NOT_IN_TIMELINES = {"entries": {"__all__": {"tokens", "sources"}}}
+_NOT_IN_TIMELINES = frozenset({"tokens", "sources"})
 
 
 def _identity(entry: TimelineEntry) -> tuple[str, str]:
@@ -317,7 +317,7 @@ class ViewStage:
         run_each(self.name, records, state, effects, now, one)
         views.write(state, self.ctx.partitions, self.ctx.retention)
         arrived = views.arrived(moved) if self.ctx.patterns else None  # only they read it
-        effects.outputs += timelines(self.ctx, views.touched(), arrived)
+        effects.outputs += timelines(self.ctx, views.dumped.items(), arrived)
         return effects
 
 
@@ -329,6 +329,7 @@ class _Views:
         self.models: dict[str, PersonView | None] = {}
         self.stored_models: dict[str, PersonView | None] = {}  # as read, for the refs index
         self.changed: list[tuple[str, PersonView | None, bool]] = []  # undo log
+        self.dumped: dict[str, list[dict[str, Any]]] = {}  # entries as written, by person
 
     def get(self, person_id: str) -> PersonView | None:
         if person_id not in self.models:
@@ -374,10 +375,13 @@ class _Views:
             reindex(state["view-refs"], partition, person_id, self.stored_models[person_id], view)
             if view is None:
                 self.stored.pop(key, None)
+                self.dumped[person_id] = []
                 continue
             due = expires_at(view, retention)
+            dumped = view.model_dump(mode="json")
+            self.dumped[person_id] = dumped["entries"]
             self.stored[key] = {
-                **view.model_dump(mode="json"),
+                **dumped,
                 "partition": batch.partition_for(key, partitions),
                 "expires_at": due.isoformat() if due else None,
             }
