@@ -10,9 +10,11 @@ passes; a holding one can weaken only when its oldest event leaves the window
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any, Protocol
 
 from hub.alerts.conditions import Condition, CountOf, DistinctOf, SequenceOf, matches
@@ -86,13 +88,20 @@ class Match:
 
 
 _FIELDS = ("occurred_at", "event_id", "event_type", "partner_id")  # Occurrence's order
+# Occurrence's own order as a sort key: worked out once an event, not twice a comparison.
+_ORDER = attrgetter(*_FIELDS)
+_AT = attrgetter("occurred_at")
 
 
-def _field(item: TimelineItem, name: str) -> Any:
-    value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
-    if value is None:
-        raise InputError(f"timeline entry {name}: is missing")
-    return value
+def _fields(item: TimelineItem) -> list[Any]:
+    """The item's ``_FIELDS`` (one type check an item: ``Mapping``'s is not cheap)."""
+    if isinstance(item, Mapping):
+        values = [item.get(name) for name in _FIELDS]
+    else:
+        values = [getattr(item, name, None) for name in _FIELDS]
+    if None in values:
+        raise InputError(f"timeline entry {_FIELDS[values.index(None)]}: is missing")
+    return values
 
 
 def occurrences(timeline: Iterable[TimelineItem]) -> list[Occurrence]:
@@ -100,14 +109,14 @@ def occurrences(timeline: Iterable[TimelineItem]) -> list[Occurrence]:
     entry without a timezone (it could not be placed in a window)."""
     by_id: dict[str, Occurrence] = {}
     for item in timeline:
-        occurrence = Occurrence(*(_field(item, name) for name in _FIELDS))
+        occurrence = Occurrence(*_fields(item))
         if (
             not isinstance(occurrence.occurred_at, datetime)
             or occurrence.occurred_at.tzinfo is None
         ):
             raise InputError("timeline entry occurred_at: is not a time with a timezone")
         by_id[occurrence.event_id] = occurrence
-    return sorted(by_id.values())
+    return sorted(by_id.values(), key=_ORDER)
 
 
 def evaluate(rule: Rule, timeline: Iterable[TimelineItem], now: datetime) -> Match | None:
@@ -128,12 +137,14 @@ def _evaluate(rule: Rule, entries: list[Occurrence], now: datetime) -> Match | N
     if now.tzinfo is None:
         raise InputError("now: has no timezone")
     window = timedelta(days=rule.window_days)
-    events = [e for e in entries if now - window < e.occurred_at <= now]
+    # The entries are in time order: the window's are one slice of them.
+    start = bisect_right(entries, now - window, key=_AT)
+    events = entries[start : bisect_right(entries, now, lo=start, key=_AT)]
     found = _holds(rule.condition, events)
     if found is None:
         return None
     strength, explaining = found
-    ordered = tuple(sorted(explaining))
+    ordered = tuple(sorted(explaining, key=_ORDER))
     return Match(rule.code, strength, ordered, ordered[0].occurred_at + window)
 
 

@@ -346,6 +346,20 @@ def test_the_book_gives_what_each_rule_gives_alone() -> None:
     assert len(alone) > len(CASES) // 2  # most rules hold over all of them together
 
 
+def test_a_window_holds_what_is_after_its_start_and_not_after_now() -> None:
+    """repeat-ae-attendance (three A&E visits in 30 days): a visit exactly 30 days old has
+    left the window, one exactly now is in it, and a later one does not count yet."""
+    rule = RULES.by_code["repeat-ae-attendance"]
+    visits = timeline(*(("health.ae_attendance", days, "city-health") for days in (1, 2)))
+    edge, now, later = (
+        timeline(("health.ae_attendance", days, "city-health"))[0] for days in (30, 0, -1)
+    )
+    assert evaluate(rule, [*visits, edge, later], NOW) is None
+    match = evaluate(rule, [*visits, edge, now, later], NOW)
+    assert match is not None and match.strength == 3
+    assert now["event_id"] in match.event_ids and edge["event_id"] not in match.event_ids
+
+
 # --- de-duplication and cooldown ----------------------------------------------------------
 
 
