@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from typing import Any, Literal
@@ -66,19 +66,20 @@ class Window:
 
     granularity: Granularity
     start: datetime
+    # Worked out once, when made: asked for every entry of a timeline, for every open
+    # window (a cached_property's lookup cost more than the sum).
+    end: datetime = field(init=False, repr=False, compare=False)
+    # ``week:2026-11-23`` (its Monday) or ``month:2026-11-01``: a key of the window.
+    id: str = field(init=False, repr=False, compare=False)
 
-    @functools.cached_property
-    def end(self) -> datetime:
-        # Kept once worked out: asked for every entry of a timeline, for every open window.
+    def __post_init__(self) -> None:
         if self.granularity == "week":
-            return self.start + timedelta(days=7)
-        year, month = divmod(self.start.month, 12)  # month 12 → next year's January
-        return self.start.replace(year=self.start.year + year, month=month + 1)
-
-    @property
-    def id(self) -> str:
-        """``week:2026-11-23`` (its Monday) or ``month:2026-11-01``: a key of the window."""
-        return f"{self.granularity}:{self.start.date().isoformat()}"
+            end = self.start + timedelta(days=7)
+        else:
+            year, month = divmod(self.start.month, 12)  # month 12 → next year's January
+            end = self.start.replace(year=self.start.year + year, month=month + 1)
+        object.__setattr__(self, "end", end)
+        object.__setattr__(self, "id", f"{self.granularity}:{self.start.date().isoformat()}")
 
     @classmethod
     def parse(cls, window_id: str) -> Window:
@@ -101,8 +102,10 @@ class Window:
         return watermark is not None and watermark > self.end + grace
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def windows_of(at: datetime) -> tuple[Window, Window]:
-    """The week and the month ``at`` falls in."""
+    """The week and the month ``at`` falls in (kept: a person's whole timeline is read
+    again each time it changes, so the same times come back batch after batch)."""
     return window_of("week", at), window_of("month", at)
 
 
