@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import combinations
 from typing import Any, Literal
 
@@ -102,11 +102,17 @@ class Window:
         return watermark is not None and watermark > self.end + grace
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def windows_of(at: datetime) -> tuple[Window, Window]:
-    """The week and the month ``at`` falls in (kept: a person's whole timeline is read
-    again each time it changes, so the same times come back batch after batch)."""
-    return window_of("week", at), window_of("month", at)
+    """The week and the month ``at`` falls in."""
+    return _windows_of_day(at.astimezone(UTC).date())
+
+
+@functools.lru_cache(maxsize=4096)
+def _windows_of_day(day: date) -> tuple[Window, Window]:
+    # Kept by day (a few bytes each, a decade in all): a person's whole timeline is read
+    # again each time it changes, so the same days come back batch after batch.
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return window_of("week", midnight), window_of("month", midnight)
 
 
 def window_of(granularity: str, at: datetime) -> Window:
