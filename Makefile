@@ -29,7 +29,7 @@ unit: $(STAMP) prometheus
 integration: $(STAMP) broker-start postgres-start chromium prometheus
 	$(BIN)/python -m pytest tests/integration
 
-## bench: benchmarks beside raw-client baselines (not part of the tests; about 12 minutes)
+## bench: benchmarks beside raw-client baselines (not part of the tests; about 20 minutes)
 bench: $(STAMP)
 	$(BIN)/placehub bench
 
