@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import operator
 import re
 import unicodedata
 from collections.abc import Callable
@@ -47,6 +48,12 @@ _KEY_ID_LABEL = b"placehub place key id"
 # NHS England reserves 999 000 0000 - 999 999 9999 for test data (they pass the check digit).
 _NHS_TEST_RANGE = ("9990000000", "9999999999")
 _EARLIEST_BIRTH = date(1880, 1, 1)
+# Compiled once: the SDK normalises every identifier of every event it publishes.
+_SPACES_AND_DASHES = re.compile(r"[\s-]")
+_SPACES = re.compile(r"\s")
+_TEN_DIGITS = re.compile(r"[0-9]{10}")
+_UPN = re.compile(r"[A-Z][0-9]{11}[0-9A-Z]")
+_COUNCIL_REF = re.compile(r"[A-Z0-9/-]{3,32}")
 
 
 class IdentifierError(InputError):
@@ -62,10 +69,10 @@ def _folded(value: str) -> str:
 def normalise_nhs_number(value: str) -> str:
     """Ten digits with a valid mod-11 check digit, not a dummy or test number; spaces and
     dashes are dropped."""
-    digits = re.sub(r"[\s-]", "", _folded(value))
-    if not re.fullmatch(r"[0-9]{10}", digits):
+    digits = _SPACES_AND_DASHES.sub("", _folded(value))
+    if not _TEN_DIGITS.fullmatch(digits):
         raise IdentifierError("nhs: an NHS number must be 10 digits")
-    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    total = sum(map(operator.mul, map(int, digits[:9]), range(10, 1, -1)))
     check = 11 - total % 11
     check = 0 if check == 11 else check
     if check == 10 or check != int(digits[9]):
@@ -89,8 +96,8 @@ _UPN_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"  # the DfE check-letter alphabet (no I,
 
 def normalise_upn(value: str) -> str:
     """A 13-character school Unique Pupil Number whose first letter checks out (DfE rule)."""
-    upn = re.sub(r"\s", "", _folded(value)).upper()
-    if not re.fullmatch(r"[A-Z][0-9]{11}[0-9A-Z]", upn):
+    upn = _SPACES.sub("", _folded(value)).upper()
+    if not _UPN.fullmatch(upn):
         raise IdentifierError("upn: a UPN is a letter, 11 digits and a digit or letter")
     weighted = sum(
         _upn_value(ch) * weight for ch, weight in zip(upn[1:], range(2, 14), strict=True)
@@ -108,8 +115,8 @@ def _upn_value(ch: str) -> int:
 
 def normalise_council_ref(value: str) -> str:
     """A council reference: trimmed, upper case, inner spaces dropped, 3 to 32 characters."""
-    ref = re.sub(r"\s", "", _folded(value))
-    if not ref.isascii() or not re.fullmatch(r"[A-Z0-9/-]{3,32}", ref.upper()):
+    ref = _SPACES.sub("", _folded(value))
+    if not ref.isascii() or not _COUNCIL_REF.fullmatch(ref.upper()):
         raise IdentifierError("council: a council reference is 3-32 letters, digits, '/' or '-'")
     return ref.upper()
 

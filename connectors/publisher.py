@@ -79,6 +79,7 @@ Identifiers = Annotated[
     ),
 ]
 
+_SEPARATORS = re.compile(r"[\s-]")  # what an identifier may be written with
 NO_BASIS = "every event needs a lawful basis: a consent id, or a data-sharing agreement id"
 # A key written in a body that looks like a field name may be named in an error; any other
 # (an identifier sent as a key, say) is not echoed.
@@ -381,8 +382,8 @@ class Publisher:
 def _refuse_identifier_as_reference(draft: EventDraft) -> None:
     """``source_ref`` travels in clear: it may not repeat one of the draft's identifiers
     (a council reference sent as both would undo its token)."""
-    ref = re.sub(r"[\s-]", "", draft.source_ref).upper()
-    if any(re.sub(r"[\s-]", "", value).upper() == ref for value in draft.identifiers.values()):
+    ref = _SEPARATORS.sub("", draft.source_ref).upper()
+    if any(_SEPARATORS.sub("", value).upper() == ref for value in draft.identifiers.values()):
         raise EventRejected([("/source_ref", _REF_REPEATS_IDENTIFIER)])
 
 

@@ -104,6 +104,7 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 EARLIEST_EVENT_TIME = datetime(1900, 1, 1, tzinfo=UTC)
 
 _SEPARATORS = re.compile(r"[\s._:/-]")
+_TEN_DIGITS = re.compile(r"[0-9]{10}")
 _TEN_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{10}(?![0-9])")
 _UPN_LIKE = re.compile(r"[A-Z][0-9]{11}[0-9A-Z]")
 _NI_NUMBER_LIKE = re.compile(r"[A-Z]{2}[0-9]{6}[A-D]")
@@ -127,7 +128,7 @@ def _not_a_national_identifier(value: str) -> str:
     """
     compact = _SEPARATORS.sub("", value).upper()
     if (
-        re.fullmatch(r"[0-9]{10}", compact)
+        _TEN_DIGITS.fullmatch(compact)
         or any(_nhs_check_digit_ok(run) for run in _TEN_DIGIT_RUN.findall(compact))
         or _UPN_LIKE.fullmatch(compact)
         or _NI_NUMBER_LIKE.fullmatch(compact)
@@ -409,10 +410,6 @@ class _Payload(AvroRecord):
         """'<family>.<kind>' in lower case, as the envelope's event_type must say."""
         return f"{self.family}.{self.kind.value.lower()}"
 
-    def to_avro_union(self) -> tuple[str, dict[str, Any]]:
-        """fastavro's (record name, fields) notation for a union branch."""
-        return self.avro_name, self.model_dump(mode="json", exclude={"family"})
-
 
 class HousingEvent(_Payload):
     """Housing: arrears, notices, homelessness presentations."""
@@ -551,10 +548,12 @@ class PartnerEvent(AvroRecord):
         return self
 
     def to_avro(self) -> dict[str, Any]:
-        record = self.model_dump(mode="python", exclude={"payload"})
-        record["subject"] = self.subject.model_dump(mode="json")
-        record["basis"] = self.basis.model_dump(mode="json")
-        record["payload"] = self.payload.to_avro_union()
+        # One dump (the SDK's encode is on every publish): enum members are strs to
+        # fastavro, so only the payload needs its union branch named.
+        record = self.model_dump(mode="python")
+        fields = record["payload"]
+        del fields["family"]
+        record["payload"] = (self.payload.avro_name, fields)
         return record
 
     @classmethod
