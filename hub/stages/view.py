@@ -10,6 +10,8 @@ of partners' record refs that a lookup by ``source_ref`` reads (``hub.stages.ref
 
 from __future__ import annotations
 
+import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +65,8 @@ VIEW_MAX_BYTES = 640 * 1024
 # Partner records kept on one entry: further copies of an event get their ``duplicate``
 # fate in the fates table instead, so re-sending cannot grow an entry without bound.
 MAX_SOURCES = 20
+# The id of one write of a view (``ReadBack``): not part of the view.
+WRITTEN_AS = "written_as"
 # An entry is under ~2.7 KB as JSON (16 tokens, 20 sources, short codes), so this many
 # always fit VIEW_MAX_BYTES and the bytes need not be measured.
 _ALWAYS_FITS = 200
@@ -284,6 +288,7 @@ class ViewStage:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.read_back = ReadBack()
 
     def framed(self, records: Sequence[Record]) -> Iterator[bytes | None]:
         """The framed events and links inside ``records`` (the runtime loads their schemas)."""
@@ -292,7 +297,7 @@ class ViewStage:
     def process(self, records: Sequence[Record], state: State, now: datetime) -> Effects:
         """Apply one batch of view work and transfers; every change settles retention."""
         effects = Effects()
-        views = _Views(state["views"])
+        views = _Views(state["views"], self.read_back)
         state.extras.append(views)
         work = _Work(self, views, state["fates"], state["consents"], effects, now)
         moved: set[tuple[str, str]] = set()  # entries a transfer brought: no new arrivals
@@ -321,11 +326,44 @@ class ViewStage:
         return effects
 
 
+class ReadBack:
+    """The views this stage last wrote, with their models: one read back unchanged is not
+    validated again (about 13 µs an entry; a person's view is read by every batch that
+    touches them). Each value written carries a random ``written_as`` id; a stored value
+    without the kept one (another worker's, a batch that was not delivered, a restart) is
+    validated as ever. Comparing whole values instead cost a third of the validation
+    saved. Bounded: ``size`` people."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.kept: OrderedDict[str, tuple[str, PersonView]] = OrderedDict()
+
+    def view(self, person_id: str, stored: Mapping[str, Any]) -> PersonView:
+        """``stored`` (a person's table value) as a model."""
+        kept = self.kept.get(person_id)
+        if kept is not None and stored.get(WRITTEN_AS) == kept[0]:
+            self.kept.move_to_end(person_id)
+            return kept[1]
+        return PersonView.model_validate(stored)
+
+    def keep(self, person_id: str, view: PersonView | None) -> str:
+        """Remember ``view`` as written for ``person_id`` (None: the view went); returns
+        the id to write with it."""
+        self.kept.pop(person_id, None)
+        written_as = secrets.token_hex(8)
+        if view is not None:
+            self.kept[person_id] = (written_as, view)
+            if len(self.kept) > self.size:
+                self.kept.popitem(last=False)
+        return written_as
+
+
 class _Views:
     """The views a batch touches, as models: read once, written back once (undoable)."""
 
-    def __init__(self, stored: MutableMapping[Any, Any]) -> None:
+    def __init__(self, stored: MutableMapping[Any, Any], read_back: ReadBack) -> None:
         self.stored = stored
+        self.read_back = read_back
         self.models: dict[str, PersonView | None] = {}
         self.stored_models: dict[str, PersonView | None] = {}  # as read, for the refs index
         self.changed: list[tuple[str, PersonView | None, bool]] = []  # undo log
@@ -334,7 +372,7 @@ class _Views:
     def get(self, person_id: str) -> PersonView | None:
         if person_id not in self.models:
             stored = self.stored.get(person_id.encode())
-            self.models[person_id] = PersonView.model_validate(stored) if stored else None
+            self.models[person_id] = self.read_back.view(person_id, stored) if stored else None
             self.stored_models[person_id] = self.models[person_id]
         return self.models[person_id]
 
@@ -376,6 +414,7 @@ class _Views:
             if view is None:
                 self.stored.pop(key, None)
                 self.dumped[person_id] = []
+                self.read_back.keep(person_id, None)
                 continue
             due = expires_at(view, retention)
             dumped = view.model_dump(mode="json")
@@ -384,6 +423,7 @@ class _Views:
                 **dumped,
                 "partition": batch.partition_for(key, partitions),
                 "expires_at": due.isoformat() if due else None,
+                WRITTEN_AS: self.read_back.keep(person_id, view),
             }
 
 

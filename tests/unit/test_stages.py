@@ -7,6 +7,8 @@ import base64
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from hub import batch
 from hub.agreements import AgreementBook
 from hub.batch import Op
@@ -27,7 +29,7 @@ from hub.stages.hops import event_item as hop_item
 from hub.stages.identity import IdentityStage, person_id_for
 from hub.stages.linked import linked_to
 from hub.stages.quarantine import HELD_MAX_BYTES, Check, ReleaseStage, due_checks
-from hub.stages.view import MAX_SOURCES, ViewStage
+from hub.stages.view import MAX_SOURCES, PersonView, ViewStage
 from hub.topics import Topics
 from tests.unit import factories
 from tests.unit.fakes import MemoryRegistry
@@ -460,6 +462,34 @@ def test_view_folds_and_a_backfilled_event_past_retention_is_expired() -> None:
     assert stored["partition"] == VIEW_PARTITION
     assert fates_of(state) == {"s2": "expired"}
     assert [a.action for a in effects.audits] == ["view.expire"]
+
+
+def test_a_view_read_back_as_written_is_not_validated_again_and_any_other_value_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stage keeps the models of the views it wrote (issue 15): reading one back
+    unchanged skips validation, but a stored value that differs (another worker's, or a
+    batch that was never delivered) is read as stored, never as kept."""
+    stage = ViewStage(CTX)
+    first, second, third = (factories.event() for _ in range(3))
+    _, state = run(stage, [view_record([event_item(first, "s1")])])
+    views = written(state, "views")
+    validated: list[object] = []
+    real = PersonView.model_validate
+    monkeypatch.setattr(
+        PersonView, "model_validate", lambda value: validated.append(value) or real(value)
+    )
+    _, state = run(stage, [view_record([event_item(second, "s2")], 1)], views=dict(views))
+    assert validated == []  # read back as this stage wrote it
+    after_two = written(state, "views")
+    ids = {e["event_id"] for e in after_two[PERSON.encode()]["entries"]}
+    assert ids == {first.event_id, second.event_id}
+    # The table still holds the first write (as if the second batch was not delivered):
+    # it is validated, and the third event folds into it, not into the kept two.
+    _, state = run(stage, [view_record([event_item(third, "s3")], 2)], views=dict(views))
+    assert len(validated) == 1
+    entries = written(state, "views")[PERSON.encode()]["entries"]
+    assert {e["event_id"] for e in entries} == {first.event_id, third.event_id}
 
 
 def test_a_sweep_expires_entries_without_a_new_event() -> None:
