@@ -177,6 +177,6 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (hashed & 0x7FFFFFFF) % partitions
 
 
-# aiokafka's murmur2 is pure Python (about 5 us for a person id), and a stage asks for the
+# aiokafka's murmur2 is pure Python (3-5 us for a person id), and a stage asks for the
 # same keys again and again (a person's events, each hop); kept for 16,384 keys (~2 MB).
 _murmur2 = lru_cache(maxsize=16_384)(murmur2)

@@ -328,7 +328,7 @@ class ViewStage:
 
 class ReadBack:
     """The views this stage last wrote, with their models: one read back unchanged is not
-    validated again (about 13 µs an entry; a person's view is read by every batch that
+    validated again (about 13 µs an entry, profiled; a person's view is read by every batch that
     touches them). Each value written carries a random ``written_as`` id; a stored value
     without the kept one (another worker's, a batch that was not delivered, a restart) is
     validated as ever. Comparing whole values instead cost a third of the validation
