@@ -19,17 +19,17 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from types import TracebackType
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, MessageSizeTooLargeError
-from kafka.partitioner.default import DefaultPartitioner, murmur2
+from kafka.partitioner.default import DefaultPartitioner
 
 from hub.config import Settings
 from hub.errors import BrokerError, ConfigError, EventRejected
 from hub.kafka_clients import kafka_python_options, kafka_python_producer_options
+from hub.partitions import partition_for
 
 __all__ = [
     "Delivery",
@@ -85,7 +85,8 @@ class KeptHashPartitioner(DefaultPartitioner):  # type: ignore[misc]  # kafka ha
 
     A bulk load sends many events per person, each keyed by the person's token, and
     kafka-python's murmur2 is pure Python: about 8 µs of a send for a token key
-    (``placehub bench``'s ingest, profiled). Keys are tokens and ids, never raw identifiers.
+    (``placehub bench``'s ingest, profiled); ``hub.partitions`` keeps it. Keys are tokens
+    and ids, never raw identifiers.
     """
 
     def partition(
@@ -102,10 +103,7 @@ class KeptHashPartitioner(DefaultPartitioner):  # type: ignore[misc]  # kafka ha
         if topic not in cluster.topics():
             raise ValueError(f"Topic {topic} not found in ClusterMetadata")
         partitions = sorted(cluster.partitions_for_topic(topic))
-        return int(partitions[(_murmur2(bytes(serialized_key)) & 0x7FFFFFFF) % len(partitions)])
-
-
-_murmur2 = lru_cache(maxsize=16_384)(murmur2)  # a few MB at most: keys are under 100 bytes
+        return int(partitions[partition_for(serialized_key, len(partitions))])
 
 
 class Delivery:

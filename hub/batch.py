@@ -16,14 +16,13 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any, cast
 
 import fastavro
-from aiokafka.partitioner import murmur2
 
 from hub.codec import ParsedSchema, decode_body
 from hub.errors import DecodeError
+from hub.partitions import partition_for
 
 __all__ = ["ENVELOPE_BYTES", "Item", "Op", "chunks", "decode", "encode", "partition_for"]
 
@@ -169,14 +168,3 @@ def chunks(items: list[Item], limit: int = ENVELOPE_BYTES) -> Iterator[list[Item
         size += length
     if run:
         yield run
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (and Faust's table routing) gives ``key``."""
-    hashed: int = _murmur2(bytes(key))
-    return (hashed & 0x7FFFFFFF) % partitions
-
-
-# aiokafka's murmur2 is pure Python (3-5 us for a person id), and a stage asks for the
-# same keys again and again (a person's events, each hop); kept for 16,384 keys (~2 MB).
-_murmur2 = lru_cache(maxsize=16_384)(murmur2)

@@ -346,16 +346,18 @@ class ReadBack:
             return kept[1]
         return PersonView.model_validate(stored)
 
-    def keep(self, person_id: str, view: PersonView | None) -> str:
-        """Remember ``view`` as written for ``person_id`` (None: the view went); returns
-        the id to write with it."""
+    def keep(self, person_id: str, view: PersonView) -> str:
+        """Remember ``view`` as written for ``person_id``; returns the id to write with it."""
         self.kept.pop(person_id, None)
         written_as = secrets.token_hex(8)
-        if view is not None:
-            self.kept[person_id] = (written_as, view)
-            if len(self.kept) > self.size:
-                self.kept.popitem(last=False)
+        self.kept[person_id] = (written_as, view)
+        if len(self.kept) > self.size:
+            self.kept.popitem(last=False)
         return written_as
+
+    def forget(self, person_id: str) -> None:
+        """The person's view went: nothing of theirs is kept."""
+        self.kept.pop(person_id, None)
 
 
 class _Views:
@@ -414,14 +416,14 @@ class _Views:
             if view is None:
                 self.stored.pop(key, None)
                 self.dumped[person_id] = []
-                self.read_back.keep(person_id, None)
+                self.read_back.forget(person_id)
                 continue
             due = expires_at(view, retention)
             dumped = view.model_dump(mode="json")
             self.dumped[person_id] = dumped["entries"]
             self.stored[key] = {
                 **dumped,
-                "partition": batch.partition_for(key, partitions),
+                "partition": partition,
                 "expires_at": due.isoformat() if due else None,
                 WRITTEN_AS: self.read_back.keep(person_id, view),
             }
