@@ -36,7 +36,7 @@ from typing import Any, cast
 
 import faust
 
-from hub import batch
+from hub import batch, rocksdb_store
 from hub._admin import declare_topics, ensure_topic
 from hub.agreements import load_agreements
 from hub.alerts import load_rules
@@ -85,16 +85,15 @@ log = logging.getLogger(__name__)
 
 PRODUCER_BATCH_BYTES = 512 * 1024  # under the broker's 1 MiB record-batch limit
 PRODUCER_REQUEST_BYTES = 1_048_576  # Faust's default, 1,000,000, is below a full-size event's
-# RocksDB's memory per database (one per table partition): Faust's defaults are 64 MiB write
-# buffers, up to three, and a 2 GiB block cache each, so a worker's memory grew 4.2 KB a
-# person with the place (2.9 KB with these: placehub bench --only scale --scale-people
-# 150000; issue 15's million people). These bound each database at 2 x 8 MiB of write
-# buffers and a 16 MiB cache; the memory store ignores them. Faust's store pops keys from
-# the dict it is given: each table gets a copy.
+# RocksDB's write buffers per database (one per table partition): Faust's defaults are
+# 64 MiB, up to three, so a worker's memory grew 4.2 KB a person with the place (2.9 KB
+# with these: placehub bench --only scale --scale-people 150000; issue 15's million
+# people). Every database's memtables and reads also share one budget (hub.rocksdb_store).
+# The memory store ignores them. Faust's store pops keys from the dict it is given: each
+# table gets a copy.
 ROCKSDB_OPTIONS: dict[str, int] = {
     "write_buffer_size": 8 * 2**20,
     "max_write_buffer_number": 2,
-    "block_cache_size": 16 * 2**20,
 }
 
 
@@ -178,11 +177,18 @@ class Hub:
     def _define_tables(self) -> None:
         app, n = self.app, self.settings.partitions
 
+        rocksdb = self.settings.store == "rocksdb://"
+
+        def store_of(name: str) -> dict[str, Any]:
+            """rocksdb:// is Faust's RocksDB store within one memory budget per worker."""
+            url = rocksdb_store.store_url(name) if rocksdb else None
+            return {"store": url, "options": dict(ROCKSDB_OPTIONS)}
+
         def table(name: str, **kwargs: Any) -> Any:
-            return app.Table(name, default=None, options=dict(ROCKSDB_OPTIONS), **kwargs)
+            return app.Table(name, default=None, **store_of(name), **kwargs)
 
         def global_table(name: str, **kwargs: Any) -> Any:
-            return app.GlobalTable(name, default=None, options=dict(ROCKSDB_OPTIONS), **kwargs)
+            return app.GlobalTable(name, default=None, **store_of(name), **kwargs)
 
         self.consents = global_table("consents", partitions=n)
         self.ledger = global_table("ledger", partitions=n)

@@ -90,6 +90,12 @@ class TimelineEntry(BaseModel):
     to_partner: str | None = None
 
 
+# What a timeline carries of an entry: everything but the tokens and the partner records.
+_IN_TIMELINES = tuple(
+    name for name in TimelineEntry.model_fields if name not in ("tokens", "sources")
+)
+
+
 class PersonView(BaseModel):
     """The joined-up view of one person across partners."""
 
@@ -158,14 +164,11 @@ def _timeline_bytes(entries: list[dict[str, Any]], arrived: set[tuple[str, str]]
     dump, so a view is dumped once a batch."""
     shown = []
     for fields in entries:
-        entry = {name: value for name, value in fields.items() if name not in _NOT_IN_TIMELINES}
+        entry = {name: fields[name] for name in _IN_TIMELINES}
         if arrived and (fields["partner_id"], fields["event_id"]) in arrived:
             entry["arrived"] = True
         shown.append(entry)
     return orjson.dumps(shown)
-
-
-_NOT_IN_TIMELINES = frozenset({"tokens", "sources"})
 
 
 def _identity(entry: TimelineEntry) -> tuple[str, str]:
@@ -177,11 +180,12 @@ def _identity(entry: TimelineEntry) -> tuple[str, str]:
 def _canonical(person_id: str, entries: Iterable[TimelineEntry]) -> PersonView:
     unique: dict[tuple[str, str], TimelineEntry] = {}
     for entry in entries:
-        known = unique.get(_identity(entry))
+        identity = _identity(entry)
+        known = unique.get(identity)
         if known is not None:
             sources = sorted(set(known.sources) | set(entry.sources))
             entry = known.model_copy(update={"sources": sources})
-        unique[_identity(entry)] = entry
+        unique[identity] = entry
     ordered = sorted(unique.values(), key=lambda e: (e.occurred_at, e.partner_id, e.event_id))
     return PersonView(person_id=person_id, entries=ordered)
 
@@ -235,7 +239,8 @@ def prune(
 ) -> tuple[PersonView | None, list[TimelineEntry]]:
     """``view`` without entries older than their basis's retention (None if nothing is
     left), and the entries that went."""
-    kept = [entry for entry in view.entries if now - entry.occurred_at <= retention(entry.basis)]
+    limits = _limits(view, retention)
+    kept = [entry for entry in view.entries if now - entry.occurred_at <= limits[entry.basis]]
     if len(kept) == len(view.entries):
         return view, []
     removed = [entry for entry in view.entries if entry not in kept]
@@ -275,7 +280,13 @@ def overflow(
 
 def expires_at(view: PersonView, retention: Callable[[str], timedelta]) -> datetime | None:
     """When the view's first entry passes its retention (the sweep's due time)."""
-    return min((e.occurred_at + retention(e.basis) for e in view.entries), default=None)
+    limits = _limits(view, retention)
+    return min((e.occurred_at + limits[e.basis] for e in view.entries), default=None)
+
+
+def _limits(view: PersonView, retention: Callable[[str], timedelta]) -> dict[str, timedelta]:
+    """Each basis in ``view`` with its retention: a view has a few bases and many entries."""
+    return {basis: retention(basis) for basis in {e.basis for e in view.entries}}
 
 
 class ViewStage:

@@ -12,6 +12,7 @@ import pytest
 from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksDBStore
 
+from hub import rocksdb_store
 from hub.app import Hub
 from hub.config import Settings
 from hub.users import Role
@@ -45,16 +46,38 @@ def test_the_workers_consumer_waits_at_most_the_fetch_wait_setting(tmp_path: Pat
     assert hub.app.conf.producer_max_batch_size > 16_384
 
 
-def test_every_rocksdb_database_has_bounded_memory(tmp_path: Path) -> None:
-    """Faust's defaults (64 MiB write buffers, three, and a 2 GiB block cache per database,
-    one per table partition) let a worker's memory grow with the place."""
+def test_every_rocksdb_database_has_bounded_write_buffers(tmp_path: Path) -> None:
+    """Faust's defaults (64 MiB write buffers, three, per database, one per table
+    partition) let a worker's memory grow with the place."""
     settings = Settings(store="rocksdb://", bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)
     hub = Hub(settings)
     for table in hub.app.tables.values():
+        assert isinstance(table.data, rocksdb_store.Store), table.name
         options = table.data.rocksdb_options
         assert options.write_buffer_size == 8 * 2**20, table.name
         assert options.max_write_buffer_number == 2, table.name
-        assert options.block_cache_size == 16 * 2**20, table.name
+
+
+def test_every_rocksdb_database_of_a_worker_writes_and_reads_within_one_budget(
+    tmp_path: Path,
+) -> None:
+    """One block cache and one write-buffer manager for all of a worker's databases (issue
+    15, item 5): what any table writes is counted against the same budget."""
+    settings = Settings(store="rocksdb://", bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)
+    hub = Hub(settings)
+    cache, buffers = rocksdb_store.shared_budget()
+    assert buffers.get_buffer_size() == rocksdb_store.ROCKSDB_MEMORY_BYTES // 2
+    used, dbs = [buffers.get_usage()], []
+    for table in (hub.views, hub.fates):
+        dbs.append(table.data.rocksdb_options.open(tmp_path / f"{table.name}-0.db"))
+        for n in range(2_000):
+            dbs[-1][f"{table.name}-{n}".encode()] = b"x" * 200
+        used.append(buffers.get_usage())
+    charged = cache.get_usage()
+    for db in dbs:
+        db.close()
+    assert used[0] < used[1] < used[2]  # both databases' memtables count in the one budget
+    assert charged >= used[2]  # and are charged to the one cache
 
 
 def test_tables_serialise_through_orjson_and_read_back_the_same(tmp_path: Path) -> None:

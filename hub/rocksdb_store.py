@@ -1,0 +1,79 @@
+"""RocksDB tables within one memory budget per worker (``PLACEHUB_STORE=rocksdb://``).
+
+Faust opens one RocksDB database per table partition (ten tables of ``partitions``
+partitions and five of one: 45 with the default four) and gives each its own block cache
+and write buffers, so a worker's native memory grows with the number of databases, up to
+each one's limits, not with what it needs: bounded per database (two 8 MiB write buffers
+and a 16 MiB cache), that was up to 1.4 GB at four partitions and 2.7 GB at eight, and
+loading a place filled the write buffers of every database it wrote to (issue 15, item 5).
+
+Here every database of the process shares one LRU block cache (``ROCKSDB_MEMORY_BYTES``),
+and their memtables are charged to it through one RocksDB ``WriteBufferManager`` (half of
+it): RocksDB flushes memtables when their total passes that share, so what RocksDB holds in
+memory stays near the one figure however many databases and people there are.
+
+Faust's ``rocksdb`` store is used as it is; only the options it opens each database with
+change (``RocksDBOptions.as_options``, with rocksdict, the driver installed). Faust finds
+this store by the name ``placehub-rocksdb`` (an entry point in its ``faust.stores`` group,
+pyproject.toml); the hub's tables ask for it when the setting says ``rocksdb://``, and it
+keeps its databases where Faust's own would be, so existing state is read as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.stores import rocksdb
+
+__all__ = ["ROCKSDB_MEMORY_BYTES", "SharedBudgetOptions", "Store", "shared_budget", "store_url"]
+
+# The block cache every database of a worker shares; the memtables' share is half of it.
+ROCKSDB_MEMORY_BYTES = 256 * 2**20
+
+_shared: tuple[Any, Any] | None = None
+
+
+def store_url(table: str) -> str:
+    """The store URL of ``table``: its databases are where Faust's ``rocksdb://`` puts them
+    (a URL with no path would read as empty, and Faust would take the app's store)."""
+    return f"placehub-rocksdb:{table}"
+
+
+def shared_budget() -> tuple[Any, Any]:
+    """The process's one block cache and write-buffer manager (made on first use; rocksdict
+    is imported only then: the memory store does not need it)."""
+    import rocksdict
+
+    global _shared
+    if _shared is None:
+        cache = rocksdict.Cache(ROCKSDB_MEMORY_BYTES)
+        buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            ROCKSDB_MEMORY_BYTES // 2, False, cache
+        )
+        _shared = (cache, buffers)
+    return _shared
+
+
+class SharedBudgetOptions(rocksdb.RocksDBOptions):
+    """Faust's options for one database, with the shared cache and write-buffer manager."""
+
+    def as_options(self) -> Any:
+        import rocksdict
+
+        options = super().as_options()
+        cache, buffers = shared_budget()
+        table = rocksdict.BlockBasedOptions()  # as Faust builds it, with the shared cache
+        table.set_bloom_filter(self.bloom_filter_size, block_based=True)
+        table.set_block_cache(cache)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_manager(buffers)
+        return options
+
+
+class Store(rocksdb.Store):
+    """Faust's RocksDB store, opening its databases with ``SharedBudgetOptions``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rocksdb_options = SharedBudgetOptions(**(self.options or {}), use_rocksdict=True)
