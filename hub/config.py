@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         description="Where a worker keeps its tables: memory:// (rebuilt from the changelogs "
         "at start) or rocksdb:// (on disk under state_dir, needs the rocksdict package).",
     )
+    rocksdb_memory_mb: int = Field(
+        default=256,
+        ge=16,
+        le=65_536,
+        description="With rocksdb://, the memory a worker's RocksDB databases share: one "
+        "block cache, half of which their write buffers may take.",
+    )
     resubscribe_s: float = Field(
         default=5,
         ge=0,

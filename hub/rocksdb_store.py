@@ -7,10 +7,11 @@ each one's limits, not with what it needs: bounded per database (two 8 MiB write
 and a 16 MiB cache), that was up to 1.4 GB at four partitions and 2.7 GB at eight, and
 loading a place filled the write buffers of every database it wrote to (issue 15, item 5).
 
-Here every database of the process shares one LRU block cache (``ROCKSDB_MEMORY_BYTES``),
-and their memtables are charged to it through one RocksDB ``WriteBufferManager`` (half of
-it): RocksDB flushes memtables when their total passes that share, so what RocksDB holds in
-memory stays near the one figure however many databases and people there are.
+Here every database of the process shares one LRU block cache (``rocksdb_memory_mb``, a
+setting: 256 MiB), and their memtables are charged to it through one RocksDB
+``WriteBufferManager`` (half of it): RocksDB flushes memtables when their total passes that
+share, so what RocksDB holds in memory stays near the one figure however many databases and
+people there are.
 
 Faust's ``rocksdb`` store is used as it is; only the options it opens each database with
 change (``RocksDBOptions.as_options``, with rocksdict, the driver installed). Faust finds
@@ -25,12 +26,11 @@ from typing import Any
 
 from faust.stores import rocksdb
 
-__all__ = ["ROCKSDB_MEMORY_BYTES", "SharedBudgetOptions", "Store", "shared_budget", "store_url"]
+from hub.config import Settings
 
-# The block cache every database of a worker shares; the memtables' share is half of it.
-ROCKSDB_MEMORY_BYTES = 256 * 2**20
+__all__ = ["SharedBudgetOptions", "Store", "shared_budget", "store_url"]
 
-_shared: tuple[Any, Any] | None = None
+_shared: dict[int, tuple[Any, Any]] = {}  # by size: one budget per worker process
 
 
 def store_url(table: str) -> str:
@@ -39,29 +39,32 @@ def store_url(table: str) -> str:
     return f"placehub-rocksdb:{table}"
 
 
-def shared_budget() -> tuple[Any, Any]:
-    """The process's one block cache and write-buffer manager (made on first use; rocksdict
-    is imported only then: the memory store does not need it)."""
+def shared_budget(memory_bytes: int) -> tuple[Any, Any]:
+    """The process's one block cache of ``memory_bytes`` and its write-buffer manager (made
+    on first use; rocksdict is imported only then: the memory store does not need it)."""
     import rocksdict
 
-    global _shared
-    if _shared is None:
-        cache = rocksdict.Cache(ROCKSDB_MEMORY_BYTES)
+    if memory_bytes not in _shared:
+        cache = rocksdict.Cache(memory_bytes)
         buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
-            ROCKSDB_MEMORY_BYTES // 2, False, cache
+            memory_bytes // 2, False, cache
         )
-        _shared = (cache, buffers)
-    return _shared
+        _shared[memory_bytes] = (cache, buffers)
+    return _shared[memory_bytes]
 
 
 class SharedBudgetOptions(rocksdb.RocksDBOptions):
     """Faust's options for one database, with the shared cache and write-buffer manager."""
 
+    def __init__(self, memory_bytes: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.memory_bytes = memory_bytes
+
     def as_options(self) -> Any:
         import rocksdict
 
         options = super().as_options()
-        cache, buffers = shared_budget()
+        cache, buffers = shared_budget(self.memory_bytes)
         table = rocksdict.BlockBasedOptions()  # as Faust builds it, with the shared cache
         table.set_bloom_filter(self.bloom_filter_size, block_based=True)
         table.set_block_cache(cache)
@@ -76,4 +79,7 @@ class Store(rocksdb.Store):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.rocksdb_options = SharedBudgetOptions(**(self.options or {}), use_rocksdict=True)
+        settings: Settings = self.app.hub_settings  # type: ignore[attr-defined]  # HubApp
+        self.rocksdb_options = SharedBudgetOptions(
+            settings.rocksdb_memory_mb * 2**20, **(self.options or {}), use_rocksdict=True
+        )

@@ -63,10 +63,15 @@ def test_every_rocksdb_database_of_a_worker_writes_and_reads_within_one_budget(
 ) -> None:
     """One block cache and one write-buffer manager for all of a worker's databases (issue
     15, item 5): what any table writes is counted against the same budget."""
-    settings = Settings(store="rocksdb://", bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)
+    settings = Settings(
+        store="rocksdb://",
+        rocksdb_memory_mb=64,
+        bootstrap_servers="127.0.0.1:1",
+        state_dir=tmp_path,
+    )
     hub = Hub(settings)
-    cache, buffers = rocksdb_store.shared_budget()
-    assert buffers.get_buffer_size() == rocksdb_store.ROCKSDB_MEMORY_BYTES // 2
+    cache, buffers = rocksdb_store.shared_budget(64 * 2**20)
+    assert buffers.get_buffer_size() == 32 * 2**20
     used, dbs = [buffers.get_usage()], []
     for table in (hub.views, hub.fates):
         dbs.append(table.data.rocksdb_options.open(tmp_path / f"{table.name}-0.db"))
