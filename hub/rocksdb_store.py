@@ -4,7 +4,7 @@ Faust opens one RocksDB database per table partition (ten tables of ``partitions
 partitions and five of one: 45 with the default four) and gives each its own block cache
 and write buffers, so a worker's native memory grows with the number of databases, up to
 each one's limits, not with what it needs: bounded per database (two 8 MiB write buffers
-and a 16 MiB cache), that was up to 1.4 GB at four partitions and 2.7 GB at eight, and
+and a 16 MiB cache), that was up to 1.4 GiB at four partitions and 2.7 GiB at eight, and
 loading a place filled the write buffers of every database it wrote to (issue 15, item 5).
 
 Here every database of the process shares one LRU block cache (``rocksdb_memory_mb``, a
