@@ -19,7 +19,7 @@ from tests.bench.harness import Figure, one_event_each, partners_of, percentiles
 from tests.bench.latency import _saturation
 from tests.bench.loadgen import event_id_at, published_at
 from tests.bench.run import render_table
-from tests.bench.scale import sizes_for
+from tests.bench.scale import restarted_rss_figure, sizes_for
 from tests.integration.sse import SseEvent
 from tests.unit.fakes import MemoryRegistry
 
@@ -90,6 +90,20 @@ def test_scale_people_adds_a_measured_last_step_to_the_rocksdb_store() -> None:
     assert sizes_for(quick=False, people=1_000_000)["rocksdb://"][-1] == 1_000_000
     assert sizes_for(quick=False, people=1_000_000)["memory://"] == sizes_for(False)["memory://"]
     assert sizes_for(quick=True, people=5_000) == sizes_for(quick=True)  # not above the last
+
+
+def test_the_scale_scenario_reports_the_rss_after_a_restart_beside_the_rss_as_loaded() -> None:
+    result = {
+        "steps": {10_000: {"rss_mb": 300.0}, 50_000: {"rss_mb": 700.0}},
+        "restart": {"healthy_s": 4.0, "readable_s": 5.0, "rss_mb": 280.0},
+        "idle_mb": 108.0,
+    }
+
+    figure = restarted_rss_figure("rocksdb://", result)
+
+    assert figure.measure == "worker RSS after a restart, 50,000 people (rocksdb store)"
+    assert (figure.value, figure.baseline_value) == (280.0, 108.0)
+    assert figure.note == "RSS as loaded: 700 MB"
 
 
 def _streamed(alert_id: str, raised_at: datetime, at_ns: int, event: str = "alert") -> SseEvent:
