@@ -36,7 +36,7 @@ from typing import Any, cast
 
 import faust
 
-from hub import batch, rocksdb_store
+from hub import batch
 from hub._admin import declare_topics, ensure_topic
 from hub.agreements import load_agreements
 from hub.alerts import load_rules
@@ -59,6 +59,7 @@ from hub.partner_join import join_registered, register_subjects
 from hub.partner_registry import ensure_registry
 from hub.partners import load_partners
 from hub.registry import SchemaRegistry
+from hub.rocksdb_store import table_store
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
 from hub.runtime.commits import Commits
 from hub.runtime.rolls import roll_records
@@ -85,16 +86,40 @@ log = logging.getLogger(__name__)
 
 PRODUCER_BATCH_BYTES = 512 * 1024  # under the broker's 1 MiB record-batch limit
 PRODUCER_REQUEST_BYTES = 1_048_576  # Faust's default, 1,000,000, is below a full-size event's
-# RocksDB's write buffers per database (one per table partition): Faust's defaults are
-# 64 MiB, up to three, so a worker's memory grew 4.2 KB a person with the place (2.9 KB
-# with these: placehub bench --only scale --scale-people 150000; issue 15's million
-# people). Every database's memtables and reads also share one budget (hub.rocksdb_store).
-# The memory store ignores them. Faust's store pops keys from the dict it is given: each
-# table gets a copy.
-ROCKSDB_OPTIONS: dict[str, int] = {
-    "write_buffer_size": 8 * 2**20,
-    "max_write_buffer_number": 2,
-}
+
+
+def faust_app(settings: Settings) -> HubApp:
+    """The worker's Faust app: its broker, store, web and producer settings."""
+    return HubApp(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap_servers}",
+        broker_credentials=faust_credentials(settings),
+        hub_settings=settings,
+        store=settings.store,
+        datadir=str(settings.state_dir / "faust"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        canonical_url=settings.canonical_url,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        broker_commit_interval=settings.commit_interval_s,  # Faust's default: 2.8 s
+        # A batch's table writes are hundreds of records for one partition: in 16 KiB
+        # batches (the default) each full batch waited a broker round trip to drain.
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        # A batch record holding one event of the largest size a connector sends
+        # (max_event_bytes) is a little larger than the event; the broker takes 1 MiB.
+        producer_max_request_size=PRODUCER_REQUEST_BYTES,
+        # Faust's own pages answer without a token, with raw table values and the
+        # workers' URLs: off. Table routing for the API does not need them.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
+    )
 
 
 def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
@@ -138,36 +163,7 @@ class Hub:
             patterns=settings.patterns_enabled,
             flows_within=timedelta(days=settings.flows_within_days),
         )
-        self.app = HubApp(
-            settings.app_id,
-            broker=f"kafka://{settings.bootstrap_servers}",
-            broker_credentials=faust_credentials(settings),
-            hub_settings=settings,
-            store=settings.store,
-            datadir=str(settings.state_dir / "faust"),
-            topic_partitions=settings.partitions,
-            topic_replication_factor=settings.replication_factor,
-            web_host=settings.web_host,
-            web_port=settings.web_port,
-            canonical_url=settings.canonical_url,
-            topic_allow_declare=True,
-            consumer_auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            broker_commit_interval=settings.commit_interval_s,  # Faust's default: 2.8 s
-            # A batch's table writes are hundreds of records for one partition: in 16 KiB
-            # batches (the default) each full batch waited a broker round trip to drain.
-            producer_max_batch_size=PRODUCER_BATCH_BYTES,
-            # A batch record holding one event of the largest size a connector sends
-            # (max_event_bytes) is a little larger than the event; the broker takes 1 MiB.
-            producer_max_request_size=PRODUCER_REQUEST_BYTES,
-            # Faust's own pages answer without a token, with raw table values and the
-            # workers' URLs: off. Table routing for the API does not need them.
-            web_router_enabled=False,
-            web_tables_enabled=False,
-            web_graph_enabled=False,
-            web_stats_enabled=False,
-            web_metrics_enabled=False,
-        )
+        self.app = faust_app(settings)
         self._define_tables()
         self._define_stages()
         self.app.timer(settings.maintenance_interval_s)(self._maintain)
@@ -177,18 +173,13 @@ class Hub:
     def _define_tables(self) -> None:
         app, n = self.app, self.settings.partitions
 
-        rocksdb = self.settings.store == "rocksdb://"
-
-        def store_of(name: str) -> dict[str, Any]:
-            """rocksdb:// is Faust's RocksDB store within one memory budget per worker."""
-            url = rocksdb_store.store_url(name) if rocksdb else None
-            return {"store": url, "options": dict(ROCKSDB_OPTIONS)}
+        store = self.settings.store
 
         def table(name: str, **kwargs: Any) -> Any:
-            return app.Table(name, default=None, **store_of(name), **kwargs)
+            return app.Table(name, default=None, **table_store(store, name), **kwargs)
 
         def global_table(name: str, **kwargs: Any) -> Any:
-            return app.GlobalTable(name, default=None, **store_of(name), **kwargs)
+            return app.GlobalTable(name, default=None, **table_store(store, name), **kwargs)
 
         self.consents = global_table("consents", partitions=n)
         self.ledger = global_table("ledger", partitions=n)

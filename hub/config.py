@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.errors import ConfigError
 
-__all__ = ["PROJECT_ROOT", "SaslMechanism", "SecurityProtocol", "Settings", "load_settings"]
+__all__ = [
+    "PROJECT_ROOT",
+    "KafkaSecurity",
+    "SaslMechanism",
+    "SecurityProtocol",
+    "Settings",
+    "load_settings",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,14 +31,12 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
 
-class Settings(BaseSettings):
-    """Everything placehub can be configured with; units are in the names."""
+class KafkaSecurity(BaseSettings):
+    """How every Kafka client of the project connects (``hub.kafka_clients`` turns these
+    into each client library's options), checked whole: a part of ``Settings``."""
 
     model_config = SettingsConfigDict(env_prefix="PLACEHUB_", extra="ignore")
 
-    bootstrap_servers: str = "127.0.0.1:19092"
-    # How every Kafka client of the project connects (hub.kafka_clients turns these into
-    # each client library's options); the checks are in _kafka_security_is_whole.
     security_protocol: SecurityProtocol = Field(
         default="PLAINTEXT",
         description="PLAINTEXT (the local demo), SSL, SASL_PLAINTEXT or SASL_SSL.",
@@ -57,6 +62,53 @@ class Settings(BaseSettings):
     ssl_keyfile: Path | None = Field(
         default=None, description="The client certificate's key, if not in ssl_certfile."
     )
+
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> Self:
+        """Refuse a security setting the protocol would not use, or one it lacks: either
+        would fail only at the first connection, or pass silently unauthenticated."""
+        sasl, tls = self.uses_sasl, self.uses_tls
+        protocol = f"PLACEHUB_SECURITY_PROTOCOL is {self.security_protocol}"
+        if sasl and not self.sasl_username:
+            raise ValueError(f"PLACEHUB_SASL_USERNAME: required when {protocol}")
+        if sasl and self.sasl_password is None and self.sasl_password_file is None:
+            raise ValueError(
+                f"PLACEHUB_SASL_PASSWORD_FILE or PLACEHUB_SASL_PASSWORD: required when {protocol}"
+            )
+        sasl_set = (self.sasl_username, self.sasl_password, self.sasl_password_file)
+        if not sasl and any(value is not None for value in sasl_set):
+            raise ValueError(
+                f"PLACEHUB_SASL_USERNAME/PASSWORD: set, but {protocol}, which uses no SASL"
+            )
+        if not tls and (self.ssl_cafile or self.ssl_certfile or self.ssl_keyfile):
+            raise ValueError(f"PLACEHUB_SSL_*: set, but {protocol}, which uses no TLS")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("PLACEHUB_SSL_KEYFILE: needs PLACEHUB_SSL_CERTFILE")
+        return self
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether Kafka clients log in with SASL (SASL_PLAINTEXT or SASL_SSL)."""
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether Kafka clients connect over TLS (SSL or SASL_SSL)."""
+        return self.security_protocol.endswith("SSL")
+
+    def sasl_password_value(self) -> str | None:
+        """The SASL password (file, then variable), or None if none is set."""
+        secret = _secret(self.sasl_password_file, self.sasl_password, "SASL_PASSWORD")
+        if secret is not None and not secret:
+            raise ConfigError("PLACEHUB_SASL_PASSWORD: empty")
+        return None if secret is None else secret.decode()
+
+
+class Settings(KafkaSecurity):
+    """Everything placehub can be configured with; units are in the names (the Kafka
+    security part, and the ``PLACEHUB_`` prefix, come from ``KafkaSecurity``)."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
     topic_prefix: str = Field(
         default="",
         description="Prepended to every topic name; lets tests and places share a broker.",
@@ -204,46 +256,6 @@ class Settings(BaseSettings):
         "listeners with TLS from a local CA, and ACLs (hub.broker_security).",
     )
     jar_cache_dir: Path = PROJECT_ROOT / ".cache" / "kafka"
-
-    @model_validator(mode="after")
-    def _kafka_security_is_whole(self) -> Settings:
-        """Refuse a security setting the protocol would not use, or one it lacks: either
-        would fail only at the first connection, or pass silently unauthenticated."""
-        sasl, tls = self.uses_sasl, self.uses_tls
-        protocol = f"PLACEHUB_SECURITY_PROTOCOL is {self.security_protocol}"
-        if sasl and not self.sasl_username:
-            raise ValueError(f"PLACEHUB_SASL_USERNAME: required when {protocol}")
-        if sasl and self.sasl_password is None and self.sasl_password_file is None:
-            raise ValueError(
-                f"PLACEHUB_SASL_PASSWORD_FILE or PLACEHUB_SASL_PASSWORD: required when {protocol}"
-            )
-        sasl_set = (self.sasl_username, self.sasl_password, self.sasl_password_file)
-        if not sasl and any(value is not None for value in sasl_set):
-            raise ValueError(
-                f"PLACEHUB_SASL_USERNAME/PASSWORD: set, but {protocol}, which uses no SASL"
-            )
-        if not tls and (self.ssl_cafile or self.ssl_certfile or self.ssl_keyfile):
-            raise ValueError(f"PLACEHUB_SSL_*: set, but {protocol}, which uses no TLS")
-        if self.ssl_keyfile and not self.ssl_certfile:
-            raise ValueError("PLACEHUB_SSL_KEYFILE: needs PLACEHUB_SSL_CERTFILE")
-        return self
-
-    @property
-    def uses_sasl(self) -> bool:
-        """Whether Kafka clients log in with SASL (SASL_PLAINTEXT or SASL_SSL)."""
-        return self.security_protocol.startswith("SASL_")
-
-    @property
-    def uses_tls(self) -> bool:
-        """Whether Kafka clients connect over TLS (SSL or SASL_SSL)."""
-        return self.security_protocol.endswith("SSL")
-
-    def sasl_password_value(self) -> str | None:
-        """The SASL password (file, then variable), or None if none is set."""
-        secret = _secret(self.sasl_password_file, self.sasl_password, "SASL_PASSWORD")
-        if secret is not None and not secret:
-            raise ConfigError("PLACEHUB_SASL_PASSWORD: empty")
-        return None if secret is None else secret.decode()
 
     @property
     def canonical_url(self) -> str:

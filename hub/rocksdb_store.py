@@ -28,7 +28,25 @@ from faust.stores import rocksdb
 
 from hub.config import Settings
 
-__all__ = ["SharedBudgetOptions", "Store", "shared_budget", "store_url"]
+__all__ = [
+    "ROCKSDB_OPTIONS",
+    "SharedBudgetOptions",
+    "Store",
+    "shared_budget",
+    "store_url",
+    "table_store",
+]
+
+# RocksDB's write buffers per database (one per table partition): Faust's defaults are
+# 64 MiB, up to three, so a worker's memory grew 4.2 KB a person with the place (2.9 KB
+# with these: placehub bench --only scale --scale-people 150000; issue 15's million
+# people). Every database's memtables and reads also share one budget (below).
+# The memory store ignores them. Faust's store pops keys from the dict it is given: each
+# table gets a copy.
+ROCKSDB_OPTIONS: dict[str, int] = {
+    "write_buffer_size": 8 * 2**20,
+    "max_write_buffer_number": 2,
+}
 
 _shared: dict[int, tuple[Any, Any]] = {}  # by size: one budget per worker process
 
@@ -37,6 +55,13 @@ def store_url(table: str) -> str:
     """The store URL of ``table``: its databases are where Faust's ``rocksdb://`` puts them
     (a URL with no path would read as empty, and Faust would take the app's store)."""
     return f"placehub-rocksdb:{table}"
+
+
+def table_store(store: str, table: str) -> dict[str, Any]:
+    """The ``store`` and ``options`` of a hub table named ``table`` when the setting is
+    ``store``: rocksdb:// is Faust's RocksDB store within one memory budget per worker."""
+    url = store_url(table) if store == "rocksdb://" else None
+    return {"store": url, "options": dict(ROCKSDB_OPTIONS)}
 
 
 def shared_budget(memory_bytes: int) -> tuple[Any, Any]:
