@@ -32,6 +32,7 @@ from hub.kafka_clients import kafka_python_options, kafka_python_producer_option
 from hub.partitions import partition_for
 
 __all__ = [
+    "BATCH_BYTES",
     "Delivery",
     "EventTooLarge",
     "KeptHashPartitioner",
@@ -39,6 +40,15 @@ __all__ = [
     "Outgoing",
     "Receipt",
 ]
+
+
+# A connector's batch is hundreds of events (``publish_many``, an HTTP array, a CSV chunk)
+# and is flushed at once: about 40 KiB a partition for 500 events of ~330 bytes, which in
+# kafka-python's default 16 KiB batches is three record batches, each appended, summed and
+# answered on its own. One batch a partition sent 16-21 % more a second through
+# ``Delivery`` (10,000 events, batches of 500, four partitions). Under the broker's 1 MiB
+# batch limit; an event larger than this goes in a batch of its own size, as before.
+BATCH_BYTES = 256 * 1024
 
 
 class MissingTopic(ConfigError):
@@ -217,6 +227,7 @@ class Delivery:
                 **kafka_python_producer_options(self.settings),
                 partitioner=KeptHashPartitioner(),
                 linger_ms=5,
+                batch_size=BATCH_BYTES,
                 max_request_size=self.settings.max_event_bytes + 1024,
                 request_timeout_ms=min(self.settings.request_timeout_ms, self.timeout_ms),
                 delivery_timeout_ms=self.timeout_ms + 5,

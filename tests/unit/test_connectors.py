@@ -16,10 +16,11 @@ from connectors import (
     InvalidEvent,
     NoConsentReference,
     Publisher,
+    pseudonymise,
     simulate,
 )
 from connectors.csv_drop import event_id_for, spreadsheet_safe
-from connectors.delivery import Delivery, KeptHashPartitioner, Outgoing
+from connectors.delivery import BATCH_BYTES, Delivery, KeptHashPartitioner, Outgoing
 from connectors.events import RecentIds
 from connectors.mapping import EventMapping
 from connectors.pseudonymise import normalise_nhs_number, normalise_upn
@@ -170,11 +171,38 @@ def test_the_sdk_puts_each_key_where_kafka_pythons_default_partitioner_does() ->
         kept.partition("elsewhere", b"k", b"k", None, b"v", _Cluster("t", 3))
 
 
-def test_deliverys_producer_keeps_key_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deliverys_producer_keeps_key_hashes_and_batches_a_partitions_share_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     made: list[dict[str, object]] = []
     monkeypatch.setattr("connectors.delivery.KafkaProducer", lambda **config: made.append(config))
     Delivery(_settings())._connect()
     assert isinstance(made[0]["partitioner"], KeptHashPartitioner)
+    # 500 events of ~330 bytes over four partitions fit one batch each, within the broker's
+    # 1 MiB batch limit.
+    assert made[0]["batch_size"] == BATCH_BYTES and 500 * 330 // 4 < BATCH_BYTES < 2**20
+
+
+def test_a_publisher_tokenises_each_identifier_once_and_refuses_a_bad_one_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publisher = _publisher()
+    first = publisher.prepare(_draft(source_ref="HSG-1"))
+    calls: list[str] = []
+    real = pseudonymise.token
+
+    def counted(scheme: str, value: str, place_key: bytes) -> str:
+        calls.append(scheme)
+        return real(scheme, value, place_key)
+
+    monkeypatch.setattr("connectors.publisher.token", counted)
+    fresh = _publisher()  # nothing kept yet
+    tokens = {fresh.prepare(_draft(source_ref=f"HSG-{n}")).key for n in range(5)}
+    assert calls == ["nhs"] and tokens == {first.key}  # the same token, worked out once
+    for _ in range(2):
+        with pytest.raises(InvalidEvent):
+            fresh.prepare(_draft(identifiers={"nhs": "943 476 5910"}))
+    assert calls == ["nhs", "nhs", "nhs"]  # a refusal is not kept
 
 
 def test_kafka_python_checks_record_batches_with_the_c_crc32c() -> None:
