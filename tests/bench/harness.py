@@ -374,12 +374,12 @@ def produce(settings: Settings, records: Sequence[Record]) -> float:
     return time.perf_counter() - started
 
 
-def wait_for_consents(settings: Settings, count: int) -> None:
+def wait_for_consents(settings: Settings, count: int, timeout_s: float = 300) -> None:
     """Wait until the running hub has taken in ``count`` consents (its table's changelog)."""
     changelog = f"{settings.app_id}-consents-changelog"
     wait_until(
         lambda: topic_size(settings, changelog) >= count,
-        300,
+        timeout_s,
         "the consents to be absorbed",
         poll_s=0.5,
     )
