@@ -18,7 +18,10 @@ when the broker holds records past where it may be committed (``Commits.base``) 
 committed offset has not moved since the last look, while its own stage is not stalled (a
 stalled stage holds its batch on purpose; the other stages' partitions are still watched,
 since one stage retrying a delivery for minutes must not leave another stage's records
-unread). Stuck at two looks in a row, it is sought back there
+unread). Stuck at two looks in a row, and with records past that point already handed
+to Faust (aiokafka's position is past it: what waits in the fetcher behind other
+partitions' records, as in a bulk load, is not lost, and rewinding it only sent it to the
+back of the queue again), it is sought back there
 (Faust's ``Consumer.seek_wait``, which also resets Faust's read position), and the stages read
 those records again. That is safe even if some were still on their way: the stages' marks
 list the offsets done, so no record's state is applied twice. Each rewind is logged and
@@ -37,7 +40,8 @@ starts.
 
 Faust internals relied on (guarded by ``tests/unit/test_runtime_faust.py``): the consumer's
 ``_committed_offset``; the broker's offsets come from ``Consumer.highwaters`` and
-``Consumer.earliest_offsets`` (one request each a look); a rewind is ``Consumer.seek_wait``,
+``Consumer.earliest_offsets`` (one request each a look), what was handed to Faust from
+``Consumer.position``; a rewind is ``Consumer.seek_wait``,
 which Faust runs on the consumer's thread and which resets its read position.
 """
 
@@ -184,6 +188,8 @@ class Watchdog:
                 if self._strikes[tp] < STRIKES:
                     continue
                 self._strikes.pop(tp, None)
+                if not await self._handed_past(tp, position):
+                    continue  # waiting its turn in the fetcher: nothing to read again
             if await self._only_holes(tp, position, cast(int, highwater)):
                 continue
             log.warning(
@@ -201,6 +207,18 @@ class Watchdog:
             self.count("placehub_partition_rewinds", (), 1)
             rewound.append(tp)
         return rewound
+
+    async def _handed_past(self, tp: TP, position: int) -> bool:
+        """Whether the consumer has handed Faust records of ``tp`` from ``position`` on
+        (aiokafka's position is past it): only those can have been lost. A partition whose
+        fetched records wait behind other partitions' (a bulk load's backlog) has not, and
+        reading it again would only send it to the back of the queue."""
+        try:
+            handed = await self.consumer.position(tp)
+        except Exception as exc:  # e.g. no longer assigned: look again next time
+            log.warning("reading %s[%d]'s position failed: %r", tp.topic, tp.partition, exc)
+            return False
+        return handed is None or handed > position
 
     async def _only_holes(self, tp: TP, position: int, end: int) -> bool:
         """Whether ``tp`` is stuck only at offsets that hold no record (before ``end``, its

@@ -73,7 +73,8 @@ def test_take_events_acks_a_batch_in_a_finally_block() -> None:
 
 def test_the_consumer_keeps_what_the_watchdog_reads(tmp_path: Path) -> None:
     """``hub.runtime.watchdog`` reads the consumer's committed offsets, asks
-    ``Consumer.highwaters`` and ``Consumer.earliest_offsets``, and seeks with
+    ``Consumer.highwaters`` and ``Consumer.earliest_offsets``, asks ``Consumer.position``
+    (aiokafka's, on the consumer's thread) what was handed to Faust, and seeks with
     ``Consumer.seek_wait``, which runs aiokafka's seek on the consumer's own thread
     (``call_thread``; Faust's ``seek`` does not) and resets Faust's read position."""
     consumer = Hub(Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)).app.consumer
@@ -84,6 +85,8 @@ def test_the_consumer_keeps_what_the_watchdog_reads(tmp_path: Path) -> None:
     assert "self._thread.seek_wait(partitions)" in inspect.getsource(type(consumer).seek_wait)
     assert inspect.iscoroutinefunction(consumer.highwaters)
     assert inspect.iscoroutinefunction(consumer.earliest_offsets)
+    assert "self._thread.position(tp)" in inspect.getsource(type(consumer).position)
+    assert "self._ensure_consumer().position" in inspect.getsource(thread.position)
 
 
 def test_faust_asks_new_offset_for_every_commit() -> None:

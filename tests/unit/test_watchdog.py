@@ -28,6 +28,9 @@ class FakeConsumer:
         self._committed_offset: dict[TP, int] = {STUCK: 28, BUSY: 10, DONE: 50, CHANGELOG: 3}
         self.starts = {STUCK: 0, BUSY: 0, DONE: 0, CHANGELOG: 0}
         self.ends = {STUCK: 198, BUSY: 40, DONE: 50, CHANGELOG: 90}
+        # Where aiokafka has handed records to Faust up to: everything fetched, unless set.
+        self.handed: dict[TP, int | None] = {}
+        self.unassigned: set[TP] = set()
         self.seeks: list[tuple[TP, int]] = []
         self.seeks_from_this_thread: list[tuple[TP, int]] = []
 
@@ -39,6 +42,11 @@ class FakeConsumer:
 
     async def highwaters(self, *tps: TP) -> dict[TP, int]:
         return {tp: self.ends[tp] for tp in tps}
+
+    async def position(self, tp: TP) -> int | None:
+        if tp in self.unassigned:
+            raise RuntimeError("not assigned")  # aiokafka's IllegalStateError, say
+        return self.handed.get(tp, self.ends[tp])
 
     async def seek_wait(self, partitions: dict[TP, int]) -> None:
         """Faust runs this on the consumer's own thread."""
@@ -83,6 +91,28 @@ def test_a_partition_stuck_at_two_looks_in_a_row_is_read_again_from_its_committe
     assert looks == [[], [], [STUCK, BUSY]]
     assert consumer.seeks == [(STUCK, 28), (BUSY, 10)]
     assert counted == ["placehub_partition_rewinds"] * 2
+
+
+def test_a_partition_whose_records_wait_in_the_fetcher_is_not_read_again() -> None:
+    """A bulk load's backlog: the consumer has handed Faust nothing of STUCK past where it
+    is committed (its fetched records wait behind other partitions'), so none was lost;
+    a rewind would drop what was fetched and send the partition to the back again."""
+    consumer = FakeConsumer()
+    consumer.handed[STUCK] = 28
+    dog, counted = watchdog(consumer)
+    looks = [asyncio.run(dog.look()) for _ in range(3 * STRIKES + 1)]
+    assert STUCK not in {tp for look in looks for tp in look}
+    assert (BUSY, 10) in consumer.seeks  # handed past its commits and not done: read again
+    consumer.handed[STUCK] = 29  # one record handed over and never done: lost
+    for _ in range(STRIKES):
+        asyncio.run(dog.look())
+    assert (STUCK, 28) in consumer.seeks
+    assert counted.count("placehub_partition_rewinds") == len(consumer.seeks)
+    consumer.unassigned.add(STUCK)  # its position cannot be read: not read again this time
+    seeks = len(consumer.seeks)
+    for _ in range(STRIKES + 1):
+        asyncio.run(dog.look())
+    assert (STUCK, 28) not in consumer.seeks[seeks:]
 
 
 def test_a_partition_that_commits_is_left_alone() -> None:
