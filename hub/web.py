@@ -39,15 +39,18 @@ def _owned(ledger_key: str, owned: set[tuple[str, int]]) -> bool:
 
 
 def local_books(hub: Hub) -> dict[str, dict[str, int]]:
-    """Each declared partner's books over the partitions this worker owns (its share)."""
+    """Each declared partner's books over the partitions this worker owns (its share).
+
+    The tables are read one row at a time, never listed whole: with a million people a list
+    of every view took about a gigabyte for the length of each read (the scale bench)."""
     owned = {(tp.topic, tp.partition) for tp in hub.app.assignor.assigned_actives()}
     views, consent = hub.internal.view, hub.topics.consent
-    fates = {k: v for k, v in hub.fates.items() if v}
+    fates = {k: v for k, v in hub.fates.items() if v}  # looked up by source: kept whole
     books = accounting.local_books(
-        [v for k, v in hub.ledger.items() if v and _owned(k, owned)],
-        [v for v in hub.views.values() if v and (views, v["partition"]) in owned],
-        [v for v in hub.held.values() if v and (consent, v[0]["partition"]) in owned],
-        [f for f in fates.values() if (f["topic"], f["partition"]) in owned],
+        (v for k, v in hub.ledger.items() if v and _owned(k, owned)),
+        (v for v in hub.views.values() if v and (views, v["partition"]) in owned),
+        (v for v in hub.held.values() if v and (consent, v[0]["partition"]) in owned),
+        (f for f in fates.values() if (f["topic"], f["partition"]) in owned),
         fates,
     )
     empty = dict.fromkeys(accounting.BOOKS, 0)
