@@ -20,6 +20,10 @@ def test_the_ingest_scenario_measures_the_sdk_beside_both_raw_producers(
             "SDK publish (validate + pseudonymise + encode + produce, acked)",
             "raw kafka-python producer, same bytes",
         ),
+        (
+            "SDK publish (as above)",
+            "raw kafka-python producer, same bytes, the SDK's 256 KiB batches",
+        ),
         ("SDK publish (as above)", "raw confluent-kafka producer, same bytes"),
         (
             "SDK publish, one event per call (publish)",
