@@ -219,14 +219,15 @@ def _grow(bench: Bench, store: str, sizes: tuple[int, ...]) -> dict[str, Any]:
                 consents, events = encode(
                     settings, [place.consent(p) for p in people], _each(place, loaded, size)
                 )
+                timeout_s = 120 + size / 50
                 started = time.perf_counter()
                 produce(settings, consents)
                 # Their consents in first, as in every scenario and an onboarding: events
                 # read ahead of a backlog of consents are only held, and released again.
-                wait_for_consents(settings, size, 120 + size / 50)
+                wait_for_consents(settings, size, timeout_s)
                 produce(settings, events)
                 partners |= partners_of(events)
-                wait_for_views([worker], partners, size, 120 + size / 50, poll_s=_poll_s(size))
+                wait_for_views([worker], partners, size, timeout_s, poll_s=_poll_s(size))
                 rate = (size - loaded) / (time.perf_counter() - started)
                 steps[size] = {
                     "rss_mb": _rss_mb(worker),
