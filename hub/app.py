@@ -62,6 +62,7 @@ from hub.registry import SchemaRegistry
 from hub.rocksdb_store import table_store
 from hub.runtime import Health, Stage, StageRunner, Stores, producer_of
 from hub.runtime.commits import Commits
+from hub.runtime.flow import ConsentsFirst
 from hub.runtime.rolls import roll_records
 from hub.runtime.transport import HubApp, faust_credentials
 from hub.runtime.watchdog import Watchdog, present_on
@@ -317,6 +318,13 @@ class Hub:
                 self.metrics.count,
                 present_on(self.settings),
                 lag=self.metrics.set_lag,
+                flow=ConsentsFirst(
+                    self.app.consumer,
+                    self.commits,
+                    self.topics.consent,
+                    self.settings.consent_backlog_max,
+                    show=self.metrics.set_gate_paused,
+                ),
             )
         await self._watchdog.look()
 

@@ -218,6 +218,14 @@ class Settings(KafkaSecurity):
         "at a record (hub.runtime.watchdog): one Faust skipped is read again at the next "
         "look, one stuck at two looks in a row too.",
     )
+    consent_backlog_max: int = Field(
+        default=5_000,
+        ge=1,
+        description="Consent records a worker's consent partitions may have unread before "
+        "its gate stops reading partner events (resuming at half): a partner's bulk load "
+        "sends both, and events read before their consents are only held and released "
+        "again (hub.runtime.flow).",
+    )
     batch_max: int = Field(
         default=500, ge=1, description="Most partner records the gate decides as one batch."
     )

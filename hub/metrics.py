@@ -174,6 +174,12 @@ class Metrics:
             ["stage"],
             registry=self.registry,
         )
+        self.gate_paused = Gauge(
+            "placehub_gate_paused",
+            "1 while this worker's gate reads no partner events because its consent "
+            "partitions are more than consent_backlog_max records behind (hub.runtime.flow).",
+            registry=self.registry,
+        )
         self.event_latency = Histogram(
             "placehub_event_latency_seconds",
             "Seconds from an event's recorded_at (when the partner's publisher produced it) "
@@ -242,6 +248,10 @@ class Metrics:
             for reason in DEAD_LETTER_REASONS:
                 self.dead_letters.labels(stage, reason)
             self.consumer_lag.labels(stage)
+
+    def set_gate_paused(self, paused: bool) -> None:
+        """Whether this worker's gate waits for its consents, as the watchdog last decided."""
+        self.gate_paused.set(int(paused))
 
     def set_lag(self, by_stage: Mapping[str, int]) -> None:
         """Each stage's consumer lag on this worker, as the watchdog last saw it."""

@@ -6,6 +6,7 @@
   an idempotent producer, and the app's Kafka credentials (``faust_credentials``).
 - ``commits``: how far a stream partition may be committed (what its stage has done).
 - ``watchdog``: reads again a stream partition whose commits stopped at a record.
+- ``flow``: the gate waits while a worker's consents are far behind (a bulk load's).
 """
 
 from hub.runtime.run import Health, Stage, StageRunner, Stores, producer_of

@@ -27,7 +27,9 @@ those records again. That is safe even if some were still on their way: the stag
 list the offsets done, so no record's state is applied twice. Each rewind is logged and
 counted in ``placehub_partition_rewinds_total``. Each look also sets each stage's consumer
 lag (``placehub_consumer_lag_records``: high watermark minus where the partition starts,
-summed per stage), stalled or not, since those offsets are read anyway.
+summed per stage), stalled or not, since those offsets are read anyway, and from the same
+offsets pauses or resumes the gate by the consent backlog (``hub.runtime.flow``); a paused
+partition is not stuck.
 
 The offset a partition stops at may hold no record: a compacted topic's holes (the consent
 topic), or the markers a transactional producer leaves after each transaction (a partner
@@ -60,6 +62,7 @@ from kafka import KafkaConsumer, TopicPartition
 from hub.config import Settings
 from hub.kafka_clients import kafka_python_options
 from hub.runtime.commits import Commits
+from hub.runtime.flow import ConsentsFirst
 from hub.stages.offsets import Ranges, first_not_done
 from hub.stages.offsets import done as is_done
 
@@ -151,6 +154,7 @@ class Watchdog:
     count: Callable[[str, tuple[str, ...], int], None]
     find_present: FindPresent | None = None  # which offsets hold records (holes)
     lag: Callable[[dict[str, int]], None] | None = None  # each stage's lag (a gauge)
+    flow: ConsentsFirst | None = None  # pauses the gate while consents are far behind
     _seen: dict[TP, int | None] = field(default_factory=dict)
     _strikes: dict[TP, int] = field(default_factory=dict)
 
@@ -163,10 +167,12 @@ class Watchdog:
         highwaters = await consumer.highwaters(*tps) if tps else {}
         if self.lag is not None:
             self.lag(lag_by_stage(commits, highwaters, consumer._committed_offset))
+        if self.flow is not None:
+            self.flow.look(highwaters, consumer._committed_offset)
         held = set(self.stalled())
         rewound = []
         for tp in tps:
-            if commits.readers[tp.topic] in held:
+            if commits.readers[tp.topic] in held or (self.flow and self.flow.holds(tp)):
                 self._strikes.pop(tp, None)
                 continue
             committed = consumer._committed_offset.get(tp)

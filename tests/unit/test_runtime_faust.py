@@ -15,6 +15,7 @@ from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
 
 from hub.app import Hub
 from hub.config import Settings
@@ -87,6 +88,21 @@ def test_the_consumer_keeps_what_the_watchdog_reads(tmp_path: Path) -> None:
     assert inspect.iscoroutinefunction(consumer.earliest_offsets)
     assert "self._thread.position(tp)" in inspect.getsource(type(consumer).position)
     assert "self._ensure_consumer().position" in inspect.getsource(thread.position)
+
+
+def test_a_paused_partition_is_not_asked_for(tmp_path: Path) -> None:
+    """``hub.runtime.flow`` pauses the gate's partitions with ``Consumer.pause_partitions``:
+    Faust then leaves them out of its active partitions, and asks aiokafka's fetcher only for
+    those (what was fetched of a paused one stays there, its position unmoved)."""
+    consumer = Hub(Settings(bootstrap_servers="127.0.0.1:1", state_dir=tmp_path)).app.consumer
+    gate, consent = TP("partner.a.events", 0), TP("consent.records", 0)
+    consumer._set_active_tps({gate, consent})
+    consumer.pause_partitions({gate})
+    assert consumer._get_active_partitions() == {consent}
+    consumer.resume_partitions({gate})
+    assert consumer._get_active_partitions() == {gate, consent}
+    fetch = inspect.getsource(driver.AIOKafkaConsumerThread._fetch_records)
+    assert "fetcher.fetched_records(\n                    active_partitions" in fetch
 
 
 def test_faust_asks_new_offset_for_every_commit() -> None:
