@@ -8,8 +8,8 @@ partner per partition) take most of the consumer's turns from the consent partit
 the consents come in slower still. In the million-person bench load (issue 15), the gate
 had held 526,194 events while 132,025 consents had been read, and about 20 people a second
 reached their view. Sent together to 100,000 people, 50,449 of 90,000 events were held and
-released again without this wait, none with it, and the step loaded 832 people a second
-against 649 (``placehub bench``'s scale step, run in turn; README, issue 15).
+released again without this wait, none with it, and the step loaded 601 and 832 people a
+second against 538 and 649 (the bench's scale step, two runs in turn; README, issue 15).
 
 So at each of the watchdog's looks, while the consent partitions this worker owns hold more
 than ``bound`` records past where their stage may be committed, the gate's partitions are
