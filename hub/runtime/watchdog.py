@@ -18,18 +18,19 @@ when the broker holds records past where it may be committed (``Commits.base``) 
 committed offset has not moved since the last look, while its own stage is not stalled (a
 stalled stage holds its batch on purpose; the other stages' partitions are still watched,
 since one stage retrying a delivery for minutes must not leave another stage's records
-unread). Stuck at two looks in a row, and with records past that point already handed
-to Faust (aiokafka's position is past it: what waits in the fetcher behind other
-partitions' records, as in a bulk load, is not lost, and rewinding it only sent it to the
-back of the queue again), it is sought back there
-(Faust's ``Consumer.seek_wait``, which also resets Faust's read position), and the stages read
-those records again. That is safe even if some were still on their way: the stages' marks
-list the offsets done, so no record's state is applied twice. Each rewind is logged and
-counted in ``placehub_partition_rewinds_total``. Each look also sets each stage's consumer
-lag (``placehub_consumer_lag_records``: high watermark minus where the partition starts,
-summed per stage), stalled or not, since those offsets are read anyway, and from the same
-offsets pauses or resumes the gate by the consent backlog (``hub.runtime.flow``); a paused
-partition is not stuck.
+unread; a partition that waited on purpose, its stage stalled or the gate paused, is looked
+at as new once it reads again: its commits standing still meanwhile say nothing). Stuck at
+two looks in a row, and with records past that point already handed to Faust (aiokafka's
+position is past it: what waits in the fetcher behind other partitions' records, as in a
+bulk load, is not lost, and rewinding it only sent it to the back of the queue again), it is
+sought back there (Faust's ``Consumer.seek_wait``, which also resets Faust's read position),
+and the stages read those records again. That is safe even if some were still on their way:
+the stages' marks list the offsets done, so no record's state is applied twice. Each rewind
+is logged and counted in ``placehub_partition_rewinds_total``. Each look also sets each
+stage's consumer lag (``placehub_consumer_lag_records``: high watermark minus where the
+partition starts, summed per stage), stalled or not, since those offsets are read anyway,
+and from the same offsets pauses or resumes the gate by the consent backlog
+(``hub.runtime.flow``); a paused partition is not stuck.
 
 The offset a partition stops at may hold no record: a compacted topic's holes (the consent
 topic), or the markers a transactional producer leaves after each transaction (a partner
@@ -173,7 +174,9 @@ class Watchdog:
         rewound = []
         for tp in tps:
             if commits.readers[tp.topic] in held or (self.flow and self.flow.holds(tp)):
+                # Waiting on purpose: once it reads again, it is looked at as if new.
                 self._strikes.pop(tp, None)
+                self._seen.pop(tp, None)
                 continue
             committed = consumer._committed_offset.get(tp)
             first_look = tp not in self._seen

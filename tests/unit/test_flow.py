@@ -143,8 +143,6 @@ def test_a_partner_that_joins_while_the_gate_waits_waits_too() -> None:
 
 def test_the_watchdog_pauses_the_gate_and_does_not_read_a_waiting_partition_again() -> None:
     consumer = FakeConsumer()
-    consumer.ends[GATE[0]] = 300  # handed to Faust, not done: stuck, were it not waiting
-    behind(consumer, 2 * BOUND)
     metrics = Metrics()
     commits = Commits(FakeMarks(), READERS)
     dog = Watchdog(
@@ -156,6 +154,9 @@ def test_the_watchdog_pauses_the_gate_and_does_not_read_a_waiting_partition_agai
             consumer, commits, "consent.records", BOUND, show=metrics.set_gate_paused
         ),
     )
+    asyncio.run(dog.look())  # nothing behind: every partition seen at its commits
+    consumer.ends[GATE[0]] = 300  # handed to Faust, not done: stuck, were it not waiting
+    behind(consumer, 2 * BOUND)
     for _ in range(STRIKES + 2):
         asyncio.run(dog.look())
     assert consumer.paused == set(GATE)
@@ -163,8 +164,11 @@ def test_the_watchdog_pauses_the_gate_and_does_not_read_a_waiting_partition_agai
     # The consent partitions do not move either, and have records after their commits.
     assert {tp for tp, _ in consumer.seeks} == set(CONSENT)
     behind(consumer, 0)  # the consents are read: the gate reads on, and GATE[0] is watched
-    for _ in range(STRIKES + 1):
+    # as if new: its commits did not move while it waited, which is no sign of a lost record
+    for _ in range(STRIKES):
         asyncio.run(dog.look())
     assert consumer.paused == set()
+    assert (GATE[0], 0) not in consumer.seeks
+    asyncio.run(dog.look())  # STRIKES looks after the first without moving: read again
     assert (GATE[0], 0) in consumer.seeks
     assert metrics.registry.get_sample_value("placehub_gate_paused") == 0
