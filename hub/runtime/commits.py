@@ -81,6 +81,10 @@ class Commits:
             return start
         return committed if start is None else max(committed, start)
 
+    def behind(self, tp: TP, highwater: int, committed: int | None) -> int:
+        """Records of ``tp`` on the broker (up to ``highwater``) past where it starts."""
+        return max(highwater - (self.base(tp, committed) or 0), 0)
+
     def position(self, tp: TP, committed: int | None) -> int | None:
         """The offset ``tp`` may be committed to now, or None if not past ``committed``."""
         return self.commit_to(tp, committed, None)

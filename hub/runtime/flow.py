@@ -50,7 +50,7 @@ def backlog(
     """Records of ``topic`` (of the partitions in ``highwaters``) past where their stage
     may be committed."""
     return sum(
-        max(highwater - (commits.base(tp, committed.get(tp)) or 0), 0)
+        commits.behind(tp, highwater, committed.get(tp))
         for tp, highwater in highwaters.items()
         if tp.topic == topic
     )

@@ -140,8 +140,7 @@ def lag_by_stage(
     stage; every stage is named, at 0 where this worker owns none of its partitions."""
     lag = dict.fromkeys(commits.readers.values(), 0)
     for tp, highwater in highwaters.items():
-        base = commits.base(tp, committed.get(tp))
-        lag[commits.readers[tp.topic]] += max(highwater - (base or 0), 0)
+        lag[commits.readers[tp.topic]] += commits.behind(tp, highwater, committed.get(tp))
     return lag
 
 
