@@ -32,7 +32,6 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Annotated, Any
 
-from kafka.errors import KafkaError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.delivery import Delivery, EventTooLarge, MissingTopic, Outgoing, Receipt
@@ -120,7 +119,7 @@ def require_partner_topics(delivery: Delivery, partner_id: str, topics: set[str]
         delivery.require_topics(topics)
     except MissingTopic as exc:
         raise UnknownPartner(partner_id, exc.topic) from None
-    except KafkaError as exc:
+    except BrokerError as exc:
         raise BrokerError(f"cannot ask Kafka for {partner_id}'s topics: {exc}") from None
 
 

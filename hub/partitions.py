@@ -1,9 +1,8 @@
 """Where Kafka's default partitioner puts a key, with each key's hash kept.
 
-One piece of arithmetic for every side of the hub: the workers' table routing and hops
-(``hub.batch`` re-exports it) and the connectors' producer (``connectors.delivery``), so a
-key lands where the Java client, Faust and kafka-python would all put it. This module
-needs only kafka-python, so the SDK wheel ships it.
+One piece of arithmetic for the workers' table routing and hops (``hub.batch`` re-exports
+it), so a key lands where the Java client, Faust, kafka-python and the connectors'
+producer (librdkafka's ``murmur2_random``, tested against this) all put it.
 """
 
 from __future__ import annotations

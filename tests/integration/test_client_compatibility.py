@@ -1,4 +1,5 @@
-"""The pinned Kafka 4.x broker works with every pinned client: kafka-python and aiokafka.
+"""The pinned Kafka 4.x broker works with every pinned client: kafka-python, aiokafka and
+the connectors' confluent-kafka.
 
 (Faust rides on aiokafka; the walking-skeleton tests exercise it end to end.)
 """
@@ -7,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaProducer
 
+from connectors.delivery import Delivery, Outgoing
 from hub._admin import ensure_topic
 from hub.config import Settings
-from tests.integration.helpers import read_topic
+from hub.partitions import partition_for
+from tests.integration.helpers import ends, read_topic
 
 
 def test_broker_speaks_kafka_4(broker_settings: Settings) -> None:
@@ -59,3 +63,24 @@ def test_kafka_python_and_aiokafka_interoperate(broker_settings: Settings) -> No
         b"from kafka-python",
         b"from aiokafka",
     ]
+
+
+def test_the_connectors_producer_puts_each_key_where_the_hub_and_kafka_python_do(
+    broker_settings: Settings,
+) -> None:
+    """The connectors send through librdkafka (``connectors.delivery``); a person's events
+    must land on the partition the workers' routing and every other client give the key,
+    or a person's events would be split (issue 15)."""
+    topic = f"compat-{uuid.uuid4().hex[:8]}"
+    ensure_topic(broker_settings, topic, partitions=6)
+    keys = [f"nhs:hyeuty7s:{n:043d}".encode() for n in range(120)] + [b"c-1", b"\xff" * 7]
+    with Delivery(broker_settings) as delivery:
+        receipts = delivery.deliver(
+            [Outgoing(topic, key, b"v", f"id-{n}") for n, key in enumerate(keys)]
+        )
+    # partition_for is kafka-python's murmur2 (the Java client's), as the workers route.
+    assert [r.partition for r in receipts] == [partition_for(key, 6) for key in keys]
+    assert len({r.partition for r in receipts}) == 6
+    written = Counter(r.partition for r in receipts)
+    assert ends(broker_settings, topic) == {p: written[p] for p in range(6)}
+    assert sorted(r.offset for r in receipts if r.partition == 0) == list(range(written[0]))

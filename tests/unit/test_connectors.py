@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-from kafka.partitioner.default import DefaultPartitioner
+from confluent_kafka import KafkaError
 
 from connectors import (
     BrokerUnavailable,
@@ -20,7 +22,7 @@ from connectors import (
     simulate,
 )
 from connectors.csv_drop import event_id_for, spreadsheet_safe
-from connectors.delivery import BATCH_BYTES, Delivery, KeptHashPartitioner, Outgoing
+from connectors.delivery import BATCH_BYTES, Delivery, MissingTopic, Outgoing
 from connectors.events import RecentIds
 from connectors.mapping import EventMapping
 from connectors.pseudonymise import normalise_nhs_number, normalise_upn
@@ -140,47 +142,113 @@ def test_broker_unavailable_after_retries_with_backoff() -> None:
     assert time.monotonic() - started >= 0.15  # two backoffs of at least half their ceiling
 
 
-class _Cluster:
-    """The two questions a kafka-python partitioner asks of the cluster's metadata."""
+class _Answer:
+    """A delivery report's message: where the record was written."""
 
-    def __init__(self, topic: str, partitions: int) -> None:
-        self.topic, self.partitions = topic, set(range(partitions))
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self._where = (topic, partition, offset)
 
-    def topics(self) -> set[str]:
-        return {self.topic}
+    def topic(self) -> str:
+        return self._where[0]
 
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return self.partitions
+    def partition(self) -> int:
+        return self._where[1]
 
-    def available_partitions_for_topic(self, topic: str) -> set[int]:
-        return self.partitions
-
-
-def test_the_sdk_puts_each_key_where_kafka_pythons_default_partitioner_does() -> None:
-    """The SDK keeps each key's murmur2 (issue 15); a key must still land where any other
-    client puts it, asked once or again, or a person's events would be split."""
-    kept, default = KeptHashPartitioner(), DefaultPartitioner()
-    keys = [f"nhs:hyeuty7s:{i:043d}".encode() for i in range(300)] + [b"c-1", b"", b"\xff" * 7]
-    for n in (1, 3, 8, 12):
-        cluster = _Cluster("t", n)
-        for key in keys + keys:  # the second time from the kept hashes
-            expected = default.partition("t", key, key, None, b"v", cluster)
-            assert kept.partition("t", key, key, None, b"v", cluster) == expected
-        assert kept.partition("t", None, None, None, b"v", cluster) in range(n)
-    with pytest.raises(ValueError, match="not found"):
-        kept.partition("elsewhere", b"k", b"k", None, b"v", _Cluster("t", 3))
+    def offset(self) -> int:
+        return self._where[2]
 
 
-def test_deliverys_producer_keeps_key_hashes_and_batches_a_partitions_share_at_once(
-    monkeypatch: pytest.MonkeyPatch,
+class _Librdkafka:
+    """confluent-kafka's Producer as Delivery uses it: each record is answered at the next
+    flush, by ``verdicts`` (a KafkaError code, or None for written) taken in turn."""
+
+    made: ClassVar[list[dict[str, object]]] = []
+    verdicts: ClassVar[list[int | None]] = []
+
+    def __init__(self, config: dict[str, object]) -> None:
+        self.made.append(config)
+        self.queued: list[tuple[str, bytes, Callable[..., None]]] = []
+        self.offset = 0
+
+    def list_topics(self, timeout: float) -> object:
+        return type("Metadata", (), {"topics": {"t": None}})()
+
+    def produce(
+        self, topic: str, value: bytes, key: bytes, on_delivery: Callable[..., None]
+    ) -> None:
+        self.queued.append((topic, key, on_delivery))
+
+    def flush(self, timeout: float = 0) -> int:
+        for topic, _key, report in self.queued:
+            code = self.verdicts.pop(0)
+            self.offset += 1
+            report(None if code is None else KafkaError(code), _Answer(topic, 0, self.offset))
+        self.queued = []
+        return 0
+
+    def purge(self) -> None:
+        self.queued = []
+
+
+@pytest.fixture
+def librdkafka(monkeypatch: pytest.MonkeyPatch) -> type[_Librdkafka]:
+    monkeypatch.setattr("connectors.delivery.Producer", _Librdkafka)
+    _Librdkafka.made, _Librdkafka.verdicts = [], []
+    return _Librdkafka
+
+
+def test_delivery_sends_again_only_what_was_not_acknowledged(
+    librdkafka: type[_Librdkafka],
 ) -> None:
-    made: list[dict[str, object]] = []
-    monkeypatch.setattr("connectors.delivery.KafkaProducer", lambda **config: made.append(config))
-    Delivery(_settings())._connect()
-    assert isinstance(made[0]["partitioner"], KeptHashPartitioner)
+    librdkafka.verdicts = [None, KafkaError.REQUEST_TIMED_OUT, None, None]
+    items = [Outgoing("t", b"k", f"v{n}".encode(), f"id-{n}") for n in range(3)]
+
+    receipts = Delivery(_settings(), attempts=2, backoff_ms=1).deliver(items)
+
+    assert [r.event_id for r in receipts] == ["id-0", "id-1", "id-2"]
+    assert [r.offset for r in receipts] == [1, 1, 3]  # id-1: the second producer's first
+    assert len(librdkafka.made) == 2  # a fresh producer after the failure
+
+
+def test_delivery_names_what_it_could_not_send_and_why(librdkafka: type[_Librdkafka]) -> None:
+    librdkafka.verdicts = [None, KafkaError._MSG_TIMED_OUT]
+    with pytest.raises(BrokerUnavailable, match="1 of 2 records not acknowledged after 1") as e:
+        Delivery(_settings(), attempts=1).deliver([Outgoing("t", b"k", b"v", "a")] * 2)
+    assert "timed out" in str(e.value)
+
+
+def test_a_record_the_broker_refuses_as_too_large_is_not_sent_again(
+    librdkafka: type[_Librdkafka],
+) -> None:
+    librdkafka.verdicts = [KafkaError.MSG_SIZE_TOO_LARGE]
+    with pytest.raises(EventTooLarge, match="3 bytes, over the limit of 1000000"):
+        Delivery(_settings(), attempts=3).deliver([Outgoing("t", b"k", b"big", "a")])
+    assert len(librdkafka.made) == 1
+
+
+def test_a_topic_the_cluster_lacks_is_refused_before_anything_is_sent(
+    librdkafka: type[_Librdkafka],
+) -> None:
+    with pytest.raises(MissingTopic, match="elsewhere: the topic does not exist"):
+        Delivery(_settings()).deliver([Outgoing("elsewhere", b"k", b"v", "a")])
+
+
+def test_deliverys_producer_partitions_as_java_does_and_batches_a_partitions_share_at_once(
+    librdkafka: type[_Librdkafka],
+) -> None:
+    assert Delivery(_settings()).deliver([]) == [] and librdkafka.made == []  # nothing to send
+    Delivery(_settings()).require_topics({"t"})
+    config = librdkafka.made[0]
+    # librdkafka's murmur2_random is the Java client's murmur2 for every non-null key (the
+    # broker test checks each receipt's partition against hub.partitions).
+    assert config["partitioner"] == "murmur2_random"
+    assert config["acks"] == "all" and config["enable.idempotence"] is True
     # 500 events of ~330 bytes over four partitions fit one batch each, within the broker's
     # 1 MiB batch limit.
-    assert made[0]["batch_size"] == BATCH_BYTES and 500 * 330 // 4 < BATCH_BYTES < 2**20
+    assert config["batch.size"] == BATCH_BYTES and 500 * 330 // 4 < BATCH_BYTES < 2**20
+    small = Settings(allow_test_key=True, max_event_bytes=10_000)
+    Delivery(small).require_topics({"t"})
+    assert librdkafka.made[1]["batch.size"] == librdkafka.made[1]["message.max.bytes"] == 11_024
 
 
 def test_a_publisher_tokenises_each_identifier_once_and_refuses_a_bad_one_every_time(
