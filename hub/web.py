@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from faust.exceptions import ConsumerNotStarted
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -218,7 +219,7 @@ def install_web(hub: Hub) -> None:
             crashed, stalled = hub.crashed_agents(), hub.health.stalled
             if crashed or stalled:
                 status, code = "failed", 503
-            elif not hub.app.consumer.assignment() or hub.app.rebalancing:
+            elif not _assigned(hub) or hub.app.rebalancing:
                 status, code = "starting", 503
             else:
                 status, code = "ok", 200
@@ -236,3 +237,12 @@ def install_web(hub: Hub) -> None:
     app.page("/v1/_webhooks/{partner_id}")(WebhookSharePage)
     app.page("/metrics")(MetricsPage)
     app.page("/v1/health")(HealthPage)
+
+
+def _assigned(hub: Hub) -> bool:
+    """Whether the worker has partitions; false, not an error, while its consumer thread
+    is still starting (health is asked from the first moment the web server answers)."""
+    try:
+        return bool(hub.app.consumer.assignment())
+    except ConsumerNotStarted:
+        return False
