@@ -21,8 +21,9 @@ from connectors import Publisher
 from hub.config import PROJECT_ROOT
 from hub.stages.reasons import BASIS_RESULTS
 from hub.topics import Topics
+from tests.bench.harness import wait_for_consents
 from tests.integration.conftest import WorkerFactory
-from tests.integration.helpers import WorkerProcess, ends, free_port, produce_raw
+from tests.integration.helpers import WorkerProcess, free_port, produce_raw
 from tests.integration.test_stream_core import HOUSING, consent_draft, draft, status, wait_until
 
 SCRAPE_TOKEN = "scrape-token-for-the-prometheus-test-0123"
@@ -134,18 +135,6 @@ def start_prometheus(folder: Path, jobs: list[dict[str, Any]]) -> Prometheus:
     return Prometheus(folder, config)
 
 
-def consents_taken_in(worker: WorkerProcess, count: int) -> None:
-    """Wait until the worker's consents table holds ``count`` consents (its changelog). The
-    test counts each lawful-basis check's result, so an event must not reach the gate
-    before its consent: it would be checked ``unknown`` first, held, then released (the
-    connectors' producer sends the events a few milliseconds after the consents' acks)."""
-    changelog = f"{worker.settings.app_id}-consents-changelog"
-    wait_until(
-        lambda: sum(ends(worker.settings, changelog).values()) >= count,
-        describe=lambda: ends(worker.settings, changelog),
-    )
-
-
 @pytest.fixture
 def scraped_worker(make_worker: WorkerFactory, token_file: Path) -> WorkerProcess:
     """A worker with a scrape token (from a file) that has taken three housing events."""
@@ -154,7 +143,9 @@ def scraped_worker(make_worker: WorkerFactory, token_file: Path) -> WorkerProces
         housing.publish_consents(
             [consent_draft(f"c-{n}", {"nhs": nhs}) for n, nhs in enumerate(NUMBERS)]
         )
-        consents_taken_in(worker, len(NUMBERS))
+        # Each check's result is counted: an event must not reach the gate before its
+        # consent (it would be checked unknown, held, then released).
+        wait_for_consents(worker.settings, len(NUMBERS), timeout_s=60)
         housing.publish_many(
             [draft({"nhs": nhs}, HOUSING, consent_id=f"c-{n}") for n, nhs in enumerate(NUMBERS)]
         )
@@ -251,7 +242,7 @@ def test_every_dashboard_query_runs_and_the_core_panels_show_the_events(
     # unreadable record; so rates over the last minutes are not zero.
     with Publisher("council-housing", "northgate", settings) as housing:
         housing.publish_consent(consent_draft("c-later", {"nhs": LATER[0]}))
-        consents_taken_in(scraped_worker, len(NUMBERS) + 1)
+        wait_for_consents(settings, len(NUMBERS) + 1, timeout_s=60)
         housing.publish(draft({"nhs": LATER[0]}, HOUSING, consent_id="c-later"))
         housing.publish(draft({"nhs": LATER[1]}, HOUSING, consent_id="c-never-sent"))
     produce_raw(settings, Topics(settings.topic_prefix).partner("council-housing"), b"x")
