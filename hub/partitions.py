@@ -21,6 +21,6 @@ def partition_for(key: bytes, partitions: int) -> int:
 
 
 # The clients' murmur2 is pure Python (3 us for a person id, 8-14 us for a 60-byte token
-# key), and the same keys come again and again (a person's events, each hop, each send of
-# a bulk load): kept for 16,384 keys, a few MB at most (keys are under 100 bytes).
+# key), and the same keys come again and again (a person's events, each hop and table
+# write): kept for 16,384 keys, a few MB at most (keys are under 100 bytes).
 _murmur2 = lru_cache(maxsize=16_384)(murmur2)
