@@ -7,10 +7,13 @@ import asyncio
 import contextvars
 import inspect
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import faust
+import pytest
 from aiokafka import AIOKafkaProducer
+from faust.exceptions import ConsumerNotStarted
 from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.streams import _current_event
@@ -20,6 +23,7 @@ from faust.types import TP
 from hub.app import Hub
 from hub.config import Settings
 from hub.runtime.run import _writing_to
+from hub.web import _assigned
 
 
 def test_the_current_event_is_a_context_variable_holding_a_weak_reference() -> None:
@@ -113,3 +117,12 @@ def test_faust_asks_new_offset_for_every_commit() -> None:
     source = inspect.getsource(Consumer._filter_committable_offsets)
     assert "self._new_offset(tp)" in source
     assert "self._filter_committable_offsets(tps)" in inspect.getsource(Consumer._commit_tps)
+
+
+def test_health_reads_a_consumer_not_yet_started_as_no_partitions() -> None:
+    # Health is asked from the web server's first moment; Faust's consumer thread may not
+    # have started yet, and its assignment() then raises rather than answering.
+    app = faust.App("placehub-health-guard", broker="kafka://127.0.0.1:1")
+    with pytest.raises(ConsumerNotStarted):
+        app.consumer.assignment()
+    assert _assigned(cast(Hub, SimpleNamespace(app=app))) is False
