@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -81,7 +82,7 @@ from hub.stages.view import ViewStage, due_sweeps
 from hub.topics import Topics
 from hub.users import UserDirectory
 
-__all__ = ["Hub"]
+__all__ = ["Hub", "stage_context", "stage_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,42 @@ def faust_app(settings: Settings) -> HubApp:
     )
 
 
+def stage_context(settings: Settings, serde: Serde, partner_ids: Collection[str]) -> Context:
+    """The stages' fixed inputs from ``settings`` and its agreement and rule files."""
+    return Context(
+        topics=Topics(settings.topic_prefix),
+        internal=Internal(settings.app_id),
+        partitions=settings.partitions,
+        serde=serde,
+        agreements=load_agreements(settings.agreements_dir),
+        consent_retention=timedelta(days=settings.consent_retention_days),
+        quarantine_hold=timedelta(seconds=settings.quarantine_hold_s),
+        rules=load_rules(settings.alerts_dir, partner_ids),
+        patterns_grace=timedelta(days=settings.patterns_grace_days),
+        patterns=settings.patterns_enabled,
+        flows_within=timedelta(days=settings.flows_within_days),
+    )
+
+
+def stage_inputs(ctx: Context, partner_ids: Sequence[str]) -> dict[Stage, tuple[str, ...]]:
+    """Every stage a worker runs, with the topics it reads (also the bench's chain alone)."""
+    names, internal = ctx.topics, ctx.internal
+    consents = Consents()
+    inputs: dict[Stage, tuple[str, ...]] = {
+        GateStage(ctx, consents): tuple(names.partner(p) for p in partner_ids),
+        # Consents, held events and their checks are all keyed by consent id.
+        ReleaseStage(ctx, consents): (names.consent, names.quarantine, internal.control),
+        LinksStage(ctx): tuple(names.partner_links(p) for p in partner_ids),
+        IdentityStage(ctx): (internal.identity,),
+        ViewStage(ctx): (internal.view, internal.transfer),
+        AlertsStage(ctx): (internal.alerts,),
+    }
+    if ctx.patterns:  # a place may not want aggregates
+        inputs[PatternPeopleStage(ctx)] = (internal.patterns,)
+        inputs[PatternsStage(ctx)] = (internal.pattern_deltas,)
+    return inputs
+
+
 def _raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> faust.TopicT:
     """A topic of undecoded bytes: the hub decodes itself, so bad records reach the DLQ."""
     return app.topic(
@@ -148,22 +185,9 @@ class Hub:
         self.partners = load_partners(settings.partners_file)  # grows: hub.partner_join
         self.partner_ids = {partner.id for partner in self.partners}  # kept with it
         self.users = UserDirectory.load(settings.users_file, self.partner_ids)
-        self.agreements = load_agreements(settings.agreements_dir)
-        self.rules = load_rules(settings.alerts_dir, self.partner_ids)
         self.health = Health()
-        self.ctx = Context(
-            topics=self.topics,
-            internal=self.internal,
-            partitions=settings.partitions,
-            serde=self.serde,
-            agreements=self.agreements,
-            consent_retention=timedelta(days=settings.consent_retention_days),
-            quarantine_hold=timedelta(seconds=settings.quarantine_hold_s),
-            rules=self.rules,
-            patterns_grace=timedelta(days=settings.patterns_grace_days),
-            patterns=settings.patterns_enabled,
-            flows_within=timedelta(days=settings.flows_within_days),
-        )
+        self.ctx = stage_context(settings, self.serde, self.partner_ids)
+        self.agreements, self.rules = self.ctx.agreements, self.ctx.rules
         self.app = faust_app(settings)
         self._define_tables()
         self._define_stages()
@@ -221,19 +245,7 @@ class Hub:
             internal.patterns: n,
             internal.pattern_deltas: n,
         }
-        consents = Consents()
-        inputs: dict[Stage, tuple[str, ...]] = {
-            GateStage(self.ctx, consents): tuple(names.partner(p.id) for p in self.partners),
-            # Consents, held events and their checks are all keyed by consent id.
-            ReleaseStage(self.ctx, consents): (names.consent, names.quarantine, internal.control),
-            LinksStage(self.ctx): tuple(names.partner_links(p.id) for p in self.partners),
-            IdentityStage(self.ctx): (internal.identity,),
-            ViewStage(self.ctx): (internal.view, internal.transfer),
-            AlertsStage(self.ctx): (internal.alerts,),
-        }
-        if self.settings.patterns_enabled:  # a place may not want aggregates
-            inputs[PatternPeopleStage(self.ctx)] = (internal.patterns,)
-            inputs[PatternsStage(self.ctx)] = (internal.pattern_deltas,)
+        inputs = stage_inputs(self.ctx, [p.id for p in self.partners])
         stores = Stores(
             app=app,
             tables={table.name: table for table in app.tables.values()},

@@ -72,6 +72,7 @@ from hub.kafka_clients import aiokafka_options, confluent_options, confluent_pro
 from hub.schema_files import load_schema
 from hub.stages.context import Internal
 from hub.topics import Topics
+from tests.bench.chain_alone import Chain, chain_alone
 from tests.bench.harness import (
     POLL_S,
     Bench,
@@ -113,6 +114,9 @@ def run(bench: Bench) -> list[Figure]:
         base = _baselines(bench, on, events)
         alone = [identity_rate(on, batch) for batch in load.batches]
         bench.progress(f"  identity alone: {', '.join(f'{r:,.0f}/s' for r in alone)}")
+        chains = [chain_alone(on, load.consents, batch) for batch in load.batches]
+        for chain in chains:
+            bench.progress(f"  the chain's stages alone: {chain.rate:,.0f}/s ({_costs(chain)})")
     finally:
         bench.delete(on)
         bench.delete(off)
@@ -126,6 +130,7 @@ def run(bench: Bench) -> list[Figure]:
         figures += _stage_figures(label, result, raw, events)
     figures += _peer_figures(paired["on"]["settled"], peer, raw, events, per_batch)
     figures.append(_identity_figure(alone, paired["on"]["settled"]))
+    figures.append(_chain_figure(chains, peer))
     figures.append(_cost_figure(paired, events))
     figures.append(_cpu_figure(paired))
     for what, runs in base.items():
@@ -307,6 +312,29 @@ def _identity_figure(alone: list[float], chain: list[float]) -> Figure:
         runs=alone,
         baseline_runs=chain,
     )
+
+
+def _chain_figure(chains: list[Chain], peer: list[float]) -> Figure:
+    """The stages' own work (``tests.bench.chain_alone``) beside the peer: the most any
+    transport between the stages could give the chain."""
+    rates = [chain.rate for chain in chains]
+    middle = sorted(chains, key=lambda chain: chain.rate)[len(chains) // 2]
+    return Figure(
+        "pipeline",
+        "the chain's stages alone, fed each other's records (their pure processes)",
+        median(rates),
+        "events/s",
+        PEER,
+        median(peer),
+        note="every stage a worker runs, in-memory tables, no Kafka, no Faust, only process "
+        f"timed; µs an event by stage (median run): {_costs(middle)}",
+        runs=rates,
+        baseline_runs=peer,
+    )
+
+
+def _costs(chain: Chain) -> str:
+    return ", ".join(f"{name} {us:.0f}" for name, us in chain.per_event_us().items())
 
 
 def _load(settings: Settings, events: int, repeats: int) -> Load:
