@@ -4,6 +4,8 @@ over every event, not a rate over records lost on the way."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from hub.config import Settings
@@ -12,16 +14,20 @@ from tests.bench.chain_alone import chain_alone
 from tests.bench.harness import Bench
 
 
-def test_the_chain_alone_places_every_event_through_every_stage(
-    broker_settings: Settings,
-) -> None:
+@pytest.fixture
+def bench_hub(broker_settings: Settings) -> Iterator[Settings]:
+    """A bench hub's settings (own prefix, schemas registered), its topics deleted after."""
     bench = Bench(broker_settings, quick=True)
     settings = bench.hub("chain-alone")
     try:
-        load = pipeline._load(settings, 400, 1)
-        chain = chain_alone(settings, load.consents, load.batches[0])
+        yield settings
     finally:
         bench.delete(settings)
+
+
+def test_the_chain_alone_places_every_event_through_every_stage(bench_hub: Settings) -> None:
+    load = pipeline._load(bench_hub, 400, 1)
+    chain = chain_alone(bench_hub, load.consents, load.batches[0])
     assert chain.events == 400
     # The place's 400 events are about 250 people once identity has joined their tokens.
     assert 100 < chain.people <= 400
@@ -31,15 +37,8 @@ def test_the_chain_alone_places_every_event_through_every_stage(
     assert chain.rate > 0 and all(us > 0 for us in chain.per_event_us().values())
 
 
-def test_the_chain_alone_refuses_a_rate_over_events_that_waited(
-    broker_settings: Settings,
-) -> None:
-    bench = Bench(broker_settings, quick=True)
-    settings = bench.hub("chain-held")
-    try:
-        load = pipeline._load(settings, 50, 1)
-        held = r"dead-lettered 0 records and held [1-9]\d* consents' events"
-        with pytest.raises(RuntimeError, match=held):
-            chain_alone(settings, [], load.batches[0])  # no consents: every event is held
-    finally:
-        bench.delete(settings)
+def test_the_chain_alone_refuses_a_rate_over_events_that_waited(bench_hub: Settings) -> None:
+    load = pipeline._load(bench_hub, 50, 1)
+    held = r"dead-lettered 0 records and held [1-9]\d* consents' events"
+    with pytest.raises(RuntimeError, match=held):
+        chain_alone(bench_hub, [], load.batches[0])  # no consents: every event is held
